@@ -1,0 +1,415 @@
+"""Typed configuration: dataclass schemas merged with OmegaConf.
+
+Layers, later wins: schema defaults < ``--yaml_diffusion`` < ``--yaml_gaze`` < ``--experiment``
+< legacy flags < ``section.key=value`` overrides. This module is the ONLY place that knows the
+seed's legacy flag names (``LEGACY_FLAGS``); everything else reads typed keys.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run: unknown key, wrong type or unsupported value."""
+
+
+@dataclass
+class RunConfig:
+    tag: str = "default"  # run name; outputs go under output_dir/<model id>/<tag>
+    output_dir: str = "outputs"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | mps
+    max_steps: Optional[int] = None  # cap on optimizer steps (smoke tests); None = epochs decide
+    resume: bool = True  # resume from <run dir>/checkpoint.pt when it exists
+    keep_snapshots: bool = True  # also keep a copy of each periodic checkpoint in snapshots/
+    save_every: int = 500  # optimizer steps between checkpoints (always one at the end)
+    print_every: int = 50
+    init_weights: Optional[str] = None  # weights loaded into the model before training
+    init_key_map: dict[str, str] = field(default_factory=dict)  # key prefix renames for init_weights
+
+
+@dataclass
+class SyntheticConfig:
+    """The procedurally generated gaze world (DESIGN.md §6), written in GazeFollow format."""
+
+    seed: int = 0
+    num_train: int = 4000  # images in the train file (the validation split is carved from it)
+    num_test: int = 300  # head instances in the test file
+    width: int = 256
+    height: int = 192
+    annotators: int = 5  # annotator rows per test head
+    out_of_frame_share: float = 0.2  # train people looking outside the image
+    num_distractors: int = 4
+    annotator_jitter: float = 0.015  # std of annotator points around the target, normalised
+
+
+@dataclass
+class DataConfig:
+    source_dataset: str = "synthetic"  # synthetic | gazefollow | videoattentiontarget | goo
+    dataset_dir: str = "datasets/synthetic_gazeworld"
+    input_size: int = 224  # scene input (px)
+    output_size: int = 64  # heatmap (px)
+    face_size: int = 224  # head crop (px)
+    heatmap_sigma: float = 3.0  # Gaussian sigma at a 64 px heatmap; scaled to output_size
+    head_enlarge: float = 0.1  # heads are enlarged by this share before cropping
+    gaze_point_threshold: float = 0.0  # test annotator points below this are padding
+    batch_size: int = 32
+    num_workers: int = 0
+    val_fraction: float = 0.1  # share of train IMAGES held out for validation (seeded)
+    subsample_test: bool = False  # quick validation on a seeded subsample of test HEADS
+    subsample_size: int = 500
+    subsample_seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    decoder: str = "diffusion"
+    scene_layers: list[int] = field(default_factory=lambda: [3, 4, 6, 3])
+    face_layers: list[int] = field(default_factory=lambda: [3, 4, 6, 3])
+    scene_inplanes: int = 64
+    face_inplanes: int = 64
+    block: str = "basic"  # basic | bottleneck (torchvision's BasicBlock / Bottleneck)
+    scene_stem_pool: bool = True  # the stem max-pool; off keeps 2x more resolution on small inputs
+    face_stem_pool: bool = True
+    scene_coord_channels: bool = True  # add x/y coordinate channels to the scene input
+    scene_token_grid: int = 4  # scene features pooled to grid x grid context tokens
+    context_dim: int = 256  # width of the conditioning tokens (unet_context_vector)
+    spatial_channels: int = 8  # scene+face feature channels concatenated to the UNet input; 0 = off
+    unet_inout_channels: int = 1  # heatmap channels denoised by the UNet
+    unet_inplanes: int = 64
+    unet_multipliers: list[int] = field(default_factory=lambda: [1, 2, 4])
+    unet_attention_levels: list[int] = field(default_factory=lambda: [2])  # levels with cross-attn
+    unet_layers_per_block: int = 1  # unet_residual
+    unet_heads: int = 4
+    unet_transformer_layers: int = 1
+    unet_dropout: float = 0.0
+    unet_norm_groups: int = 8
+    inout_hidden: int = 128
+    freeze_scene: bool = False
+    freeze_face: bool = False
+    channels_last: bool = False
+    attention_layout: str = "default"  # alternative layouts: not yet supported
+    adm_attention_module: bool = False  # ADM's own attention block: not yet supported
+
+
+@dataclass
+class DiffusionConfig:
+    train_time_steps: int = 1000
+    sample_time_steps: int = 1  # DDIM steps at evaluation (chosen at evaluation, not training)
+    beta_schedule: str = "linear"  # linear | cosine
+    prediction: str = "x0"  # eps | x0 | v
+    diff_normalization: float = 1.0  # heatmap [0,1] -> [-s, s] inside diffusion
+    timestep_sampling: str = "uniform"  # uniform | sqrt (t = T * sqrt(u): biased to high noise)
+    clip_denoised: bool = True
+    # Options of the original that arrive with later issues; non-default values are refused.
+    norm_std: bool = False
+    random_flag: bool = False
+    learn_sigma: bool = False
+    use_kl: bool = False
+    rescale_learned_sigmas: bool = False
+    rescale_timesteps: bool = False
+    fix_snr: bool = False
+    offset_noise_strength: float = 0.0
+    noise_changer: bool = False
+    mse_loss_weight_type: str = "none"
+    eval_from_picture: bool = False
+    time_noise: int = 0
+
+
+@dataclass
+class LossConfig:
+    x_loss: bool = True  # in/out BCE
+    x_loss_weight: float = 0.5
+    kl_div_loss: bool = False
+    other_loss: bool = False
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4  # diffusion part (UNet)
+    gaze_lr: Optional[float] = None  # gaze part (encoders, conditioner, in/out head); None = lr
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"  # constant | cosine (warm-up first in both)
+    warmup_steps: int = 200
+    lr_anneal_steps: int = 0  # not yet supported
+    epochs: int = 30
+    grad_clip: float = 1.0
+    amp: str = "no"  # no | fp16 | bf16
+    ema_on: bool = True  # evaluate with EMA weights
+    ema_rate: float = 0.999  # the EMA decay ceiling
+    ema_power: float = 0.75  # EMA warm-up: decay = 1 - (1 + step)^-power, capped at ema_rate
+
+
+@dataclass
+class EvalConfig:
+    eval_weights: Optional[str] = None  # run dir or checkpoint: evaluate only
+    split: str = "test"  # test | val
+    extra_steps: list[int] = field(default_factory=list)  # more DDIM step counts to report
+    evaluate_every: int = 0  # optimizer steps between validation passes; 0 = only at the end
+    batch_size: int = 64
+    num_visualize: int = 16  # test images in the PNG grid
+    debugging_maps: bool = False  # heatmap figures during training: not yet supported
+
+
+@dataclass
+class LoggingConfig:
+    wandb: str = "offline"  # offline | online | disabled
+    watch_wandb: bool = False  # not yet supported
+
+
+@dataclass
+class Config:
+    run: RunConfig = field(default_factory=RunConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+
+# --- legacy flags of the seed (SEED_INTERFACE.md) ------------------------------------------
+# flag -> (config key, kind). kinds: "value" (typed by the schema), "list" (ints, space or comma
+# separated), "true" (sets True), "false" (sets False), or a dict mapping the flag's value.
+LEGACY_FLAGS: dict[str, tuple[str, Any]] = {
+    "tag": ("run.tag", "value"),
+    "device": ("run.device", "value"),
+    "input_size": ("data.input_size", "value"),
+    "output_size": ("data.output_size", "value"),
+    "batch_size": ("data.batch_size", "value"),
+    "num_workers": ("data.num_workers", "value"),
+    "source_dataset": ("data.source_dataset", "value"),
+    "source_dataset_dir": ("data.dataset_dir", "value"),
+    "gaze_point_threshold": ("data.gaze_point_threshold", "value"),
+    "init_weights": ("run.init_weights", "value"),
+    "eval_weights": ("eval.eval_weights", "value"),
+    "list_resnet_scene_layers": ("model.scene_layers", "list"),
+    "list_resnet_face_layers": ("model.face_layers", "list"),
+    "resnet_scene_inplanes": ("model.scene_inplanes", "value"),
+    "resnet_face_inplanes": ("model.face_inplanes", "value"),
+    "unet_inout_channels": ("model.unet_inout_channels", "value"),
+    "unet_inplanes": ("model.unet_inplanes", "value"),
+    "unet_residual": ("model.unet_layers_per_block", "value"),
+    "list_unet_inplanes_multipliers": ("model.unet_multipliers", "list"),
+    "list_unet_attention_levels": ("model.unet_attention_levels", "list"),
+    "unet_spatial_tf_heads": ("model.unet_heads", "value"),
+    "unet_spatial_tf_layers": ("model.unet_transformer_layers", "value"),
+    "unet_context_vector": ("model.context_dim", "value"),
+    "unet_dropout": ("model.unet_dropout", "value"),
+    "attention_layout": ("model.attention_layout", "value"),
+    "adm_attention_module": ("model.adm_attention_module", "true"),
+    "is_subsample_test_set": ("data.subsample_test", "true"),
+    "Debugging_maps": ("eval.debugging_maps", "true"),
+    "watch_wandb": ("logging.watch_wandb", "true"),
+    "no_wandb": ("logging.wandb", {None: "disabled"}),
+    "diff_normalization": ("diffusion.diff_normalization", "value"),
+    "norm_std_flag": ("diffusion.norm_std", "true"),
+    "predict_sthg": ("diffusion.prediction", {"pred_noise": "eps", "pred_x0": "x0"}),
+    "adm_predict_xstart": ("diffusion.prediction", {None: "x0"}),
+    "adm_predict_v": ("diffusion.prediction", {None: "v"}),
+    "random_flag": ("diffusion.random_flag", "true"),
+    "train_time_steps": ("diffusion.train_time_steps", "value"),
+    "sample_time_steps": ("diffusion.sample_time_steps", "value"),
+    "offset_noise_strength": ("diffusion.offset_noise_strength", "value"),
+    "noise_changer": ("diffusion.noise_changer", "true"),
+    "mse_loss_weight_type": ("diffusion.mse_loss_weight_type", "value"),
+    "adm": ("diffusion.prediction", {None: "eps"}),  # ADM formulation: eps unless overridden
+    "adm_use_kl": ("diffusion.use_kl", "true"),
+    "adm_learn_sigma": ("diffusion.learn_sigma", "true"),
+    "adm_rescale_learned_sigmas": ("diffusion.rescale_learned_sigmas", "true"),
+    "adm_rescale_timesteps": ("diffusion.rescale_timesteps", "true"),
+    "fix_snr": ("diffusion.fix_snr", "true"),
+    "clip_denoised": ("diffusion.clip_denoised", "true"),
+    "eval_from_picture": ("diffusion.eval_from_picture", "true"),
+    "time_noise": ("diffusion.time_noise", "value"),
+    "kl_div_loss": ("loss.kl_div_loss", "true"),
+    "x_loss": ("loss.x_loss", "true"),
+    "other_loss": ("loss.other_loss", "true"),
+    "lr": ("optim.lr", "value"),
+    "weight_decay": ("optim.weight_decay", "value"),
+    "lr_schedular": ("optim.lr_schedule", {None: "cosine"}),
+    "lr_anneal_steps": ("optim.lr_anneal_steps", "value"),
+    "epochs": ("optim.epochs", "value"),
+    "evaluate_every": ("eval.evaluate_every", "value"),
+    "save_every": ("run.save_every", "value"),
+    "print_every": ("run.print_every", "value"),
+    "no_resume": ("run.resume", "false"),
+    "no_save": ("run.keep_snapshots", "false"),
+    "output_dir": ("run.output_dir", "value"),
+    "amp": ("optim.amp", {"O0": "no", "O1": "fp16", "O2": "bf16", "no": "no", "fp16": "fp16",
+                          "bf16": "bf16"}),
+    "channels_last": ("model.channels_last", "true"),
+    "freeze_scene": ("model.freeze_scene", "true"),
+    "freeze_face": ("model.freeze_face", "true"),
+    "ema_on": ("optim.ema_on", "true"),
+    "ema_rate": ("optim.ema_rate", "value"),
+    "max_steps": ("run.max_steps", "value"),
+}
+
+# Keys whose non-default values need later work. Refused loudly rather than ignored.
+NOT_YET_SUPPORTED = {
+    "model.decoder": "diffusion",
+    "model.attention_layout": "default",
+    "model.adm_attention_module": False,
+    "diffusion.norm_std": False,
+    "diffusion.random_flag": False,
+    "diffusion.learn_sigma": False,
+    "diffusion.use_kl": False,
+    "diffusion.rescale_learned_sigmas": False,
+    "diffusion.rescale_timesteps": False,
+    "diffusion.fix_snr": False,
+    "diffusion.offset_noise_strength": 0.0,
+    "diffusion.noise_changer": False,
+    "diffusion.mse_loss_weight_type": "none",
+    "diffusion.eval_from_picture": False,
+    "diffusion.time_noise": 0,
+    "loss.kl_div_loss": False,
+    "loss.other_loss": False,
+    "optim.lr_anneal_steps": 0,
+    "eval.debugging_maps": False,
+    "logging.watch_wandb": False,
+}
+
+CHOICES = {
+    "run.device": ("auto", "cpu", "cuda", "mps"),
+    "data.source_dataset": ("synthetic", "gazefollow", "videoattentiontarget", "goo"),
+    "model.block": ("basic", "bottleneck"),
+    "diffusion.beta_schedule": ("linear", "cosine"),
+    "diffusion.prediction": ("eps", "x0", "v"),
+    "diffusion.timestep_sampling": ("uniform", "sqrt"),
+    "optim.lr_schedule": ("constant", "cosine"),
+    "optim.amp": ("no", "fp16", "bf16"),
+    "eval.split": ("test", "val"),
+    "logging.wandb": ("offline", "online", "disabled"),
+}
+
+
+def _all_keys(schema: Any = Config, prefix: str = "") -> list[str]:
+    keys = []
+    for f in fields(schema):
+        sub = f.default_factory() if callable(f.default_factory) else None
+        if is_dataclass(sub):
+            keys += _all_keys(type(sub), f"{prefix}{f.name}.")
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+def _suggest(name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def _merge(base: DictConfig, other: Any, source: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(base, other)
+    except ConfigKeyError as err:
+        bad = f"{err.full_key}" if getattr(err, "full_key", None) else str(err)
+        raise ConfigError(f"{source}: unknown key '{bad}'.{_suggest(bad, _all_keys())}") from None
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {err.msg} (key '{err.full_key}')") from None
+
+
+def load_yaml(path: str | Path) -> DictConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    return OmegaConf.load(path)
+
+
+def build_config(
+    yaml_files: list[str | Path] = (),
+    overrides: list[str] = (),
+    base: Optional[dict] = None,
+) -> Config:
+    """Merge YAML files (in order) and ``section.key=value`` overrides onto the schema
+    (or onto ``base``, a stored config dict such as a checkpoint's)."""
+    cfg = OmegaConf.structured(Config)
+    if base is not None:
+        cfg = _merge(cfg, OmegaConf.create(base), "stored config")
+    for path in yaml_files:
+        cfg = _merge(cfg, load_yaml(path), str(path))
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form section.key=value")
+        cfg = _merge(cfg, OmegaConf.from_dotlist([item]), f"override '{item}'")
+    config = OmegaConf.to_object(cfg)
+    validate(config)
+    return config
+
+
+def legacy_to_overrides(flag: str, value: Any) -> str:
+    """Turn one legacy flag (and its value, None for bare flags) into a dotlist override."""
+    key, kind = LEGACY_FLAGS[flag]
+    if kind == "true":
+        return f"{key}=true"
+    if kind == "false":
+        return f"{key}=false"
+    if kind == "list":
+        items = value if isinstance(value, list) else [value]
+        ints = [int(p) for item in items for p in str(item).replace(",", " ").split()]
+        return f"{key}=[{','.join(map(str, ints))}]"
+    if isinstance(kind, dict):
+        if value not in kind:
+            raise ConfigError(f"--{flag}: '{value}' is not one of {sorted(k for k in kind if k)}")
+        return f"{key}={kind[value]}"
+    return f"{key}={value}"
+
+
+def get_key(config: Config, dotted: str) -> Any:
+    obj = config
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def validate(config: Config) -> None:
+    """Refuse values outside their choices and options that need later work."""
+    for key, choices in CHOICES.items():
+        value = get_key(config, key)
+        if value not in choices:
+            raise ConfigError(f"{key}='{value}' is not one of {list(choices)}.")
+    flag_of = {k: f for f, (k, kind) in LEGACY_FLAGS.items()}
+    for key, default in NOT_YET_SUPPORTED.items():
+        value = get_key(config, key)
+        if value != default:
+            flag = f" (--{flag_of[key]})" if key in flag_of else ""
+            raise ConfigError(
+                f"{key}={value}{flag} is not yet supported in this version of gazefollow; "
+                f"see README 'Not yet supported'. Leave it at {default!r}."
+            )
+    if config.data.source_dataset in ("videoattentiontarget", "goo"):
+        raise ConfigError(
+            f"data.source_dataset={config.data.source_dataset} is not yet supported in this "
+            "version of gazefollow (GazeFollow format and the synthetic world are)."
+        )
+    levels = len(config.model.unet_multipliers)
+    for level in config.model.unet_attention_levels:
+        if not 0 <= level < levels:
+            raise ConfigError(
+                f"model.unet_attention_levels has level {level}, but the UNet has {levels} "
+                f"levels (model.unet_multipliers={config.model.unet_multipliers})."
+            )
+    if config.data.output_size % (2 ** (levels - 1)):
+        raise ConfigError(
+            f"data.output_size={config.data.output_size} must be divisible by "
+            f"{2 ** (levels - 1)} for a {levels}-level UNet."
+        )
+
+
+def to_yaml(config: Config) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(config))
+
+
+def to_dict(config: Config) -> dict:
+    return OmegaConf.to_container(OmegaConf.structured(config))
+
+

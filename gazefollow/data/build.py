@@ -1,0 +1,67 @@
+"""Turn the data config into train / val / test datasets."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from gazefollow.config import Config
+from gazefollow.data.gazefollow import GazeFollowDataset, HeadInstance, read_annotations
+from gazefollow.data.synthetic import TEST_FILE, TRAIN_FILE, ensure_world
+
+
+def split_by_image(instances: list[HeadInstance], val_fraction: float,
+                   seed: int) -> tuple[list[HeadInstance], list[HeadInstance]]:
+    """Hold out whole IMAGES (seeded), so no scene is in both train and validation."""
+    paths = sorted({i.path for i in instances})
+    rng = np.random.default_rng(seed)
+    n_val = int(round(len(paths) * val_fraction))
+    val_paths = set(rng.permutation(paths)[:n_val].tolist())
+    train = [i for i in instances if i.path not in val_paths]
+    val = [i for i in instances if i.path in val_paths]
+    return train, val
+
+
+def subsample_heads(instances: list[HeadInstance], size: int, seed: int) -> list[HeadInstance]:
+    """Quick validation: a seeded subsample of HEAD INSTANCES (all annotators of each kept)."""
+    if size >= len(instances):
+        return instances
+    keep = np.sort(np.random.default_rng(seed).choice(len(instances), size, replace=False))
+    return [instances[k] for k in keep]
+
+
+def dataset_root(config: Config, log=print) -> Path:
+    root = Path(config.data.dataset_dir)
+    if config.data.source_dataset == "synthetic":
+        ensure_world(config.synthetic, root, log)
+    elif not root.is_dir():
+        raise FileNotFoundError(f"data.dataset_dir={root} does not exist")
+    return root
+
+
+def build_datasets(config: Config, splits=("train", "val", "test"), log=print) -> dict:
+    """Datasets by split name; loading reports are logged, nothing is dropped silently."""
+    data = config.data
+    root = dataset_root(config, log)
+    kwargs = dict(input_size=data.input_size, output_size=data.output_size,
+                  face_size=data.face_size, heatmap_sigma=data.heatmap_sigma,
+                  head_enlarge=data.head_enlarge)
+    out = {}
+    if {"train", "val"} & set(splits):
+        instances, report = read_annotations(root / TRAIN_FILE, "train")
+        log(report.summary())
+        train, val = split_by_image(instances, data.val_fraction, config.run.seed)
+        out["train"] = GazeFollowDataset(root, train, **kwargs)
+        out["val"] = GazeFollowDataset(root, val, **kwargs)
+    if "test" in splits:
+        instances, report = read_annotations(root / TEST_FILE, "test")
+        log(report.summary())
+        for inst in instances:  # points below the threshold are padding, not annotations
+            keep = (inst.gaze_points >= data.gaze_point_threshold).all(axis=1)
+            inst.gaze_points = inst.gaze_points[keep]
+        if data.subsample_test:
+            instances = subsample_heads(instances, data.subsample_size, data.subsample_seed)
+            log(f"test split SUBSAMPLED to {len(instances)} head instances "
+                f"(seed {data.subsample_seed}): numbers are not comparable to the full test set")
+        out["test"] = GazeFollowDataset(root, instances, **kwargs)
+    return {k: v for k, v in out.items() if k in splits}

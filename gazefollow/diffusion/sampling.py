@@ -1,0 +1,57 @@
+"""Reverse process: DDIM (Song et al. 2021) with diffusers' scheduler, steps chosen at eval time."""
+from __future__ import annotations
+
+import torch
+from diffusers import DDIMScheduler
+
+from gazefollow.diffusion.gaussian import GaussianDiffusion
+
+_PREDICTION_TYPES = {"eps": "epsilon", "x0": "sample", "v": "v_prediction"}
+
+
+def make_ddim(diffusion: GaussianDiffusion, num_steps: int) -> DDIMScheduler:
+    """A DDIM scheduler on the training betas with ``trailing`` spacing.
+
+    diffusers' default ``leading`` spacing puts a single step at t=0, i.e. it would "denoise"
+    pure noise as if it were almost clean; ``trailing`` starts at t=T-1 for any step count.
+    """
+    if not 1 <= num_steps <= diffusion.num_timesteps:
+        raise ValueError(f"sample steps must be in [1, {diffusion.num_timesteps}], got {num_steps}")
+    scheduler = DDIMScheduler(
+        num_train_timesteps=diffusion.num_timesteps,
+        trained_betas=diffusion.betas,
+        prediction_type=_PREDICTION_TYPES[diffusion.mean_type.value],
+        clip_sample=diffusion.cfg.clip_denoised,
+        clip_sample_range=diffusion.scale,
+        set_alpha_to_one=True,
+        timestep_spacing="trailing",
+    )
+    scheduler.set_timesteps(num_steps)
+    return scheduler
+
+
+def initial_noise(ids: list[int], shape: tuple, seed: int) -> torch.Tensor:
+    """x_T for each sample from a generator seeded by its id, so results do not depend on
+    batch size, worker count or process count. -> [B, *shape]"""
+    out = []
+    for sample_id in ids:
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + int(sample_id))
+        out.append(torch.randn(shape, generator=generator))
+    return torch.stack(out)
+
+
+@torch.no_grad()
+def ddim_sample(model, diffusion: GaussianDiffusion, cond: dict, x_T: torch.Tensor,
+                num_steps: int) -> torch.Tensor:
+    """Deterministic DDIM (eta = 0) from x_T; ``cond`` is computed once and reused every step.
+
+    Returns the predicted heatmap in [0, 1], [B, C, O, O].
+    """
+    scheduler = make_ddim(diffusion, num_steps)
+    x_t = x_T
+    for t in scheduler.timesteps:
+        t_batch = torch.full((x_t.shape[0],), int(t), device=x_t.device, dtype=torch.long)
+        model_output = model.denoise(x_t, t_batch, cond).float()
+        # x_{t-1} = sqrt(abar_prev) pred_x0 + sqrt(1 - abar_prev) eps_hat  (Song et al. eq. 12)
+        x_t = scheduler.step(model_output, int(t), x_t, eta=0.0).prev_sample
+    return diffusion.x_to_heatmap(x_t)

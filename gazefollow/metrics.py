@@ -1,0 +1,95 @@
+"""Protocol-exact gaze-following metrics (DESIGN.md §4).
+
+Points are normalised (x, y) in [0, 1]; a point with a negative coordinate is padding.
+Each function names the protocol it reproduces.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import average_precision_score
+
+
+def _numpy(array) -> np.ndarray:
+    if isinstance(array, torch.Tensor):
+        return array.detach().cpu().double().numpy()
+    return np.asarray(array, dtype=np.float64)
+
+
+def _valid_points(points) -> np.ndarray:
+    points = _numpy(points).reshape(-1, 2)
+    return points[(points >= 0).all(axis=1)]
+
+
+def heatmap_argmax(heatmap) -> tuple[float, float]:
+    """Predicted point of a heatmap [H, W]: the argmax pixel (ix, iy) as (ix / W, iy / H).
+
+    Protocol: Chong et al. 2020 / GazeFollow evaluation (argmax of the 64x64 output map).
+    Ties go to the first pixel in row-major order.
+    """
+    heatmap = _numpy(heatmap).squeeze()
+    iy, ix = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
+    return ix / heatmap.shape[1], iy / heatmap.shape[0]
+
+
+def upsample_heatmap(heatmap, width: int, height: int) -> np.ndarray:
+    """Bilinear resize to the original image size, half-pixel centres, no antialiasing."""
+    tensor = torch.as_tensor(_numpy(heatmap).squeeze())[None, None]
+    return F.interpolate(tensor, size=(height, width), mode="bilinear", align_corners=False,
+                         antialias=False)[0, 0].numpy()
+
+
+def auc_from_positives(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Exact ROC-AUC (ties count one half) when positives are few: no sort needed.
+
+    AUC = mean over (positive, negative) pairs of [s_neg < s_pos] + 0.5 [s_neg == s_pos].
+    """
+    scores = scores.ravel()
+    positive = np.unique(positive)
+    n_pos, n_neg = len(positive), scores.size - len(positive)
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    pos_scores = scores[positive]
+    wins = 0.0
+    for s in pos_scores:
+        below = np.count_nonzero(scores < s) - np.count_nonzero(pos_scores < s)
+        equal = np.count_nonzero(scores == s) - np.count_nonzero(pos_scores == s)
+        wins += below + 0.5 * equal
+    return wins / (n_pos * n_neg)
+
+
+def gazefollow_auc(heatmap, points, width: int, height: int) -> float:
+    """GazeFollow AUC of one head instance (Recasens et al. 2015; Chong et al. 2020 code).
+
+    The predicted heatmap (output resolution, e.g. 64x64) is resized bilinearly to the original
+    W x H; the target is multi-hot with one pixel per annotator point, (x, y) going to column
+    min(int(x W), W - 1) and row min(int(y H), H - 1); the ROC-AUC of that pixel ranking.
+    """
+    scores = upsample_heatmap(heatmap, width, height)
+    points = _valid_points(points)
+    cols = np.minimum((points[:, 0] * width).astype(int), width - 1)
+    rows = np.minimum((points[:, 1] * height).astype(int), height - 1)
+    return auc_from_positives(scores, rows * width + cols)
+
+
+def gazefollow_l2(pred_xy, points) -> tuple[float, float]:
+    """(Avg L2, Min L2) of GazeFollow (Recasens et al. 2015; Chong et al. 2020 code).
+
+    Avg L2 is the distance to the MEAN annotator point (not the mean of the distances);
+    Min L2 the smallest distance to any annotator point. Normalised coordinates.
+    """
+    points = _valid_points(points)
+    pred = _numpy(pred_xy).reshape(2)
+    avg_l2 = float(np.linalg.norm(points.mean(axis=0) - pred))
+    min_l2 = float(np.linalg.norm(points - pred, axis=1).min())
+    return avg_l2, min_l2
+
+
+def inout_ap(scores, labels) -> float:
+    """Average precision of the in-frame score, in frame = positive (VideoAttentionTarget AP,
+    Chong et al. 2020). Meaningless (and NaN here) when only one class is present."""
+    labels = _numpy(labels).ravel()
+    if labels.min() == labels.max():
+        return float("nan")
+    return float(average_precision_score(labels, _numpy(scores).ravel()))

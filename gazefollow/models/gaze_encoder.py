@@ -1,0 +1,91 @@
+"""The gaze part: scene and face ResNets, and the conditioner that turns them into UNet inputs.
+
+The seed's contract, kept so the gaze model stays swappable: it returns the conditioning for
+the UNet (context tokens for cross-attention, plus an optional spatial map concatenated to the
+UNet input) and the pooled scene+face features that feed the in/out head.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from gazefollow.models.resnet import ResNet
+
+
+def coord_channels(batch: int, size: int, device, dtype) -> torch.Tensor:
+    """x and y coordinates in [-1, 1] as two maps [B, 2, size, size]."""
+    axis = torch.linspace(-1, 1, size, device=device, dtype=dtype)
+    ys, xs = torch.meshgrid(axis, axis, indexing="ij")
+    return torch.stack([xs, ys]).unsqueeze(0).expand(batch, -1, -1, -1)
+
+
+class Conditioner(nn.Module):
+    """Scene map + face map -> context tokens [B, grid² + 1, D], spatial map, in/out features.
+
+    Scene tokens: the scene map average-pooled to ``grid x grid``, projected to width D, plus a
+    learned position embedding. Face token: the globally pooled face map, projected. The spatial
+    map is a 1x1 convolution over the scene map with the face vector broadcast to every location
+    (so each position knows the facing direction), resized to the heatmap size by the denoiser.
+    """
+
+    def __init__(self, scene_channels: int, face_channels: int, context_dim: int, grid: int,
+                 spatial_channels: int):
+        super().__init__()
+        self.grid = grid
+        self.scene_proj = nn.Linear(scene_channels, context_dim)
+        self.face_proj = nn.Linear(face_channels, context_dim)
+        self.position = nn.Parameter(torch.zeros(1, grid * grid + 1, context_dim))
+        nn.init.normal_(self.position, std=0.02)
+        self.norm = nn.LayerNorm(context_dim)
+        self.spatial = None
+        if spatial_channels:
+            self.spatial = nn.Sequential(
+                nn.Conv2d(scene_channels + face_channels, 2 * spatial_channels, 1),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(2 * spatial_channels, spatial_channels, 1),
+            )
+        self.inout_dim = scene_channels + face_channels
+
+    def forward(self, scene: torch.Tensor, face: torch.Tensor) -> dict:
+        face_vec = face.mean(dim=(2, 3))  # [B, Cf]
+        pooled = F.adaptive_avg_pool2d(scene, self.grid)
+        tokens = torch.cat([
+            self.scene_proj(rearrange(pooled, "b c h w -> b (h w) c")),
+            self.face_proj(face_vec).unsqueeze(1),
+        ], dim=1)
+        out = {
+            "context": self.norm(tokens + self.position),  # [B, grid² + 1, D]
+            "inout_features": torch.cat([scene.mean(dim=(2, 3)), face_vec], dim=1),
+        }
+        if self.spatial is not None:
+            face_map = face_vec[:, :, None, None].expand(-1, -1, *scene.shape[2:])
+            out["spatial"] = self.spatial(torch.cat([scene, face_map], dim=1))
+        return out
+
+
+class GazeEncoder(nn.Module):
+    """Scene ResNet on RGB + head channel (+ coordinates), face ResNet on the head crop."""
+
+    def __init__(self, model_cfg):
+        super().__init__()
+        self.coords = model_cfg.scene_coord_channels
+        self.scene = ResNet(model_cfg.scene_layers, model_cfg.scene_inplanes,
+                            in_channels=4 + 2 * self.coords, block=model_cfg.block,
+                            stem_pool=model_cfg.scene_stem_pool)
+        self.face = ResNet(model_cfg.face_layers, model_cfg.face_inplanes, in_channels=3,
+                           block=model_cfg.block, stem_pool=model_cfg.face_stem_pool)
+        self.conditioner = Conditioner(self.scene.out_channels, self.face.out_channels,
+                                       model_cfg.context_dim, model_cfg.scene_token_grid,
+                                       model_cfg.spatial_channels)
+
+    def forward(self, batch: dict) -> dict:
+        image = batch["image"]  # [B, 3, S, S]
+        parts = [image, batch["head_channel"]]
+        if self.coords:
+            parts.append(coord_channels(image.shape[0], image.shape[-1], image.device,
+                                        image.dtype))
+        scene = self.scene(torch.cat(parts, dim=1))
+        face = self.face(batch["face"])
+        return self.conditioner(scene, face)

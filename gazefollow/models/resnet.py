@@ -1,0 +1,108 @@
+"""A configurable ResNet with torchvision's parameter names (so ImageNet ``resnet*.pth`` files load).
+
+Differences from torchvision are configuration only: any number of stages with any number of
+blocks, any stem width, any number of input channels, and an optional stem max-pool (small
+inputs keep more resolution without it; it has no parameters, so names are unchanged).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample=None):
+        super().__init__()
+        self.conv1 = _conv3x3(inplanes, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = _conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + identity)
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample=None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = _conv3x3(planes, planes, stride)  # stride on the 3x3, as torchvision v1.5
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.relu(self.bn3(self.conv3(out)) + identity)
+
+
+BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
+
+
+class ResNet(nn.Module):
+    """Feature extractor: returns the last stage's map [B, out_channels, H/stride, W/stride].
+
+    Args:
+        layers (list[int]): blocks per stage, e.g. [3, 4, 6, 3] for ResNet-34/50.
+        inplanes (int, default 64): stem width; stage i has width inplanes * 2**i.
+        in_channels (int, default 3): input channels (RGB plus any extra maps).
+        block (str, default "basic"): "basic" or "bottleneck".
+        stem_pool (bool, default True): the stem's 3x3 stride-2 max-pool.
+    """
+
+    def __init__(self, layers: list[int], inplanes: int = 64, in_channels: int = 3,
+                 block: str = "basic", stem_pool: bool = True):
+        super().__init__()
+        block_cls = BLOCKS[block]
+        self.conv1 = nn.Conv2d(in_channels, inplanes, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(inplanes)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if stem_pool else nn.Identity()
+        self.stride = 4 if stem_pool else 2
+        channels = inplanes
+        for stage, blocks in enumerate(layers):
+            planes, stride = inplanes * 2**stage, 1 if stage == 0 else 2
+            self.stride *= stride
+            stage_blocks, channels = self._make_stage(block_cls, channels, planes, blocks, stride)
+            self.add_module(f"layer{stage + 1}", stage_blocks)
+        self.num_stages = len(layers)
+        self.out_channels = channels
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+
+    @staticmethod
+    def _make_stage(block_cls, inplanes: int, planes: int, blocks: int, stride: int):
+        downsample = None
+        if stride != 1 or inplanes != planes * block_cls.expansion:
+            downsample = nn.Sequential(
+                nn.Conv2d(inplanes, planes * block_cls.expansion, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes * block_cls.expansion),
+            )
+        modules = [block_cls(inplanes, planes, stride, downsample)]
+        channels = planes * block_cls.expansion
+        modules += [block_cls(channels, planes) for _ in range(blocks - 1)]
+        return nn.Sequential(*modules), channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        for stage in range(self.num_stages):
+            x = getattr(self, f"layer{stage + 1}")(x)
+        return x

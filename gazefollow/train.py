@@ -1,0 +1,204 @@
+"""The training loop: Accelerate, AdamW with a learning rate per model part, EMA, checkpoints.
+
+Read top to bottom: set-up, data, model and optimiser, resume, the loop, the final save.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from diffusers.optimization import get_scheduler
+from diffusers.training_utils import EMAModel
+from torch.utils.data import DataLoader, Sampler
+
+from gazefollow.checkpoint import (CHECKPOINT_NAME, load_checkpoint, load_init_weights,
+                                   save_checkpoint)
+from gazefollow.config import Config, to_dict, to_yaml
+from gazefollow.data.build import build_datasets
+from gazefollow.diffusion.gaussian import GaussianDiffusion
+from gazefollow.diffusion.losses import training_losses
+from gazefollow.models.gaze_model import build_model
+
+
+def model_id(config: Config) -> str:
+    return f"{config.data.source_dataset}-{config.model.decoder}-{config.diffusion.prediction}"
+
+
+def run_dir_for(config: Config) -> Path:
+    return Path(config.run.output_dir) / model_id(config) / config.run.tag
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class EpochShuffle(Sampler):
+    """A fresh permutation per epoch from (seed, epoch): the order is a pure function of both,
+    so a resumed run sees the same batches as an uninterrupted one."""
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 10_007 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def make_accelerator(config: Config, run_dir: Path) -> Accelerator:
+    device = config.run.device
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("run.device=cuda but no CUDA device is available")
+    cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    log_with = None if config.logging.wandb == "disabled" else "wandb"
+    return Accelerator(cpu=cpu, mixed_precision=config.optim.amp, log_with=log_with,
+                       project_dir=str(run_dir))
+
+
+def start_trackers(accelerator: Accelerator, config: Config, run_dir: Path, run_id: str) -> None:
+    if config.logging.wandb == "disabled":
+        return
+    accelerator.init_trackers(
+        "gazefollow", config=to_dict(config),
+        init_kwargs={"wandb": {"mode": config.logging.wandb, "dir": str(run_dir),
+                               "name": config.run.tag, "id": run_id, "resume": "allow"}})
+
+
+def quartile_losses(losses: dict, num_timesteps: int) -> dict:
+    """mse_q0..q3: the denoising loss per quarter of the timestep range (ADM's diagnostic)."""
+    out = {}
+    quartile = (losses["t"] * 4 // num_timesteps).clamp(max=3)
+    for q in range(4):
+        mask = (quartile == q) & (losses["in_frame"] > 0)
+        if mask.any():
+            out[f"mse_q{q}"] = float(losses["mse"][mask].mean())
+    return out
+
+
+def train(config: Config, log=print) -> Path:
+    """Train as configured; return the run directory (holding checkpoint.pt and config.yaml)."""
+    run_dir = run_dir_for(config)
+    accelerator = make_accelerator(config, run_dir)
+    set_seed(config.run.seed + accelerator.process_index)
+    if accelerator.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(to_yaml(config))
+        (run_dir / "git_commit.txt").write_text(git_commit() + "\n")
+
+    # 1. data. The main process builds the synthetic world (if needed) before the others read it.
+    with accelerator.main_process_first():
+        datasets = build_datasets(config, splits=("train", "val"),
+                                  log=log if accelerator.is_main_process else lambda *_: None)
+    train_set = datasets["train"]
+    sampler = EpochShuffle(len(train_set), config.run.seed)
+    loader = DataLoader(train_set, batch_size=config.data.batch_size, sampler=sampler,
+                        num_workers=config.data.num_workers, drop_last=True,
+                        persistent_workers=config.data.num_workers > 0)
+
+    # 2. model, diffusion, optimiser (one learning rate per part), EMA.
+    model = build_model(config)
+    if config.run.init_weights:
+        load_init_weights(model, config.run.init_weights, config.run.init_key_map, log)
+    if config.model.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    diffusion = GaussianDiffusion(config.diffusion)
+    optim = config.optim
+    optimizer = torch.optim.AdamW(model.parameter_groups(optim.lr, optim.gaze_lr),
+                                  weight_decay=optim.weight_decay)
+    steps_per_epoch = len(loader) // accelerator.num_processes
+    total_steps = optim.epochs * steps_per_epoch
+    if config.run.max_steps is not None:
+        total_steps = min(total_steps, config.run.max_steps)
+    # Not passed to accelerator.prepare: a prepared scheduler steps once per process per
+    # optimizer step, which would make warm-up length depend on the number of processes.
+    lr_scheduler = get_scheduler(optim.lr_schedule, optimizer, num_warmup_steps=optim.warmup_steps,
+                                 num_training_steps=max(total_steps, 1))
+    ema = EMAModel(model.parameters(), decay=optim.ema_rate, use_ema_warmup=True,
+                   inv_gamma=1.0, power=optim.ema_power)
+
+    # 3. resume: everything the loop needs comes back, including the EMA and the wandb run id.
+    step, checkpoint_path = 0, run_dir / CHECKPOINT_NAME
+    run_id = f"{config.run.tag}-{int(time.time())}"
+    if config.run.resume and checkpoint_path.is_file():
+        state = load_checkpoint(checkpoint_path)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        lr_scheduler.load_state_dict(state["lr_scheduler"])
+        step, run_id = state["step"], state.get("wandb_run_id", run_id)
+        log(f"resumed from {checkpoint_path} at step {step}")
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    ema.to(accelerator.device)
+    start_trackers(accelerator, config, run_dir, run_id)
+
+    def save(final: bool = False) -> None:
+        if not accelerator.is_main_process:
+            return
+        save_checkpoint(checkpoint_path, {
+            "model": accelerator.unwrap_model(model).state_dict(), "ema": ema.state_dict(),
+            "optimizer": optimizer.state_dict(), "lr_scheduler": lr_scheduler.state_dict(),
+            "step": step, "config": to_dict(config), "wandb_run_id": run_id,
+            "git_commit": git_commit(),
+        })
+        if config.run.keep_snapshots and not final:
+            (run_dir / "snapshots").mkdir(exist_ok=True)
+            shutil.copyfile(checkpoint_path, run_dir / "snapshots" / f"step_{step:07d}.pt")
+
+    # 4. the loop. Epoch and batch position are derived from the step, so resume skips ahead.
+    log(f"training {total_steps} steps ({steps_per_epoch} per epoch, batch "
+        f"{config.data.batch_size} x {accelerator.num_processes} process(es)) -> {run_dir}")
+    model.train()
+    tic, window = time.perf_counter(), []
+    while step < total_steps:
+        epoch, skip = divmod(step, steps_per_epoch)
+        sampler.set_epoch(epoch)
+        epoch_loader = accelerator.skip_first_batches(loader, skip) if skip else loader
+        for batch in epoch_loader:
+            with accelerator.accumulate(model):
+                losses = training_losses(model, diffusion, batch, config.loss)
+                accelerator.backward(losses["loss"])
+                if accelerator.sync_gradients and optim.grad_clip > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), optim.grad_clip)
+                optimizer.step()
+                lr_scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            if not accelerator.sync_gradients:
+                continue
+            ema.step(accelerator.unwrap_model(model).parameters())
+            step += 1
+            # .item() is a device sync point: only once per logged value, not per tensor op.
+            window.append(losses["loss"].item())
+            logs = {"loss": window[-1], "inout_bce": losses["inout_bce"].item(),
+                    "lr": lr_scheduler.get_last_lr()[0],
+                    **quartile_losses(losses, diffusion.num_timesteps)}
+            accelerator.log(logs, step=step)
+            if step % config.run.print_every == 0 or step == total_steps:
+                rate = len(window) / (time.perf_counter() - tic)
+                eta = (total_steps - step) / rate
+                log(f"step {step}/{total_steps}  loss {sum(window) / len(window):.4f}  "
+                    f"{rate:.2f} steps/s  {1 / rate:.3f} s/step  eta {eta / 60:.1f} min")
+                tic, window = time.perf_counter(), []
+            if step % config.run.save_every == 0:
+                save()
+            if step >= total_steps:
+                break
+
+    # 5. the final checkpoint (the evaluation loads it) and the trackers' end.
+    save(final=True)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return run_dir

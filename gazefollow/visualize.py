@@ -1,0 +1,54 @@
+"""Pictures of predictions: image, head box, ground-truth points, heatmap overlay, predicted point."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on these machines
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from gazefollow.metrics import upsample_heatmap  # noqa: E402
+
+
+def draw_prediction(ax, image: Image.Image, sample: dict) -> None:
+    """One panel. ``sample`` keys: head_box (normalised xyxy), points ([A, 2], -1 padding),
+    heatmap ([O, O] in [0, 1]), pred ((x, y) normalised), inout_prob, index."""
+    width, height = image.size
+    ax.imshow(image)
+    ax.imshow(upsample_heatmap(sample["heatmap"], width, height), cmap="jet", alpha=0.45,
+              vmin=0, vmax=max(1e-6, float(np.max(sample["heatmap"]))))
+    x0, y0, x1, y1 = np.asarray(sample["head_box"]) * [width, height, width, height]
+    ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="lime", lw=1.5))
+    head = ((x0 + x1) / 2, (y0 + y1) / 2)
+    points = np.asarray(sample["points"]).reshape(-1, 2)
+    points = points[(points >= 0).all(axis=1)]
+    if len(points):
+        ax.scatter(points[:, 0] * width, points[:, 1] * height, s=14, c="white",
+                   edgecolors="black", linewidths=0.6, label="ground truth")
+    px, py = sample["pred"]
+    if not math.isnan(px):
+        ax.plot([head[0], px * width], [head[1], py * height], color="red", lw=1.2)
+        ax.scatter([px * width], [py * height], s=40, c="red", marker="x", label="prediction")
+    ax.set_title(f"#{sample['index']}  in-frame p={sample['inout_prob']:.2f}", fontsize=8)
+    ax.axis("off")
+
+
+def save_prediction_grid(samples: list[dict], root: Path, path: Path, columns: int = 4) -> None:
+    """A grid of panels (see ``draw_prediction``); images are read from ``root / sample.path``."""
+    rows = math.ceil(len(samples) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.6 * rows), squeeze=False)
+    for ax, sample in zip(axes.flat, samples):
+        with Image.open(root / sample["path"]) as image:
+            draw_prediction(ax, image.convert("RGB"), sample)
+    for ax in axes.flat[len(samples):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,92 @@
+"""gazefollow command line: train then evaluate, or evaluate saved weights (--eval_weights).
+
+    python main.py                                   # the default synthetic CPU experiment
+    python main.py --yaml_diffusion configs/diffusion.yaml --yaml_gaze configs/gaze.yaml \\
+        --tag trial_gaze [legacy flags] [section.key=value ...]
+    python main.py --eval_weights RUN_DIR_OR_CHECKPOINT [section.key=value ...]
+
+Layers (later wins): schema defaults < --yaml_diffusion < --yaml_gaze < --experiment
+< --config (repeatable) < legacy flags < section.key=value. The default experiment
+(configs/experiments/synthetic_cpu.yaml) applies only when neither YAML file is given.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from pathlib import Path
+
+from gazefollow.config import LEGACY_FLAGS, ConfigError, build_config, legacy_to_overrides
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_DIFFUSION = ROOT / "configs" / "diffusion.yaml"
+DEFAULT_GAZE = ROOT / "configs" / "gaze.yaml"
+DEFAULT_EXPERIMENT = ROOT / "configs" / "experiments" / "synthetic_cpu.yaml"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--yaml_diffusion", help=f"diffusion settings (default {DEFAULT_DIFFUSION})")
+    parser.add_argument("--yaml_gaze", help=f"gaze model and data settings (default {DEFAULT_GAZE})")
+    parser.add_argument("--experiment", help="experiment YAML applied after the two files; "
+                        "'none' to skip (default: synthetic_cpu.yaml if no YAML is given)")
+    parser.add_argument("--config", action="append", default=[],
+                        help="more YAML layers, e.g. configs/data/gazefollow.yaml")
+    legacy = parser.add_argument_group("legacy flags (SEED_INTERFACE.md), each a config key")
+    for flag, (key, kind) in LEGACY_FLAGS.items():
+        if kind in ("true", "false") or (isinstance(kind, dict) and None in kind):
+            legacy.add_argument(f"--{flag}", action="store_const", const=True, help=f"-> {key}")
+        elif kind == "list":
+            legacy.add_argument(f"--{flag}", nargs="+", help=f"-> {key} (ints)")
+        else:
+            legacy.add_argument(f"--{flag}", help=f"-> {key}")
+    parser.add_argument("overrides", nargs="*", help="section.key=value overrides")
+    return parser
+
+
+def parse(argv: list[str]) -> tuple[list[Path], list[str], str | None]:
+    """-> (YAML layers, dotlist overrides, checkpoint to evaluate or None)."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    for item in unknown:
+        if item.startswith("-"):
+            name = item.lstrip("-").split("=")[0]
+            close = difflib.get_close_matches(name, list(LEGACY_FLAGS) + ["yaml_diffusion",
+                                              "yaml_gaze", "experiment", "config"], n=1)
+            hint = f" Did you mean '--{close[0]}'?" if close else ""
+            raise ConfigError(f"unknown flag '{item}'.{hint}")
+        args.overrides.append(item)
+    given = args.yaml_diffusion or args.yaml_gaze
+    layers = [Path(args.yaml_diffusion or DEFAULT_DIFFUSION), Path(args.yaml_gaze or DEFAULT_GAZE)]
+    experiment = args.experiment or (None if given else str(DEFAULT_EXPERIMENT))
+    if experiment and experiment != "none":
+        layers.append(Path(experiment))
+    layers += [Path(p) for p in args.config]
+    overrides = []
+    for flag in LEGACY_FLAGS:
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(legacy_to_overrides(flag, None if value is True else value))
+    return layers, overrides + args.overrides, args.eval_weights
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from gazefollow.evaluate import evaluate_checkpoint
+    from gazefollow.train import train
+
+    layers, overrides, eval_weights = parse(sys.argv[1:] if argv is None else argv)
+    if eval_weights:
+        # The checkpoint's own config is the base; only explicit overrides change it.
+        cli = [o for o in overrides if not o.startswith("eval.eval_weights=")]
+        return evaluate_checkpoint(eval_weights, cli)
+    config = build_config(layers, overrides)
+    run_dir = train(config)
+    return evaluate_checkpoint(run_dir, out_dir=run_dir)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except ConfigError as err:
+        sys.exit(f"configuration error: {err}")
