@@ -15,7 +15,7 @@ def gaussian_heatmap(points: np.ndarray, size: int, sigma_at_64: float = 3.0) ->
 
     A point (x, y) in [0, 1] is centred at pixel index (x * size, y * size), so the argmax
     pixel i gives back i / size, the protocol's predicted point (DESIGN.md §4), within half a
-    pixel. Points with a negative coordinate (padding, out of frame) are ignored.
+    pixel; each Gaussian is scaled so its peak pixel is exactly 1. Points with a negative coordinate (padding, out of frame) are ignored.
     """
     sigma = sigma_at_64 * size / 64.0
     grid = torch.arange(size, dtype=torch.float32)
@@ -25,6 +25,7 @@ def gaussian_heatmap(points: np.ndarray, size: int, sigma_at_64: float = 3.0) ->
             continue
         gx = torch.exp(-((grid - x * size) ** 2) / (2 * sigma**2))
         gy = torch.exp(-((grid - y * size) ** 2) / (2 * sigma**2))
+        gx, gy = gx / gx.max(), gy / gy.max()  # peak exactly 1 on the nearest pixel
         heatmap = torch.maximum(heatmap, gy[:, None] * gx[None, :])
     return heatmap.unsqueeze(0)
 

@@ -1,0 +1,77 @@
+import pytest
+
+from gazefollow.config import ConfigError, build_config
+from main import DEFAULT_EXPERIMENT, parse
+
+
+def test_typo_raises_with_suggestion():
+    with pytest.raises(ConfigError, match="diffusion.prediction"):
+        build_config(overrides=["diffusion.predicton=x0"])
+
+
+def test_typo_in_yaml_raises_with_suggestion(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  scene_layrs: [1, 1]\n")
+    with pytest.raises(ConfigError, match="model.scene_layers"):
+        build_config([bad])
+
+
+def test_wrong_type_and_bad_choice_refused():
+    with pytest.raises(ConfigError):
+        build_config(overrides=["data.batch_size=many"])
+    with pytest.raises(ConfigError, match="prediction"):
+        build_config(overrides=["diffusion.prediction=noise"])
+
+
+def test_override_applies_over_yaml():
+    layers, overrides, _ = parse(["optim.lr=0.5", "model.scene_layers=[2,2]"])
+    config = build_config(layers, overrides)
+    assert config.optim.lr == 0.5
+    assert config.model.scene_layers == [2, 2]
+
+
+def test_default_experiment_only_without_yaml_files():
+    layers, _, _ = parse([])
+    assert layers[-1] == DEFAULT_EXPERIMENT
+    layers, _, _ = parse(["--yaml_diffusion", "configs/diffusion.yaml",
+                          "--yaml_gaze", "configs/gaze.yaml"])
+    assert DEFAULT_EXPERIMENT not in layers
+
+
+@pytest.mark.parametrize("argv, key, expected", [
+    (["--adm_predict_xstart"], "diffusion.prediction", "x0"),
+    (["--predict_sthg", "pred_noise"], "diffusion.prediction", "eps"),
+    (["--amp", "O1"], "optim.amp", "fp16"),
+    (["--amp", "O2"], "optim.amp", "bf16"),
+    (["--list_resnet_scene_layers", "2", "3"], "model.scene_layers", [2, 3]),
+    (["--list_resnet_face_layers", "1,2,1"], "model.face_layers", [1, 2, 1]),
+    (["--no_wandb"], "logging.wandb", "disabled"),
+    (["--no_resume"], "run.resume", False),
+    (["--no_save"], "run.keep_snapshots", False),
+    (["--lr_schedular"], "optim.lr_schedule", "cosine"),
+    (["--source_dataset_dir", "/data/gf"], "data.dataset_dir", "/data/gf"),
+    (["--unet_context_vector", "64"], "model.context_dim", 64),
+    (["--is_subsample_test_set"], "data.subsample_test", True),
+    (["--tag", "trial_gaze", "--max_steps", "2"], "run.max_steps", 2),
+])
+def test_legacy_flag_maps_to_key(argv, key, expected):
+    layers, overrides, _ = parse(argv)
+    config = build_config(layers, overrides)
+    section, name = key.split(".")
+    assert getattr(getattr(config, section), name) == expected
+
+
+def test_not_yet_supported_flag_is_refused_not_ignored():
+    layers, overrides, _ = parse(["--adm_learn_sigma"])
+    with pytest.raises(ConfigError, match="not yet supported"):
+        build_config(layers, overrides)
+
+
+def test_unknown_flag_suggests():
+    with pytest.raises(ConfigError, match="--batch_size"):
+        parse(["--batch_sise", "4"])
+
+
+def test_eval_weights_flag_is_returned():
+    _, _, weights = parse(["--eval_weights", "outputs/run"])
+    assert weights == "outputs/run"

@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+import torch
+
+from gazefollow.data.build import build_datasets, split_by_image, subsample_heads
+from gazefollow.data.gazefollow import read_annotations
+from gazefollow.data.synthetic import TEST_FILE, TRAIN_FILE
+
+
+def _argmax_xy(heatmap):
+    size = heatmap.shape[-1]
+    iy, ix = np.unravel_index(int(heatmap.reshape(-1).argmax()), (size, size))
+    return ix, iy
+
+
+def test_sample_shapes_and_types(tiny_world):
+    _, config = tiny_world
+    datasets = build_datasets(config, log=lambda *_: None)
+    d = config.data
+    sample = datasets["train"][0]
+    assert sample["image"].shape == (3, d.input_size, d.input_size)
+    assert sample["head_channel"].shape == (1, d.input_size, d.input_size)
+    assert sample["face"].shape == (3, d.face_size, d.face_size)
+    assert sample["heatmap"].shape == (1, d.output_size, d.output_size)
+    assert sample["gaze_points"].shape == (20, 2)
+    assert sample["head_channel"].sum() > 0
+    assert isinstance(sample["index"], int) and sample["path"].endswith(".jpg")
+    assert set(datasets) == {"train", "val", "test"}
+
+
+def test_heatmap_argmax_is_on_the_gaze_point(tiny_world):
+    _, config = tiny_world
+    dataset = build_datasets(config, splits=("train",), log=lambda *_: None)["train"]
+    size = config.data.output_size
+    checked = 0
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        if sample["inout"] == 0:
+            assert sample["heatmap"].max() == 0  # out of frame: no target
+            continue
+        gx, gy = sample["gaze_points"][0].tolist()
+        ix, iy = _argmax_xy(sample["heatmap"])
+        assert abs(ix - gx * size) <= 0.5 + 1e-6 and abs(iy - gy * size) <= 0.5 + 1e-6
+        assert sample["heatmap"].max() == pytest.approx(1.0, abs=0.05)
+        checked += 1
+    assert checked > 10
+
+
+def test_validation_split_is_by_image_and_seeded(tiny_world):
+    root, _ = tiny_world
+    instances, _ = read_annotations(root / TRAIN_FILE, "train")
+    train, val = split_by_image(instances, 0.25, seed=3)
+    assert {i.path for i in train}.isdisjoint({i.path for i in val})
+    assert len(train) + len(val) == len(instances) and len(val) == 12
+    again, _ = split_by_image(instances, 0.25, seed=3)
+    assert [i.path for i in again] == [i.path for i in train]
+
+
+def test_subsample_keeps_whole_heads(tiny_world):
+    root, config = tiny_world
+    instances, _ = read_annotations(root / TEST_FILE, "test")
+    subset = subsample_heads(instances, 3, seed=0)
+    assert len(subset) == 3
+    assert all(len(i.gaze_points) == config.synthetic.annotators for i in subset)
+    assert [i.index for i in subset] == [i.index for i in subsample_heads(instances, 3, seed=0)]
+
+
+def test_malformed_row_names_file_and_row(tmp_path):
+    good = "a.jpg,0,0.1,0.1,0.2,0.2,0.3,0.3,0.5,0.5,10,10,20,20,1,src,meta"
+    path = tmp_path / "train.txt"
+    path.write_text(good + "\n" + good.replace(",1,src", ",src") + "\n")
+    with pytest.raises(ValueError, match=r"train.txt, row 2: expected 17 columns, found 16"):
+        read_annotations(path, "train")
+    path.write_text(good.replace("0.5,0.5", "nan,0.5") + "\n")
+    with pytest.raises(ValueError, match="row 1: NaN"):
+        read_annotations(path, "train")
+
+
+def test_invalid_inout_rows_are_dropped_and_counted(tmp_path):
+    rows = ["a.jpg,0,0.1,0.1,0.2,0.2,0.3,0.3,0.5,0.5,10,10,20,20,1,src,meta",
+            "b.jpg,1,0.1,0.1,0.2,0.2,0.3,0.3,0.5,0.5,30,10,20,20,-1,src,meta",
+            "c.jpg,2,0.1,0.1,0.2,0.2,0.3,0.3,0.5,0.5,30,10,20,20,1,src,meta"]
+    path = tmp_path / "train.txt"
+    path.write_text("\n".join(rows) + "\n")
+    instances, report = read_annotations(path, "train")
+    assert [i.path for i in instances] == ["a.jpg", "c.jpg"]
+    assert report.dropped_invalid_inout == 1 and report.swapped_boxes == 1
+    assert "dropped 1" in report.summary()
+
+
+def test_missing_image_names_the_file(tiny_world):
+    _, config = tiny_world
+    dataset = build_datasets(config, splits=("test",), log=lambda *_: None)["test"]
+    dataset.instances[0].path = "test/does_not_exist.jpg"
+    with pytest.raises(OSError, match="does_not_exist.jpg"):
+        dataset[0]
+
+
+def test_batches_collate(tiny_world):
+    _, config = tiny_world
+    dataset = build_datasets(config, splits=("test",), log=lambda *_: None)["test"]
+    batch = next(iter(torch.utils.data.DataLoader(dataset, batch_size=3)))
+    assert batch["gaze_points"].shape == (3, 20, 2) and len(batch["path"]) == 3

@@ -1,0 +1,83 @@
+import pytest
+import torch
+
+from gazefollow.config import DiffusionConfig
+from gazefollow.diffusion.gaussian import GaussianDiffusion, get_betas
+from gazefollow.diffusion.sampling import ddim_sample, initial_noise, make_ddim
+
+
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+def test_pred_xstart_inverts_the_training_target(prediction):
+    diffusion = GaussianDiffusion(DiffusionConfig(prediction=prediction))
+    x_start = torch.rand(4, 1, 8, 8) * 2 - 1
+    noise = torch.randn_like(x_start)
+    t = torch.tensor([0, 10, 500, 999])
+    x_t = diffusion.q_sample(x_start, t, noise)
+    target = diffusion.training_target(x_start, noise, t)
+    assert torch.allclose(diffusion.pred_xstart(target, x_t, t), x_start, atol=1e-3)
+
+
+def test_q_sample_statistics():
+    diffusion = GaussianDiffusion(DiffusionConfig())
+    x_start = torch.full((20000, 1, 1, 1), 0.7)
+    t = torch.full((20000,), 300)
+    x_t = diffusion.q_sample(x_start, t, torch.randn_like(x_start))
+    abar = diffusion.alphas_cumprod[300].item()
+    assert x_t.mean().item() == pytest.approx(abar**0.5 * 0.7, abs=0.02)
+    assert x_t.var().item() == pytest.approx(1 - abar, abs=0.02)
+
+
+def test_heatmap_mapping_round_trips():
+    diffusion = GaussianDiffusion(DiffusionConfig(diff_normalization=0.1))
+    heatmap = torch.rand(2, 1, 4, 4)
+    x = diffusion.heatmap_to_x(heatmap)
+    assert x.min() >= -0.1 and x.max() <= 0.1
+    assert torch.allclose(diffusion.x_to_heatmap(x), heatmap, atol=1e-6)
+
+
+def test_betas_schedules():
+    linear = get_betas("linear", 1000)
+    assert linear[0] == pytest.approx(1e-4) and linear[-1] == pytest.approx(0.02)
+    cosine = get_betas("cosine", 1000)
+    assert (cosine > 0).all() and cosine.max() <= 0.999
+
+
+def test_sqrt_timestep_sampling_favours_noise():
+    cfg = DiffusionConfig(timestep_sampling="sqrt")
+    t = GaussianDiffusion(cfg).sample_timesteps(20000, "cpu", torch.Generator().manual_seed(0))
+    assert t.max() <= 999 and t.float().mean().item() == pytest.approx(666, abs=15)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 4, 10])
+def test_ddim_trailing_starts_at_the_last_timestep(steps):
+    scheduler = make_ddim(GaussianDiffusion(DiffusionConfig()), steps)
+    assert int(scheduler.timesteps[0]) == 999
+    assert len(scheduler.timesteps) == steps
+
+
+class _ConstantX0:
+    """A 'model' whose x0 prediction is a fixed map: DDIM must return exactly that map."""
+
+    def __init__(self, x0):
+        self.x0 = x0
+
+    def denoise(self, x_t, t, cond):
+        return self.x0.expand_as(x_t)
+
+
+def test_one_step_ddim_with_x0_model_returns_its_prediction():
+    diffusion = GaussianDiffusion(DiffusionConfig(prediction="x0"))
+    heatmap = torch.zeros(1, 1, 8, 8)
+    heatmap[..., 3, 5] = 1.0
+    model = _ConstantX0(diffusion.heatmap_to_x(heatmap))
+    x_T = initial_noise([0, 1], (1, 8, 8), seed=0)
+    for steps in (1, 3):
+        out = ddim_sample(model, diffusion, {}, x_T, steps)
+        assert torch.allclose(out, heatmap.expand(2, -1, -1, -1), atol=1e-5)
+
+
+def test_initial_noise_depends_on_id_not_batch():
+    together = initial_noise([5, 9, 11], (1, 4, 4), seed=2)
+    alone = initial_noise([9], (1, 4, 4), seed=2)
+    assert torch.equal(together[1], alone[0])
+    assert not torch.equal(together[0], together[1])

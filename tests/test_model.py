@@ -1,0 +1,62 @@
+import pytest
+import torch
+
+from gazefollow.models.gaze_model import build_model
+from gazefollow.models.resnet import ResNet
+from tests.conftest import tiny_config
+
+
+def _batch(config, batch=2):
+    d = config.data
+    return {
+        "image": torch.randn(batch, 3, d.input_size, d.input_size),
+        "head_channel": torch.zeros(batch, 1, d.input_size, d.input_size),
+        "face": torch.randn(batch, 3, d.face_size, d.face_size),
+    }
+
+
+@pytest.mark.parametrize("overrides", [
+    [],
+    ["model.block=bottleneck", "model.scene_layers=[1,1,1]", "model.face_layers=[1,1]"],
+    ["model.spatial_channels=0", "model.scene_coord_channels=false"],
+    ["model.unet_attention_levels=[0,1]", "model.unet_layers_per_block=2",
+     "model.unet_transformer_layers=2", "model.scene_stem_pool=false"],
+    ["data.output_size=32", "model.unet_multipliers=[1,2,2]", "model.unet_attention_levels=[]"],
+])
+def test_forward_shapes(tmp_path, overrides):
+    config = tiny_config(tmp_path, *overrides)
+    model = build_model(config)
+    batch = _batch(config)
+    size = config.data.output_size
+    x_t = torch.randn(2, 1, size, size)
+    out, cond = model(batch, x_t, torch.tensor([0, 999]))
+    assert out.shape == (2, 1, size, size)
+    tokens = config.model.scene_token_grid ** 2 + 1
+    assert cond["context"].shape == (2, tokens, config.model.context_dim)
+    assert cond["inout_logit"].shape == (2,)
+    assert ("spatial" in cond) == (config.model.spatial_channels > 0)
+
+
+def test_resnet_uses_torchvision_parameter_names():
+    net = ResNet([2, 2, 2, 2], inplanes=64, block="basic")
+    names = set(net.state_dict())
+    for name in ["conv1.weight", "bn1.running_mean", "layer1.0.conv1.weight",
+                 "layer1.1.bn2.weight", "layer2.0.downsample.0.weight",
+                 "layer2.0.downsample.1.running_var", "layer4.1.conv2.weight"]:
+        assert name in names
+    # ResNet-18 without its fc layer has exactly 11,176,512 parameters.
+    assert sum(p.numel() for p in net.parameters()) == 11_176_512
+    bottleneck = ResNet([3, 4, 6, 3], block="bottleneck")
+    assert "layer1.0.conv3.weight" in bottleneck.state_dict()
+    assert bottleneck.out_channels == 2048
+
+
+def test_parameter_groups_split_parts_and_freeze(tmp_path):
+    config = tiny_config(tmp_path, "model.freeze_face=true")
+    model = build_model(config)
+    groups = model.parameter_groups(lr=1e-3, gaze_lr=1e-4)
+    assert [g["name"] for g in groups] == ["diffusion", "gaze"]
+    assert groups[0]["lr"] == 1e-3 and groups[1]["lr"] == 1e-4
+    in_groups = {id(p) for g in groups for p in g["params"]}
+    assert all(id(p) not in in_groups for p in model.gaze.face.parameters())
+    assert all(id(p) in in_groups for p in model.denoiser.parameters())
