@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
+import resource
 import sys
+import time
 from pathlib import Path
 
 from gazefollow.config import LEGACY_FLAGS, ConfigError, build_config, legacy_to_overrides
@@ -81,8 +84,21 @@ def main(argv: list[str] | None = None) -> dict:
         cli = [o for o in overrides if not o.startswith("eval.eval_weights=")]
         return evaluate_checkpoint(eval_weights, cli)
     config = build_config(layers, overrides)
+    start = time.perf_counter()
     run_dir = train(config)
-    return evaluate_checkpoint(run_dir, out_dir=run_dir)
+    results = evaluate_checkpoint(run_dir, out_dir=run_dir)
+    wall, peak = time.perf_counter() - start, peak_memory_mib()
+    print(f"run finished in {wall / 60:.1f} min, peak memory {peak:.0f} MiB -> {run_dir}")
+    (run_dir / "run_stats.json").write_text(json.dumps(
+        {"wall_seconds": round(wall, 1), "peak_rss_mib": round(peak)}, indent=2))
+    return results
+
+
+def peak_memory_mib() -> float:
+    """Peak resident memory of this process and its finished children (Linux: KiB units)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
 
 
 if __name__ == "__main__":

@@ -81,6 +81,8 @@ class ModelConfig:
     scene_token_grid: int = 4  # scene features pooled to grid x grid context tokens
     context_dim: int = 256  # width of the conditioning tokens (unet_context_vector)
     spatial_channels: int = 8  # scene+face feature channels concatenated to the UNet input; 0 = off
+    direction_field: bool = True  # gaze-direction field channels concatenated to the UNet input
+    direction_gammas: list[float] = field(default_factory=lambda: [1.0, 8.0])  # cone sharpness
     unet_inout_channels: int = 1  # heatmap channels denoised by the UNet
     unet_inplanes: int = 64
     unet_multipliers: list[int] = field(default_factory=lambda: [1, 2, 4])
@@ -126,6 +128,7 @@ class DiffusionConfig:
 class LossConfig:
     x_loss: bool = True  # in/out BCE
     x_loss_weight: float = 0.5
+    direction_weight: float = 1.0  # 1 - cos(predicted, true gaze direction), in-frame samples
     kl_div_loss: bool = False
     other_loss: bool = False
 

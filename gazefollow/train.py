@@ -4,6 +4,7 @@ Read top to bottom: set-up, data, model and optimiser, resume, the loop, the fin
 """
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -18,10 +19,11 @@ from torch.utils.data import DataLoader, Sampler
 
 from gazefollow.checkpoint import (CHECKPOINT_NAME, load_checkpoint, load_init_weights,
                                    save_checkpoint)
-from gazefollow.config import Config, to_dict, to_yaml
+from gazefollow.config import Config, ConfigError, to_dict, to_yaml
 from gazefollow.data.build import build_datasets
 from gazefollow.diffusion.gaussian import GaussianDiffusion
 from gazefollow.diffusion.losses import training_losses
+from gazefollow.evaluate import run_split
 from gazefollow.models.gaze_model import build_model
 
 
@@ -64,6 +66,8 @@ def make_accelerator(config: Config, run_dir: Path) -> Accelerator:
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("run.device=cuda but no CUDA device is available")
     cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    if cpu and config.optim.amp == "fp16":
+        raise ConfigError("optim.amp=fp16 (--amp O1) needs a GPU; on a CPU use bf16 (O2) or no")
     log_with = None if config.logging.wandb == "disabled" else "wandb"
     return Accelerator(cpu=cpu, mixed_precision=config.optim.amp, log_with=log_with,
                        project_dir=str(run_dir))
@@ -87,6 +91,26 @@ def quartile_losses(losses: dict, num_timesteps: int) -> dict:
         if mask.any():
             out[f"mse_q{q}"] = float(losses["mse"][mask].mean())
     return out
+
+
+def validate(model, ema, diffusion, dataset, config: Config, accelerator, step: int,
+             log) -> None:
+    """Validation metrics with the EMA weights (swapped in, then back), logged; never test."""
+    if not accelerator.is_main_process:
+        return
+    net = accelerator.unwrap_model(model)
+    ema.store(net.parameters())
+    ema.copy_to(net.parameters())
+    steps = config.diffusion.sample_time_steps
+    result = run_split(net, diffusion, dataset, [steps], batch_size=config.eval.batch_size,
+                       seed=config.run.seed, device=accelerator.device, prior_inout=0.5,
+                       desc="val")
+    ema.restore(net.parameters())
+    net.train()
+    metrics = result["model"][steps]
+    accelerator.log({f"val/{k}": v for k, v in metrics.items()}, step=step)
+    log(f"step {step} validation (EMA, DDIM {steps}): " +
+        "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
 
 def train(config: Config, log=print) -> Path:
@@ -163,6 +187,7 @@ def train(config: Config, log=print) -> Path:
         f"{config.data.batch_size} x {accelerator.num_processes} process(es)) -> {run_dir}")
     model.train()
     tic, window = time.perf_counter(), []
+    loop_start, first_step = time.perf_counter(), step
     while step < total_steps:
         epoch, skip = divmod(step, steps_per_epoch)
         sampler.set_epoch(epoch)
@@ -182,8 +207,8 @@ def train(config: Config, log=print) -> Path:
             step += 1
             # .item() is a device sync point: only once per logged value, not per tensor op.
             window.append(losses["loss"].item())
-            logs = {"loss": window[-1], "inout_bce": losses["inout_bce"].item(),
-                    "lr": lr_scheduler.get_last_lr()[0],
+            logs = {"loss": window[-1], "lr": lr_scheduler.get_last_lr()[0],
+                    **{k: losses[k].item() for k in ("inout_bce", "direction_loss") if k in losses},
                     **quartile_losses(losses, diffusion.num_timesteps)}
             accelerator.log(logs, step=step)
             if step % config.run.print_every == 0 or step == total_steps:
@@ -192,6 +217,8 @@ def train(config: Config, log=print) -> Path:
                 log(f"step {step}/{total_steps}  loss {sum(window) / len(window):.4f}  "
                     f"{rate:.2f} steps/s  {1 / rate:.3f} s/step  eta {eta / 60:.1f} min")
                 tic, window = time.perf_counter(), []
+            if config.eval.evaluate_every and step % config.eval.evaluate_every == 0:
+                validate(model, ema, diffusion, datasets["val"], config, accelerator, step, log)
             if step % config.run.save_every == 0:
                 save()
             if step >= total_steps:
@@ -199,6 +226,13 @@ def train(config: Config, log=print) -> Path:
 
     # 5. the final checkpoint (the evaluation loads it) and the trackers' end.
     save(final=True)
+    if accelerator.is_main_process and step > first_step:
+        seconds = time.perf_counter() - loop_start
+        stats = {"steps": step - first_step, "seconds": round(seconds, 1),
+                 "seconds_per_step": round(seconds / (step - first_step), 4),
+                 "batch_size": config.data.batch_size, "processes": accelerator.num_processes,
+                 "threads": torch.get_num_threads()}
+        (run_dir / "train_stats.json").write_text(json.dumps(stats, indent=2))
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return run_dir

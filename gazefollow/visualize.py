@@ -19,8 +19,11 @@ def draw_prediction(ax, image: Image.Image, sample: dict) -> None:
     heatmap ([O, O] in [0, 1]), pred ((x, y) normalised), inout_prob, index."""
     width, height = image.size
     ax.imshow(image)
-    ax.imshow(upsample_heatmap(sample["heatmap"], width, height), cmap="jet", alpha=0.45,
-              vmin=0, vmax=max(1e-6, float(np.max(sample["heatmap"]))))
+    heat = upsample_heatmap(sample["heatmap"], width, height)
+    heat = np.clip(heat / max(1e-6, float(heat.max())), 0, 1)
+    overlay = plt.get_cmap("jet")(heat)
+    overlay[..., 3] = 0.7 * heat  # transparent where the heatmap is low: the scene stays visible
+    ax.imshow(overlay)
     x0, y0, x1, y1 = np.asarray(sample["head_box"]) * [width, height, width, height]
     ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color="lime", lw=1.5))
     head = ((x0 + x1) / 2, (y0 + y1) / 2)

@@ -12,13 +12,15 @@ def _batch(config, batch=2):
         "image": torch.randn(batch, 3, d.input_size, d.input_size),
         "head_channel": torch.zeros(batch, 1, d.input_size, d.input_size),
         "face": torch.randn(batch, 3, d.face_size, d.face_size),
+        "head_box": torch.tensor([[0.1, 0.2, 0.3, 0.4]] * batch),
     }
 
 
 @pytest.mark.parametrize("overrides", [
     [],
     ["model.block=bottleneck", "model.scene_layers=[1,1,1]", "model.face_layers=[1,1]"],
-    ["model.spatial_channels=0", "model.scene_coord_channels=false"],
+    ["model.spatial_channels=0", "model.scene_coord_channels=false",
+     "model.direction_field=false"],
     ["model.unet_attention_levels=[0,1]", "model.unet_layers_per_block=2",
      "model.unet_transformer_layers=2", "model.scene_stem_pool=false"],
     ["data.output_size=32", "model.unet_multipliers=[1,2,2]", "model.unet_attention_levels=[]"],
@@ -60,3 +62,20 @@ def test_parameter_groups_split_parts_and_freeze(tmp_path):
     in_groups = {id(p) for g in groups for p in g["params"]}
     assert all(id(p) not in in_groups for p in model.gaze.face.parameters())
     assert all(id(p) in in_groups for p in model.denoiser.parameters())
+
+
+def test_direction_field_is_a_cone_around_the_direction():
+    from gazefollow.models.gaze_encoder import DirectionField
+    field_net = DirectionField(face_channels=4, gammas=[1.0, 8.0])
+    with torch.no_grad():
+        field_net.proj.weight.zero_()
+        field_net.proj.bias.copy_(torch.tensor([1.0, 0.0]))  # looking right (+x)
+    head_box = torch.tensor([[0.25, 0.5, 0.25, 0.5]])  # centre (0.25, 0.5)
+    direction, field = field_net(torch.zeros(1, 4), head_box, size=8)
+    assert torch.allclose(direction, torch.tensor([[1.0, 0.0]]))
+    assert field.shape == (1, 2, 8, 8)
+    row = 4  # y = 0.5, the head's row
+    assert torch.allclose(field[0, :, row, 6], torch.ones(2))  # straight ahead: 1
+    assert (field[0, :, row, 0] == 0).all()  # behind the head: 0
+    off_axis = field[0, :, 1, 6]  # ahead but above: inside the wide cone, outside the narrow one
+    assert 0 < off_axis[1] < off_axis[0] < 1

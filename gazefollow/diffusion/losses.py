@@ -14,7 +14,8 @@ def training_losses(model, diffusion: GaussianDiffusion, batch: dict, loss_cfg,
     The heatmap term counts only in-frame samples: an out-of-frame person has no gaze target,
     and teaching the denoiser a blank map for them would fight the in/out head.
 
-    Returns {"loss": scalar, "mse": [B], "t": [B], "inout_bce": scalar, "in_frame": [B]}.
+    Returns {"loss": scalar, "mse": [B], "t": [B], "inout_bce": scalar, "in_frame": [B]}, plus
+    "direction_loss" when the model predicts a gaze direction.
     """
     heatmap = batch["heatmap"]  # [B, 1, O, O] in [0, 1]
     x_start = diffusion.heatmap_to_x(heatmap)
@@ -29,5 +30,18 @@ def training_losses(model, diffusion: GaussianDiffusion, batch: dict, loss_cfg,
     inout_bce = F.binary_cross_entropy_with_logits(cond["inout_logit"].float(), in_frame)
     if loss_cfg.x_loss:
         loss = loss + loss_cfg.x_loss_weight * inout_bce
-    return {"loss": loss, "mse": mse.detach(), "t": t, "inout_bce": inout_bce.detach(),
-            "in_frame": in_frame}
+    out = {"mse": mse.detach(), "t": t, "inout_bce": inout_bce.detach(), "in_frame": in_frame}
+    if "direction" in cond and loss_cfg.direction_weight > 0:
+        out["direction_loss"] = direction_loss(cond["direction"], batch, in_frame)
+        loss = loss + loss_cfg.direction_weight * out["direction_loss"]
+    out["loss"] = loss
+    return out
+
+
+def direction_loss(direction: torch.Tensor, batch: dict, in_frame: torch.Tensor) -> torch.Tensor:
+    """1 - cos between the predicted direction and head centre -> gaze point, in frame only."""
+    box = batch["head_box"]
+    head = (box[:, :2] + box[:, 2:]) / 2
+    true = F.normalize(batch["gaze_points"][:, 0] - head, dim=1)
+    per_sample = 1 - (direction.float() * true).sum(dim=1)
+    return (per_sample * in_frame).sum() / in_frame.sum().clamp(min=1.0)

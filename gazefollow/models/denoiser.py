@@ -10,7 +10,8 @@ from gazefollow.models.gaze_encoder import coord_channels
 
 
 class HeatmapDenoiser(nn.Module):
-    """UNet over [x_t, spatial conditioning, x/y coordinates], cross-attending to the tokens.
+    """UNet over [x_t, spatial conditioning, x/y coordinates, direction field], cross-attending
+    to the tokens.
 
     The spatial conditioning (when ``spatial_channels`` > 0) is resized to the heatmap size and
     concatenated to the noisy heatmap, with two coordinate maps: DESIGN.md §7 found that
@@ -24,6 +25,7 @@ class HeatmapDenoiser(nn.Module):
         cfg = model_cfg
         self.spatial_channels = cfg.spatial_channels
         extra = cfg.spatial_channels + 2 if cfg.spatial_channels else 0
+        extra += len(cfg.direction_gammas) if cfg.direction_field else 0
         widths = tuple(cfg.unet_inplanes * m for m in cfg.unet_multipliers)
         attention = set(cfg.unet_attention_levels)
         down = tuple("CrossAttnDownBlock2D" if lvl in attention else "DownBlock2D"
@@ -54,5 +56,7 @@ class HeatmapDenoiser(nn.Module):
                                     align_corners=False)
             inputs += [spatial.to(x_t.dtype),
                        coord_channels(x_t.shape[0], size, x_t.device, x_t.dtype)]
+        if "field" in cond:
+            inputs.append(cond["field"].to(x_t.dtype))
         return self.unet(torch.cat(inputs, dim=1), t,
                          encoder_hidden_states=cond["context"]).sample

@@ -1,8 +1,9 @@
 """The gaze part: scene and face ResNets, and the conditioner that turns them into UNet inputs.
 
 The seed's contract, kept so the gaze model stays swappable: it returns the conditioning for
-the UNet (context tokens for cross-attention, plus an optional spatial map concatenated to the
-UNet input) and the pooled scene+face features that feed the in/out head.
+the UNet (context tokens for cross-attention, plus optional spatial maps concatenated to the
+UNet input: scene features and a gaze direction field) and the pooled scene+face features
+that feed the in/out head.
 """
 from __future__ import annotations
 
@@ -65,11 +66,39 @@ class Conditioner(nn.Module):
         return out
 
 
+class DirectionField(nn.Module):
+    """A gaze direction from the face features, and its field over the heatmap grid.
+
+    After Lian et al. (ACCV 2018): at each heatmap pixel p, the cosine between the predicted
+    direction d and the offset from the head centre h, relu((p - h)/|p - h| . d) ** gamma,
+    one channel per gamma (larger gamma = narrower cone). It hands the denoiser *where* the
+    person looks as a map, so the UNet only has to pick the salient object inside the cone.
+    Coordinates are normalised like the protocol's points (pixel i <-> i / size).
+    """
+
+    def __init__(self, face_channels: int, gammas: list[float]):
+        super().__init__()
+        self.proj = nn.Linear(face_channels, 2)
+        self.register_buffer("gammas", torch.tensor(gammas, dtype=torch.float32),
+                             persistent=False)
+
+    def forward(self, face_vec: torch.Tensor, head_box: torch.Tensor, size: int) -> tuple:
+        direction = F.normalize(self.proj(face_vec), dim=1)  # [B, 2]
+        head = (head_box[:, :2] + head_box[:, 2:]) / 2  # [B, 2], normalised xy
+        axis = torch.arange(size, device=face_vec.device, dtype=face_vec.dtype) / size
+        ys, xs = torch.meshgrid(axis, axis, indexing="ij")
+        offset = torch.stack([xs, ys]).unsqueeze(0) - head[:, :, None, None]  # [B, 2, S, S]
+        cosine = (F.normalize(offset, dim=1) * direction[:, :, None, None]).sum(1, keepdim=True)
+        field = cosine.clamp(min=0) ** self.gammas.view(1, -1, 1, 1)  # [B, G, S, S]
+        return direction, field
+
+
 class GazeEncoder(nn.Module):
     """Scene ResNet on RGB + head channel (+ coordinates), face ResNet on the head crop."""
 
-    def __init__(self, model_cfg):
+    def __init__(self, model_cfg, output_size: int):
         super().__init__()
+        self.output_size = output_size
         self.coords = model_cfg.scene_coord_channels
         self.scene = ResNet(model_cfg.scene_layers, model_cfg.scene_inplanes,
                             in_channels=4 + 2 * self.coords, block=model_cfg.block,
@@ -79,6 +108,9 @@ class GazeEncoder(nn.Module):
         self.conditioner = Conditioner(self.scene.out_channels, self.face.out_channels,
                                        model_cfg.context_dim, model_cfg.scene_token_grid,
                                        model_cfg.spatial_channels)
+        self.direction = None
+        if model_cfg.direction_field:
+            self.direction = DirectionField(self.face.out_channels, model_cfg.direction_gammas)
 
     def forward(self, batch: dict) -> dict:
         image = batch["image"]  # [B, 3, S, S]
@@ -88,4 +120,8 @@ class GazeEncoder(nn.Module):
                                         image.dtype))
         scene = self.scene(torch.cat(parts, dim=1))
         face = self.face(batch["face"])
-        return self.conditioner(scene, face)
+        cond = self.conditioner(scene, face)
+        if self.direction is not None:
+            cond["direction"], cond["field"] = self.direction(
+                face.mean(dim=(2, 3)), batch["head_box"], self.output_size)
+        return cond

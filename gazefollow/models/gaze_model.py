@@ -29,7 +29,7 @@ class GazeDiffusionModel(nn.Module):
 
     def __init__(self, model_cfg, output_size: int, out_channels: int = 1):
         super().__init__()
-        self.gaze = GazeEncoder(model_cfg)
+        self.gaze = GazeEncoder(model_cfg, output_size)
         self.inout_head = InOutHead(self.gaze.conditioner.inout_dim, model_cfg.inout_hidden)
         self.denoiser = HeatmapDenoiser(model_cfg, output_size, out_channels)
         if model_cfg.freeze_scene:
