@@ -39,22 +39,38 @@ def load_checkpoint(path_or_dir: str | Path) -> dict:
     return state
 
 
-def load_init_weights(model: torch.nn.Module, path: str | Path, key_map: dict[str, str],
-                      log=print) -> None:
-    """Load weights for initialisation, renaming key prefixes by ``key_map`` (old -> new).
-
-    Keys absent from the file stay as initialised (counted in the log); keys the model does not
-    have, or whose shapes differ, raise: a silent partial load hides a wrong mapping.
-    """
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    state = state.get("model", state) if isinstance(state, dict) else state
-    renamed = {}
+def rename_keys(state: dict, key_map: dict[str, str | None]) -> tuple[dict, int]:
+    """Rename key prefixes by ``key_map`` (old -> new; the first matching prefix wins, so put
+    the empty prefix last); a prefix mapped to None drops its keys. -> (renamed, dropped)."""
+    renamed, dropped = {}, 0
     for key, value in state.items():
         for old, new in key_map.items():
             if key.startswith(old):
-                key = new + key[len(old):]
+                if new is None:
+                    dropped += 1
+                    key = None
+                else:
+                    key = new + key[len(old):]
                 break
-        renamed[key] = value
+        if key is not None:
+            renamed[key] = value
+    return renamed, dropped
+
+
+def load_init_weights(model: torch.nn.Module, path: str | Path,
+                      key_map: dict[str, str | None], log=print) -> None:
+    """Load weights for initialisation, renaming key prefixes by ``key_map`` (see rename_keys).
+
+    Model keys absent from the file stay as initialised (counted in the log); file keys the
+    model does not have, or whose shapes differ, raise: a silent partial load hides a wrong
+    mapping. A gazefollow checkpoint's "model" entry is used when the file is one.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"run.init_weights: no file at {path}")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = state.get("model", state) if isinstance(state, dict) else state
+    renamed, dropped = rename_keys(state, key_map)
     own = model.state_dict()
     unexpected = sorted(k for k in renamed if k not in own)
     mismatched = sorted(k for k in renamed if k in own and own[k].shape != renamed[k].shape)
@@ -64,5 +80,5 @@ def load_init_weights(model: torch.nn.Module, path: str | Path, key_map: dict[st
             f"{len(mismatched)} with other shapes (first: {mismatched[:5]}); "
             "set run.init_key_map to rename prefixes")
     model.load_state_dict(renamed, strict=False)
-    log(f"init weights {path}: loaded {len(renamed)} tensors, "
-        f"{len(own) - len(renamed)} left as initialised")
+    log(f"init weights {path}: loaded {len(renamed)} tensors, dropped {dropped} by the key map, "
+        f"{len(own) - len(renamed)} model tensors left as initialised")

@@ -31,7 +31,8 @@ class RunConfig:
     save_every: int = 500  # optimizer steps between checkpoints (always one at the end)
     print_every: int = 50
     init_weights: Optional[str] = None  # weights loaded into the model before training
-    init_key_map: dict[str, str] = field(default_factory=dict)  # key prefix renames for init_weights
+    # Key prefix renames for init_weights (old -> new, first match wins; null drops the keys).
+    init_key_map: dict[str, Optional[str]] = field(default_factory=dict)
 
 
 @dataclass

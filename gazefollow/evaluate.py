@@ -94,12 +94,14 @@ def run_split(model, diffusion, dataset, steps_list: list[int], *, batch_size: i
 
 def format_table(results: dict) -> str:
     """metrics.json's content as a terminal table."""
-    rows = [("model", results["model"])] + [
-        (f"model @ {k} steps", v) for k, v in results.get("model_steps", {}).items()
-    ] + [("center prior", results["center_prior"])]
-    lines = [f"{'':<22}{'AUC':>8}{'Avg L2':>9}{'Min L2':>9}{'in/out AP':>11}"]
+    by_steps = results.get("model_steps", {})
+    rows = [("model", results["model"])]
+    if len(by_steps) > 1:
+        rows += [(f"model, DDIM {k} step(s)", v) for k, v in by_steps.items()]
+    rows.append(("center prior", results["center_prior"]))
+    lines = [f"{'':<24}{'AUC':>8}{'Avg L2':>9}{'Min L2':>9}{'in/out AP':>11}"]
     for name, m in rows:
-        lines.append(f"{name:<22}{m['auc']:>8.4f}{m['avg_l2']:>9.4f}{m['min_l2']:>9.4f}"
+        lines.append(f"{name:<24}{m['auc']:>8.4f}{m['avg_l2']:>9.4f}{m['min_l2']:>9.4f}"
                      f"{m['inout_ap']:>11.4f}")
     return "\n".join(lines)
 

@@ -79,3 +79,19 @@ def test_direction_field_is_a_cone_around_the_direction():
     assert (field[0, :, row, 0] == 0).all()  # behind the head: 0
     off_axis = field[0, :, 1, 6]  # ahead but above: inside the wide cone, outside the narrow one
     assert 0 < off_axis[1] < off_axis[0] < 1
+
+
+def test_init_weights_load_torchvision_names_through_the_key_map(tmp_path):
+    from gazefollow.checkpoint import load_init_weights
+    config = tiny_config(tmp_path)
+    model = build_model(config)
+    face = ResNet(config.model.face_layers, config.model.face_inplanes)
+    state = {k: torch.randn_like(v) if v.is_floating_point() else v
+             for k, v in face.state_dict().items()}
+    state["fc.weight"] = torch.zeros(10, 4)  # as in an ImageNet classifier file
+    path = tmp_path / "resnet.pth"
+    torch.save(state, path)
+    with pytest.raises(ValueError, match="unknown to the model"):
+        load_init_weights(model, path, {"": "gaze.face."}, log=lambda *_: None)
+    load_init_weights(model, path, {"fc.": None, "": "gaze.face."}, log=lambda *_: None)
+    assert torch.equal(model.gaze.face.layer1[0].conv1.weight, state["layer1.0.conv1.weight"])
