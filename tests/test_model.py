@@ -95,3 +95,22 @@ def test_init_weights_load_torchvision_names_through_the_key_map(tmp_path):
         load_init_weights(model, path, {"": "gaze.face."}, log=lambda *_: None)
     load_init_weights(model, path, {"fc.": None, "": "gaze.face."}, log=lambda *_: None)
     assert torch.equal(model.gaze.face.layer1[0].conv1.weight, state["layer1.0.conv1.weight"])
+
+
+@pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
+def test_training_loss_reaches_every_part(tmp_path, prediction):
+    from gazefollow.diffusion.gaussian import GaussianDiffusion
+    from gazefollow.diffusion.losses import training_losses
+    config = tiny_config(tmp_path, f"diffusion.prediction={prediction}")
+    model = build_model(config)
+    size = config.data.output_size
+    batch = {**_batch(config, batch=3), "heatmap": torch.rand(3, 1, size, size),
+             "inout": torch.tensor([1.0, 0.0, 1.0]),
+             "gaze_points": torch.tensor([[[0.7, 0.2]], [[-1.0, -1.0]], [[0.1, 0.9]]])}
+    losses = training_losses(model, GaussianDiffusion(config.diffusion), batch, config.loss,
+                             generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(losses["loss"]) and {"direction_loss", "inout_bce"} <= set(losses)
+    losses["loss"].backward()
+    for part in (model.denoiser, model.gaze.scene, model.gaze.face, model.inout_head,
+                 model.gaze.direction):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
