@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from gazefollow.config import LEGACY_FLAGS, ConfigError, build_config, legacy_to_overrides
+from gazefollow.config import LEGACY_FLAGS, ConfigError, build_config, legacy_overrides
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_DIFFUSION = ROOT / "configs" / "diffusion.yaml"
@@ -48,8 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse(argv: list[str]) -> tuple[list[Path], list[str], str | None]:
-    """-> (YAML layers, dotlist overrides, checkpoint to evaluate or None)."""
+def parse(argv: list[str]) -> tuple[list[Path], list, str | None]:
+    """-> (YAML layers, overrides, checkpoint to evaluate or None).
+
+    With --eval_weights the checkpoint's stored config is the base, so only --config layers
+    and overrides apply; --yaml_diffusion / --yaml_gaze / --experiment are refused there.
+    """
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     for item in unknown:
@@ -60,33 +64,47 @@ def parse(argv: list[str]) -> tuple[list[Path], list[str], str | None]:
             hint = f" Did you mean '--{close[0]}'?" if close else ""
             raise ConfigError(f"unknown flag '{item}'.{hint}")
         args.overrides.append(item)
-    given = args.yaml_diffusion or args.yaml_gaze
+    given = {flag: None if getattr(args, flag) is True else getattr(args, flag)
+             for flag in LEGACY_FLAGS if getattr(args, flag) is not None}
+    eval_weights = given.pop("eval_weights", None)
+    for item in list(args.overrides):  # eval.eval_weights=PATH means the same as the flag
+        if item.startswith("eval.eval_weights="):
+            eval_weights = item.split("=", 1)[1]
+            args.overrides.remove(item)
+    overrides = legacy_overrides(given) + args.overrides
+    extra = [Path(p) for p in args.config]
+    if eval_weights:
+        if args.yaml_diffusion or args.yaml_gaze or args.experiment:
+            raise ConfigError("--eval_weights evaluates with the checkpoint's own config; "
+                              "--yaml_diffusion/--yaml_gaze/--experiment do not apply (use "
+                              "--config FILE or section.key=value to change evaluation settings)")
+        return extra, overrides, eval_weights
     layers = [Path(args.yaml_diffusion or DEFAULT_DIFFUSION), Path(args.yaml_gaze or DEFAULT_GAZE)]
-    experiment = args.experiment or (None if given else str(DEFAULT_EXPERIMENT))
+    default = None if (args.yaml_diffusion or args.yaml_gaze) else str(DEFAULT_EXPERIMENT)
+    experiment = args.experiment or default
     if experiment and experiment != "none":
         layers.append(Path(experiment))
-    layers += [Path(p) for p in args.config]
-    overrides = []
-    for flag in LEGACY_FLAGS:
-        value = getattr(args, flag)
-        if value is not None:
-            overrides.append(legacy_to_overrides(flag, None if value is True else value))
-    return layers, overrides + args.overrides, args.eval_weights
+    return layers + extra, overrides, None
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Train then evaluate (returns metrics.json's content), or evaluate saved weights."""
+    from accelerate import PartialState
+
     from gazefollow.evaluate import evaluate_checkpoint
     from gazefollow.train import train
 
     layers, overrides, eval_weights = parse(sys.argv[1:] if argv is None else argv)
     if eval_weights:
-        # The checkpoint's own config is the base; only explicit overrides change it.
-        cli = [o for o in overrides if not o.startswith("eval.eval_weights=")]
-        return evaluate_checkpoint(eval_weights, cli)
+        return evaluate_checkpoint(eval_weights, overrides, layers=layers)
     config = build_config(layers, overrides)
     start = time.perf_counter()
     run_dir = train(config)
-    results = evaluate_checkpoint(run_dir, out_dir=run_dir)
+    state = PartialState()  # with several processes, one evaluates and writes the results
+    results = evaluate_checkpoint(run_dir, out_dir=run_dir) if state.is_main_process else {}
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return results
     wall, peak = time.perf_counter() - start, peak_memory_mib()
     print(f"run finished in {wall / 60:.1f} min, peak memory {peak:.0f} MiB -> {run_dir}")
     (run_dir / "run_stats.json").write_text(json.dumps(

@@ -28,6 +28,7 @@ def resolve_checkpoint(path_or_dir: str | Path) -> Path:
 
 
 def load_checkpoint(path_or_dir: str | Path) -> dict:
+    """Read a checkpoint (file or run directory), refusing files that are not ours."""
     path = resolve_checkpoint(path_or_dir)
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)

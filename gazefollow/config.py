@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
@@ -263,6 +263,7 @@ NOT_YET_SUPPORTED = {
     "model.decoder": "diffusion",
     "model.attention_layout": "default",
     "model.adm_attention_module": False,
+    "model.unet_inout_channels": 1,  # heatmaps are one channel until multi-channel targets exist
     "diffusion.norm_std": False,
     "diffusion.random_flag": False,
     "diffusion.learn_sigma": False,
@@ -323,97 +324,135 @@ def _merge(base: DictConfig, other: Any, source: str) -> DictConfig:
 
 
 def load_yaml(path: str | Path) -> DictConfig:
+    """Read one YAML layer (a missing file is a ConfigError naming it)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     return OmegaConf.load(path)
 
 
+Override = Union[str, tuple[str, Any]]  # "section.key=value" or (dotted key, typed value)
+
+
+def _override_node(item: Override) -> tuple[DictConfig, str]:
+    if isinstance(item, tuple):
+        key, value = item
+        node: Any = value
+        for part in reversed(key.split(".")):
+            node = {part: node}
+        # The schema types the value: "007" stays a string for a str key, becomes 7 for an int.
+        return OmegaConf.create(node), f"{key}={value}"
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' is not of the form section.key=value")
+    return OmegaConf.from_dotlist([item]), item
+
+
 def build_config(
     yaml_files: list[str | Path] = (),
-    overrides: list[str] = (),
+    overrides: list[Override] = (),
     base: Optional[dict] = None,
 ) -> Config:
-    """Merge YAML files (in order) and ``section.key=value`` overrides onto the schema
-    (or onto ``base``, a stored config dict such as a checkpoint's)."""
+    """Merge YAML files (in order) and overrides onto the schema (or onto ``base``, a stored
+    config dict such as a checkpoint's), then validate."""
     cfg = OmegaConf.structured(Config)
     if base is not None:
         cfg = _merge(cfg, OmegaConf.create(base), "stored config")
     for path in yaml_files:
         cfg = _merge(cfg, load_yaml(path), str(path))
     for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override '{item}' is not of the form section.key=value")
-        cfg = _merge(cfg, OmegaConf.from_dotlist([item]), f"override '{item}'")
+        node, source = _override_node(item)
+        cfg = _merge(cfg, node, f"override '{source}'")
     config = OmegaConf.to_object(cfg)
     validate(config)
     return config
 
 
-def legacy_to_overrides(flag: str, value: Any) -> str:
-    """Turn one legacy flag (and its value, None for bare flags) into a dotlist override."""
+def legacy_to_override(flag: str, value: Any) -> tuple[str, Any]:
+    """One legacy flag (``value`` None for bare flags) -> (dotted key, typed value)."""
     key, kind = LEGACY_FLAGS[flag]
-    if kind == "true":
-        return f"{key}=true"
-    if kind == "false":
-        return f"{key}=false"
+    if kind in ("true", "false"):
+        return key, kind == "true"
     if kind == "list":
         items = value if isinstance(value, list) else [value]
-        ints = [int(p) for item in items for p in str(item).replace(",", " ").split()]
-        return f"{key}=[{','.join(map(str, ints))}]"
+        try:
+            return key, [int(p) for item in items for p in str(item).replace(",", " ").split()]
+        except ValueError:
+            raise ConfigError(f"--{flag} takes integers (e.g. --{flag} 3,4,6,3), got {items}; "
+                              "put section.key=value overrides before list flags") from None
     if isinstance(kind, dict):
         if value not in kind:
             raise ConfigError(f"--{flag}: '{value}' is not one of {sorted(k for k in kind if k)}")
-        return f"{key}={kind[value]}"
-    return f"{key}={value}"
+        return key, kind[value]
+    return key, value
+
+
+def legacy_overrides(given: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Legacy flags given on the command line -> overrides; two flags that set the same key to
+    different values are refused (``--adm`` only sets the default it is combined with)."""
+    pairs = [legacy_to_override(flag, value) for flag, value in given.items()]
+    chosen: dict[str, tuple[str, Any]] = {}
+    for flag, (key, value) in zip(given, pairs):
+        if flag == "adm" and len([k for k, _ in pairs if k == key]) > 1:
+            continue
+        if key in chosen and chosen[key][1] != value:
+            raise ConfigError(f"conflicting flags: --{chosen[key][0]} and --{flag} both set {key}")
+        chosen[key] = (flag, value)
+    return [(key, value) for key, (_, value) in chosen.items()]
 
 
 def get_key(config: Config, dotted: str) -> Any:
+    """config.section.key from "section.key"."""
     obj = config
     for part in dotted.split("."):
         obj = getattr(obj, part)
     return obj
 
 
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
 def validate(config: Config) -> None:
-    """Refuse values outside their choices and options that need later work."""
+    """Refuse values outside their choices or ranges, and options that need later work."""
     for key, choices in CHOICES.items():
         value = get_key(config, key)
-        if value not in choices:
-            raise ConfigError(f"{key}='{value}' is not one of {list(choices)}.")
+        _check(value in choices, f"{key}='{value}' is not one of {list(choices)}.")
     flag_of = {k: f for f, (k, kind) in LEGACY_FLAGS.items()}
     for key, default in NOT_YET_SUPPORTED.items():
         value = get_key(config, key)
-        if value != default:
-            flag = f" (--{flag_of[key]})" if key in flag_of else ""
-            raise ConfigError(
-                f"{key}={value}{flag} is not yet supported in this version of gazefollow; "
-                f"see README 'Not yet supported'. Leave it at {default!r}."
-            )
-    if config.data.source_dataset in ("videoattentiontarget", "goo"):
-        raise ConfigError(
-            f"data.source_dataset={config.data.source_dataset} is not yet supported in this "
-            "version of gazefollow (GazeFollow format and the synthetic world are)."
-        )
+        flag = f" (--{flag_of[key]})" if key in flag_of else ""
+        _check(value == default, f"{key}={value}{flag} is not yet supported in this version of "
+               f"gazefollow; see README 'Not yet supported'. Leave it at {default!r}.")
+    _check(config.data.source_dataset not in ("videoattentiontarget", "goo"),
+           f"data.source_dataset={config.data.source_dataset} is not yet supported in this "
+           "version of gazefollow (GazeFollow format and the synthetic world are).")
+    diff = config.diffusion
+    _check(diff.train_time_steps >= 50, "diffusion.train_time_steps must be >= 50 (the linear "
+           "schedule's betas, scaled by 1000/T, must stay well below 1)")
+    for steps in [diff.sample_time_steps, *config.eval.extra_steps]:
+        _check(1 <= steps <= diff.train_time_steps, f"DDIM step count {steps} must be in "
+               f"[1, diffusion.train_time_steps={diff.train_time_steps}]")
+    for key in ("run.save_every", "run.print_every", "data.batch_size", "eval.batch_size",
+                "data.input_size", "data.output_size", "data.face_size"):
+        _check(get_key(config, key) >= 1, f"{key} must be >= 1")
+    _check(0 < config.data.val_fraction < 1, "data.val_fraction must be in (0, 1)")
+    _check(diff.diff_normalization > 0, "diffusion.diff_normalization must be > 0")
     levels = len(config.model.unet_multipliers)
     for level in config.model.unet_attention_levels:
-        if not 0 <= level < levels:
-            raise ConfigError(
-                f"model.unet_attention_levels has level {level}, but the UNet has {levels} "
-                f"levels (model.unet_multipliers={config.model.unet_multipliers})."
-            )
-    if config.data.output_size % (2 ** (levels - 1)):
-        raise ConfigError(
-            f"data.output_size={config.data.output_size} must be divisible by "
-            f"{2 ** (levels - 1)} for a {levels}-level UNet."
-        )
+        _check(0 <= level < levels, f"model.unet_attention_levels has level {level}, but the "
+               f"UNet has {levels} levels (model.unet_multipliers="
+               f"{config.model.unet_multipliers}).")
+    _check(config.data.output_size % (2 ** (levels - 1)) == 0,
+           f"data.output_size={config.data.output_size} must be divisible by "
+           f"{2 ** (levels - 1)} for a {levels}-level UNet.")
 
 
 def to_yaml(config: Config) -> str:
+    """The resolved config as YAML (written to every run directory)."""
     return OmegaConf.to_yaml(OmegaConf.structured(config))
 
 
 def to_dict(config: Config) -> dict:
+    """The resolved config as plain containers (stored in every checkpoint)."""
     return OmegaConf.to_container(OmegaConf.structured(config))
-
-

@@ -107,6 +107,7 @@ def format_table(results: dict) -> str:
 
 
 def write_metrics(results: dict, path: str | Path) -> None:
+    """metrics.json (NaN where a metric is undefined, e.g. AP with one class)."""
     Path(path).write_text(json.dumps(results, indent=2, allow_nan=True))
 
 
@@ -127,7 +128,7 @@ def evaluate_run(config, model, diffusion, run_dir: str | Path, device, weights:
     main = run_split(model, diffusion, datasets[split], steps_list,
                      num_keep=config.eval.num_visualize, desc=f"{split} ({weights})", **common)
     # GazeFollow-format test sets are all in frame, so in/out AP comes from validation there.
-    ap_split = split if split == "val" else "val"
+    ap_split = "val"
     inout = main if split == "val" else run_split(model, diffusion, datasets["val"], [],
                                                   desc="val in/out", **common)
     first = steps_list[0]
@@ -157,6 +158,7 @@ def evaluate_run(config, model, diffusion, run_dir: str | Path, device, weights:
 
 
 def pick_device(config) -> torch.device:
+    """The evaluation device: as configured, or CUDA when available under "auto"."""
     if config.run.device in ("cuda", "mps"):
         return torch.device(config.run.device)
     if config.run.device == "auto" and torch.cuda.is_available():
@@ -164,21 +166,21 @@ def pick_device(config) -> torch.device:
     return torch.device("cpu")
 
 
-def evaluate_checkpoint(checkpoint: str | Path, overrides: list[str] = (), out_dir=None,
-                        log=print) -> dict:
-    """Evaluate saved weights: the checkpoint's own config, then ``overrides`` on top (for
-    example ``diffusion.sample_time_steps=4`` or ``eval.split=val``). EMA weights are used
+def evaluate_checkpoint(checkpoint: str | Path, overrides: list = (), out_dir=None,
+                        layers: list = (), log=print) -> dict:
+    """Evaluate saved weights: the checkpoint's own config, then YAML ``layers`` and
+    ``overrides`` on top (e.g. ``diffusion.sample_time_steps=4`` or ``eval.split=val``). EMA weights are used
     when ``optim.ema_on`` is true and the checkpoint holds them."""
     from diffusers.training_utils import EMAModel
 
     from gazefollow.checkpoint import load_checkpoint, resolve_checkpoint
-    from gazefollow.config import build_config
+    from gazefollow.config import build_config, to_yaml
     from gazefollow.diffusion.gaussian import GaussianDiffusion
     from gazefollow.models.gaze_model import build_model
 
     path = resolve_checkpoint(checkpoint)
     state = load_checkpoint(path)
-    config = build_config(overrides=overrides, base=state["config"])
+    config = build_config(layers, overrides, base=state["config"])
     model = build_model(config)
     model.load_state_dict(state["model"])
     weights = "raw"
@@ -191,8 +193,10 @@ def evaluate_checkpoint(checkpoint: str | Path, overrides: list[str] = (), out_d
     model.to(device)
     if out_dir is None:
         steps = config.diffusion.sample_time_steps
-        out_dir = path.parent / f"eval-{config.eval.split}-ddim{steps}-{weights}"
+        tail = "-subsampled" if config.data.subsample_test and config.eval.split == "test" else ""
+        out_dir = path.parent / f"eval-{config.eval.split}-ddim{steps}-{weights}{tail}"
     Path(out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(out_dir) / "eval_config.yaml").write_text(to_yaml(config))
     log(f"evaluating {path} (step {state['step']}) -> {out_dir}")
     return evaluate_run(config, model, GaussianDiffusion(config.diffusion), out_dir, device,
                         weights, log)

@@ -90,6 +90,6 @@ def inout_ap(scores, labels) -> float:
     """Average precision of the in-frame score, in frame = positive (VideoAttentionTarget AP,
     Chong et al. 2020). Meaningless (and NaN here) when only one class is present."""
     labels = _numpy(labels).ravel()
-    if labels.min() == labels.max():
+    if labels.size == 0 or labels.min() == labels.max():
         return float("nan")
     return float(average_precision_score(labels, _numpy(scores).ravel()))

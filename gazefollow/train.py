@@ -28,14 +28,17 @@ from gazefollow.models.gaze_model import build_model
 
 
 def model_id(config: Config) -> str:
+    """The middle part of a run directory's path: dataset, decoder and prediction type."""
     return f"{config.data.source_dataset}-{config.model.decoder}-{config.diffusion.prediction}"
 
 
 def run_dir_for(config: Config) -> Path:
+    """output_dir/<model id>/<tag>."""
     return Path(config.run.output_dir) / model_id(config) / config.run.tag
 
 
 def git_commit() -> str:
+    """The code's commit, recorded in the run directory and every checkpoint."""
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                               cwd=Path(__file__).parent, timeout=10).stdout.strip() or "unknown"
@@ -62,6 +65,7 @@ class EpochShuffle(Sampler):
 
 
 def make_accelerator(config: Config, run_dir: Path) -> Accelerator:
+    """CPU when asked or when no GPU is present; wandb only when logging is not disabled."""
     device = config.run.device
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("run.device=cuda but no CUDA device is available")
@@ -74,6 +78,8 @@ def make_accelerator(config: Config, run_dir: Path) -> Accelerator:
 
 
 def start_trackers(accelerator: Accelerator, config: Config, run_dir: Path, run_id: str) -> None:
+    """wandb through Accelerate, under the run directory; the run id makes a resume continue
+    the same wandb run."""
     if config.logging.wandb == "disabled":
         return
     accelerator.init_trackers(
@@ -95,22 +101,76 @@ def quartile_losses(losses: dict, num_timesteps: int) -> dict:
 
 def validate(model, ema, diffusion, dataset, config: Config, accelerator, step: int,
              log) -> None:
-    """Validation metrics with the EMA weights (swapped in, then back), logged; never test."""
-    if not accelerator.is_main_process:
-        return
-    net = accelerator.unwrap_model(model)
-    ema.store(net.parameters())
-    ema.copy_to(net.parameters())
-    steps = config.diffusion.sample_time_steps
-    result = run_split(net, diffusion, dataset, [steps], batch_size=config.eval.batch_size,
-                       seed=config.run.seed, device=accelerator.device, prior_inout=0.5,
-                       desc="val")
-    ema.restore(net.parameters())
-    net.train()
-    metrics = result["model"][steps]
-    accelerator.log({f"val/{k}": v for k, v in metrics.items()}, step=step)
-    log(f"step {step} validation (EMA, DDIM {steps}): " +
-        "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    """Validation metrics with the EMA weights (swapped in, then back), logged; never test.
+
+    The main process evaluates while the others wait at a barrier, so no collective operation
+    of the next training step is left hanging for the length of the evaluation."""
+    if accelerator.is_main_process:
+        net = accelerator.unwrap_model(model)
+        ema.store(net.parameters())
+        ema.copy_to(net.parameters())
+        steps = config.diffusion.sample_time_steps
+        result = run_split(net, diffusion, dataset, [steps], batch_size=config.eval.batch_size,
+                           seed=config.run.seed, device=accelerator.device,
+                           prior_inout=0.5, desc="val")  # the prior's row is not used here
+        ema.restore(net.parameters())
+        net.train()
+        metrics = result["model"][steps]
+        accelerator.log({f"val/{k}": v for k, v in metrics.items()}, step=step)
+        log(f"step {step} validation (EMA, DDIM {steps}): " +
+            "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    accelerator.wait_for_everyone()
+
+
+def make_lr_scheduler(optimizer, optim, total_steps: int):
+    """Linear warm-up over ``optim.warmup_steps``, then constant or cosine decay.
+
+    Stepped by hand once per optimizer step, not through accelerator.prepare: a prepared
+    scheduler steps once per process, which would make warm-up depend on the process count."""
+    name = {"constant": "constant_with_warmup", "cosine": "cosine"}[optim.lr_schedule]
+    return get_scheduler(name, optimizer, num_warmup_steps=optim.warmup_steps,
+                         num_training_steps=max(total_steps, 1))
+
+
+# Keys that may change when a run is resumed; any other difference is refused, because the
+# optimizer, scheduler and EMA states restored from the checkpoint would silently win.
+RESUMABLE_CHANGES = ("run.max_steps", "run.print_every", "run.save_every", "run.keep_snapshots",
+                     "run.device", "run.resume", "optim.epochs", "data.num_workers", "eval.",
+                     "logging.", "diffusion.sample_time_steps")
+
+
+def resume_conflicts(stored: dict, current: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between a checkpoint's config and this run's."""
+    out = []
+    for key in sorted(set(stored) | set(current)):
+        dotted, a, b = prefix + key, stored.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += resume_conflicts(a, b, dotted + ".")
+        elif a != b and not any(dotted.startswith(ok) for ok in RESUMABLE_CHANGES):
+            out.append(f"{dotted}: {a!r} -> {b!r}")
+    return out
+
+
+def resume(state: dict, config: Config, model, ema, optimizer, lr_scheduler) -> int:
+    """Restore everything the loop needs from a checkpoint; return its step."""
+    conflicts = resume_conflicts(state["config"], to_dict(config))
+    if conflicts:
+        raise ConfigError("the run directory holds a checkpoint made with another config ("
+                          + "; ".join(conflicts[:6]) + "); use --no_resume or another --tag")
+    model.load_state_dict(state["model"])
+    ema.load_state_dict(state["ema"])
+    optimizer.load_state_dict(state["optimizer"])
+    lr_scheduler.load_state_dict(state["lr_scheduler"])
+    return state["step"]
+
+
+def write_train_stats(run_dir: Path, steps: int, seconds: float, config: Config,
+                      processes: int) -> None:
+    """Measured speed of this session's steps (the README's numbers come from here)."""
+    stats = {"steps": steps, "seconds": round(seconds, 1),
+             "seconds_per_step": round(seconds / steps, 4), "batch_size": config.data.batch_size,
+             "processes": processes, "threads": torch.get_num_threads()}
+    (run_dir / "train_stats.json").write_text(json.dumps(stats, indent=2))
 
 
 def train(config: Config, log=print) -> Path:
@@ -118,6 +178,8 @@ def train(config: Config, log=print) -> Path:
     run_dir = run_dir_for(config)
     accelerator = make_accelerator(config, run_dir)
     set_seed(config.run.seed + accelerator.process_index)
+    if not accelerator.is_main_process:
+        log = lambda *_: None  # noqa: E731  one process speaks
     if accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(to_yaml(config))
@@ -125,15 +187,21 @@ def train(config: Config, log=print) -> Path:
 
     # 1. data. The main process builds the synthetic world (if needed) before the others read it.
     with accelerator.main_process_first():
-        datasets = build_datasets(config, splits=("train", "val"),
-                                  log=log if accelerator.is_main_process else lambda *_: None)
+        datasets = build_datasets(config, splits=("train", "val"), log=log)
     train_set = datasets["train"]
-    sampler = EpochShuffle(len(train_set), config.run.seed)
-    loader = DataLoader(train_set, batch_size=config.data.batch_size, sampler=sampler,
+    loader = DataLoader(train_set, batch_size=config.data.batch_size,
+                        sampler=EpochShuffle(len(train_set), config.run.seed),
                         num_workers=config.data.num_workers, drop_last=True,
                         persistent_workers=config.data.num_workers > 0)
+    steps_per_epoch = len(loader) // accelerator.num_processes
+    if steps_per_epoch == 0:
+        raise ValueError(f"the train split has {len(train_set)} samples, fewer than one batch of "
+                         f"{config.data.batch_size} x {accelerator.num_processes} process(es)")
+    total_steps = config.optim.epochs * steps_per_epoch
+    if config.run.max_steps is not None:
+        total_steps = min(total_steps, config.run.max_steps)
 
-    # 2. model, diffusion, optimiser (one learning rate per part), EMA.
+    # 2. model, diffusion, optimiser (one learning rate per part), LR schedule, EMA.
     model = build_model(config)
     if config.run.init_weights:
         load_init_weights(model, config.run.init_weights, config.run.init_key_map, log)
@@ -143,14 +211,7 @@ def train(config: Config, log=print) -> Path:
     optim = config.optim
     optimizer = torch.optim.AdamW(model.parameter_groups(optim.lr, optim.gaze_lr),
                                   weight_decay=optim.weight_decay)
-    steps_per_epoch = len(loader) // accelerator.num_processes
-    total_steps = optim.epochs * steps_per_epoch
-    if config.run.max_steps is not None:
-        total_steps = min(total_steps, config.run.max_steps)
-    # Not passed to accelerator.prepare: a prepared scheduler steps once per process per
-    # optimizer step, which would make warm-up length depend on the number of processes.
-    lr_scheduler = get_scheduler(optim.lr_schedule, optimizer, num_warmup_steps=optim.warmup_steps,
-                                 num_training_steps=max(total_steps, 1))
+    lr_scheduler = make_lr_scheduler(optimizer, optim, total_steps)
     ema = EMAModel(model.parameters(), decay=optim.ema_rate, use_ema_warmup=True,
                    inv_gamma=1.0, power=optim.ema_power)
 
@@ -159,11 +220,8 @@ def train(config: Config, log=print) -> Path:
     run_id = f"{config.run.tag}-{int(time.time())}"
     if config.run.resume and checkpoint_path.is_file():
         state = load_checkpoint(checkpoint_path)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        lr_scheduler.load_state_dict(state["lr_scheduler"])
-        step, run_id = state["step"], state.get("wandb_run_id", run_id)
+        step = resume(state, config, model, ema, optimizer, lr_scheduler)
+        run_id = state.get("wandb_run_id", run_id)
         log(f"resumed from {checkpoint_path} at step {step}")
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     ema.to(accelerator.device)
@@ -190,7 +248,8 @@ def train(config: Config, log=print) -> Path:
     loop_start, first_step = time.perf_counter(), step
     while step < total_steps:
         epoch, skip = divmod(step, steps_per_epoch)
-        sampler.set_epoch(epoch)
+        # On the prepared loader: it re-applies its own epoch counter at every iteration.
+        loader.set_epoch(epoch)
         epoch_loader = accelerator.skip_first_batches(loader, skip) if skip else loader
         for batch in epoch_loader:
             with accelerator.accumulate(model):
@@ -213,9 +272,9 @@ def train(config: Config, log=print) -> Path:
             accelerator.log(logs, step=step)
             if step % config.run.print_every == 0 or step == total_steps:
                 rate = len(window) / (time.perf_counter() - tic)
-                eta = (total_steps - step) / rate
                 log(f"step {step}/{total_steps}  loss {sum(window) / len(window):.4f}  "
-                    f"{rate:.2f} steps/s  {1 / rate:.3f} s/step  eta {eta / 60:.1f} min")
+                    f"{rate:.2f} steps/s  {1 / rate:.3f} s/step  "
+                    f"eta {(total_steps - step) / rate / 60:.1f} min")
                 tic, window = time.perf_counter(), []
             if config.eval.evaluate_every and step % config.eval.evaluate_every == 0:
                 validate(model, ema, diffusion, datasets["val"], config, accelerator, step, log)
@@ -227,12 +286,8 @@ def train(config: Config, log=print) -> Path:
     # 5. the final checkpoint (the evaluation loads it) and the trackers' end.
     save(final=True)
     if accelerator.is_main_process and step > first_step:
-        seconds = time.perf_counter() - loop_start
-        stats = {"steps": step - first_step, "seconds": round(seconds, 1),
-                 "seconds_per_step": round(seconds / (step - first_step), 4),
-                 "batch_size": config.data.batch_size, "processes": accelerator.num_processes,
-                 "threads": torch.get_num_threads()}
-        (run_dir / "train_stats.json").write_text(json.dumps(stats, indent=2))
+        write_train_stats(run_dir, step - first_step, time.perf_counter() - loop_start, config,
+                          accelerator.num_processes)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return run_dir

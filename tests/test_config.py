@@ -61,6 +61,38 @@ def test_legacy_flag_maps_to_key(argv, key, expected):
     assert getattr(getattr(config, section), name) == expected
 
 
+def test_adm_combines_but_conflicting_prediction_flags_are_refused():
+    layers, overrides, _ = parse(["--adm", "--adm_predict_xstart"])
+    assert build_config(layers, overrides).diffusion.prediction == "x0"
+    with pytest.raises(ConfigError, match="conflicting flags"):
+        parse(["--adm_predict_xstart", "--adm_predict_v"])
+
+
+def test_flag_values_are_typed_by_the_schema():
+    layers, overrides, _ = parse(["--tag", "007", "--batch_size", "16"])
+    config = build_config(layers, overrides)
+    assert config.run.tag == "007" and config.data.batch_size == 16
+
+
+def test_list_flag_swallowing_an_override_names_the_flag():
+    with pytest.raises(ConfigError, match="--list_resnet_scene_layers takes integers"):
+        parse(["--list_resnet_scene_layers", "2", "3", "optim.lr=0.5"])
+
+
+def test_out_of_range_values_are_refused():
+    for bad in ["diffusion.sample_time_steps=0", "run.save_every=0", "data.val_fraction=0",
+                "eval.extra_steps=[2000]", "model.unet_inout_channels=2"]:
+        with pytest.raises(ConfigError):
+            build_config(overrides=[bad])
+
+
+def test_eval_weights_refuses_training_yaml_layers():
+    with pytest.raises(ConfigError, match="checkpoint's own config"):
+        parse(["--eval_weights", "run", "--yaml_gaze", "configs/gaze.yaml"])
+    layers, overrides, weights = parse(["eval.eval_weights=run", "eval.split=val"])
+    assert weights == "run" and overrides == ["eval.split=val"] and layers == []
+
+
 def test_not_yet_supported_flag_is_refused_not_ignored():
     layers, overrides, _ = parse(["--adm_learn_sigma"])
     with pytest.raises(ConfigError, match="not yet supported"):

@@ -101,3 +101,11 @@ def test_batches_collate(tiny_world):
     dataset = build_datasets(config, splits=("test",), log=lambda *_: None)["test"]
     batch = next(iter(torch.utils.data.DataLoader(dataset, batch_size=3)))
     assert batch["gaze_points"].shape == (3, 20, 2) and len(batch["path"]) == 3
+
+
+def test_empty_head_box_names_file_and_rows(tiny_world):
+    _, config = tiny_world
+    dataset = build_datasets(config, splits=("test",), log=lambda *_: None)["test"]
+    dataset.instances[0].head_box = np.array([500.0, 500.0, 600.0, 600.0])  # outside the image
+    with pytest.raises(ValueError, match=r"000000.jpg \(annotation rows \[1, 2, 3\]\).*empty"):
+        dataset[0]

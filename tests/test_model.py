@@ -114,3 +114,12 @@ def test_training_loss_reaches_every_part(tmp_path, prediction):
     for part in (model.denoiser, model.gaze.scene, model.gaze.face, model.inout_head,
                  model.gaze.direction):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+
+
+def test_frozen_encoder_keeps_batchnorm_statistics(tmp_path):
+    model = build_model(tiny_config(tmp_path, "model.freeze_scene=true"))
+    model.train()
+    assert not model.gaze.scene.training and model.gaze.face.training
+    before = model.gaze.scene.bn1.running_mean.clone()
+    model.encode(_batch(tiny_config(tmp_path)))
+    assert torch.equal(model.gaze.scene.bn1.running_mean, before)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from gazefollow.checkpoint import load_checkpoint
-from gazefollow.config import build_config
+from gazefollow.config import ConfigError, build_config
 from main import main
 from tests.conftest import TINY
 
@@ -52,15 +52,36 @@ def test_evaluation_with_raw_weights_and_more_steps(trained):
     assert out["info"]["weights"] == "raw" and out["info"]["sample_steps"] == 3
 
 
-def test_resume_continues_from_the_checkpoint(trained):
+def test_resume_continues_from_the_checkpoint(trained, capsys):
     tmp, run_dir, _ = trained
     before = load_checkpoint(run_dir)
     main(_argv(tmp, "--max_steps", "3"))
+    printed = capsys.readouterr().out
+    assert "at step 2" in printed and "step 3/3" in printed and "step 1/3" not in printed
     after = load_checkpoint(run_dir)
     assert after["step"] == 3
     moved = [not torch.equal(before["model"][k], after["model"][k]) for k in before["model"]
              if before["model"][k].is_floating_point()]
     assert any(moved)
+
+
+def test_resume_with_another_optimiser_config_is_refused(trained):
+    tmp, _, _ = trained
+    with pytest.raises(ConfigError, match="optim.lr"):
+        main(_argv(tmp, "--max_steps", "4", "optim.lr=0.5"))
+
+
+def test_lr_warms_up_then_holds(tmp_path):
+    from gazefollow.train import make_lr_scheduler
+    config = build_config(overrides=["optim.lr=0.01", "optim.warmup_steps=4"])
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+    scheduler = make_lr_scheduler(optimizer, config.optim, total_steps=10)
+    lrs = []
+    for _ in range(6):
+        optimizer.step()
+        scheduler.step()
+        lrs.append(scheduler.get_last_lr()[0])
+    assert lrs == pytest.approx([0.0025, 0.005, 0.0075, 0.01, 0.01, 0.01])
 
 
 def test_legacy_command_line_parses_to_a_runnable_config():

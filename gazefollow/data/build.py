@@ -31,6 +31,7 @@ def subsample_heads(instances: list[HeadInstance], size: int, seed: int) -> list
 
 
 def dataset_root(config: Config, log=print) -> Path:
+    """The dataset folder; the synthetic world is generated there on first use."""
     root = Path(config.data.dataset_dir)
     if config.data.source_dataset == "synthetic":
         ensure_world(config.synthetic, root, log)
@@ -56,9 +57,16 @@ def build_datasets(config: Config, splits=("train", "val", "test"), log=print) -
     if "test" in splits:
         instances, report = read_annotations(root / TEST_FILE, "test")
         log(report.summary())
+        dropped_points, emptied = 0, 0
         for inst in instances:  # points below the threshold are padding, not annotations
             keep = (inst.gaze_points >= data.gaze_point_threshold).all(axis=1)
+            dropped_points += int((~keep).sum())
+            emptied += int(keep.sum() == 0 and len(keep) > 0)
             inst.gaze_points = inst.gaze_points[keep]
+        if dropped_points:
+            log(f"test split: {dropped_points} annotator points below data.gaze_point_threshold="
+                f"{data.gaze_point_threshold} ignored; {emptied} heads left with none "
+                "(left out of the spatial metrics)")
         if data.subsample_test:
             instances = subsample_heads(instances, data.subsample_size, data.subsample_seed)
             log(f"test split SUBSAMPLED to {len(instances)} head instances "

@@ -139,6 +139,10 @@ class GazeFollowDataset(Dataset):
         image = self._load_image(instance)
         width, height = image.size
         box = fix_box(instance.head_box, width, height)
+        if box[2] - box[0] < 1 or box[3] - box[1] < 1:
+            raise ValueError(f"{self.root / instance.path} (annotation rows {instance.rows}): "
+                             f"head box {instance.head_box.tolist()} is empty inside the "
+                             f"{width}x{height} image")
         face_box = enlarge_box(box, self.head_enlarge, width, height)
         face = image.crop(tuple(int(round(v)) for v in face_box))
         size = (self.input_size, self.input_size)

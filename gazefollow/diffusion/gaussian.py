@@ -35,7 +35,7 @@ def get_betas(schedule: str, num_steps: int) -> np.ndarray:
 
 def _extract(values: torch.Tensor, t: torch.Tensor, ndim: int) -> torch.Tensor:
     """values[t] shaped [B, 1, 1, ...] for broadcasting against an ndim tensor."""
-    out = values.to(t.device)[t].float()
+    out = values.float().to(t.device)[t]  # float first: MPS has no float64
     return out.view(-1, *([1] * (ndim - 1)))
 
 
@@ -63,8 +63,10 @@ class GaussianDiffusion:
         """[0, 1] -> [-s, s] with s = diff_normalization."""
         return (heatmap * 2.0 - 1.0) * self.scale
 
-    def x_to_heatmap(self, x: torch.Tensor) -> torch.Tensor:
-        return ((x / self.scale + 1.0) / 2.0).clamp(0.0, 1.0)
+    def x_to_heatmap(self, x: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+        """[-s, s] -> [0, 1] (clamped unless ``clamp`` is False), the inverse of heatmap_to_x."""
+        heatmap = (x / self.scale + 1.0) / 2.0
+        return heatmap.clamp(0.0, 1.0) if clamp else heatmap
 
     # --- forward process --------------------------------------------------------------------
     def sample_timesteps(self, batch: int, device, generator=None) -> torch.Tensor:
@@ -81,6 +83,7 @@ class GaussianDiffusion:
 
     def training_target(self, x_start: torch.Tensor, noise: torch.Tensor,
                         t: torch.Tensor) -> torch.Tensor:
+        """What the denoiser is trained to output: eps, x_start or v."""
         if self.mean_type is ModelMeanType.EPSILON:
             return noise
         if self.mean_type is ModelMeanType.START_X:

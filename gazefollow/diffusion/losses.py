@@ -28,8 +28,8 @@ def training_losses(model, diffusion: GaussianDiffusion, batch: dict, loss_cfg,
     in_frame = batch["inout"].float()
     loss = (mse * in_frame).sum() / in_frame.sum().clamp(min=1.0)
     inout_bce = F.binary_cross_entropy_with_logits(cond["inout_logit"].float(), in_frame)
-    if loss_cfg.x_loss:
-        loss = loss + loss_cfg.x_loss_weight * inout_bce
+    # Added even at weight 0 (x_loss off): DDP expects every parameter to get a gradient.
+    loss = loss + (loss_cfg.x_loss_weight if loss_cfg.x_loss else 0.0) * inout_bce
     out = {"mse": mse.detach(), "t": t, "inout_bce": inout_bce.detach(), "in_frame": in_frame}
     if "direction" in cond and loss_cfg.direction_weight > 0:
         out["direction_loss"] = direction_loss(cond["direction"], batch, in_frame)

@@ -45,13 +45,20 @@ def ddim_sample(model, diffusion: GaussianDiffusion, cond: dict, x_T: torch.Tens
                 num_steps: int) -> torch.Tensor:
     """Deterministic DDIM (eta = 0) from x_T; ``cond`` is computed once and reused every step.
 
-    Returns the predicted heatmap in [0, 1], [B, C, O, O].
+    Returns the last step's predicted x_0 as a heatmap [B, C, O, O], NOT clamped to [0, 1]:
+    clamping (like clip_denoised) turns overshoot into a plateau of equal values whose argmax
+    is its first pixel, and flattens the ranking the AUC reads. Taking pred_x0 of the last step
+    also covers step counts whose trailing schedule ends at t=0 rather than below it.
     """
     scheduler = make_ddim(diffusion, num_steps)
     x_t = x_T
-    for t in scheduler.timesteps:
+    timesteps = scheduler.timesteps
+    for i, t in enumerate(timesteps):
         t_batch = torch.full((x_t.shape[0],), int(t), device=x_t.device, dtype=torch.long)
         model_output = model.denoise(x_t, t_batch, cond).float()
-        # x_{t-1} = sqrt(abar_prev) pred_x0 + sqrt(1 - abar_prev) eps_hat  (Song et al. eq. 12)
+        if i == len(timesteps) - 1:
+            # 1. predicted x_0 (Song et al. eq. 12, first term), unclipped
+            return diffusion.x_to_heatmap(diffusion.pred_xstart(model_output, x_t, t_batch),
+                                          clamp=False)
+        # 2. x_{t-1} = sqrt(abar_prev) pred_x0 + sqrt(1 - abar_prev) eps_hat  (eq. 12, eta=0)
         x_t = scheduler.step(model_output, int(t), x_t, eta=0.0).prev_sample
-    return diffusion.x_to_heatmap(x_t)

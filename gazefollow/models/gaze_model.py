@@ -32,10 +32,17 @@ class GazeDiffusionModel(nn.Module):
         self.gaze = GazeEncoder(model_cfg, output_size)
         self.inout_head = InOutHead(self.gaze.conditioner.inout_dim, model_cfg.inout_hidden)
         self.denoiser = HeatmapDenoiser(model_cfg, output_size, out_channels)
-        if model_cfg.freeze_scene:
-            self.gaze.scene.requires_grad_(False)
-        if model_cfg.freeze_face:
-            self.gaze.face.requires_grad_(False)
+        self.frozen = [enc for enc, frozen in ((self.gaze.scene, model_cfg.freeze_scene),
+                                               (self.gaze.face, model_cfg.freeze_face)) if frozen]
+        for encoder in self.frozen:
+            encoder.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        """Frozen encoders stay in eval mode, so their BatchNorm statistics do not drift."""
+        super().train(mode)
+        for encoder in self.frozen:
+            encoder.eval()
+        return self
 
     def encode(self, batch: dict) -> dict:
         """-> {"context" [B, N, D], "spatial" [B, C, h, w], "inout_logit" [B], ...}"""
@@ -44,6 +51,7 @@ class GazeDiffusionModel(nn.Module):
         return cond
 
     def denoise(self, x_t: torch.Tensor, t: torch.Tensor, cond: dict) -> torch.Tensor:
+        """One denoiser call: x_t [B, 1, O, O], t [B] -> model output [B, 1, O, O]."""
         return self.denoiser(x_t, t, cond)
 
     def forward(self, batch: dict, x_t: torch.Tensor, t: torch.Tensor) -> tuple:
@@ -63,5 +71,6 @@ class GazeDiffusionModel(nn.Module):
 
 
 def build_model(config) -> GazeDiffusionModel:
+    """The full model for a Config (heatmap size from data.output_size)."""
     return GazeDiffusionModel(config.model, config.data.output_size,
                               out_channels=config.model.unet_inout_channels)
