@@ -60,6 +60,7 @@ class DataConfig:
     heatmap_sigma: float = 3.0  # Gaussian sigma at a 64 px heatmap; scaled to output_size
     head_enlarge: float = 0.1  # heads are enlarged by this share before cropping
     gaze_point_threshold: float = 0.0  # test annotator points below this are padding
+    on_bad_input: str = "strict"  # strict: fail at the first bad row/image | skip: skip and count
     batch_size: int = 32
     num_workers: int = 0
     val_fraction: float = 0.1  # share of train IMAGES held out for validation (seeded)
@@ -293,6 +294,7 @@ CHOICES = {
     "optim.lr_schedule": ("constant", "cosine"),
     "optim.amp": ("no", "fp16", "bf16"),
     "eval.split": ("test", "val"),
+    "data.on_bad_input": ("strict", "skip"),
     "logging.wandb": ("offline", "online", "disabled"),
 }
 

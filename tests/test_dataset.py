@@ -4,6 +4,7 @@ import torch
 
 from gazefollow.data.build import build_datasets, split_by_image, subsample_heads
 from gazefollow.data.gazefollow import read_annotations
+from gazefollow.data.instances import BadInput
 from gazefollow.data.synthetic import TEST_FILE, TRAIN_FILE
 
 
@@ -69,10 +70,11 @@ def test_malformed_row_names_file_and_row(tmp_path):
     good = "a.jpg,0,0.1,0.1,0.2,0.2,0.3,0.3,0.5,0.5,10,10,20,20,1,src,meta"
     path = tmp_path / "train.txt"
     path.write_text(good + "\n" + good.replace(",1,src", ",src") + "\n")
-    with pytest.raises(ValueError, match=r"train.txt, row 2: expected 17 columns, found 16"):
+    with pytest.raises(BadInput, match=r"train.txt, row 2: wrong column count: expected 17 "
+                                       r"columns, found 16"):
         read_annotations(path, "train")
     path.write_text(good.replace("0.5,0.5", "nan,0.5") + "\n")
-    with pytest.raises(ValueError, match="row 1: NaN"):
+    with pytest.raises(BadInput, match="row 1: NaN"):
         read_annotations(path, "train")
 
 
@@ -84,15 +86,15 @@ def test_invalid_inout_rows_are_dropped_and_counted(tmp_path):
     path.write_text("\n".join(rows) + "\n")
     instances, report = read_annotations(path, "train")
     assert [i.path for i in instances] == ["a.jpg", "c.jpg"]
-    assert report.dropped_invalid_inout == 1 and report.swapped_boxes == 1
-    assert "dropped 1" in report.summary()
+    assert report.fixed == {"dropped inout=-1 row": 1, "swapped head box (min > max)": 1}
+    assert "fixed 1 x dropped inout=-1 row" in report.summary()
 
 
 def test_missing_image_names_the_file(tiny_world):
     _, config = tiny_world
     dataset = build_datasets(config, splits=("test",), log=lambda *_: None)["test"]
     dataset.instances[0].path = "test/does_not_exist.jpg"
-    with pytest.raises(OSError, match="does_not_exist.jpg"):
+    with pytest.raises(BadInput, match="does_not_exist.jpg"):
         dataset[0]
 
 

@@ -6,7 +6,9 @@ from pathlib import Path
 import numpy as np
 
 from gazefollow.config import Config
-from gazefollow.data.gazefollow import GazeFollowDataset, HeadInstance, read_annotations
+from gazefollow.data.dataset import HeadDataset
+from gazefollow.data.gazefollow import read_annotations
+from gazefollow.data.instances import HeadInstance, check_image_files
 from gazefollow.data.synthetic import TEST_FILE, TRAIN_FILE, ensure_world
 
 
@@ -49,13 +51,15 @@ def build_datasets(config: Config, splits=("train", "val", "test"), log=print) -
                   head_enlarge=data.head_enlarge)
     out = {}
     if {"train", "val"} & set(splits):
-        instances, report = read_annotations(root / TRAIN_FILE, "train")
+        instances, report = read_annotations(root / TRAIN_FILE, "train", data.on_bad_input)
+        instances = check_image_files(instances, root, report)
         log(report.summary())
         train, val = split_by_image(instances, data.val_fraction, config.run.seed)
-        out["train"] = GazeFollowDataset(root, train, **kwargs)
-        out["val"] = GazeFollowDataset(root, val, **kwargs)
+        out["train"] = HeadDataset(root, train, **kwargs)
+        out["val"] = HeadDataset(root, val, **kwargs)
     if "test" in splits:
-        instances, report = read_annotations(root / TEST_FILE, "test")
+        instances, report = read_annotations(root / TEST_FILE, "test", data.on_bad_input)
+        instances = check_image_files(instances, root, report)
         log(report.summary())
         dropped_points, emptied = 0, 0
         for inst in instances:  # points below the threshold are padding, not annotations
@@ -71,5 +75,5 @@ def build_datasets(config: Config, splits=("train", "val", "test"), log=print) -
             instances = subsample_heads(instances, data.subsample_size, data.subsample_seed)
             log(f"test split SUBSAMPLED to {len(instances)} head instances "
                 f"(seed {data.subsample_seed}): numbers are not comparable to the full test set")
-        out["test"] = GazeFollowDataset(root, instances, **kwargs)
+        out["test"] = HeadDataset(root, instances, **kwargs)
     return {k: v for k, v in out.items() if k in splits}

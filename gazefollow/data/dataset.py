@@ -1,0 +1,87 @@
+"""The dataset shared by every reader: head instances -> documented sample dicts."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from gazefollow.data.heatmap import (enlarge_box, gaussian_heatmap, head_channel, pad_points,
+                                     to_tensor)
+from gazefollow.data.instances import BadInput, HeadInstance
+
+
+def fix_box(box: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Real-data quirks: swap min/max when reversed, clamp to the image."""
+    x0, x1 = sorted((box[0], box[2]))
+    y0, y1 = sorted((box[1], box[3]))
+    return np.clip([x0, y0, x1, y1], 0, [width - 1, height - 1, width - 1, height - 1])
+
+
+class HeadDataset(Dataset):
+    """Head instances of one split, as sample dicts.
+
+    Sample keys: ``image`` [3, S, S] (ImageNet-normalised), ``head_channel`` [1, S, S],
+    ``face`` [3, F, F], ``heatmap`` [1, O, O] (Gaussian, peak 1; zeros out of frame),
+    ``gaze_points`` [20, 2] (normalised, -1 padding), ``inout`` (1 in frame, 0 out),
+    ``head_box`` [4] (normalised xyxy, after quirk fixes), ``index`` (sample id), ``path``,
+    ``width`` and ``height`` (original image size).
+    """
+
+    def __init__(self, root: str | Path, instances: list[HeadInstance], input_size: int = 224,
+                 output_size: int = 64, face_size: int = 224, heatmap_sigma: float = 3.0,
+                 head_enlarge: float = 0.1):
+        self.root = Path(root)
+        self.instances = instances
+        self.input_size, self.output_size, self.face_size = input_size, output_size, face_size
+        self.heatmap_sigma, self.head_enlarge = heatmap_sigma, head_enlarge
+
+    def __len__(self) -> int:
+        return len(self.instances)
+
+    def _load_image(self, instance: HeadInstance) -> Image.Image:
+        file = self.root / instance.path
+        try:
+            with Image.open(file) as image:
+                return image.convert("RGB")
+        except (OSError, ValueError) as err:
+            raise BadInput(f"cannot read image {file} (annotation rows {instance.rows}): "
+                           f"{err}") from None
+
+    def _points(self, instance: HeadInstance, width: int, height: int) -> np.ndarray:
+        points = np.asarray(instance.gaze_points, dtype=np.float64).reshape(-1, 2)
+        if instance.points_in_pixels and len(points):
+            valid = (points >= 0).all(axis=1)
+            points = points.copy()
+            points[valid] /= [width, height]
+        return points
+
+    def __getitem__(self, item: int) -> dict:
+        instance = self.instances[item]
+        image = self._load_image(instance)
+        width, height = image.size
+        box = fix_box(instance.head_box, width, height)
+        if box[2] - box[0] < 1 or box[3] - box[1] < 1:
+            raise BadInput(f"{self.root / instance.path} (annotation rows {instance.rows}): "
+                           f"head box {instance.head_box.tolist()} is empty inside the "
+                           f"{width}x{height} image")
+        face_box = enlarge_box(box, self.head_enlarge, width, height)
+        face = image.crop(tuple(int(round(v)) for v in face_box))
+        size = (self.input_size, self.input_size)
+        points = self._points(instance, width, height)
+        return {
+            "image": to_tensor(image.resize(size, Image.BILINEAR)),
+            "head_channel": head_channel(box, width, height, self.input_size),
+            "face": to_tensor(face.resize((self.face_size,) * 2, Image.BILINEAR)),
+            "heatmap": gaussian_heatmap(points if instance.inout else np.zeros((0, 2)),
+                                        self.output_size, self.heatmap_sigma),
+            "gaze_points": pad_points(points),
+            "inout": torch.tensor(float(instance.inout)),
+            "head_box": torch.tensor(box / [width, height, width, height], dtype=torch.float32),
+            "index": instance.index,
+            "path": instance.path,
+            "width": width,
+            "height": height,
+        }

@@ -1,0 +1,72 @@
+"""Every bad-input case: a named error in strict mode, a counted skip in skip mode."""
+import shutil
+
+import pytest
+
+from gazefollow.data.build import build_datasets
+from gazefollow.data.instances import BadInput
+from gazefollow.data.synthetic import TEST_FILE, TRAIN_FILE
+from tests.conftest import tiny_config
+
+GOOD = "train/{:06d}.jpg,{},0.1,0.1,0.2,0.2,0.3,0.3,0.5,0.5,10,10,20,20,1,src,meta"
+BAD_ROWS = {
+    "wrong column count": "train/000001.jpg,1,0.1,0.1,0.2,0.2,0.3,0.3,0.5,0.5,10,10,20,20",
+    "non-numeric field": "train/000002.jpg,2,0.1,0.1,0.2,0.2,0.3,0.3,x,0.5,10,10,20,20,1,s,m",
+    "NaN or infinite value": "train/000003.jpg,3,0.1,0.1,0.2,0.2,0.3,0.3,nan,0.5,10,10,20,20,1,s,m",
+    "impossible head box": "train/000004.jpg,4,0.1,0.1,0.2,0.2,0.3,0.3,0.5,0.5,10,10,10,20,1,s,m",
+    "missing image": GOOD.format(99999, 5),
+    "empty (0-byte) image": GOOD.format(6, 6),
+}
+
+
+@pytest.fixture()
+def broken_world(tiny_world, tmp_path):
+    root, _ = tiny_world
+    world = tmp_path / "broken"
+    shutil.copytree(root, world)
+    (world / "train" / "000006.jpg").write_bytes(b"")
+    (world / "train" / "000007.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    rows = [GOOD.format(i, i) for i in (0, 7, 8, 9, 10, 11, 12, 13)] + list(BAD_ROWS.values())
+    (world / TRAIN_FILE).write_text("\n".join(rows) + "\n")
+    return world
+
+
+def _config(tmp_path, world, policy):
+    return tiny_config(tmp_path, f"data.dataset_dir={world}", "data.source_dataset=gazefollow",
+                       f"data.on_bad_input={policy}")
+
+
+def test_strict_mode_names_file_row_and_reason(broken_world, tmp_path):
+    with pytest.raises(BadInput, match=r"train_annotations_release.txt, row 9: wrong column"):
+        build_datasets(_config(tmp_path, broken_world, "strict"), splits=("train", "val"),
+                       log=lambda *_: None)
+
+
+def test_skip_mode_counts_every_reason(broken_world, tmp_path):
+    lines = []
+    datasets = build_datasets(_config(tmp_path, broken_world, "skip"), splits=("train", "val"),
+                              log=lines.append)
+    summary = "\n".join(lines)
+    for reason in BAD_ROWS:
+        assert f"SKIPPED 1 x {reason}" in summary, reason
+    assert len(datasets["train"]) + len(datasets["val"]) == 8
+
+
+def test_corrupt_jpeg_raises_naming_the_file(broken_world, tmp_path):
+    datasets = build_datasets(_config(tmp_path, broken_world, "skip"), splits=("train", "val"),
+                              log=lambda *_: None)
+    every = datasets["train"].instances + datasets["val"].instances
+    corrupt = next(i for i in every if i.path.endswith("000007.jpg"))
+    datasets["train"].instances = [corrupt]
+    with pytest.raises(BadInput, match=r"cannot read image .*000007.jpg"):
+        datasets["train"][0]
+
+
+def test_test_file_rows_are_checked_too(tiny_world, tmp_path):
+    root, _ = tiny_world
+    world = tmp_path / "w"
+    shutil.copytree(root, world)
+    with (world / TEST_FILE).open("a") as handle:
+        handle.write("test/000000.jpg,0,0.1\n")
+    with pytest.raises(BadInput, match="test_annotations_release.txt, row 25"):
+        build_datasets(_config(tmp_path, world, "strict"), splits=("test",), log=lambda *_: None)
