@@ -61,6 +61,11 @@ class DataConfig:
     head_enlarge: float = 0.1  # heads are enlarged by this share before cropping
     gaze_point_threshold: float = 0.0  # test annotator points below this are padding
     on_bad_input: str = "strict"  # strict: fail at the first bad row/image | skip: skip and count
+    # Annotation files relative to dataset_dir; null = the dataset's release names
+    # (GazeFollow: *_annotations_release.txt; GOO: goosynth_{train,test}.pickle).
+    train_annotations: Optional[str] = None
+    test_annotations: Optional[str] = None
+    image_dir: str = ""  # images relative to dataset_dir/image_dir (GOO file names)
     batch_size: int = 32
     num_workers: int = 0
     val_fraction: float = 0.1  # share of train IMAGES held out for validation (seeded)
@@ -426,7 +431,7 @@ def validate(config: Config) -> None:
         flag = f" (--{flag_of[key]})" if key in flag_of else ""
         _check(value == default, f"{key}={value}{flag} is not yet supported in this version of "
                f"gazefollow; see README 'Not yet supported'. Leave it at {default!r}.")
-    _check(config.data.source_dataset not in ("videoattentiontarget", "goo"),
+    _check(config.data.source_dataset != "videoattentiontarget",
            f"data.source_dataset={config.data.source_dataset} is not yet supported in this "
            "version of gazefollow (GazeFollow format and the synthetic world are).")
     diff = config.diffusion

@@ -8,6 +8,7 @@ import numpy as np
 from gazefollow.config import Config
 from gazefollow.data.dataset import HeadDataset
 from gazefollow.data.gazefollow import read_annotations
+from gazefollow.data.goo import read_goo
 from gazefollow.data.instances import HeadInstance, check_image_files
 from gazefollow.data.synthetic import TEST_FILE, TRAIN_FILE, ensure_world
 
@@ -42,6 +43,28 @@ def dataset_root(config: Config, log=print) -> Path:
     return root
 
 
+DEFAULT_ANNOTATIONS = {
+    "synthetic": {"train": TRAIN_FILE, "test": TEST_FILE},
+    "gazefollow": {"train": TRAIN_FILE, "test": TEST_FILE},
+    "goo": {"train": "goosynth_train.pickle", "test": "goosynth_test.pickle"},
+}
+
+
+def read_split(config: Config, root: Path, split: str, log=print) -> list[HeadInstance]:
+    """Head instances of the train or test annotation file of the configured dataset, with
+    images checked; the loading report is logged."""
+    data = config.data
+    configured = data.train_annotations if split == "train" else data.test_annotations
+    file = root / (configured or DEFAULT_ANNOTATIONS[data.source_dataset][split])
+    if data.source_dataset == "goo":
+        instances, report = read_goo(file, data.image_dir, data.on_bad_input)
+    else:
+        instances, report = read_annotations(file, split, data.on_bad_input)
+    instances = check_image_files(instances, root, report)
+    log(report.summary())
+    return instances
+
+
 def build_datasets(config: Config, splits=("train", "val", "test"), log=print) -> dict:
     """Datasets by split name; loading reports are logged, nothing is dropped silently."""
     data = config.data
@@ -51,16 +74,12 @@ def build_datasets(config: Config, splits=("train", "val", "test"), log=print) -
                   head_enlarge=data.head_enlarge)
     out = {}
     if {"train", "val"} & set(splits):
-        instances, report = read_annotations(root / TRAIN_FILE, "train", data.on_bad_input)
-        instances = check_image_files(instances, root, report)
-        log(report.summary())
+        instances = read_split(config, root, "train", log)
         train, val = split_by_image(instances, data.val_fraction, config.run.seed)
         out["train"] = HeadDataset(root, train, **kwargs)
         out["val"] = HeadDataset(root, val, **kwargs)
     if "test" in splits:
-        instances, report = read_annotations(root / TEST_FILE, "test", data.on_bad_input)
-        instances = check_image_files(instances, root, report)
-        log(report.summary())
+        instances = read_split(config, root, "test", log)
         dropped_points, emptied = 0, 0
         for inst in instances:  # points below the threshold are padding, not annotations
             keep = (inst.gaze_points >= data.gaze_point_threshold).all(axis=1)

@@ -62,7 +62,11 @@ class HeadDataset(Dataset):
         instance = self.instances[item]
         image = self._load_image(instance)
         width, height = image.size
-        box = fix_box(instance.head_box, width, height)
+        box = np.asarray(instance.head_box, dtype=np.float64)
+        if instance.box_basis is not None:  # e.g. GOO: pixels of a 640x480 basis
+            basis_w, basis_h = instance.box_basis
+            box = box * [width / basis_w, height / basis_h, width / basis_w, height / basis_h]
+        box = fix_box(box, width, height)
         if box[2] - box[0] < 1 or box[3] - box[1] < 1:
             raise BadInput(f"{self.root / instance.path} (annotation rows {instance.rows}): "
                            f"head box {instance.head_box.tolist()} is empty inside the "

@@ -32,6 +32,7 @@ class HeadInstance:
     eye: tuple[float, float] = (-1.0, -1.0)
     rows: list = field(default_factory=list)  # where it came from: line numbers or "file:line"
     points_in_pixels: bool = False  # normalised by the image size when the image is read
+    box_basis: tuple[float, float] | None = None  # head box in pixels of this (W, H) basis
 
 
 @dataclass
