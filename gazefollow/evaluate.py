@@ -169,8 +169,8 @@ def pick_device(config) -> torch.device:
 def evaluate_checkpoint(checkpoint: str | Path, overrides: list = (), out_dir=None,
                         layers: list = (), log=print) -> dict:
     """Evaluate saved weights: the checkpoint's own config, then YAML ``layers`` and
-    ``overrides`` on top (e.g. ``diffusion.sample_time_steps=4`` or ``eval.split=val``). EMA weights are used
-    when ``optim.ema_on`` is true and the checkpoint holds them."""
+    ``overrides`` on top (e.g. ``diffusion.sample_time_steps=4`` or ``eval.split=val``).
+    EMA weights are used when ``optim.ema_on`` is true and the checkpoint holds them."""
     from diffusers.training_utils import EMAModel
 
     from gazefollow.checkpoint import load_checkpoint, resolve_checkpoint

@@ -50,14 +50,6 @@ class HeadDataset(Dataset):
             raise BadInput(f"cannot read image {file} (annotation rows {instance.rows}): "
                            f"{err}") from None
 
-    def _points(self, instance: HeadInstance, width: int, height: int) -> np.ndarray:
-        points = np.asarray(instance.gaze_points, dtype=np.float64).reshape(-1, 2)
-        if instance.points_in_pixels and len(points):
-            valid = (points >= 0).all(axis=1)
-            points = points.copy()
-            points[valid] /= [width, height]
-        return points
-
     def __getitem__(self, item: int) -> dict:
         instance = self.instances[item]
         image = self._load_image(instance)
@@ -74,7 +66,7 @@ class HeadDataset(Dataset):
         face_box = enlarge_box(box, self.head_enlarge, width, height)
         face = image.crop(tuple(int(round(v)) for v in face_box))
         size = (self.input_size, self.input_size)
-        points = self._points(instance, width, height)
+        points = instance.gaze_points
         return {
             "image": to_tensor(image.resize(size, Image.BILINEAR)),
             "head_channel": head_channel(box, width, height, self.input_size),

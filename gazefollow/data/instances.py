@@ -27,11 +27,10 @@ class HeadInstance:
     index: int  # the sample id: position in the reader's instance order
     path: str  # image path relative to the dataset root
     head_box: np.ndarray  # pixels, xyxy, as annotated (before quirk fixes)
-    gaze_points: np.ndarray  # [A, 2], normalised to [0, 1], or pixels if points_in_pixels
+    gaze_points: np.ndarray  # [A, 2], normalised to [0, 1]
     inout: int  # 1 in frame, 0 out of frame
     eye: tuple[float, float] = (-1.0, -1.0)
     rows: list = field(default_factory=list)  # where it came from: line numbers or "file:line"
-    points_in_pixels: bool = False  # normalised by the image size when the image is read
     box_basis: tuple[float, float] | None = None  # head box in pixels of this (W, H) basis
 
 

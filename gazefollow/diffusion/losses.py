@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from gazefollow.diffusion.gaussian import GaussianDiffusion
+from gazefollow.models.gaze_encoder import box_centre
 
 
 def training_losses(model, diffusion: GaussianDiffusion, batch: dict, loss_cfg,
@@ -40,8 +41,6 @@ def training_losses(model, diffusion: GaussianDiffusion, batch: dict, loss_cfg,
 
 def direction_loss(direction: torch.Tensor, batch: dict, in_frame: torch.Tensor) -> torch.Tensor:
     """1 - cos between the predicted direction and head centre -> gaze point, in frame only."""
-    box = batch["head_box"]
-    head = (box[:, :2] + box[:, 2:]) / 2
-    true = F.normalize(batch["gaze_points"][:, 0] - head, dim=1)
+    true = F.normalize(batch["gaze_points"][:, 0] - box_centre(batch["head_box"]), dim=1)
     per_sample = 1 - (direction.float() * true).sum(dim=1)
     return (per_sample * in_frame).sum() / in_frame.sum().clamp(min=1.0)

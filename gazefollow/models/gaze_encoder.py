@@ -22,6 +22,11 @@ def coord_channels(batch: int, size: int, device, dtype) -> torch.Tensor:
     return torch.stack([xs, ys]).unsqueeze(0).expand(batch, -1, -1, -1)
 
 
+def box_centre(head_box: torch.Tensor) -> torch.Tensor:
+    """Centre (x, y) of normalised xyxy head boxes [B, 4] -> [B, 2]."""
+    return (head_box[:, :2] + head_box[:, 2:]) / 2
+
+
 class Conditioner(nn.Module):
     """Scene map + face map -> context tokens [B, grid² + 1, D], spatial map, in/out features.
 
@@ -49,8 +54,8 @@ class Conditioner(nn.Module):
             )
         self.inout_dim = scene_channels + face_channels
 
-    def forward(self, scene: torch.Tensor, face: torch.Tensor) -> dict:
-        face_vec = face.mean(dim=(2, 3))  # [B, Cf]
+    def forward(self, scene: torch.Tensor, face_vec: torch.Tensor) -> dict:
+        """scene map [B, Cs, h, w], pooled face features [B, Cf] -> conditioning dict."""
         pooled = F.adaptive_avg_pool2d(scene, self.grid)
         tokens = torch.cat([
             self.scene_proj(rearrange(pooled, "b c h w -> b (h w) c")),
@@ -84,7 +89,7 @@ class DirectionField(nn.Module):
 
     def forward(self, face_vec: torch.Tensor, head_box: torch.Tensor, size: int) -> tuple:
         direction = F.normalize(self.proj(face_vec), dim=1)  # [B, 2]
-        head = (head_box[:, :2] + head_box[:, 2:]) / 2  # [B, 2], normalised xy
+        head = box_centre(head_box)  # [B, 2], normalised xy
         axis = torch.arange(size, device=face_vec.device, dtype=face_vec.dtype) / size
         ys, xs = torch.meshgrid(axis, axis, indexing="ij")
         offset = torch.stack([xs, ys]).unsqueeze(0) - head[:, :, None, None]  # [B, 2, S, S]
@@ -119,9 +124,9 @@ class GazeEncoder(nn.Module):
             parts.append(coord_channels(image.shape[0], image.shape[-1], image.device,
                                         image.dtype))
         scene = self.scene(torch.cat(parts, dim=1))
-        face = self.face(batch["face"])
-        cond = self.conditioner(scene, face)
+        face_vec = self.face(batch["face"]).mean(dim=(2, 3))  # [B, Cf]
+        cond = self.conditioner(scene, face_vec)
         if self.direction is not None:
             cond["direction"], cond["field"] = self.direction(
-                face.mean(dim=(2, 3)), batch["head_box"], self.output_size)
+                face_vec, batch["head_box"], self.output_size)
         return cond
