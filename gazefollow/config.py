@@ -65,7 +65,16 @@ class DataConfig:
     # (GazeFollow: *_annotations_release.txt; GOO: goosynth_{train,test}.pickle).
     train_annotations: Optional[str] = None
     test_annotations: Optional[str] = None
-    image_dir: str = ""  # images relative to dataset_dir/image_dir (GOO file names)
+    image_dir: str = ""  # image folder under dataset_dir (GOO file names; VAT: "" = images)
+    frame_stride: int = 1  # VAT: keep every k-th frame of each train track (test: all frames)
+    # Training augmentations (Chong et al. 2020 recipe); probabilities, 0 switches one off.
+    augment: bool = False
+    augment_box_jitter: float = 0.5
+    augment_box_jitter_max: float = 0.2  # head-box expansion, share of its size per side
+    augment_crop: float = 0.5  # random crop keeping the head and the gaze target
+    augment_flip: float = 0.5
+    augment_color: float = 0.5  # brightness / contrast / saturation
+    augment_color_range: float = 0.5  # factors in [1 - r, 1 + r]
     batch_size: int = 32
     num_workers: int = 0
     val_fraction: float = 0.1  # share of train IMAGES held out for validation (seeded)
@@ -431,9 +440,13 @@ def validate(config: Config) -> None:
         flag = f" (--{flag_of[key]})" if key in flag_of else ""
         _check(value == default, f"{key}={value}{flag} is not yet supported in this version of "
                f"gazefollow; see README 'Not yet supported'. Leave it at {default!r}.")
-    _check(config.data.source_dataset != "videoattentiontarget",
-           f"data.source_dataset={config.data.source_dataset} is not yet supported in this "
-           "version of gazefollow (GazeFollow format and the synthetic world are).")
+    data = config.data
+    for key in ("box_jitter", "crop", "flip", "color"):
+        share = getattr(data, f"augment_{key}")
+        _check(0 <= share <= 1, f"data.augment_{key}={share} is a probability: use [0, 1]")
+    _check(0 <= data.augment_color_range < 1, "data.augment_color_range must be in [0, 1)")
+    _check(data.augment_box_jitter_max >= 0, "data.augment_box_jitter_max must be >= 0")
+    _check(data.frame_stride >= 1, "data.frame_stride must be >= 1")
     diff = config.diffusion
     _check(diff.train_time_steps >= 50, "diffusion.train_time_steps must be >= 50 (the linear "
            "schedule's betas, scaled by 1000/T, must stay well below 1)")

@@ -26,20 +26,36 @@ def center_prior_heatmap(size: int) -> torch.Tensor:
     return gaussian_heatmap(np.array([[0.5, 0.5]]), size, PRIOR_SIGMA_AT_64)[0]
 
 
-def score_instance(heatmap, points, inout: float, width: int, height: int) -> dict:
-    """GazeFollow protocol metrics of one in-frame instance; NaN for out-of-frame ones."""
-    if inout < 0.5 or not (np.asarray(points) >= 0).all(axis=1).any():
-        return {"auc": math.nan, "avg_l2": math.nan, "min_l2": math.nan, "pred": (math.nan,) * 2}
+METRIC_KEYS = {"gazefollow": ("auc", "avg_l2", "min_l2"), "vat": ("auc", "l2")}
+
+
+def protocol_of(config) -> str:
+    """VideoAttentionTarget is scored with its own protocol; GazeFollow, GOO and the synthetic
+    world with GazeFollow's (DESIGN.md §4)."""
+    return "vat" if config.data.source_dataset == "videoattentiontarget" else "gazefollow"
+
+
+def score_instance(heatmap, points, inout: float, width: int, height: int,
+                   protocol: str = "gazefollow") -> dict:
+    """Protocol metrics of one in-frame instance; NaN for out-of-frame ones."""
+    keys = METRIC_KEYS[protocol]
+    valid = np.asarray(points)[(np.asarray(points) >= 0).all(axis=1)]
+    if inout < 0.5 or len(valid) == 0:
+        return {**{k: math.nan for k in keys}, "pred": (math.nan,) * 2}
     pred = metrics.heatmap_argmax(heatmap)
-    avg_l2, min_l2 = metrics.gazefollow_l2(pred, points)
-    return {"auc": metrics.gazefollow_auc(heatmap, points, width, height),
+    if protocol == "vat":
+        return {"auc": metrics.vat_auc(heatmap, valid[0]), "l2": metrics.vat_l2(pred, valid[0]),
+                "pred": pred}
+    avg_l2, min_l2 = metrics.gazefollow_l2(pred, valid)
+    return {"auc": metrics.gazefollow_auc(heatmap, valid, width, height),
             "avg_l2": avg_l2, "min_l2": min_l2, "pred": pred}
 
 
-def summarize(per_sample: list[dict], inout_scores, inout_labels) -> dict:
+def summarize(per_sample: list[dict], inout_scores, inout_labels,
+              protocol: str = "gazefollow") -> dict:
     """Means over in-frame instances, and the in/out AP over all of them."""
     out = {}
-    for key in ("auc", "avg_l2", "min_l2"):
+    for key in METRIC_KEYS[protocol]:
         values = [s[key] for s in per_sample if not math.isnan(s[key])]
         out[key] = float(np.mean(values)) if values else math.nan
     out["inout_ap"] = metrics.inout_ap(inout_scores, inout_labels)
@@ -49,19 +65,24 @@ def summarize(per_sample: list[dict], inout_scores, inout_labels) -> dict:
 @torch.no_grad()
 def run_split(model, diffusion, dataset, steps_list: list[int], *, batch_size: int, seed: int,
               device, prior_inout: float, num_keep: int = 0, num_workers: int = 0,
-              desc: str = "eval") -> dict:
+              protocol: str = "gazefollow", desc: str = "eval") -> dict:
     """Sample with each DDIM step count in ``steps_list`` (may be empty: in/out only).
 
-    Returns {"model": {steps: summary}, "center_prior": summary, "samples": [...]} where
-    "samples" keeps the first ``num_keep`` instances' heatmaps for pictures.
+    Returns {"model": {steps: summary}, "center_prior": summary, "samples": [...],
+    "bad_input": [...]} where "samples" keeps the first ``num_keep`` instances' heatmaps for
+    pictures and "bad_input" names the samples skipped because they failed to load.
     """
+    from gazefollow.data.dataset import BAD_KEY, collate_samples
+
     model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        collate_fn=collate_samples)
     size = dataset.output_size
     prior = center_prior_heatmap(size)
     per_steps = {steps: [] for steps in steps_list}
-    prior_scores, scores, labels, kept = [], [], [], []
+    prior_scores, scores, labels, kept, bad = [], [], [], [], []
     for batch in tqdm(loader, desc=desc, unit="batch", leave=False):
+        bad += batch.pop(BAD_KEY)
         batch = _to_device(batch, device)
         cond = model.encode(batch)
         inout_prob = torch.sigmoid(cond["inout_logit"].float()).cpu().numpy()
@@ -73,7 +94,7 @@ def run_split(model, diffusion, dataset, steps_list: list[int], *, batch_size: i
         for i in range(len(inout_prob)):
             points = batch["gaze_points"][i].cpu().numpy()
             args = (points, float(batch["inout"][i]), int(batch["width"][i]),
-                    int(batch["height"][i]))
+                    int(batch["height"][i]), protocol)
             prior_scores.append(score_instance(prior, *args))
             for steps in steps_list:
                 per_steps[steps].append(score_instance(heatmaps[steps][i], *args))
@@ -85,24 +106,29 @@ def run_split(model, diffusion, dataset, steps_list: list[int], *, batch_size: i
                              "inout_prob": float(inout_prob[i])})
     prior_constant = np.full(len(labels), prior_inout)
     return {
-        "model": {steps: summarize(per_steps[steps], scores, labels) for steps in steps_list}
-        or {0: summarize([], scores, labels)},
-        "center_prior": summarize(prior_scores, prior_constant, labels),
+        "model": {steps: summarize(per_steps[steps], scores, labels, protocol)
+                  for steps in steps_list} or {0: summarize([], scores, labels, protocol)},
+        "center_prior": summarize(prior_scores, prior_constant, labels, protocol),
         "samples": kept,
+        "bad_input": bad,
     }
 
 
+COLUMN_NAMES = {"auc": "AUC", "avg_l2": "Avg L2", "min_l2": "Min L2", "l2": "L2",
+                "inout_ap": "in/out AP"}
+
+
 def format_table(results: dict) -> str:
-    """metrics.json's content as a terminal table."""
+    """metrics.json's content as a terminal table (the protocol's columns)."""
     by_steps = results.get("model_steps", {})
     rows = [("model", results["model"])]
     if len(by_steps) > 1:
         rows += [(f"model, DDIM {k} step(s)", v) for k, v in by_steps.items()]
     rows.append(("center prior", results["center_prior"]))
-    lines = [f"{'':<24}{'AUC':>8}{'Avg L2':>9}{'Min L2':>9}{'in/out AP':>11}"]
+    keys = [k for k in COLUMN_NAMES if k in results["model"]]
+    lines = [f"{'':<24}" + "".join(f"{COLUMN_NAMES[k]:>11}" for k in keys)]
     for name, m in rows:
-        lines.append(f"{name:<24}{m['auc']:>8.4f}{m['avg_l2']:>9.4f}{m['min_l2']:>9.4f}"
-                     f"{m['inout_ap']:>11.4f}")
+        lines.append(f"{name:<24}" + "".join(f"{m[k]:>11.4f}" for k in keys))
     return "\n".join(lines)
 
 
@@ -125,24 +151,34 @@ def evaluate_run(config, model, diffusion, run_dir: str | Path, device, weights:
     common = dict(batch_size=config.eval.batch_size, seed=config.run.seed, device=device,
                   prior_inout=prior_inout, num_workers=config.data.num_workers)
     split = config.eval.split
-    main = run_split(model, diffusion, datasets[split], steps_list,
+    protocol = protocol_of(config)
+    main = run_split(model, diffusion, datasets[split], steps_list, protocol=protocol,
                      num_keep=config.eval.num_visualize, desc=f"{split} ({weights})", **common)
-    # GazeFollow-format test sets are all in frame, so in/out AP comes from validation there.
-    ap_split = "val"
-    inout = main if split == "val" else run_split(model, diffusion, datasets["val"], [],
-                                                  desc="val in/out", **common)
     first = steps_list[0]
+    # In/out AP needs both classes: VAT's test split has them; GazeFollow-format test sets are
+    # all in frame, so AP comes from the validation split there.
+    ap_split = split
+    if math.isnan(main["model"][first]["inout_ap"]) and split != "val":
+        ap_split = "val"
+        inout = run_split(model, diffusion, datasets["val"], [], protocol=protocol,
+                          desc="val in/out", **common)
+    else:
+        inout = main
     results = {"model": dict(main["model"][first]), "center_prior": dict(main["center_prior"])}
     ap_source = inout["model"][next(iter(inout["model"]))]
     results["model"]["inout_ap"] = ap_source["inout_ap"]
     results["center_prior"]["inout_ap"] = inout["center_prior"]["inout_ap"]
     results["model_steps"] = {str(s): dict(main["model"][s], inout_ap=ap_source["inout_ap"])
                               for s in steps_list}
+    bad = main["bad_input"] + (inout["bad_input"] if inout is not main else [])
     results["info"] = {
-        "split": split, "instances": len(datasets[split]), "dataset": config.data.source_dataset,
+        "split": split, "instances": len(datasets[split]) - len(main["bad_input"]),
+        "dataset": config.data.source_dataset, "protocol": protocol,
         "subsampled": bool(config.data.subsample_test and split == "test"),
         "sampler": "ddim", "sample_steps": first, "weights": weights,
-        "inout_ap_split": ap_split, "inout_ap_instances": len(datasets[ap_split]),
+        "inout_ap_split": ap_split,
+        "inout_ap_instances": len(datasets[ap_split]) - len(inout["bad_input"]),
+        "skipped_unreadable": len(bad), "skipped_examples": bad[:5],
         "center_prior": f"Gaussian sigma {PRIOR_SIGMA_AT_64} (at 64 px) at the image centre; "
                         f"in/out score = train in-frame rate {prior_inout:.3f}",
     }
@@ -152,8 +188,12 @@ def evaluate_run(config, model, diffusion, run_dir: str | Path, device, weights:
         save_prediction_grid(main["samples"], Path(config.data.dataset_dir),
                              run_dir / "predictions_grid.png")
     note = " (SUBSAMPLED test heads)" if results["info"]["subsampled"] else ""
-    log(f"\n{split} split, {len(datasets[split])} instances{note}, DDIM {first} step(s), "
-        f"{weights} weights; in/out AP on {ap_split}:\n{format_table(results)}")
+    if bad:
+        log(f"SKIPPED {len(bad)} samples that failed to load (data.on_bad_input=skip): "
+            + " | ".join(bad[:5]))
+    log(f"\n{split} split, {results['info']['instances']} instances{note}, {protocol} protocol, "
+        f"DDIM {first} step(s), {weights} weights; in/out AP on {ap_split}:\n"
+        f"{format_table(results)}")
     return results
 
 

@@ -21,9 +21,10 @@ from gazefollow.checkpoint import (CHECKPOINT_NAME, load_checkpoint, load_init_w
                                    save_checkpoint)
 from gazefollow.config import Config, ConfigError, to_dict, to_yaml
 from gazefollow.data.build import build_datasets
+from gazefollow.data.dataset import BAD_KEY, collate_samples
 from gazefollow.diffusion.gaussian import GaussianDiffusion
 from gazefollow.diffusion.losses import training_losses
-from gazefollow.evaluate import run_split
+from gazefollow.evaluate import protocol_of, run_split
 from gazefollow.models.gaze_model import build_model
 
 
@@ -48,7 +49,8 @@ def git_commit() -> str:
 
 class EpochShuffle(Sampler):
     """A fresh permutation per epoch from (seed, epoch): the order is a pure function of both,
-    so a resumed run sees the same batches as an uninterrupted one."""
+    so a resumed run sees the same batches as an uninterrupted one. Items are (position,
+    epoch), so the dataset draws each sample's augmentation from the same pair."""
 
     def __init__(self, size: int, seed: int):
         self.size, self.seed, self.epoch = size, seed, 0
@@ -58,7 +60,8 @@ class EpochShuffle(Sampler):
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 10_007 + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
+        order = torch.randperm(self.size, generator=generator).tolist()
+        return iter([(position, self.epoch) for position in order])
 
     def __len__(self) -> int:
         return self.size
@@ -112,7 +115,8 @@ def validate(model, ema, diffusion, dataset, config: Config, accelerator, step: 
         steps = config.diffusion.sample_time_steps
         result = run_split(net, diffusion, dataset, [steps], batch_size=config.eval.batch_size,
                            seed=config.run.seed, device=accelerator.device,
-                           prior_inout=0.5, desc="val")  # the prior's row is not used here
+                           prior_inout=0.5, protocol=protocol_of(config),
+                           desc="val")  # the prior's row is not used here
         ema.restore(net.parameters())
         net.train()
         metrics = result["model"][steps]
@@ -165,11 +169,13 @@ def resume(state: dict, config: Config, model, ema, optimizer, lr_scheduler) -> 
 
 
 def write_train_stats(run_dir: Path, steps: int, seconds: float, config: Config,
-                      processes: int) -> None:
-    """Measured speed of this session's steps (the README's numbers come from here)."""
+                      processes: int, bad_inputs: list[str]) -> None:
+    """Measured speed of this session's steps (the README's numbers come from here), and the
+    samples skipped because they failed to load."""
     stats = {"steps": steps, "seconds": round(seconds, 1),
              "seconds_per_step": round(seconds / steps, 4), "batch_size": config.data.batch_size,
-             "processes": processes, "threads": torch.get_num_threads()}
+             "processes": processes, "threads": torch.get_num_threads(),
+             "skipped_unreadable": len(bad_inputs), "skipped_examples": bad_inputs[:20]}
     (run_dir / "train_stats.json").write_text(json.dumps(stats, indent=2))
 
 
@@ -192,6 +198,7 @@ def train(config: Config, log=print) -> Path:
     loader = DataLoader(train_set, batch_size=config.data.batch_size,
                         sampler=EpochShuffle(len(train_set), config.run.seed),
                         num_workers=config.data.num_workers, drop_last=True,
+                        collate_fn=collate_samples,
                         persistent_workers=config.data.num_workers > 0)
     steps_per_epoch = len(loader) // accelerator.num_processes
     if steps_per_epoch == 0:
@@ -244,7 +251,7 @@ def train(config: Config, log=print) -> Path:
     log(f"training {total_steps} steps ({steps_per_epoch} per epoch, batch "
         f"{config.data.batch_size} x {accelerator.num_processes} process(es)) -> {run_dir}")
     model.train()
-    tic, window = time.perf_counter(), []
+    tic, window, bad_inputs = time.perf_counter(), [], []  # bad_inputs: whole session
     loop_start, first_step = time.perf_counter(), step
     while step < total_steps:
         epoch, skip = divmod(step, steps_per_epoch)
@@ -252,6 +259,7 @@ def train(config: Config, log=print) -> Path:
         loader.set_epoch(epoch)
         epoch_loader = accelerator.skip_first_batches(loader, skip) if skip else loader
         for batch in epoch_loader:
+            bad_inputs += batch.pop(BAD_KEY)  # skip mode: named, counted, reported at the end
             with accelerator.accumulate(model):
                 losses = training_losses(model, diffusion, batch, config.loss)
                 accelerator.backward(losses["loss"])
@@ -285,9 +293,12 @@ def train(config: Config, log=print) -> Path:
 
     # 5. the final checkpoint (the evaluation loads it) and the trackers' end.
     save(final=True)
+    if bad_inputs:
+        log(f"SKIPPED {len(bad_inputs)} training samples that failed to load "
+            "(data.on_bad_input=skip): " + " | ".join(bad_inputs[:5]))
     if accelerator.is_main_process and step > first_step:
         write_train_stats(run_dir, step - first_step, time.perf_counter() - loop_start, config,
-                          accelerator.num_processes)
+                          accelerator.num_processes, bad_inputs)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return run_dir

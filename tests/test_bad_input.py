@@ -1,12 +1,16 @@
 """Every bad-input case: a named error in strict mode, a counted skip in skip mode."""
+import json
 import shutil
 
 import pytest
+from torch.utils.data import DataLoader
 
 from gazefollow.data.build import build_datasets
+from gazefollow.data.dataset import BAD_KEY, collate_samples
 from gazefollow.data.instances import BadInput
 from gazefollow.data.synthetic import TEST_FILE, TRAIN_FILE
-from tests.conftest import tiny_config
+from main import main
+from tests.conftest import TINY, tiny_config
 
 GOOD = "train/{:06d}.jpg,{},0.1,0.1,0.2,0.2,0.3,0.3,0.5,0.5,10,10,20,20,1,src,meta"
 BAD_ROWS = {
@@ -52,14 +56,49 @@ def test_skip_mode_counts_every_reason(broken_world, tmp_path):
     assert len(datasets["train"]) + len(datasets["val"]) == 8
 
 
-def test_corrupt_jpeg_raises_naming_the_file(broken_world, tmp_path):
-    datasets = build_datasets(_config(tmp_path, broken_world, "skip"), splits=("train", "val"),
+def _only_the_corrupt_image(tmp_path, world, policy):
+    """The train dataset (read in skip mode: the rows are bad too) reduced to the corrupt
+    image and a good one, with the image policy under test."""
+    datasets = build_datasets(_config(tmp_path, world, "skip"), splits=("train", "val"),
                               log=lambda *_: None)
     every = datasets["train"].instances + datasets["val"].instances
-    corrupt = next(i for i in every if i.path.endswith("000007.jpg"))
-    datasets["train"].instances = [corrupt]
+    dataset = datasets["train"]
+    dataset.instances = [i for i in every if i.path.endswith("000007.jpg")] + [
+        i for i in every if i.path.endswith("000008.jpg")]
+    dataset.on_bad_input = policy
+    return dataset
+
+
+def test_corrupt_jpeg_raises_naming_the_file_in_a_worker(broken_world, tmp_path):
+    """strict: the worker's error reaches the loop with the file name; nothing hangs."""
+    dataset = _only_the_corrupt_image(tmp_path, broken_world, "strict")
+    loader = DataLoader(dataset, batch_size=2, num_workers=1, collate_fn=collate_samples,
+                        timeout=60)
     with pytest.raises(BadInput, match=r"cannot read image .*000007.jpg"):
-        datasets["train"][0]
+        next(iter(loader))
+
+
+def test_corrupt_jpeg_is_dropped_and_named_in_skip_mode(broken_world, tmp_path):
+    dataset = _only_the_corrupt_image(tmp_path, broken_world, "skip")
+    assert "000007.jpg" in dataset[0][BAD_KEY]
+    batch = next(iter(DataLoader(dataset, batch_size=2, collate_fn=collate_samples)))
+    assert batch["image"].shape[0] == 1 and batch["path"] == ["train/000008.jpg"]
+    assert len(batch[BAD_KEY]) == 1 and "000007.jpg" in batch[BAD_KEY][0]
+    dataset.instances = dataset.instances[:1]
+    with pytest.raises(BadInput, match="every sample of a batch failed to load"):
+        next(iter(DataLoader(dataset, batch_size=2, collate_fn=collate_samples)))
+
+
+def test_skip_mode_run_reports_the_unreadable_image(broken_world, tmp_path):
+    """A whole run in skip mode: training and evaluation count the corrupt JPEG."""
+    results = main(["--experiment", str(TINY), "--source_dataset", "gazefollow",
+                    "--source_dataset_dir", str(broken_world), f"run.output_dir={tmp_path}",
+                    "data.on_bad_input=skip", "data.batch_size=2", "data.val_fraction=0.25",
+                    "--max_steps", "3", "optim.epochs=3"])
+    stats = json.loads(next(tmp_path.rglob("train_stats.json")).read_text())
+    assert results["info"]["skipped_unreadable"] + stats["skipped_unreadable"] >= 1
+    assert any("000007.jpg" in m for m in
+               results["info"]["skipped_examples"] + stats["skipped_examples"])
 
 
 def test_test_file_rows_are_checked_too(tiny_world, tmp_path):

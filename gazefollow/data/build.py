@@ -6,22 +6,35 @@ from pathlib import Path
 import numpy as np
 
 from gazefollow.config import Config
+from gazefollow.data.augment import AugmentSettings
 from gazefollow.data.dataset import HeadDataset
 from gazefollow.data.gazefollow import read_annotations
 from gazefollow.data.goo import read_goo
 from gazefollow.data.instances import HeadInstance, check_image_files
 from gazefollow.data.synthetic import TEST_FILE, TRAIN_FILE, ensure_world
+from gazefollow.data.vat import read_vat
 
 
-def split_by_image(instances: list[HeadInstance], val_fraction: float,
-                   seed: int) -> tuple[list[HeadInstance], list[HeadInstance]]:
-    """Hold out whole IMAGES (seeded), so no scene is in both train and validation."""
-    paths = sorted({i.path for i in instances})
+def image_group(instance: HeadInstance) -> str:
+    return instance.path
+
+
+def show_group(instance: HeadInstance) -> str:
+    """VAT: ``images/<show>/<clip>/<frame>`` -> the show; neighbouring frames are near copies,
+    so holding out single frames (or clips of a show) would leak into validation."""
+    return str(Path(instance.path).parent.parent)
+
+
+def split_by_image(instances: list[HeadInstance], val_fraction: float, seed: int,
+                   group=image_group) -> tuple[list[HeadInstance], list[HeadInstance]]:
+    """Hold out whole IMAGES (or other ``group``s; seeded), so no scene is in both train and
+    validation."""
+    keys = sorted({group(i) for i in instances})
     rng = np.random.default_rng(seed)
-    n_val = int(round(len(paths) * val_fraction))
-    val_paths = set(rng.permutation(paths)[:n_val].tolist())
-    train = [i for i in instances if i.path not in val_paths]
-    val = [i for i in instances if i.path in val_paths]
+    n_val = int(round(len(keys) * val_fraction))
+    val_keys = set(rng.permutation(keys)[:n_val].tolist())
+    train = [i for i in instances if group(i) not in val_keys]
+    val = [i for i in instances if group(i) in val_keys]
     return train, val
 
 
@@ -47,6 +60,7 @@ DEFAULT_ANNOTATIONS = {
     "synthetic": {"train": TRAIN_FILE, "test": TEST_FILE},
     "gazefollow": {"train": TRAIN_FILE, "test": TEST_FILE},
     "goo": {"train": "goosynth_train.pickle", "test": "goosynth_test.pickle"},
+    "videoattentiontarget": {"train": "annotations/train", "test": "annotations/test"},
 }
 
 
@@ -58,11 +72,25 @@ def read_split(config: Config, root: Path, split: str, log=print) -> list[HeadIn
     file = root / (configured or DEFAULT_ANNOTATIONS[data.source_dataset][split])
     if data.source_dataset == "goo":
         instances, report = read_goo(file, data.image_dir, data.on_bad_input)
+    elif data.source_dataset == "videoattentiontarget":
+        stride = data.frame_stride if split == "train" else 1  # the protocol scores every frame
+        instances, report = read_vat(file, data.image_dir or "images", data.on_bad_input, stride)
     else:
         instances, report = read_annotations(file, split, data.on_bad_input)
     instances = check_image_files(instances, root, report)
     log(report.summary())
     return instances
+
+
+def augment_settings(config: Config) -> AugmentSettings | None:
+    """The training augmentations from ``data.augment*`` (None when off)."""
+    data = config.data
+    if not data.augment:
+        return None
+    return AugmentSettings(
+        seed=config.run.seed, box_jitter=data.augment_box_jitter,
+        box_jitter_max=data.augment_box_jitter_max, crop=data.augment_crop,
+        flip=data.augment_flip, color=data.augment_color, color_range=data.augment_color_range)
 
 
 def build_datasets(config: Config, splits=("train", "val", "test"), log=print) -> dict:
@@ -71,12 +99,13 @@ def build_datasets(config: Config, splits=("train", "val", "test"), log=print) -
     root = dataset_root(config, log)
     kwargs = dict(input_size=data.input_size, output_size=data.output_size,
                   face_size=data.face_size, heatmap_sigma=data.heatmap_sigma,
-                  head_enlarge=data.head_enlarge)
+                  head_enlarge=data.head_enlarge, on_bad_input=data.on_bad_input)
     out = {}
     if {"train", "val"} & set(splits):
         instances = read_split(config, root, "train", log)
-        train, val = split_by_image(instances, data.val_fraction, config.run.seed)
-        out["train"] = HeadDataset(root, train, **kwargs)
+        group = show_group if data.source_dataset == "videoattentiontarget" else image_group
+        train, val = split_by_image(instances, data.val_fraction, config.run.seed, group)
+        out["train"] = HeadDataset(root, train, augment=augment_settings(config), **kwargs)
         out["val"] = HeadDataset(root, val, **kwargs)
     if "test" in splits:
         instances = read_split(config, root, "test", log)

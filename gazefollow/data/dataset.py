@@ -6,11 +6,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
+from gazefollow.data.augment import AugmentSettings, augment
 from gazefollow.data.heatmap import (enlarge_box, gaussian_heatmap, head_channel, pad_points,
                                      to_tensor)
 from gazefollow.data.instances import BadInput, HeadInstance
+
+BAD_KEY = "bad_input"  # a sample that failed to load in skip mode: {BAD_KEY: message}
 
 
 def fix_box(box: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -18,6 +21,18 @@ def fix_box(box: np.ndarray, width: int, height: int) -> np.ndarray:
     x0, x1 = sorted((box[0], box[2]))
     y0, y1 = sorted((box[1], box[3]))
     return np.clip([x0, y0, x1, y1], 0, [width - 1, height - 1, width - 1, height - 1])
+
+
+def collate_samples(samples: list[dict]) -> dict:
+    """Batch the samples that loaded; ``batch["bad_input"]`` lists the messages of those that
+    did not (skip mode), so the loop can count and report them whichever worker met them."""
+    bad = [s[BAD_KEY] for s in samples if BAD_KEY in s]
+    good = [s for s in samples if BAD_KEY not in s]
+    if not good:
+        raise BadInput("every sample of a batch failed to load: " + " | ".join(bad))
+    batch = default_collate(good)
+    batch[BAD_KEY] = bad
+    return batch
 
 
 class HeadDataset(Dataset):
@@ -28,15 +43,23 @@ class HeadDataset(Dataset):
     ``gaze_points`` [20, 2] (normalised, -1 padding), ``inout`` (1 in frame, 0 out),
     ``head_box`` [4] (normalised xyxy, after quirk fixes), ``index`` (sample id), ``path``,
     ``width`` and ``height`` (original image size).
+
+    An item is a position, or (position, epoch) from the training sampler: with ``augment``
+    settings the view is drawn from a generator seeded by (seed, epoch, sample id), so it does
+    not depend on workers, batch size or resumes. With ``on_bad_input="skip"`` an image that
+    fails to decode (or a box empty inside its image) gives ``{"bad_input": message}``, which
+    ``collate_samples`` drops and reports; "strict" raises, naming the file and rows.
     """
 
     def __init__(self, root: str | Path, instances: list[HeadInstance], input_size: int = 224,
                  output_size: int = 64, face_size: int = 224, heatmap_sigma: float = 3.0,
-                 head_enlarge: float = 0.1):
+                 head_enlarge: float = 0.1, augment: AugmentSettings | None = None,
+                 on_bad_input: str = "strict"):
         self.root = Path(root)
         self.instances = instances
         self.input_size, self.output_size, self.face_size = input_size, output_size, face_size
         self.heatmap_sigma, self.head_enlarge = heatmap_sigma, head_enlarge
+        self.augment, self.on_bad_input = augment, on_bad_input
 
     def __len__(self) -> int:
         return len(self.instances)
@@ -50,10 +73,9 @@ class HeadDataset(Dataset):
             raise BadInput(f"cannot read image {file} (annotation rows {instance.rows}): "
                            f"{err}") from None
 
-    def __getitem__(self, item: int) -> dict:
-        instance = self.instances[item]
-        image = self._load_image(instance)
-        width, height = image.size
+    def _pixel_annotation(self, instance: HeadInstance, width: int,
+                          height: int) -> tuple[np.ndarray, np.ndarray]:
+        """(head box xyxy after quirk fixes, in-frame gaze points [N, 2]) in image pixels."""
         box = np.asarray(instance.head_box, dtype=np.float64)
         if instance.box_basis is not None:  # e.g. GOO: pixels of a 640x480 basis
             basis_w, basis_h = instance.box_basis
@@ -63,19 +85,44 @@ class HeadDataset(Dataset):
             raise BadInput(f"{self.root / instance.path} (annotation rows {instance.rows}): "
                            f"head box {instance.head_box.tolist()} is empty inside the "
                            f"{width}x{height} image")
-        face_box = enlarge_box(box, self.head_enlarge, width, height)
+        points = np.asarray(instance.gaze_points, dtype=np.float64).reshape(-1, 2)
+        if not instance.inout:
+            points = np.zeros((0, 2))
+        elif not instance.pixel_points:
+            points = points * [width, height]
+        return box, points
+
+    def __getitem__(self, item) -> dict:
+        position, epoch = item if isinstance(item, tuple) else (item, 0)
+        instance = self.instances[position]
+        try:
+            return self._sample(instance, epoch)
+        except BadInput as err:
+            if self.on_bad_input == "skip":
+                return {BAD_KEY: str(err)}
+            raise
+
+    def _sample(self, instance: HeadInstance, epoch: int) -> dict:
+        image = self._load_image(instance)
+        width, height = image.size  # the original size, reported for the GazeFollow AUC
+        box, points = self._pixel_annotation(instance, width, height)
+        if self.augment is not None:
+            rng = np.random.default_rng([self.augment.seed, epoch, instance.index])
+            image, box, points = augment(image, box, points, rng, self.augment)
+        view_w, view_h = image.size
+        points = points / [view_w, view_h]
+        face_box = enlarge_box(box, self.head_enlarge, view_w, view_h)
         face = image.crop(tuple(int(round(v)) for v in face_box))
         size = (self.input_size, self.input_size)
-        points = instance.gaze_points
         return {
             "image": to_tensor(image.resize(size, Image.BILINEAR)),
-            "head_channel": head_channel(box, width, height, self.input_size),
+            "head_channel": head_channel(box, view_w, view_h, self.input_size),
             "face": to_tensor(face.resize((self.face_size,) * 2, Image.BILINEAR)),
-            "heatmap": gaussian_heatmap(points if instance.inout else np.zeros((0, 2)),
-                                        self.output_size, self.heatmap_sigma),
+            "heatmap": gaussian_heatmap(points, self.output_size, self.heatmap_sigma),
             "gaze_points": pad_points(points),
             "inout": torch.tensor(float(instance.inout)),
-            "head_box": torch.tensor(box / [width, height, width, height], dtype=torch.float32),
+            "head_box": torch.tensor(box / [view_w, view_h, view_w, view_h],
+                                     dtype=torch.float32),
             "index": instance.index,
             "path": instance.path,
             "width": width,

@@ -32,6 +32,7 @@ class HeadInstance:
     eye: tuple[float, float] = (-1.0, -1.0)
     rows: list = field(default_factory=list)  # where it came from: line numbers or "file:line"
     box_basis: tuple[float, float] | None = None  # head box in pixels of this (W, H) basis
+    pixel_points: bool = False  # gaze points in pixels of the image (VAT), not normalised
 
 
 @dataclass
