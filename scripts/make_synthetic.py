@@ -1,10 +1,15 @@
-"""Write the synthetic gaze world (GazeFollow format) to a folder.
+"""Write the synthetic gaze world to a folder, in the layout of a real dataset.
 
     python scripts/make_synthetic.py --out datasets/synthetic_gazeworld [synthetic.key=value ...]
+    python scripts/make_synthetic.py --layout videoattentiontarget --out datasets/synthetic_vat
+    python scripts/make_synthetic.py --layout goo --out datasets/synthetic_goo
+
+Then train on it with the matching reader, e.g.
+    python main.py --source_dataset videoattentiontarget --source_dataset_dir datasets/synthetic_vat
 
 The settings come from the `synthetic` config section (defaults in gazefollow/config.py), so a
-world made here is the one `python main.py` would make with the same overrides. Deterministic:
-the same settings give byte-identical files.
+gazefollow-layout world made here is the one `python main.py` would make with the same
+overrides. Deterministic: the same settings give byte-identical files.
 """
 import argparse
 import sys
@@ -14,12 +19,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gazefollow.config import ConfigError, build_config  # noqa: E402
 from gazefollow.data.synthetic import generate_world  # noqa: E402
+from gazefollow.data.synthetic_layouts import write_goo_world, write_vat_world  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="datasets/synthetic_gazeworld")
+    parser.add_argument("--layout", default="gazefollow",
+                        choices=["gazefollow", "videoattentiontarget", "goo"])
+    parser.add_argument("--frames_per_clip", type=int, default=5, help="VAT layout only")
     parser.add_argument("overrides", nargs="*", help="synthetic.key=value, e.g. synthetic.seed=3")
     args = parser.parse_args()
     bad = [o for o in args.overrides if not o.startswith("synthetic.")]
@@ -29,7 +38,16 @@ def main() -> None:
         config = build_config(overrides=args.overrides)
     except ConfigError as err:
         sys.exit(f"configuration error: {err}")
-    generate_world(config.synthetic, args.out)
+    if args.layout == "gazefollow":
+        generate_world(config.synthetic, args.out)
+        return
+    if Path(args.out).exists() and any(Path(args.out).iterdir()):
+        sys.exit(f"{args.out} exists and is not empty; choose another --out")
+    if args.layout == "videoattentiontarget":
+        write_vat_world(config.synthetic, args.out, args.frames_per_clip)
+    else:
+        write_goo_world(config.synthetic, args.out)
+    print(f"synthetic world written to {args.out} in the {args.layout} layout")
 
 
 if __name__ == "__main__":
