@@ -1,0 +1,130 @@
+"""Data-loading speed: samples/second per loader at 224 px, against the training step.
+
+    python scripts/bench_loading.py [--images 320] [--steps 2] [--out outputs/bench_loading]
+
+For each reader (GazeFollow, VideoAttentionTarget, GOO) it writes the synthetic world at
+640x480 (about the size of real GazeFollow images) in that dataset's real layout, then measures
+training samples (augmentations on, 224 px scene and face, 64 px heatmap) per second:
+in the main process (num_workers=0) and through a DataLoader with 1 and 2 workers. It also
+times full-size training steps (configs/gaze.yaml, batch 32) on preloaded batches, so the
+table shows how many samples per second the model consumes. Prints a markdown table.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+
+from gazefollow.config import build_config  # noqa: E402
+from gazefollow.data.build import build_datasets  # noqa: E402
+from gazefollow.data.dataset import collate_samples  # noqa: E402
+from gazefollow.data.synthetic import generate_world  # noqa: E402
+from gazefollow.data.synthetic_layouts import write_goo_world, write_vat_world  # noqa: E402
+from gazefollow.diffusion.gaussian import GaussianDiffusion  # noqa: E402
+from gazefollow.diffusion.losses import training_losses  # noqa: E402
+from gazefollow.models.gaze_model import build_model  # noqa: E402
+from gazefollow.train import EpochShuffle  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+WRITERS = {
+    "gazefollow": lambda cfg, root: generate_world(cfg, root, log=lambda *_: None),
+    "videoattentiontarget": lambda cfg, root: write_vat_world(cfg, root, frames_per_clip=8),
+    "goo": write_goo_world,
+}
+
+
+def full_size_config(*overrides: str):
+    return build_config([ROOT / "configs" / "diffusion.yaml", ROOT / "configs" / "gaze.yaml"],
+                        ["data.augment=true", "logging.wandb=disabled", *overrides])
+
+
+def loader_rate(dataset, workers: int, batch_size: int) -> float:
+    """Samples per second over one epoch, timed from the iterator's creation, so worker
+    start-up and the batches prefetched while the first one is made are all counted."""
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers,
+                        sampler=EpochShuffle(len(dataset), 0), collate_fn=collate_samples,
+                        drop_last=True)
+    start = time.perf_counter()
+    count = sum(len(batch["index"]) for batch in loader)
+    return count / (time.perf_counter() - start)
+
+
+def train_step_seconds(config, steps: int) -> float:
+    """Seconds per full-size optimizer step on a preloaded batch (no data loading)."""
+    dataset = build_datasets(config, splits=("train",), log=lambda *_: None)["train"]
+    batch = collate_samples([dataset[(i, 0)] for i in range(config.data.batch_size)])
+    model, diffusion = build_model(config), GaussianDiffusion(config.diffusion)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    model.train()
+    times = []
+    for _ in range(steps + 1):  # the first step pays one-off allocation costs
+        start = time.perf_counter()
+        training_losses(model, diffusion, batch, config.loss)["loss"].backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - start)
+    return sum(times[1:]) / steps
+
+
+def default_experiment_row(out: Path, images: int, steps: int) -> tuple[float, float]:
+    """(loader samples/s in the main process, model samples/s) for the default CPU experiment
+    (configs/experiments/synthetic_cpu.yaml: 64 px inputs, num_workers 0), same world size."""
+    config = build_config(
+        [ROOT / "configs" / "diffusion.yaml", ROOT / "configs" / "gaze.yaml",
+         ROOT / "configs" / "experiments" / "synthetic_cpu.yaml"],
+        [f"data.dataset_dir={out / 'default_experiment'}", f"synthetic.num_train={images}",
+         "synthetic.num_test=16", "logging.wandb=disabled"])
+    dataset = build_datasets(config, splits=("train",), log=lambda *_: None)["train"]
+    rate = loader_rate(dataset, 0, config.data.batch_size)
+    return rate, config.data.batch_size / train_step_seconds(config, steps)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=320, help="train images per dataset")
+    parser.add_argument("--steps", type=int, default=2, help="timed training steps")
+    parser.add_argument("--out", default="outputs/bench_loading")
+    args = parser.parse_args()
+    out, batch_size, rows = Path(args.out), 32, []
+    world = ["synthetic.width=640", "synthetic.height=480", f"synthetic.num_train={args.images}",
+             "synthetic.num_test=16"]
+    for name, write in WRITERS.items():
+        root = out / name
+        config = full_size_config(f"data.source_dataset={name}", f"data.dataset_dir={root}",
+                                  *world)
+        if not root.exists():
+            write(config.synthetic, root)
+        dataset = build_datasets(config, splits=("train",), log=lambda *_: None)["train"]
+        if len(dataset) < 8 * batch_size:
+            sys.exit(f"--images {args.images} gives {len(dataset)} train samples: use at least "
+                     f"{8 * batch_size} so prefetching does not dominate the timing")
+        rates = {w: loader_rate(dataset, w, batch_size) for w in (0, 1, 2)}
+        rows.append((name, rates))
+        print(f"{name}: {rates}", flush=True)
+    step = train_step_seconds(full_size_config(
+        "data.source_dataset=gazefollow", f"data.dataset_dir={out / 'gazefollow'}", *world),
+        args.steps)
+    needed = batch_size / step
+    default_loader, default_needed = default_experiment_row(out, args.images, args.steps)
+    print(f"\nmachine: {torch.get_num_threads()} torch threads, {sys.platform}; images 640x480 "
+          "JPEG; augmentations on; scene and face at 224 px, heatmap 64 px\n")
+    print("| loader | samples/s, main process | samples/s, 1 worker | samples/s, 2 workers "
+          "| per worker (2 workers) | loader / model (2 workers) |")
+    print("|---|---|---|---|---|---|")
+    for name, rates in rows:
+        print(f"| {name} | {rates[0]:.1f} | {rates[1]:.1f} | {rates[2]:.1f} | {rates[2] / 2:.1f} "
+              f"| {rates[2] / needed:.0f}x |")
+    print(f"\nfull-size training step (configs/gaze.yaml, batch {batch_size}, preloaded batch): "
+          f"{step:.2f} s/step = {needed:.2f} samples/s consumed by the model")
+    print(f"default CPU experiment (64 px, 256x192 images, num_workers 0): loader "
+          f"{default_loader:.1f} samples/s in the main process, model {default_needed:.1f} "
+          f"samples/s (loader / model {default_loader / default_needed:.1f}x)")
+
+
+if __name__ == "__main__":
+    main()
