@@ -6,6 +6,8 @@ from gazefollow.data.build import build_datasets, split_by_image, subsample_head
 from gazefollow.data.gazefollow import read_annotations
 from gazefollow.data.instances import BadInput
 from gazefollow.data.synthetic import TEST_FILE, TRAIN_FILE
+from main import main
+from tests.conftest import TINY
 
 
 def _argmax_xy(heatmap):
@@ -111,3 +113,14 @@ def test_empty_head_box_names_file_and_rows(tiny_world):
     dataset.instances[0].head_box = np.array([500.0, 500.0, 600.0, 600.0])  # outside the image
     with pytest.raises(ValueError, match=r"000000.jpg \(annotation rows \[1, 2, 3\]\).*empty"):
         dataset[0]
+
+
+def test_gazefollow_layout_trains_and_evaluates_through_main(tiny_world, tmp_path):
+    root, _ = tiny_world
+    results = main(["--experiment", str(TINY), "--source_dataset", "gazefollow",
+                    "--source_dataset_dir", str(root), f"run.output_dir={tmp_path}",
+                    "--max_steps", "2", "data.augment=true"])
+    info = results["info"]
+    assert info["dataset"] == "gazefollow" and info["protocol"] == "gazefollow"
+    assert info["inout_ap_split"] == "val"  # the GazeFollow test split is all in frame
+    assert set(results["model"]) == {"auc", "avg_l2", "min_l2", "inout_ap"}
