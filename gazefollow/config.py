@@ -170,6 +170,7 @@ class EvalConfig:
     eval_weights: Optional[str] = None  # run dir or checkpoint: evaluate only
     split: str = "test"  # test | val
     extra_steps: list[int] = field(default_factory=list)  # more DDIM step counts to report
+    num_samples: int = 1  # > 1: also report the mean heatmap of this many diffusion samples
     evaluate_every: int = 0  # optimizer steps between validation passes; 0 = only at the end
     batch_size: int = 64
     num_visualize: int = 16  # test images in the PNG grid
@@ -454,6 +455,7 @@ def validate(config: Config) -> None:
         _check(1 <= steps <= diff.train_time_steps, f"DDIM step count {steps} must be in "
                f"[1, diffusion.train_time_steps={diff.train_time_steps}]")
     for key in ("run.save_every", "run.print_every", "data.batch_size", "eval.batch_size",
+                "eval.num_samples",
                 "data.input_size", "data.output_size", "data.face_size"):
         _check(get_key(config, key) >= 1, f"{key} must be >= 1")
     _check(0 < config.data.val_fraction < 1, "data.val_fraction must be in (0, 1)")

@@ -1,7 +1,6 @@
 """Evaluation: sample heatmaps for a split and score them with the protocol metrics."""
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from tqdm import tqdm
 from gazefollow import metrics
 from gazefollow.data.heatmap import gaussian_heatmap
 from gazefollow.diffusion.sampling import ddim_sample, initial_noise
+from gazefollow.reporting import format_table, log_to_wandb, write_metrics, write_predictions
 
 PRIOR_SIGMA_AT_64 = 16.0  # the centre prior: one broad Gaussian at the image centre
 
@@ -63,86 +63,100 @@ def summarize(per_sample: list[dict], inout_scores, inout_labels,
 
 
 @torch.no_grad()
+def sample_heatmaps(model, diffusion, cond: dict, ids: list[int], size: int, seed: int,
+                    steps: int, device, draws: int = 1, trajectory: list | None = None):
+    """DDIM heatmaps [B, O, O] (numpy), the mean over ``draws`` initial noises when > 1; the
+    conditioning ``cond`` is computed once by the caller and reused for every draw and step."""
+    total = None
+    for draw in range(draws):
+        x_T = initial_noise(ids, (1, size, size), seed, draw).to(device)
+        heatmap = ddim_sample(model, diffusion, cond, x_T, steps,
+                              trajectory if draw == 0 else None)[:, 0].cpu().numpy()
+        total = heatmap if total is None else total + heatmap
+    return total / draws
+
+
+def _record(batch: dict, i: int, score: dict, inout_prob: float) -> dict:
+    """One row of predictions.csv."""
+    pred_x, pred_y = score["pred"]
+    return {"id": int(batch["index"][i]), "path": batch["path"][i], "pred_x": pred_x,
+            "pred_y": pred_y, "inout_score": inout_prob, "inout": int(batch["inout"][i]),
+            **{k: v for k, v in score.items() if k != "pred"}}
+
+
+@torch.no_grad()
 def run_split(model, diffusion, dataset, steps_list: list[int], *, batch_size: int, seed: int,
               device, prior_inout: float, num_keep: int = 0, num_workers: int = 0,
-              protocol: str = "gazefollow", desc: str = "eval") -> dict:
+              num_samples: int = 1, protocol: str = "gazefollow", desc: str = "eval") -> dict:
     """Sample with each DDIM step count in ``steps_list`` (may be empty: in/out only).
 
-    Returns {"model": {steps: summary}, "center_prior": summary, "samples": [...],
-    "bad_input": [...]} where "samples" keeps the first ``num_keep`` instances' heatmaps for
-    pictures and "bad_input" names the samples skipped because they failed to load.
+    Returns {"model": {steps: summary}, "center_prior": summary, "mean_of_samples": summary of
+    the mean heatmap of ``num_samples`` draws at the first step count (None when 1),
+    "records": per-sample rows at the first step count, "samples": the first ``num_keep``
+    instances with heatmaps and denoising trajectories (at the largest step count) for
+    pictures, "bad_input": the samples skipped because they failed to load}.
     """
     from gazefollow.data.dataset import BAD_KEY, collate_samples
 
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         collate_fn=collate_samples)
-    size = dataset.output_size
+    size, first = dataset.output_size, (steps_list or [None])[0]
     prior = center_prior_heatmap(size)
     per_steps = {steps: [] for steps in steps_list}
-    prior_scores, scores, labels, kept, bad = [], [], [], [], []
-    for batch in tqdm(loader, desc=desc, unit="batch", leave=False):
+    prior_scores, mean_scores, scores, labels, records, kept, bad = [], [], [], [], [], [], []
+    progress = tqdm(total=len(dataset), desc=desc, unit="sample", leave=False)
+    for batch in loader:
         bad += batch.pop(BAD_KEY)
         batch = _to_device(batch, device)
-        cond = model.encode(batch)
+        cond = model.encode(batch)  # once per sample, reused by every step and draw
         inout_prob = torch.sigmoid(cond["inout_logit"].float()).cpu().numpy()
         scores += inout_prob.tolist()
         labels += batch["inout"].cpu().tolist()
-        x_T = initial_noise(batch["index"].tolist(), (1, size, size), seed).to(device)
-        heatmaps = {steps: ddim_sample(model, diffusion, cond, x_T, steps)[:, 0].cpu().numpy()
-                    for steps in steps_list}
-        for i in range(len(inout_prob)):
+        ids, heatmaps, trajectory = batch["index"].tolist(), {}, []
+        for steps in steps_list:
+            keep_path = steps == max(steps_list) and len(kept) < num_keep
+            heatmaps[steps] = sample_heatmaps(model, diffusion, cond, ids, size, seed, steps,
+                                              device, trajectory=trajectory if keep_path else None)
+        mean_map = (sample_heatmaps(model, diffusion, cond, ids, size, seed, first, device,
+                                    draws=num_samples) if num_samples > 1 and steps_list else None)
+        for i in range(len(ids)):
             points = batch["gaze_points"][i].cpu().numpy()
             args = (points, float(batch["inout"][i]), int(batch["width"][i]),
                     int(batch["height"][i]), protocol)
             prior_scores.append(score_instance(prior, *args))
             for steps in steps_list:
                 per_steps[steps].append(score_instance(heatmaps[steps][i], *args))
+            if mean_map is not None:
+                mean_scores.append(score_instance(mean_map[i], *args))
+            if steps_list:
+                records.append(_record(batch, i, per_steps[first][-1], float(inout_prob[i])))
             if len(kept) < num_keep and steps_list:
-                kept.append({"path": batch["path"][i], "index": int(batch["index"][i]),
+                kept.append({"path": batch["path"][i], "index": ids[i],
                              "head_box": batch["head_box"][i].cpu().numpy(), "points": points,
-                             "heatmap": heatmaps[steps_list[0]][i],
-                             "pred": per_steps[steps_list[0]][-1]["pred"],
-                             "inout_prob": float(inout_prob[i])})
+                             "heatmap": heatmaps[first][i], "pred": per_steps[first][-1]["pred"],
+                             "inout_prob": float(inout_prob[i]),
+                             "trajectory": [step[i, 0].numpy() for step in trajectory]})
+        progress.update(len(ids))
+    progress.close()
     prior_constant = np.full(len(labels), prior_inout)
     return {
         "model": {steps: summarize(per_steps[steps], scores, labels, protocol)
                   for steps in steps_list} or {0: summarize([], scores, labels, protocol)},
         "center_prior": summarize(prior_scores, prior_constant, labels, protocol),
-        "samples": kept,
-        "bad_input": bad,
+        "mean_of_samples": summarize(mean_scores, scores, labels, protocol) if mean_scores
+        else None,
+        "records": records, "samples": kept, "bad_input": bad,
     }
 
 
-COLUMN_NAMES = {"auc": "AUC", "avg_l2": "Avg L2", "min_l2": "Min L2", "l2": "L2",
-                "inout_ap": "in/out AP"}
-
-
-def format_table(results: dict) -> str:
-    """metrics.json's content as a terminal table (the protocol's columns)."""
-    by_steps = results.get("model_steps", {})
-    rows = [("model", results["model"])]
-    if len(by_steps) > 1:
-        rows += [(f"model, DDIM {k} step(s)", v) for k, v in by_steps.items()]
-    rows.append(("center prior", results["center_prior"]))
-    keys = [k for k in COLUMN_NAMES if k in results["model"]]
-    lines = [f"{'':<24}" + "".join(f"{COLUMN_NAMES[k]:>11}" for k in keys)]
-    for name, m in rows:
-        lines.append(f"{name:<24}" + "".join(f"{m[k]:>11.4f}" for k in keys))
-    return "\n".join(lines)
-
-
-def write_metrics(results: dict, path: str | Path) -> None:
-    """metrics.json (NaN where a metric is undefined, e.g. AP with one class)."""
-    Path(path).write_text(json.dumps(results, indent=2, allow_nan=True))
-
-
 def evaluate_run(config, model, diffusion, run_dir: str | Path, device, weights: str,
-                 log=print) -> dict:
+                 log=print, run_id: str | None = None) -> dict:
     """The end-of-run evaluation: protocol metrics on ``eval.split`` for the model and the
-    centre prior, in/out AP, ``metrics.json`` and a PNG grid in ``run_dir``."""
+    centre prior, in/out AP; ``metrics.json``, ``predictions.csv`` and pictures in
+    ``run_dir``; the same logged to wandb unless it is disabled."""
     from gazefollow.data.build import build_datasets
-    from gazefollow.visualize import save_prediction_grid
+    from gazefollow.visualize import save_prediction_grid, save_trajectories
 
     datasets = build_datasets(config, log=log)
     steps_list = list(dict.fromkeys([config.diffusion.sample_time_steps,
@@ -153,7 +167,8 @@ def evaluate_run(config, model, diffusion, run_dir: str | Path, device, weights:
     split = config.eval.split
     protocol = protocol_of(config)
     main = run_split(model, diffusion, datasets[split], steps_list, protocol=protocol,
-                     num_keep=config.eval.num_visualize, desc=f"{split} ({weights})", **common)
+                     num_keep=config.eval.num_visualize, num_samples=config.eval.num_samples,
+                     desc=f"{split} ({weights})", **common)
     first = steps_list[0]
     # In/out AP needs both classes: VAT's test split has them; GazeFollow-format test sets are
     # all in frame, so AP comes from the validation split there.
@@ -164,19 +179,21 @@ def evaluate_run(config, model, diffusion, run_dir: str | Path, device, weights:
                           desc="val in/out", **common)
     else:
         inout = main
-    results = {"model": dict(main["model"][first]), "center_prior": dict(main["center_prior"])}
-    ap_source = inout["model"][next(iter(inout["model"]))]
-    results["model"]["inout_ap"] = ap_source["inout_ap"]
-    results["center_prior"]["inout_ap"] = inout["center_prior"]["inout_ap"]
-    results["model_steps"] = {str(s): dict(main["model"][s], inout_ap=ap_source["inout_ap"])
-                              for s in steps_list}
+    ap = inout["model"][next(iter(inout["model"]))]["inout_ap"]
+    results = {"model": dict(main["model"][first], inout_ap=ap),
+               "center_prior": dict(main["center_prior"],
+                                    inout_ap=inout["center_prior"]["inout_ap"]),
+               "model_steps": {str(s): dict(main["model"][s], inout_ap=ap) for s in steps_list}}
+    if main["mean_of_samples"] is not None:
+        results["model_mean_of_samples"] = {
+            str(config.eval.num_samples): dict(main["mean_of_samples"], inout_ap=ap)}
     bad = main["bad_input"] + (inout["bad_input"] if inout is not main else [])
     results["info"] = {
         "split": split, "instances": len(datasets[split]) - len(main["bad_input"]),
         "dataset": config.data.source_dataset, "protocol": protocol,
         "subsampled": bool(config.data.subsample_test and split == "test"),
-        "sampler": "ddim", "sample_steps": first, "weights": weights,
-        "inout_ap_split": ap_split,
+        "sampler": "ddim", "sample_steps": first, "num_samples": config.eval.num_samples,
+        "weights": weights, "inout_ap_split": ap_split,
         "inout_ap_instances": len(datasets[ap_split]) - len(inout["bad_input"]),
         "skipped_unreadable": len(bad), "skipped_examples": bad[:5],
         "center_prior": f"Gaussian sigma {PRIOR_SIGMA_AT_64} (at 64 px) at the image centre; "
@@ -184,16 +201,21 @@ def evaluate_run(config, model, diffusion, run_dir: str | Path, device, weights:
     }
     run_dir = Path(run_dir)
     write_metrics(results, run_dir / "metrics.json")
+    write_predictions(main["records"], run_dir / "predictions.csv")
+    pictures = [run_dir / "predictions_grid.png", run_dir / "denoising_trajectories.png"]
     if main["samples"]:
-        save_prediction_grid(main["samples"], Path(config.data.dataset_dir),
-                             run_dir / "predictions_grid.png")
-    note = " (SUBSAMPLED test heads)" if results["info"]["subsampled"] else ""
+        root = Path(config.data.dataset_dir)
+        save_prediction_grid(main["samples"], root, pictures[0])
+        save_trajectories(main["samples"][:4], root, pictures[1], max(steps_list))
+    log_to_wandb(config, run_dir, results, pictures, run_id)
     if bad:
         log(f"SKIPPED {len(bad)} samples that failed to load (data.on_bad_input=skip): "
             + " | ".join(bad[:5]))
+    note = " (SUBSAMPLED test heads: not comparable to the full test set)" \
+        if results["info"]["subsampled"] else ""
     log(f"\n{split} split, {results['info']['instances']} instances{note}, {protocol} protocol, "
         f"DDIM {first} step(s), {weights} weights; in/out AP on {ap_split}:\n"
-        f"{format_table(results)}")
+        f"{format_table(results, protocol)}")
     return results
 
 
@@ -206,15 +228,14 @@ def pick_device(config) -> torch.device:
     return torch.device("cpu")
 
 
-def evaluate_checkpoint(checkpoint: str | Path, overrides: list = (), out_dir=None,
-                        layers: list = (), log=print) -> dict:
-    """Evaluate saved weights: the checkpoint's own config, then YAML ``layers`` and
-    ``overrides`` on top (e.g. ``diffusion.sample_time_steps=4`` or ``eval.split=val``).
-    EMA weights are used when ``optim.ema_on`` is true and the checkpoint holds them."""
+def load_for_eval(checkpoint: str | Path, overrides: list = (), layers: list = ()) -> dict:
+    """Saved weights ready to sample: {"config", "model" (on its device, EMA weights when
+    ``optim.ema_on`` and the checkpoint holds them), "diffusion", "device", "weights" ("ema" or
+    "raw"), "state", "path"}; the checkpoint's config with ``layers`` and ``overrides`` on top."""
     from diffusers.training_utils import EMAModel
 
     from gazefollow.checkpoint import load_checkpoint, resolve_checkpoint
-    from gazefollow.config import build_config, to_yaml
+    from gazefollow.config import build_config
     from gazefollow.diffusion.gaussian import GaussianDiffusion
     from gazefollow.models.gaze_model import build_model
 
@@ -230,13 +251,25 @@ def evaluate_checkpoint(checkpoint: str | Path, overrides: list = (), out_dir=No
         ema.copy_to(model.parameters())
         weights = "ema"
     device = pick_device(config)
-    model.to(device)
+    return {"config": config, "model": model.to(device), "weights": weights, "state": state,
+            "diffusion": GaussianDiffusion(config.diffusion), "device": device, "path": path}
+
+
+def evaluate_checkpoint(checkpoint: str | Path, overrides: list = (), out_dir=None,
+                        layers: list = (), log=print) -> dict:
+    """Evaluate saved weights: the checkpoint's own config, then YAML ``layers`` and
+    ``overrides`` on top (e.g. ``diffusion.sample_time_steps=4``, ``eval.split=val``,
+    ``optim.ema_on=false`` for the raw weights, ``eval.batch_size=1``)."""
+    from gazefollow.config import to_yaml
+
+    loaded = load_for_eval(checkpoint, overrides, layers)
+    config, path, weights = loaded["config"], loaded["path"], loaded["weights"]
     if out_dir is None:
         steps = config.diffusion.sample_time_steps
         tail = "-subsampled" if config.data.subsample_test and config.eval.split == "test" else ""
         out_dir = path.parent / f"eval-{config.eval.split}-ddim{steps}-{weights}{tail}"
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     (Path(out_dir) / "eval_config.yaml").write_text(to_yaml(config))
-    log(f"evaluating {path} (step {state['step']}) -> {out_dir}")
-    return evaluate_run(config, model, GaussianDiffusion(config.diffusion), out_dir, device,
-                        weights, log)
+    log(f"evaluating {path} (step {loaded['state']['step']}) -> {out_dir}")
+    return evaluate_run(config, loaded["model"], loaded["diffusion"], out_dir, loaded["device"],
+                        weights, log, run_id=loaded["state"].get("wandb_run_id"))

@@ -1,4 +1,5 @@
-"""Pictures of predictions: image, head box, ground-truth points, heatmap overlay, predicted point."""
+"""Pictures of predictions: image, head box, ground-truth points, heatmap overlay, predicted
+point and in-frame probability; grids of many samples; denoising trajectories."""
 from __future__ import annotations
 
 import math
@@ -53,5 +54,29 @@ def save_prediction_grid(samples: list[dict], root: Path, path: Path, columns: i
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def save_trajectories(samples: list[dict], root: Path, path: Path, num_steps: int,
+                      columns: int = 6) -> None:
+    """One row per sample: the prediction panel, then the predicted x_0 (as a heatmap) at up
+    to ``columns`` evenly spaced steps of a ``num_steps``-step DDIM run, noisiest first."""
+    samples = [s for s in samples if s.get("trajectory")]
+    if not samples:
+        return
+    length = len(samples[0]["trajectory"])
+    shown = sorted(set(np.linspace(0, length - 1, min(columns, length)).round().astype(int)))
+    fig, axes = plt.subplots(len(samples), len(shown) + 1, squeeze=False,
+                             figsize=(2.2 * (len(shown) + 1), 2.3 * len(samples)))
+    for row, sample in zip(axes, samples):
+        with Image.open(root / sample["path"]) as image:
+            draw_prediction(row[0], image.convert("RGB"), sample)
+        for ax, step in zip(row[1:], shown):
+            ax.imshow(np.clip(sample["trajectory"][step], 0, 1), cmap="magma", vmin=0, vmax=1)
+            ax.set_title(f"x_0 at step {step + 1}/{num_steps}", fontsize=8)
+            ax.axis("off")
+    fig.suptitle("denoising trajectory: predicted heatmap x_0 after each DDIM step", fontsize=9)
+    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

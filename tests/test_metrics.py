@@ -62,3 +62,42 @@ def test_inout_ap_matches_sklearn_and_nan_for_one_class():
     assert metrics.inout_ap(scores, labels) == pytest.approx(
         average_precision_score(labels, scores), abs=1e-12)
     assert np.isnan(metrics.inout_ap(scores, np.ones(50)))
+
+
+EDGE_CASES = {
+    "single annotator": lambda rng: rng.random((1, 2)),
+    "twenty annotators": lambda rng: rng.random((20, 2)),
+    "points on the border": lambda rng: np.array([[0.0, 0.0], [1.0, 1.0], [1.0, 0.0], [0.0, 1.0]]),
+    "padding": lambda rng: np.concatenate([rng.random((3, 2)), -np.ones((17, 2))]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EDGE_CASES))
+@pytest.mark.parametrize("heatmap_kind", ["random", "ties", "flat", "peaked"])
+def test_every_metric_matches_the_slow_reference(case, heatmap_kind):
+    rng = np.random.default_rng(len(case) * 7 + len(heatmap_kind))
+    heatmap = {"random": lambda: rng.random((64, 64)),
+               "ties": lambda: np.round(rng.random((64, 64)) * 4) / 4,
+               "flat": lambda: np.full((64, 64), 0.25),
+               "peaked": lambda: np.exp(-((np.arange(64)[:, None] - 20) ** 2
+                                          + (np.arange(64)[None] - 40) ** 2) / 18.0)}[heatmap_kind]()
+    points = EDGE_CASES[case](rng)
+    width, height = int(rng.integers(50, 130)), int(rng.integers(40, 110))
+    valid = points[(points >= 0).all(axis=1)]
+    assert metrics.gazefollow_auc(heatmap, points, width, height) == pytest.approx(
+        _slow_gazefollow_auc(heatmap, points, width, height), abs=1e-9)
+    for as_tensor in (False, True):
+        pred = metrics.heatmap_argmax(torch.as_tensor(heatmap) if as_tensor else heatmap)
+        avg_l2, min_l2 = metrics.gazefollow_l2(torch.tensor(pred) if as_tensor else pred, points)
+        assert avg_l2 == pytest.approx(np.hypot(*(valid.mean(axis=0) - pred)), abs=1e-12)
+        assert min_l2 == pytest.approx(min(np.hypot(*(p - pred)) for p in valid), abs=1e-12)
+    target = metrics.vat_target(valid[0])
+    assert metrics.vat_auc(heatmap, valid[0]) == pytest.approx(
+        roc_auc_score(target.ravel(), heatmap.ravel()), abs=1e-9)
+    assert metrics.vat_l2(pred, valid[0]) == pytest.approx(np.hypot(*(valid[0] - pred)))
+
+
+def test_heatmap_argmax_takes_the_first_of_tied_maxima():
+    heatmap = np.zeros((64, 64))
+    heatmap[5, 9] = heatmap[30, 2] = 1.0
+    assert metrics.heatmap_argmax(heatmap) == (9 / 64, 5 / 64)

@@ -1,5 +1,8 @@
 """A real 2-step training run on the tiny config, then evaluation of its checkpoint."""
+import csv
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -7,7 +10,7 @@ import torch
 from gazefollow.checkpoint import load_checkpoint
 from gazefollow.config import ConfigError, build_config
 from main import main
-from tests.conftest import TINY
+from tests.conftest import ROOT, TINY
 
 
 def _argv(tmp_path, *extra):
@@ -38,11 +41,54 @@ def test_training_writes_checkpoint_config_and_metrics(trained):
     assert stored["info"]["weights"] == "ema"
 
 
-def test_evaluation_only_reproduces_training_metrics(trained):
-    tmp, run_dir, results = trained
-    again = main(["--eval_weights", str(run_dir), "eval.batch_size=3"])
-    assert again["model"] == results["model"]  # same ids -> same noise, whatever the batch size
-    assert (run_dir / "eval-test-ddim1-ema" / "metrics.json").is_file()
+@pytest.mark.parametrize("setting", [("eval.batch_size=1",), ("eval.batch_size=16",),
+                                     ("eval.batch_size=3", "data.num_workers=1")])
+def test_evaluation_only_reproduces_training_metrics(trained, tmp_path, setting):
+    """Noise seeded by sample id: identical metrics and predictions whatever the batch size
+    or the number of workers."""
+    _, run_dir, results = trained
+    again = main(["--eval_weights", str(run_dir), *setting])
+    assert again["model"] == results["model"] and again["model_steps"] == results["model_steps"]
+    rows = list(csv.DictReader((run_dir / "eval-test-ddim1-ema" / "predictions.csv").open()))
+    first = list(csv.DictReader((run_dir / "predictions.csv").open()))
+    for row, before in zip(rows, first, strict=True):
+        score = float(row.pop("inout_score"))  # float32 matmuls: last bits follow the batch
+        assert score == pytest.approx(float(before.pop("inout_score")), abs=1e-6)
+        assert row == before  # ids, predicted points and per-sample metrics: identical
+
+
+def test_predictions_file_and_pictures(trained):
+    _, run_dir, results = trained
+    rows = list(csv.DictReader((run_dir / "predictions.csv").open()))
+    assert len(rows) == results["info"]["instances"]
+    assert set(rows[0]) == {"id", "path", "pred_x", "pred_y", "inout_score", "inout", "auc",
+                            "avg_l2", "min_l2"}
+    aucs = [float(r["auc"]) for r in rows if r["auc"]]
+    assert sum(aucs) / len(aucs) == pytest.approx(results["model"]["auc"], abs=1e-12)
+    assert (run_dir / "predictions_grid.png").stat().st_size > 10_000
+
+
+def test_mean_of_several_samples_is_reported_separately(trained, capsys):
+    _, run_dir, results = trained
+    out = main(["--eval_weights", str(run_dir), "eval.num_samples=3", "eval.extra_steps=[3]"])
+    assert out["model"] == results["model"]  # N=1 stays the headline number
+    mean = out["model_mean_of_samples"]["3"]
+    assert set(mean) == set(out["model"]) and mean["auc"] != out["model"]["auc"]
+    printed = capsys.readouterr().out
+    assert "mean of 3 samples" in printed and "Gaze-LLE ViT-L 2025" in printed
+    trajectories = run_dir / "eval-test-ddim1-ema" / "denoising_trajectories.png"
+    assert trajectories.stat().st_size > 10_000
+
+
+def test_visualize_script_draws_chosen_samples(trained, tmp_path):
+    _, run_dir, _ = trained
+    script = ROOT / "scripts" / "visualize.py"
+    done = subprocess.run([sys.executable, str(script), "--weights", str(run_dir), "--ids", "0",
+                           "2", "--steps", "3", "--out", str(tmp_path)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for name in ("grid.png", "trajectories.png", "sample_0.png", "sample_2.png"):
+        assert (tmp_path / name).stat().st_size > 5_000, name
 
 
 def test_evaluation_with_raw_weights_and_more_steps(trained):
