@@ -174,7 +174,7 @@ class EvalConfig:
     evaluate_every: int = 0  # optimizer steps between validation passes; 0 = only at the end
     batch_size: int = 64
     num_visualize: int = 16  # test images in the PNG grid
-    debugging_maps: bool = False  # heatmap figures during training: not yet supported
+    debugging_maps: bool = False  # prediction grids at every validation (evaluate_every)
 
 
 @dataclass
@@ -295,7 +295,6 @@ NOT_YET_SUPPORTED = {
     "loss.kl_div_loss": False,
     "loss.other_loss": False,
     "optim.lr_anneal_steps": 0,
-    "eval.debugging_maps": False,
     "logging.watch_wandb": False,
 }
 

@@ -26,6 +26,7 @@ from gazefollow.diffusion.gaussian import GaussianDiffusion
 from gazefollow.diffusion.losses import training_losses
 from gazefollow.evaluate import protocol_of, run_split
 from gazefollow.models.gaze_model import build_model
+from gazefollow.visualize import save_prediction_grid
 
 
 def model_id(config: Config) -> str:
@@ -103,8 +104,10 @@ def quartile_losses(losses: dict, num_timesteps: int) -> dict:
 
 
 def validate(model, ema, diffusion, dataset, config: Config, accelerator, step: int,
-             log) -> None:
+             run_dir: Path, log) -> None:
     """Validation metrics with the EMA weights (swapped in, then back), logged; never test.
+    With ``eval.debugging_maps`` (the original's ``--Debugging_maps``) the first validation
+    samples are also drawn: ``debugging_maps/step_<N>.png`` in the run directory.
 
     The main process evaluates while the others wait at a barrier, so no collective operation
     of the next training step is left hanging for the length of the evaluation."""
@@ -113,8 +116,9 @@ def validate(model, ema, diffusion, dataset, config: Config, accelerator, step: 
         ema.store(net.parameters())
         ema.copy_to(net.parameters())
         steps = config.diffusion.sample_time_steps
+        keep = config.eval.num_visualize if config.eval.debugging_maps else 0
         result = run_split(net, diffusion, dataset, [steps], batch_size=config.eval.batch_size,
-                           seed=config.run.seed, device=accelerator.device,
+                           seed=config.run.seed, device=accelerator.device, num_keep=keep,
                            prior_inout=0.5, protocol=protocol_of(config),
                            desc="val")  # the prior's row is not used here
         ema.restore(net.parameters())
@@ -123,6 +127,10 @@ def validate(model, ema, diffusion, dataset, config: Config, accelerator, step: 
         accelerator.log({f"val/{k}": v for k, v in metrics.items()}, step=step)
         log(f"step {step} validation (EMA, DDIM {steps}): " +
             "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        if result["samples"]:
+            (run_dir / "debugging_maps").mkdir(exist_ok=True)
+            save_prediction_grid(result["samples"], Path(config.data.dataset_dir),
+                                 run_dir / "debugging_maps" / f"step_{step:07d}.png")
     accelerator.wait_for_everyone()
 
 
@@ -285,7 +293,8 @@ def train(config: Config, log=print) -> Path:
                     f"eta {(total_steps - step) / rate / 60:.1f} min")
                 tic, window = time.perf_counter(), []
             if config.eval.evaluate_every and step % config.eval.evaluate_every == 0:
-                validate(model, ema, diffusion, datasets["val"], config, accelerator, step, log)
+                validate(model, ema, diffusion, datasets["val"], config, accelerator, step,
+                         run_dir, log)
             if step % config.run.save_every == 0:
                 save()
             if step >= total_steps:

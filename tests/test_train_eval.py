@@ -136,3 +136,11 @@ def test_legacy_command_line_parses_to_a_runnable_config():
                                   "configs/gaze.yaml", "--tag", "trial_gaze", "--max_steps", "2"])
     config = build_config(layers, overrides)
     assert config.run.tag == "trial_gaze" and config.data.input_size == 224
+
+
+def test_debugging_maps_draw_validation_predictions(tmp_path):
+    main(_argv(tmp_path, "--max_steps", "2", "--evaluate_every", "1", "--Debugging_maps",
+               "--tag", "debug"))
+    maps = sorted((tmp_path / "out" / "synthetic-diffusion-x0" / "debug" / "debugging_maps")
+                  .glob("*.png"))
+    assert [m.name for m in maps] == ["step_0000001.png", "step_0000002.png"]
