@@ -119,25 +119,25 @@ class ModelConfig:
 @dataclass
 class DiffusionConfig:
     train_time_steps: int = 1000
-    sample_time_steps: int = 1  # DDIM steps at evaluation (chosen at evaluation, not training)
+    sample_time_steps: int = 1  # sampler steps at evaluation (chosen then, not at training)
+    sampler: str = "ddim"  # ddim | ddpm (ancestral) | dpm_solver (DPM-Solver++); evaluation only
     beta_schedule: str = "linear"  # linear | cosine
     prediction: str = "x0"  # eps | x0 | v
     diff_normalization: float = 1.0  # heatmap [0,1] -> [-s, s] inside diffusion
     timestep_sampling: str = "uniform"  # uniform | sqrt (t = T * sqrt(u): biased to high noise)
-    clip_denoised: bool = True
-    # Options of the original that arrive with later issues; non-default values are refused.
-    norm_std: bool = False
-    random_flag: bool = False
-    learn_sigma: bool = False
-    use_kl: bool = False
-    rescale_learned_sigmas: bool = False
-    rescale_timesteps: bool = False
-    fix_snr: bool = False
-    offset_noise_strength: float = 0.0
-    noise_changer: bool = False
-    mse_loss_weight_type: str = "none"
-    eval_from_picture: bool = False
-    time_noise: int = 0
+    clip_denoised: bool = True  # clamp predicted x_0 to the heatmap range between steps
+    norm_std: bool = False  # standardise x_start by one ground-truth heatmap's mean and std
+    random_flag: bool = False  # training heatmaps with a random sigma (0.5-1.5x data.heatmap_sigma)
+    learn_sigma: bool = False  # ADM learned_range variances (UNet outputs 2 channels per map)
+    use_kl: bool = False  # train on the variational bound alone (ADM's KL loss)
+    rescale_learned_sigmas: bool = False  # hybrid VLB weight T/1000 (KL loss: times T)
+    rescale_timesteps: bool = False  # the denoiser sees t * 1000 / T
+    fix_snr: bool = False  # zero terminal SNR (Lin et al. 2024); needs x0 or v prediction
+    offset_noise_strength: float = 0.0  # std of a per-map constant added to the noise
+    noise_changer: bool = False  # the original's option has no documented meaning: refused
+    mse_loss_weight_type: str = "none"  # none | min_snr_<gamma> (e.g. min_snr_5) | trunc_snr
+    eval_from_picture: bool = False  # start sampling from the centre prior noised to time_noise
+    time_noise: int = 0  # the timestep of that start (eval_from_picture)
 
 
 @dataclass
@@ -276,22 +276,10 @@ LEGACY_FLAGS: dict[str, tuple[str, Any]] = {
 
 # Keys whose non-default values need later work. Refused loudly rather than ignored.
 NOT_YET_SUPPORTED = {
-    "model.decoder": "diffusion",
     "model.attention_layout": "default",
     "model.adm_attention_module": False,
     "model.unet_inout_channels": 1,  # heatmaps are one channel until multi-channel targets exist
-    "diffusion.norm_std": False,
-    "diffusion.random_flag": False,
-    "diffusion.learn_sigma": False,
-    "diffusion.use_kl": False,
-    "diffusion.rescale_learned_sigmas": False,
-    "diffusion.rescale_timesteps": False,
-    "diffusion.fix_snr": False,
-    "diffusion.offset_noise_strength": 0.0,
     "diffusion.noise_changer": False,
-    "diffusion.mse_loss_weight_type": "none",
-    "diffusion.eval_from_picture": False,
-    "diffusion.time_noise": 0,
     "loss.kl_div_loss": False,
     "loss.other_loss": False,
     "optim.lr_anneal_steps": 0,
@@ -302,6 +290,8 @@ CHOICES = {
     "run.device": ("auto", "cpu", "cuda", "mps"),
     "data.source_dataset": ("synthetic", "gazefollow", "videoattentiontarget", "goo"),
     "model.block": ("basic", "bottleneck"),
+    "model.decoder": ("diffusion", "regression"),
+    "diffusion.sampler": ("ddim", "ddpm", "dpm_solver"),
     "diffusion.beta_schedule": ("linear", "cosine"),
     "diffusion.prediction": ("eps", "x0", "v"),
     "diffusion.timestep_sampling": ("uniform", "sqrt"),
@@ -459,6 +449,21 @@ def validate(config: Config) -> None:
         _check(get_key(config, key) >= 1, f"{key} must be >= 1")
     _check(0 < config.data.val_fraction < 1, "data.val_fraction must be in (0, 1)")
     _check(diff.diff_normalization > 0, "diffusion.diff_normalization must be > 0")
+    _check(not (diff.fix_snr and diff.prediction == "eps"), "diffusion.fix_snr (zero terminal "
+           "SNR) cannot be used with eps prediction: x_0 is not recoverable from eps at the "
+           "last step (Lin et al. 2024); use diffusion.prediction=v or x0")
+    weight = diff.mse_loss_weight_type
+    _check(weight in ("none", "trunc_snr") or (weight.startswith("min_snr_") and
+           weight[len("min_snr_"):].replace(".", "", 1).isdigit()),
+           f"diffusion.mse_loss_weight_type='{weight}' must be none, trunc_snr or "
+           "min_snr_<gamma> (e.g. min_snr_5)")
+    _check(diff.offset_noise_strength >= 0, "diffusion.offset_noise_strength must be >= 0")
+    if diff.eval_from_picture:
+        _check(0 < diff.time_noise < diff.train_time_steps, "diffusion.time_noise must be in "
+               f"(0, {diff.train_time_steps}) with diffusion.eval_from_picture")
+        for steps in [diff.sample_time_steps, *config.eval.extra_steps]:
+            _check(steps <= diff.time_noise + 1, f"{steps} sampling steps do not fit below "
+                   f"diffusion.time_noise={diff.time_noise}")
     levels = len(config.model.unet_multipliers)
     for level in config.model.unet_attention_levels:
         _check(0 <= level < levels, f"model.unet_attention_levels has level {level}, but the "

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from gazefollow import metrics
 from gazefollow.data.heatmap import gaussian_heatmap
-from gazefollow.diffusion.sampling import ddim_sample, initial_noise
+from gazefollow.diffusion.sampling import initial_noise, sample
 from gazefollow.reporting import format_table, log_to_wandb, write_metrics, write_predictions
 
 PRIOR_SIGMA_AT_64 = 16.0  # the centre prior: one broad Gaussian at the image centre
@@ -65,13 +65,19 @@ def summarize(per_sample: list[dict], inout_scores, inout_labels,
 @torch.no_grad()
 def sample_heatmaps(model, diffusion, cond: dict, ids: list[int], size: int, seed: int,
                     steps: int, device, draws: int = 1, trajectory: list | None = None):
-    """DDIM heatmaps [B, O, O] (numpy), the mean over ``draws`` initial noises when > 1; the
-    conditioning ``cond`` is computed once by the caller and reused for every draw and step."""
-    total = None
+    """Heatmaps [B, O, O] (numpy) from the configured sampler, the mean over ``draws`` initial
+    noises when > 1; the conditioning ``cond`` is computed once by the caller and reused for
+    every draw and step. ``diffusion`` None: the regression decoder's single pass."""
+    if diffusion is None:
+        return model.decode(cond)[:, 0].float().cpu().numpy()
+    total, sampler = None, diffusion.cfg.sampler
     for draw in range(draws):
         x_T = initial_noise(ids, (1, size, size), seed, draw).to(device)
-        heatmap = ddim_sample(model, diffusion, cond, x_T, steps,
-                              trajectory if draw == 0 else None)[:, 0].cpu().numpy()
+        # ancestral DDPM: the noise of step i is seeded by sample id too
+        step_noise = (lambda i, d=draw: initial_noise(ids, (1, size, size), seed,
+                                                      d + 1000 * (i + 1)))
+        heatmap = sample(model, diffusion, cond, x_T, steps, sampler,
+                         trajectory if draw == 0 else None, step_noise)[:, 0].cpu().numpy()
         total = heatmap if total is None else total + heatmap
     return total / draws
 
@@ -118,8 +124,9 @@ def run_split(model, diffusion, dataset, steps_list: list[int], *, batch_size: i
             keep_path = steps == max(steps_list) and len(kept) < num_keep
             heatmaps[steps] = sample_heatmaps(model, diffusion, cond, ids, size, seed, steps,
                                               device, trajectory=trajectory if keep_path else None)
+        several = num_samples > 1 and steps_list and diffusion is not None
         mean_map = (sample_heatmaps(model, diffusion, cond, ids, size, seed, first, device,
-                                    draws=num_samples) if num_samples > 1 and steps_list else None)
+                                    draws=num_samples) if several else None)
         for i in range(len(ids)):
             points = batch["gaze_points"][i].cpu().numpy()
             args = (points, float(batch["inout"][i]), int(batch["width"][i]),
@@ -161,6 +168,8 @@ def evaluate_run(config, model, diffusion, run_dir: str | Path, device, weights:
     datasets = build_datasets(config, log=log)
     steps_list = list(dict.fromkeys([config.diffusion.sample_time_steps,
                                      *config.eval.extra_steps]))
+    if diffusion is None:  # regression: one pass, no step counts
+        steps_list = [1]
     prior_inout = float(np.mean([i.inout for i in datasets["train"].instances]))
     common = dict(batch_size=config.eval.batch_size, seed=config.run.seed, device=device,
                   prior_inout=prior_inout, num_workers=config.data.num_workers)
@@ -192,7 +201,8 @@ def evaluate_run(config, model, diffusion, run_dir: str | Path, device, weights:
         "split": split, "instances": len(datasets[split]) - len(main["bad_input"]),
         "dataset": config.data.source_dataset, "protocol": protocol,
         "subsampled": bool(config.data.subsample_test and split == "test"),
-        "sampler": "ddim", "sample_steps": first, "num_samples": config.eval.num_samples,
+        "sampler": diffusion.cfg.sampler if diffusion is not None else "regression (one pass)",
+        "sample_steps": first, "num_samples": config.eval.num_samples,
         "weights": weights, "inout_ap_split": ap_split,
         "inout_ap_instances": len(datasets[ap_split]) - len(inout["bad_input"]),
         "skipped_unreadable": len(bad), "skipped_examples": bad[:5],
@@ -214,7 +224,8 @@ def evaluate_run(config, model, diffusion, run_dir: str | Path, device, weights:
     note = " (SUBSAMPLED test heads: not comparable to the full test set)" \
         if results["info"]["subsampled"] else ""
     log(f"\n{split} split, {results['info']['instances']} instances{note}, {protocol} protocol, "
-        f"DDIM {first} step(s), {weights} weights; in/out AP on {ap_split}:\n"
+        f"{results['info']['sampler']} {first} step(s), {weights} weights; in/out AP on "
+        f"{ap_split}:\n"
         f"{format_table(results, protocol)}")
     return results
 
@@ -236,7 +247,7 @@ def load_for_eval(checkpoint: str | Path, overrides: list = (), layers: list = (
 
     from gazefollow.checkpoint import load_checkpoint, resolve_checkpoint
     from gazefollow.config import build_config
-    from gazefollow.diffusion.gaussian import GaussianDiffusion
+    from gazefollow.diffusion.gaussian import build_diffusion
     from gazefollow.models.gaze_model import build_model
 
     path = resolve_checkpoint(checkpoint)
@@ -252,7 +263,8 @@ def load_for_eval(checkpoint: str | Path, overrides: list = (), layers: list = (
         weights = "ema"
     device = pick_device(config)
     return {"config": config, "model": model.to(device), "weights": weights, "state": state,
-            "diffusion": GaussianDiffusion(config.diffusion), "device": device, "path": path}
+            "diffusion": build_diffusion(config) if config.model.decoder == "diffusion" else None,
+            "device": device, "path": path}
 
 
 def evaluate_checkpoint(checkpoint: str | Path, overrides: list = (), out_dir=None,
@@ -267,7 +279,8 @@ def evaluate_checkpoint(checkpoint: str | Path, overrides: list = (), out_dir=No
     if out_dir is None:
         steps = config.diffusion.sample_time_steps
         tail = "-subsampled" if config.data.subsample_test and config.eval.split == "test" else ""
-        out_dir = path.parent / f"eval-{config.eval.split}-ddim{steps}-{weights}{tail}"
+        kind = config.diffusion.sampler if config.model.decoder == "diffusion" else "regression"
+        out_dir = path.parent / f"eval-{config.eval.split}-{kind}{steps}-{weights}{tail}"
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     (Path(out_dir) / "eval_config.yaml").write_text(to_yaml(config))
     log(f"evaluating {path} (step {loaded['state']['step']}) -> {out_dir}")

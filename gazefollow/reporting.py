@@ -35,7 +35,8 @@ def format_table(results: dict, protocol: str) -> str:
     rows = [("model", results["model"])]
     by_steps = results.get("model_steps", {})
     if len(by_steps) > 1:
-        rows += [(f"model, DDIM {k} step(s)", v) for k, v in by_steps.items()]
+        sampler = results.get("info", {}).get("sampler", "ddim")
+        rows += [(f"model, {sampler} {k} step(s)", v) for k, v in by_steps.items()]
     for draws, summary in results.get("model_mean_of_samples", {}).items():
         rows.append((f"model, mean of {draws} samples", summary))
     rows.append(("center prior", results["center_prior"]))

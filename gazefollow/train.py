@@ -22,7 +22,7 @@ from gazefollow.checkpoint import (CHECKPOINT_NAME, load_checkpoint, load_init_w
 from gazefollow.config import Config, ConfigError, to_dict, to_yaml
 from gazefollow.data.build import build_datasets
 from gazefollow.data.dataset import BAD_KEY, collate_samples
-from gazefollow.diffusion.gaussian import GaussianDiffusion
+from gazefollow.diffusion.gaussian import build_diffusion
 from gazefollow.diffusion.losses import training_losses
 from gazefollow.evaluate import protocol_of, run_split
 from gazefollow.models.gaze_model import build_model
@@ -95,6 +95,8 @@ def start_trackers(accelerator: Accelerator, config: Config, run_dir: Path, run_
 def quartile_losses(losses: dict, num_timesteps: int) -> dict:
     """mse_q0..q3: the denoising loss per quarter of the timestep range (ADM's diagnostic)."""
     out = {}
+    if "t" not in losses:  # the regression decoder has no timesteps
+        return out
     quartile = (losses["t"] * 4 // num_timesteps).clamp(max=3)
     for q in range(4):
         mask = (quartile == q) & (losses["in_frame"] > 0)
@@ -125,7 +127,7 @@ def validate(model, ema, diffusion, dataset, config: Config, accelerator, step: 
         net.train()
         metrics = result["model"][steps]
         accelerator.log({f"val/{k}": v for k, v in metrics.items()}, step=step)
-        log(f"step {step} validation (EMA, DDIM {steps}): " +
+        log(f"step {step} validation (EMA, {config.diffusion.sampler} {steps} steps): " +
             "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         if result["samples"]:
             (run_dir / "debugging_maps").mkdir(exist_ok=True)
@@ -148,7 +150,9 @@ def make_lr_scheduler(optimizer, optim, total_steps: int):
 # optimizer, scheduler and EMA states restored from the checkpoint would silently win.
 RESUMABLE_CHANGES = ("run.max_steps", "run.print_every", "run.save_every", "run.keep_snapshots",
                      "run.device", "run.resume", "optim.epochs", "data.num_workers", "eval.",
-                     "logging.", "diffusion.sample_time_steps")
+                     "logging.", "diffusion.sample_time_steps", "diffusion.sampler",
+                     "diffusion.clip_denoised", "diffusion.eval_from_picture",
+                     "diffusion.time_noise")
 
 
 def resume_conflicts(stored: dict, current: dict, prefix: str = "") -> list[str]:
@@ -222,7 +226,8 @@ def train(config: Config, log=print) -> Path:
         load_init_weights(model, config.run.init_weights, config.run.init_key_map, log)
     if config.model.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    diffusion = GaussianDiffusion(config.diffusion)
+    # None for the regression decoder: one forward pass, no noise, no sampler
+    diffusion = build_diffusion(config) if config.model.decoder == "diffusion" else None
     optim = config.optim
     optimizer = torch.optim.AdamW(model.parameter_groups(optim.lr, optim.gaze_lr),
                                   weight_decay=optim.weight_decay)
@@ -284,7 +289,7 @@ def train(config: Config, log=print) -> Path:
             window.append(losses["loss"].item())
             logs = {"loss": window[-1], "lr": lr_scheduler.get_last_lr()[0],
                     **{k: losses[k].item() for k in ("inout_bce", "direction_loss") if k in losses},
-                    **quartile_losses(losses, diffusion.num_timesteps)}
+                    **quartile_losses(losses, config.diffusion.train_time_steps)}
             accelerator.log(logs, step=step)
             if step % config.run.print_every == 0 or step == total_steps:
                 rate = len(window) / (time.perf_counter() - tic)

@@ -24,7 +24,7 @@ from gazefollow.data.build import build_datasets  # noqa: E402
 from gazefollow.data.dataset import collate_samples  # noqa: E402
 from gazefollow.data.synthetic import generate_world  # noqa: E402
 from gazefollow.data.synthetic_layouts import write_goo_world, write_vat_world  # noqa: E402
-from gazefollow.diffusion.gaussian import GaussianDiffusion  # noqa: E402
+from gazefollow.diffusion.gaussian import build_diffusion  # noqa: E402
 from gazefollow.diffusion.losses import training_losses  # noqa: E402
 from gazefollow.models.gaze_model import build_model  # noqa: E402
 from gazefollow.train import EpochShuffle  # noqa: E402
@@ -57,7 +57,7 @@ def train_step_seconds(config, steps: int) -> float:
     """Seconds per full-size optimizer step on a preloaded batch (no data loading)."""
     dataset = build_datasets(config, splits=("train",), log=lambda *_: None)["train"]
     batch = collate_samples([dataset[(i, 0)] for i in range(config.data.batch_size)])
-    model, diffusion = build_model(config), GaussianDiffusion(config.diffusion)
+    model, diffusion = build_model(config), build_diffusion(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
     times = []

@@ -8,7 +8,7 @@ from gazefollow.data.build import build_datasets
 from gazefollow.data.dataset import HeadDataset
 from tests.conftest import tiny_config
 
-ALL_ON = AugmentSettings(seed=3, box_jitter=1.0, crop=1.0, flip=1.0, color=1.0)
+ALL_ON = AugmentSettings(box_jitter=1.0, crop=1.0, flip=1.0, color=1.0)
 
 
 def _train_dataset(tiny_world, augment, output_size=64):
@@ -18,8 +18,8 @@ def _train_dataset(tiny_world, augment, output_size=64):
                        output_size=output_size, face_size=16, augment=augment)
 
 
-@pytest.mark.parametrize("settings", [ALL_ON, AugmentSettings(seed=5),
-                                      AugmentSettings(seed=1, crop=1.0, flip=0.0)])
+@pytest.mark.parametrize("settings", [ALL_ON, AugmentSettings(),
+                                      AugmentSettings(crop=1.0, flip=0.0)])
 def test_heatmap_argmax_lies_on_the_transformed_gaze_point(tiny_world, settings):
     dataset = _train_dataset(tiny_world, settings)
     checked = 0

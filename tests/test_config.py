@@ -94,7 +94,7 @@ def test_eval_weights_refuses_training_yaml_layers():
 
 
 def test_not_yet_supported_flag_is_refused_not_ignored():
-    layers, overrides, _ = parse(["--adm_learn_sigma"])
+    layers, overrides, _ = parse(["--other_loss"])
     with pytest.raises(ConfigError, match="not yet supported"):
         build_config(layers, overrides)
 

@@ -3,7 +3,7 @@ import torch
 
 from gazefollow.config import DiffusionConfig
 from gazefollow.diffusion.gaussian import GaussianDiffusion, get_betas
-from gazefollow.diffusion.sampling import ddim_sample, initial_noise, make_ddim
+from gazefollow.diffusion.sampling import ddim_sample, initial_noise, trailing_timesteps
 
 
 @pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
@@ -49,10 +49,10 @@ def test_sqrt_timestep_sampling_favours_noise():
 
 
 @pytest.mark.parametrize("steps", [1, 2, 4, 10])
-def test_ddim_trailing_starts_at_the_last_timestep(steps):
-    scheduler = make_ddim(GaussianDiffusion(DiffusionConfig()), steps)
-    assert int(scheduler.timesteps[0]) == 999
-    assert len(scheduler.timesteps) == steps
+def test_trailing_steps_start_at_the_last_timestep(steps):
+    timesteps = trailing_timesteps(steps, 999)
+    assert timesteps[0] == 999 and len(timesteps) == steps  # 1 step: t=999, never t=0
+    assert timesteps == sorted(set(timesteps), reverse=True) and timesteps[-1] >= 0
 
 
 class _ConstantX0:

@@ -19,7 +19,6 @@ from PIL import Image, ImageEnhance
 class AugmentSettings:
     """Probabilities (0 = never) and ranges; built from ``data.augment_*`` keys."""
 
-    seed: int = 0
     box_jitter: float = 0.5  # probability of expanding the head box
     box_jitter_max: float = 0.2  # expansion, as a share of the box size on each side
     crop: float = 0.5  # probability of a random crop keeping the head and the target

@@ -88,7 +88,7 @@ def augment_settings(config: Config) -> AugmentSettings | None:
     if not data.augment:
         return None
     return AugmentSettings(
-        seed=config.run.seed, box_jitter=data.augment_box_jitter,
+        box_jitter=data.augment_box_jitter,
         box_jitter_max=data.augment_box_jitter_max, crop=data.augment_crop,
         flip=data.augment_flip, color=data.augment_color, color_range=data.augment_color_range)
 
@@ -105,7 +105,9 @@ def build_datasets(config: Config, splits=("train", "val", "test"), log=print) -
         instances = read_split(config, root, "train", log)
         group = show_group if data.source_dataset == "videoattentiontarget" else image_group
         train, val = split_by_image(instances, data.val_fraction, config.run.seed, group)
-        out["train"] = HeadDataset(root, train, augment=augment_settings(config), **kwargs)
+        out["train"] = HeadDataset(root, train, augment=augment_settings(config),
+                                   random_sigma=config.diffusion.random_flag,
+                                   seed=config.run.seed, **kwargs)
         out["val"] = HeadDataset(root, val, **kwargs)
     if "test" in splits:
         instances = read_split(config, root, "test", log)

@@ -45,7 +45,8 @@ class HeadDataset(Dataset):
     ``width`` and ``height`` (original image size).
 
     An item is a position, or (position, epoch) from the training sampler: with ``augment``
-    settings the view is drawn from a generator seeded by (seed, epoch, sample id), so it does
+    settings (and ``random_sigma``: the target Gaussian's sigma drawn in 0.5-1.5x) the view is
+    drawn from a generator seeded by (seed, epoch, sample id), so it does
     not depend on workers, batch size or resumes. With ``on_bad_input="skip"`` an image that
     fails to decode (or a box empty inside its image) gives ``{"bad_input": message}``, which
     ``collate_samples`` drops and reports; "strict" raises, naming the file and rows.
@@ -54,12 +55,13 @@ class HeadDataset(Dataset):
     def __init__(self, root: str | Path, instances: list[HeadInstance], input_size: int = 224,
                  output_size: int = 64, face_size: int = 224, heatmap_sigma: float = 3.0,
                  head_enlarge: float = 0.1, augment: AugmentSettings | None = None,
-                 on_bad_input: str = "strict"):
+                 on_bad_input: str = "strict", random_sigma: bool = False, seed: int = 0):
         self.root = Path(root)
         self.instances = instances
         self.input_size, self.output_size, self.face_size = input_size, output_size, face_size
         self.heatmap_sigma, self.head_enlarge = heatmap_sigma, head_enlarge
         self.augment, self.on_bad_input = augment, on_bad_input
+        self.random_sigma, self.seed = random_sigma, seed
 
     def __len__(self) -> int:
         return len(self.instances)
@@ -106,9 +108,12 @@ class HeadDataset(Dataset):
         image = self._load_image(instance)
         width, height = image.size  # the original size, reported for the GazeFollow AUC
         box, points = self._pixel_annotation(instance, width, height)
+        rng = np.random.default_rng([self.seed, epoch, instance.index])
         if self.augment is not None:
-            rng = np.random.default_rng([self.augment.seed, epoch, instance.index])
             image, box, points = augment(image, box, points, rng, self.augment)
+        # diffusion.random_flag: a random target width per view (drawn after the augmentations,
+        # so switching it does not change them)
+        sigma = self.heatmap_sigma * (rng.uniform(0.5, 1.5) if self.random_sigma else 1.0)
         view_w, view_h = image.size
         points = points / [view_w, view_h]
         face_box = enlarge_box(box, self.head_enlarge, view_w, view_h)
@@ -118,7 +123,7 @@ class HeadDataset(Dataset):
             "image": to_tensor(image.resize(size, Image.BILINEAR)),
             "head_channel": head_channel(box, view_w, view_h, self.input_size),
             "face": to_tensor(face.resize((self.face_size,) * 2, Image.BILINEAR)),
-            "heatmap": gaussian_heatmap(points, self.output_size, self.heatmap_sigma),
+            "heatmap": gaussian_heatmap(points, self.output_size, sigma),
             "gaze_points": pad_points(points),
             "inout": torch.tensor(float(instance.inout)),
             "head_box": torch.tensor(box / [view_w, view_h, view_w, view_h],

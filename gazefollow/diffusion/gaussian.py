@@ -1,7 +1,10 @@
 """Gaussian diffusion over heatmaps (DDPM, Ho et al. 2020; ADM names, Nichol & Dhariwal 2021).
 
 Heatmaps live in [0, 1] outside diffusion; ``heatmap_to_x`` / ``x_to_heatmap`` are the one pair
-of functions that maps them into and out of the diffusion space.
+of functions that maps them into and out of the diffusion space. This module holds the
+schedule (linear / cosine betas, zero terminal SNR), the forward process, the conversions
+between eps, x_0 and v, the posterior q(x_{t-1} | x_t, x_0), ADM's learned-range variance and
+the SNR-based loss weights. Samplers live in ``sampling.py``, losses in ``losses.py``.
 """
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ import math
 
 import numpy as np
 import torch
+
+from gazefollow.data.heatmap import gaussian_heatmap
 
 
 class ModelMeanType(enum.Enum):
@@ -33,40 +38,92 @@ def get_betas(schedule: str, num_steps: int) -> np.ndarray:
     raise ValueError(f"unknown beta schedule '{schedule}'")
 
 
+def zero_terminal_snr(betas: np.ndarray) -> np.ndarray:
+    """Rescale betas so that alphas_cumprod[-1] == 0 (Lin et al. 2024, Algorithm 1): shift and
+    scale sqrt(alphas_cumprod) so its last value is 0 and its first is unchanged."""
+    root = np.sqrt(np.cumprod(1.0 - betas))
+    first, last = root[0], root[-1]
+    root = (root - last) * first / (first - last)
+    alphas_cumprod = root ** 2
+    alphas = np.concatenate([alphas_cumprod[:1], alphas_cumprod[1:] / alphas_cumprod[:-1]])
+    return 1.0 - alphas
+
+
 def _extract(values: torch.Tensor, t: torch.Tensor, ndim: int) -> torch.Tensor:
     """values[t] shaped [B, 1, 1, ...] for broadcasting against an ndim tensor."""
     out = values.float().to(t.device)[t]  # float first: MPS has no float64
     return out.view(-1, *([1] * (ndim - 1)))
 
 
+def normal_kl(mean1, logvar1, mean2, logvar2) -> torch.Tensor:
+    """KL(N(mean1, exp logvar1) || N(mean2, exp logvar2)), elementwise, in nats."""
+    return 0.5 * (-1.0 + logvar2 - logvar1 + torch.exp(logvar1 - logvar2)
+                  + (mean1 - mean2) ** 2 * torch.exp(-logvar2))
+
+
+def gaussian_nll(x, mean, logvar) -> torch.Tensor:
+    """-log N(x; mean, exp logvar), elementwise, in nats: a CONTINUOUS decoder likelihood.
+    ADM's discretised 8-bit decoder assumes 256 pixel levels; heatmaps are continuous."""
+    return 0.5 * (math.log(2 * math.pi) + logvar + (x - mean) ** 2 * torch.exp(-logvar))
+
+
 class GaussianDiffusion:
-    """Schedule, forward process and prediction-type conversions.
+    """Schedule, forward process, posterior and prediction-type conversions.
 
     Args:
-        diffusion_cfg: the ``diffusion`` config section (train_time_steps, beta_schedule,
-            prediction, diff_normalization, timestep_sampling, clip_denoised).
+        diffusion_cfg: the ``diffusion`` config section.
+        output_size: heatmap size, for the ``norm_std`` statistics (the std of one in-frame
+            ground-truth heatmap in the diffusion space).
+        heatmap_sigma: the ground-truth Gaussian's sigma at 64 px (``data.heatmap_sigma``).
     """
 
-    def __init__(self, diffusion_cfg):
+    def __init__(self, diffusion_cfg, output_size: int = 64, heatmap_sigma: float = 3.0):
         self.cfg = diffusion_cfg
         self.num_timesteps = diffusion_cfg.train_time_steps
         self.mean_type = ModelMeanType(diffusion_cfg.prediction)
+        self.learn_sigma = diffusion_cfg.learn_sigma
         self.scale = diffusion_cfg.diff_normalization
-        self.betas = get_betas(diffusion_cfg.beta_schedule, self.num_timesteps)
+        betas = get_betas(diffusion_cfg.beta_schedule, self.num_timesteps)
+        self.betas = zero_terminal_snr(betas) if diffusion_cfg.fix_snr else betas
         alphas_cumprod = np.cumprod(1.0 - self.betas)
+        prev = np.append(1.0, alphas_cumprod[:-1])
         self.alphas_cumprod = torch.from_numpy(alphas_cumprod)
+        self.alphas_cumprod_prev = torch.from_numpy(prev)
         self.sqrt_alphas_cumprod = torch.from_numpy(np.sqrt(alphas_cumprod))
         self.sqrt_one_minus_alphas_cumprod = torch.from_numpy(np.sqrt(1.0 - alphas_cumprod))
+        # q(x_{t-1} | x_t, x_0) (Ho et al. eq. 6-7); the variance at t=0 is 0, so its log is
+        # clipped to the next value, as ADM does.
+        variance = self.betas * (1.0 - prev) / (1.0 - alphas_cumprod)
+        self.posterior_variance = torch.from_numpy(variance)
+        self.posterior_log_variance = torch.from_numpy(np.log(np.append(variance[1], variance[1:])))
+        self.posterior_mean_coef1 = torch.from_numpy(self.betas * np.sqrt(prev) / (1 - alphas_cumprod))
+        self.posterior_mean_coef2 = torch.from_numpy(
+            (1.0 - prev) * np.sqrt(1.0 - self.betas) / (1.0 - alphas_cumprod))
+        self.log_betas = torch.from_numpy(np.log(np.maximum(self.betas, 1e-20)))
+        self.shift, self.std = 0.0, 1.0
+        if diffusion_cfg.norm_std:
+            one = self._to_x_unnormalised(gaussian_heatmap([[0.5, 0.5]], output_size, heatmap_sigma))
+            self.shift, self.std = float(one.mean()), float(one.std())
 
     # --- the one mapping between heatmaps and the diffusion space ---------------------------
-    def heatmap_to_x(self, heatmap: torch.Tensor) -> torch.Tensor:
-        """[0, 1] -> [-s, s] with s = diff_normalization."""
+    def _to_x_unnormalised(self, heatmap: torch.Tensor) -> torch.Tensor:
         return (heatmap * 2.0 - 1.0) * self.scale
 
+    def heatmap_to_x(self, heatmap: torch.Tensor) -> torch.Tensor:
+        """[0, 1] -> [-s, s] with s = diff_normalization; with ``norm_std`` then shifted and
+        scaled by the mean and std of one ground-truth heatmap, so x_start has about unit
+        variance like the noise (a heatmap is mostly background)."""
+        return (self._to_x_unnormalised(heatmap) - self.shift) / self.std
+
     def x_to_heatmap(self, x: torch.Tensor, clamp: bool = True) -> torch.Tensor:
-        """[-s, s] -> [0, 1] (clamped unless ``clamp`` is False), the inverse of heatmap_to_x."""
-        heatmap = (x / self.scale + 1.0) / 2.0
+        """The inverse of heatmap_to_x, clamped to [0, 1] unless ``clamp`` is False."""
+        heatmap = ((x * self.std + self.shift) / self.scale + 1.0) / 2.0
         return heatmap.clamp(0.0, 1.0) if clamp else heatmap
+
+    def clip_range(self) -> tuple[float, float]:
+        """The diffusion-space image of heatmap values [0, 1] (for ``clip_denoised``)."""
+        low, high = self.heatmap_to_x(torch.tensor([0.0, 1.0])).tolist()
+        return low, high
 
     # --- forward process --------------------------------------------------------------------
     def sample_timesteps(self, batch: int, device, generator=None) -> torch.Tensor:
@@ -76,10 +133,38 @@ class GaussianDiffusion:
             u = u.sqrt()
         return (u * self.num_timesteps).long().clamp(max=self.num_timesteps - 1)
 
+    def model_timesteps(self, t: torch.Tensor) -> torch.Tensor:
+        """What the denoiser sees as t: ADM's ``rescale_timesteps`` maps [0, T) to [0, 1000)."""
+        if self.cfg.rescale_timesteps:
+            return t.float() * (1000.0 / self.num_timesteps)
+        return t
+
     def q_sample(self, x_start: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x_t = sqrt(abar_t) x_start + sqrt(1 - abar_t) eps  (Ho et al. eq. 4)."""
         return (_extract(self.sqrt_alphas_cumprod, t, x_start.ndim) * x_start
                 + _extract(self.sqrt_one_minus_alphas_cumprod, t, x_start.ndim) * noise)
+
+    def q_posterior(self, x_start: torch.Tensor, x_t: torch.Tensor,
+                    t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, log variance) of q(x_{t-1} | x_t, x_0)  (Ho et al. eq. 6-7)."""
+        mean = (_extract(self.posterior_mean_coef1, t, x_t.ndim) * x_start
+                + _extract(self.posterior_mean_coef2, t, x_t.ndim) * x_t)
+        return mean, _extract(self.posterior_log_variance, t, x_t.ndim)
+
+    # --- model outputs ----------------------------------------------------------------------
+    def split_output(self, model_output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(mean part, variance part or None): learned sigma doubles the output channels."""
+        if not self.learn_sigma:
+            return model_output, None
+        return model_output.chunk(2, dim=1)
+
+    def learned_log_variance(self, var_values: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """ADM's learned_range: the output v in [-1, 1] interpolates the log variance between
+        the posterior variance (v = -1) and beta_t (v = 1)."""
+        frac = (var_values.float().clamp(-1, 1) + 1) / 2
+        low = _extract(self.posterior_log_variance, t, var_values.ndim)
+        high = _extract(self.log_betas, t, var_values.ndim)
+        return frac * high + (1 - frac) * low
 
     def training_target(self, x_start: torch.Tensor, noise: torch.Tensor,
                         t: torch.Tensor) -> torch.Tensor:
@@ -94,7 +179,7 @@ class GaussianDiffusion:
 
     def pred_xstart(self, model_output: torch.Tensor, x_t: torch.Tensor,
                     t: torch.Tensor) -> torch.Tensor:
-        """Predicted x_0 from the model output, whatever the prediction type."""
+        """Predicted x_0 from the model output (mean part), whatever the prediction type."""
         a = _extract(self.sqrt_alphas_cumprod, t, x_t.ndim)
         b = _extract(self.sqrt_one_minus_alphas_cumprod, t, x_t.ndim)
         if self.mean_type is ModelMeanType.EPSILON:
@@ -102,3 +187,46 @@ class GaussianDiffusion:
         if self.mean_type is ModelMeanType.START_X:
             return model_output
         return a * x_t - b * model_output
+
+    def pred_eps(self, model_output: torch.Tensor, x_t: torch.Tensor,
+                 t: torch.Tensor) -> torch.Tensor:
+        """Predicted noise from the model output (mean part), whatever the prediction type."""
+        a = _extract(self.sqrt_alphas_cumprod, t, x_t.ndim)
+        b = _extract(self.sqrt_one_minus_alphas_cumprod, t, x_t.ndim)
+        if self.mean_type is ModelMeanType.EPSILON:
+            return model_output
+        if self.mean_type is ModelMeanType.START_X:
+            return (x_t - a * model_output) / b
+        return a * model_output + b * x_t
+
+    # --- loss weights ------------------------------------------------------------------------
+    def snr(self, t: torch.Tensor) -> torch.Tensor:
+        abar = self.alphas_cumprod.to(t.device)[t]
+        return (abar / (1 - abar)).float().clamp(min=1e-8)  # zero terminal SNR stays finite
+
+    def mse_weight(self, t: torch.Tensor) -> torch.Tensor | None:
+        """Per-sample weight [B] of the MSE for ``mse_loss_weight_type``, None for "none".
+
+        ``min_snr_<gamma>`` (Hang et al. 2023) weights the eps-equivalent loss by
+        min(SNR, gamma) / SNR; ``trunc_snr`` (Salimans & Ho 2022) by max(SNR, 1) / SNR. The
+        weight is converted to the prediction type: an x_0 error is an eps error / SNR, a v
+        error an eps error * (SNR + 1) / SNR.
+        """
+        kind = self.cfg.mse_loss_weight_type
+        if kind == "none":
+            return None
+        snr = self.snr(t)
+        if kind.startswith("min_snr_"):
+            eps_weight = torch.clamp(snr, max=float(kind[len("min_snr_"):])) / snr
+        else:  # trunc_snr
+            eps_weight = torch.clamp(snr, min=1.0) / snr
+        if self.mean_type is ModelMeanType.START_X:
+            return eps_weight * snr
+        if self.mean_type is ModelMeanType.VELOCITY:
+            return eps_weight * snr / (snr + 1)
+        return eps_weight
+
+
+def build_diffusion(config) -> GaussianDiffusion:
+    """The diffusion of a Config (heatmap size and sigma from the data section)."""
+    return GaussianDiffusion(config.diffusion, config.data.output_size, config.data.heatmap_sigma)

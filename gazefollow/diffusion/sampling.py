@@ -1,33 +1,31 @@
-"""Reverse process: DDIM (Song et al. 2021) with diffusers' scheduler, steps chosen at eval time."""
+"""Reverse process, chosen at evaluation time: DDIM (Song et al. 2021), ancestral DDPM (Ho et
+al. 2020, respaced as in ADM) and DPM-Solver++ (Lu et al. 2022, diffusers' scheduler).
+
+Every sampler takes the conditioning ``cond`` computed once per sample by the caller and
+reuses it at every step. Steps use trailing spacing: with any step count the first step is
+at t = T - 1 (or at ``time_noise`` when starting from a noised picture), never at t = 0.
+"""
 from __future__ import annotations
 
+import numpy as np
 import torch
-from diffusers import DDIMScheduler
+from diffusers import DPMSolverMultistepScheduler
 
-from gazefollow.diffusion.gaussian import GaussianDiffusion
+from gazefollow.data.heatmap import gaussian_heatmap
+from gazefollow.diffusion.gaussian import GaussianDiffusion, get_betas
 
+SAMPLERS = ("ddim", "ddpm", "dpm_solver")
 _PREDICTION_TYPES = {"eps": "epsilon", "x0": "sample", "v": "v_prediction"}
+PICTURE_SIGMA_AT_64 = 16.0  # eval_from_picture starts from the centre prior, noised
 
 
-def make_ddim(diffusion: GaussianDiffusion, num_steps: int) -> DDIMScheduler:
-    """A DDIM scheduler on the training betas with ``trailing`` spacing.
-
-    diffusers' default ``leading`` spacing puts a single step at t=0, i.e. it would "denoise"
-    pure noise as if it were almost clean; ``trailing`` starts at t=T-1 for any step count.
-    """
-    if not 1 <= num_steps <= diffusion.num_timesteps:
-        raise ValueError(f"sample steps must be in [1, {diffusion.num_timesteps}], got {num_steps}")
-    scheduler = DDIMScheduler(
-        num_train_timesteps=diffusion.num_timesteps,
-        trained_betas=diffusion.betas,
-        prediction_type=_PREDICTION_TYPES[diffusion.mean_type.value],
-        clip_sample=diffusion.cfg.clip_denoised,
-        clip_sample_range=diffusion.scale,
-        set_alpha_to_one=True,
-        timestep_spacing="trailing",
-    )
-    scheduler.set_timesteps(num_steps)
-    return scheduler
+def trailing_timesteps(num_steps: int, start: int) -> list[int]:
+    """``num_steps`` timesteps from ``start`` down, evenly spaced, ending above 0 (diffusers'
+    "trailing"): e.g. T=1000, 4 steps -> [999, 749, 499, 249]."""
+    span = start + 1
+    if not 1 <= num_steps <= span:
+        raise ValueError(f"sample steps must be in [1, {span}], got {num_steps}")
+    return (np.round(np.arange(span, 0, -span / num_steps)).astype(int) - 1).tolist()
 
 
 def initial_noise(ids: list[int], shape: tuple, seed: int, draw: int = 0) -> torch.Tensor:
@@ -42,29 +40,114 @@ def initial_noise(ids: list[int], shape: tuple, seed: int, draw: int = 0) -> tor
     return torch.stack(out)
 
 
+def start_point(diffusion: GaussianDiffusion, noise: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(x at the first step, its timestep): pure noise at T - 1, or with ``eval_from_picture``
+    the centre-prior heatmap noised to ``time_noise`` (q_sample with the same noise)."""
+    cfg = diffusion.cfg
+    if not cfg.eval_from_picture:
+        return noise, diffusion.num_timesteps - 1
+    size = noise.shape[-1]
+    picture = gaussian_heatmap([[0.5, 0.5]], size, PICTURE_SIGMA_AT_64).to(noise.device)
+    x_picture = diffusion.heatmap_to_x(picture).expand_as(noise)
+    t = torch.full((noise.shape[0],), cfg.time_noise, device=noise.device, dtype=torch.long)
+    return diffusion.q_sample(x_picture, t, noise), cfg.time_noise
+
+
+def _denoise(model, diffusion, x_t, t: int, cond) -> tuple[torch.Tensor, torch.Tensor]:
+    """(full model output, t as a batch tensor) at one timestep."""
+    t_batch = torch.full((x_t.shape[0],), t, device=x_t.device, dtype=torch.long)
+    return model.denoise(x_t, diffusion.model_timesteps(t_batch), cond).float(), t_batch
+
+
+def _abar(diffusion, t: int, device) -> torch.Tensor:
+    return diffusion.alphas_cumprod[t].float().to(device) if t >= 0 else torch.ones((), device=device)
+
+
 @torch.no_grad()
+def sample(model, diffusion: GaussianDiffusion, cond: dict, noise: torch.Tensor, num_steps: int,
+           sampler: str = "ddim", trajectory: list | None = None,
+           step_noise=None) -> torch.Tensor:
+    """Heatmaps [B, C, O, O] in [0, 1] scale, NOT clamped: clamping turns overshoot into
+    plateaus whose argmax is their first pixel and flattens the ranking the AUC reads.
+
+    ``noise`` is x_T (see ``initial_noise``). With a ``trajectory`` list, each step's predicted
+    x_0 heatmap is appended (CPU). ``step_noise(i)`` gives the ancestral DDPM noise of step i
+    (default: torch.randn); the evaluation seeds it by sample id like x_T.
+    """
+    x_t, start = start_point(diffusion, noise)
+    timesteps = trailing_timesteps(num_steps, start)
+    if sampler == "dpm_solver":
+        return _dpm_solver(model, diffusion, cond, x_t, timesteps, trajectory)
+    low, high = diffusion.clip_range()
+    for i, t in enumerate(timesteps):
+        model_output, t_batch = _denoise(model, diffusion, x_t, t, cond)
+        mean_out, var_values = diffusion.split_output(model_output)
+        pred_x0 = diffusion.pred_xstart(mean_out, x_t, t_batch)  # 1. predicted x_0
+        if trajectory is not None:
+            trajectory.append(diffusion.x_to_heatmap(pred_x0, clamp=False).cpu())
+        if i == len(timesteps) - 1:
+            return diffusion.x_to_heatmap(pred_x0, clamp=False)
+        clipped = pred_x0.clamp(low, high) if diffusion.cfg.clip_denoised else pred_x0
+        prev = timesteps[i + 1]
+        if sampler == "ddim":
+            # 2. x_prev = sqrt(abar_prev) x_0 + sqrt(1 - abar_prev) eps_hat (Song eq. 12, eta=0)
+            eps = diffusion.pred_eps(mean_out, x_t, t_batch)
+            abar_prev = _abar(diffusion, prev, x_t.device)
+            x_t = abar_prev.sqrt() * clipped + (1 - abar_prev).sqrt() * eps
+        else:
+            noise = step_noise(i) if step_noise is not None else torch.randn_like(x_t)
+            x_t = _ddpm_step(diffusion, x_t, clipped, var_values, t, prev, noise.to(x_t.device))
+    raise AssertionError("unreachable: the loop returns at its last step")
+
+
+def _ddpm_step(diffusion, x_t, x0, var_values, t: int, prev: int,
+               noise: torch.Tensor) -> torch.Tensor:
+    """Ancestral step from t to prev on the respaced chain: beta = 1 - abar_t / abar_prev,
+    posterior q(x_prev | x_t, x_0) (Ho et al. eq. 6-7), variance fixed (posterior) or ADM's
+    learned range between the posterior variance and beta."""
+    abar_t, abar_prev = _abar(diffusion, t, x_t.device), _abar(diffusion, prev, x_t.device)
+    beta = 1 - abar_t / abar_prev
+    mean = (beta * abar_prev.sqrt() / (1 - abar_t)) * x0 \
+        + ((1 - abar_prev) * (1 - beta).sqrt() / (1 - abar_t)) * x_t
+    posterior_var = beta * (1 - abar_prev) / (1 - abar_t)
+    log_var = torch.log(posterior_var.clamp(min=1e-20)).expand_as(x_t)
+    if var_values is not None:
+        frac = (var_values.clamp(-1, 1) + 1) / 2
+        log_var = frac * torch.log(beta) + (1 - frac) * log_var
+    return mean + torch.exp(0.5 * log_var) * noise
+
+
+def make_dpm_solver(diffusion: GaussianDiffusion, timesteps: list[int]) -> DPMSolverMultistepScheduler:
+    """diffusers' DPM-Solver++ (2nd order, multistep) on the training betas and our timesteps."""
+    cfg = diffusion.cfg
+    scheduler = DPMSolverMultistepScheduler(
+        num_train_timesteps=diffusion.num_timesteps,
+        # zero terminal SNR: diffusers rescales the original betas itself and keeps the last
+        # alpha_bar slightly above 0, so its log-SNR stays finite.
+        trained_betas=get_betas(cfg.beta_schedule, diffusion.num_timesteps) if cfg.fix_snr
+        else diffusion.betas,
+        rescale_betas_zero_snr=cfg.fix_snr,
+        prediction_type=_PREDICTION_TYPES[cfg.prediction],
+        algorithm_type="dpmsolver++", solver_order=2, final_sigmas_type="zero",
+        variance_type="learned_range" if diffusion.learn_sigma else None,
+    )
+    scheduler.set_timesteps(timesteps=timesteps)
+    return scheduler
+
+
+def _dpm_solver(model, diffusion, cond, x_t, timesteps, trajectory) -> torch.Tensor:
+    scheduler = make_dpm_solver(diffusion, timesteps)
+    for t in scheduler.timesteps.tolist():
+        model_output, t_batch = _denoise(model, diffusion, x_t, int(t), cond)
+        if trajectory is not None:
+            mean_out, _ = diffusion.split_output(model_output)
+            pred_x0 = diffusion.pred_xstart(mean_out, x_t, t_batch)
+            trajectory.append(diffusion.x_to_heatmap(pred_x0, clamp=False).cpu())
+        x_t = scheduler.step(model_output, int(t), x_t).prev_sample
+    return diffusion.x_to_heatmap(x_t, clamp=False)
+
+
 def ddim_sample(model, diffusion: GaussianDiffusion, cond: dict, x_T: torch.Tensor,
                 num_steps: int, trajectory: list | None = None) -> torch.Tensor:
-    """Deterministic DDIM (eta = 0) from x_T; ``cond`` is computed once and reused every step.
-
-    Returns the last step's predicted x_0 as a heatmap [B, C, O, O], NOT clamped to [0, 1]:
-    clamping (like clip_denoised) turns overshoot into a plateau of equal values whose argmax
-    is its first pixel, and flattens the ranking the AUC reads. Taking pred_x0 of the last step
-    also covers step counts whose trailing schedule ends at t=0 rather than below it.
-    With a ``trajectory`` list, each step's predicted x_0 heatmap is appended to it (CPU).
-    """
-    scheduler = make_ddim(diffusion, num_steps)
-    x_t = x_T
-    timesteps = scheduler.timesteps
-    for i, t in enumerate(timesteps):
-        t_batch = torch.full((x_t.shape[0],), int(t), device=x_t.device, dtype=torch.long)
-        model_output = model.denoise(x_t, t_batch, cond).float()
-        # 1. predicted x_0 (Song et al. eq. 12, first term), unclipped
-        pred_heatmap = diffusion.x_to_heatmap(diffusion.pred_xstart(model_output, x_t, t_batch),
-                                              clamp=False)
-        if trajectory is not None:
-            trajectory.append(pred_heatmap.cpu())
-        if i == len(timesteps) - 1:
-            return pred_heatmap
-        # 2. x_{t-1} = sqrt(abar_prev) pred_x0 + sqrt(1 - abar_prev) eps_hat  (eq. 12, eta=0)
-        x_t = scheduler.step(model_output, int(t), x_t, eta=0.0).prev_sample
+    """DDIM from x_T (the evaluation default); see ``sample``."""
+    return sample(model, diffusion, cond, x_T, num_steps, "ddim", trajectory)

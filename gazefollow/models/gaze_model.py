@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gazefollow.models.denoiser import HeatmapDenoiser
-from gazefollow.models.gaze_encoder import GazeEncoder
+from gazefollow.models.gaze_encoder import GazeEncoder, coord_channels
 
 
 class InOutHead(nn.Module):
@@ -27,11 +28,13 @@ class GazeDiffusionModel(nn.Module):
     (``parameter_groups``) and either encoder can be frozen.
     """
 
-    def __init__(self, model_cfg, output_size: int, out_channels: int = 1):
+    def __init__(self, model_cfg, output_size: int, out_channels: int = 1,
+                 decoder: nn.Module | None = None):
         super().__init__()
         self.gaze = GazeEncoder(model_cfg, output_size)
         self.inout_head = InOutHead(self.gaze.conditioner.inout_dim, model_cfg.inout_hidden)
-        self.denoiser = HeatmapDenoiser(model_cfg, output_size, out_channels)
+        # "denoiser" names the heatmap part (its own parameter group) whatever decodes it
+        self.denoiser = decoder or HeatmapDenoiser(model_cfg, output_size, out_channels)
         self.frozen = [enc for enc, frozen in ((self.gaze.scene, model_cfg.freeze_scene),
                                                (self.gaze.face, model_cfg.freeze_face)) if frozen]
         for encoder in self.frozen:
@@ -70,7 +73,62 @@ class GazeDiffusionModel(nn.Module):
         ]
 
 
+class RegressionDecoder(nn.Module):
+    """The classic gaze-following head: a small convolutional decoder that predicts the heatmap
+    directly from the same conditioning the UNet gets (spatial scene+face features, coordinate
+    maps, direction field) plus the mean context token, broadcast over the map."""
+
+    def __init__(self, model_cfg, output_size: int):
+        super().__init__()
+        cfg = model_cfg
+        self.spatial_channels = cfg.spatial_channels
+        token_channels = 16
+        channels = token_channels + (cfg.spatial_channels + 2 if cfg.spatial_channels else 0)
+        channels += len(cfg.direction_gammas) if cfg.direction_field else 0
+        width = cfg.unet_inplanes
+        self.token = nn.Linear(cfg.context_dim, token_channels)
+        layers = []
+        for k in range(3):
+            layers += [nn.Conv2d(channels if k == 0 else width, width, 3, padding=1),
+                       nn.GroupNorm(min(cfg.unet_norm_groups, width), width), nn.SiLU()]
+        self.net = nn.Sequential(*layers, nn.Conv2d(width, 1, 1))
+        self.output_size = output_size
+
+    def forward(self, cond: dict) -> torch.Tensor:
+        """cond -> heatmap [B, 1, O, O] (unbounded; trained towards [0, 1] targets)."""
+        size = self.output_size
+        token = self.token(cond["context"].mean(dim=1))
+        inputs = [token[:, :, None, None].expand(-1, -1, size, size)]
+        if self.spatial_channels:
+            spatial = F.interpolate(cond["spatial"], size=(size, size), mode="bilinear",
+                                    align_corners=False)
+            inputs += [spatial.to(token.dtype),
+                       coord_channels(token.shape[0], size, token.device, token.dtype)]
+        if "field" in cond:
+            inputs.append(cond["field"].to(token.dtype))
+        return self.net(torch.cat(inputs, dim=1))
+
+
+class GazeRegressionModel(GazeDiffusionModel):
+    """Same encoders, conditioning and in/out head as the diffusion model; the heatmap comes
+    from ``RegressionDecoder`` in one pass (``model.decoder: regression``)."""
+
+    def __init__(self, model_cfg, output_size: int):
+        super().__init__(model_cfg, output_size, decoder=RegressionDecoder(model_cfg, output_size))
+
+    def decode(self, cond: dict) -> torch.Tensor:
+        return self.denoiser(cond)
+
+    def forward(self, batch: dict, x_t=None, t=None) -> tuple:
+        """Training entry: (predicted heatmap [B, 1, O, O], cond)."""
+        cond = self.encode(batch)
+        return self.decode(cond), cond
+
+
 def build_model(config) -> GazeDiffusionModel:
-    """The full model for a Config (heatmap size from data.output_size)."""
-    return GazeDiffusionModel(config.model, config.data.output_size,
-                              out_channels=config.model.unet_inout_channels)
+    """The full model for a Config (heatmap size from data.output_size): the diffusion model,
+    whose UNet outputs twice the channels with learned sigmas, or the regression baseline."""
+    if config.model.decoder == "regression":
+        return GazeRegressionModel(config.model, config.data.output_size)
+    channels = config.model.unet_inout_channels * (2 if config.diffusion.learn_sigma else 1)
+    return GazeDiffusionModel(config.model, config.data.output_size, out_channels=channels)
