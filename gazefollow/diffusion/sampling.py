@@ -60,7 +60,16 @@ def _denoise(model, diffusion, x_t, t: int, cond) -> tuple[torch.Tensor, torch.T
 
 
 def _abar(diffusion, t: int, device) -> torch.Tensor:
-    return diffusion.alphas_cumprod[t].float().to(device) if t >= 0 else torch.ones((), device=device)
+    return diffusion.alphas_cumprod[t].float().to(device)
+
+
+def respaced_betas(diffusion: GaussianDiffusion, timesteps: list[int]) -> torch.Tensor:
+    """Betas of the chain that visits only ``timesteps`` (descending), one per step:
+    beta_i = 1 - abar(t_i) / abar(t_{i+1}), the last against abar = 1 (ADM's respacing), so
+    the respaced chain keeps alphas_cumprod at every retained step."""
+    abar = diffusion.alphas_cumprod[timesteps]
+    abar_next = torch.cat([abar[1:], torch.ones(1, dtype=abar.dtype)])
+    return 1 - abar / abar_next
 
 
 @torch.no_grad()
@@ -79,6 +88,7 @@ def sample(model, diffusion: GaussianDiffusion, cond: dict, noise: torch.Tensor,
     if sampler == "dpm_solver":
         return _dpm_solver(model, diffusion, cond, x_t, timesteps, trajectory)
     low, high = diffusion.clip_range()
+    betas = respaced_betas(diffusion, timesteps).float().to(x_t.device)
     for i, t in enumerate(timesteps):
         model_output, t_batch = _denoise(model, diffusion, x_t, t, cond)
         mean_out, var_values = diffusion.split_output(model_output)
@@ -96,17 +106,18 @@ def sample(model, diffusion: GaussianDiffusion, cond: dict, noise: torch.Tensor,
             x_t = abar_prev.sqrt() * clipped + (1 - abar_prev).sqrt() * eps
         else:
             noise = step_noise(i) if step_noise is not None else torch.randn_like(x_t)
-            x_t = _ddpm_step(diffusion, x_t, clipped, var_values, t, prev, noise.to(x_t.device))
+            x_t = _ddpm_step(diffusion, x_t, clipped, var_values, t, betas[i],
+                             noise.to(x_t.device))
     raise AssertionError("unreachable: the loop returns at its last step")
 
 
-def _ddpm_step(diffusion, x_t, x0, var_values, t: int, prev: int,
+def _ddpm_step(diffusion, x_t, x0, var_values, t: int, beta: torch.Tensor,
                noise: torch.Tensor) -> torch.Tensor:
-    """Ancestral step from t to prev on the respaced chain: beta = 1 - abar_t / abar_prev,
+    """Ancestral step from t to the next retained step on the respaced chain (its ``beta``):
     posterior q(x_prev | x_t, x_0) (Ho et al. eq. 6-7), variance fixed (posterior) or ADM's
     learned range between the posterior variance and beta."""
-    abar_t, abar_prev = _abar(diffusion, t, x_t.device), _abar(diffusion, prev, x_t.device)
-    beta = 1 - abar_t / abar_prev
+    abar_t = _abar(diffusion, t, x_t.device)
+    abar_prev = abar_t / (1 - beta)
     mean = (beta * abar_prev.sqrt() / (1 - abar_t)) * x0 \
         + ((1 - abar_prev) * (1 - beta).sqrt() / (1 - abar_t)) * x_t
     posterior_var = beta * (1 - abar_prev) / (1 - abar_t)
@@ -129,8 +140,7 @@ def make_dpm_solver(diffusion: GaussianDiffusion, timesteps: list[int]) -> DPMSo
         rescale_betas_zero_snr=cfg.fix_snr,
         prediction_type=_PREDICTION_TYPES[cfg.prediction],
         algorithm_type="dpmsolver++", solver_order=2, final_sigmas_type="zero",
-        variance_type="learned_range" if diffusion.learn_sigma else None,
-    )
+    )  # learned variances are dropped by us: diffusers' own split assumes 3 (RGB) channels
     scheduler.set_timesteps(timesteps=timesteps)
     return scheduler
 
@@ -139,11 +149,11 @@ def _dpm_solver(model, diffusion, cond, x_t, timesteps, trajectory) -> torch.Ten
     scheduler = make_dpm_solver(diffusion, timesteps)
     for t in scheduler.timesteps.tolist():
         model_output, t_batch = _denoise(model, diffusion, x_t, int(t), cond)
+        mean_out, _ = diffusion.split_output(model_output)
         if trajectory is not None:
-            mean_out, _ = diffusion.split_output(model_output)
             pred_x0 = diffusion.pred_xstart(mean_out, x_t, t_batch)
             trajectory.append(diffusion.x_to_heatmap(pred_x0, clamp=False).cpu())
-        x_t = scheduler.step(model_output, int(t), x_t).prev_sample
+        x_t = scheduler.step(mean_out, int(t), x_t).prev_sample
     return diffusion.x_to_heatmap(x_t, clamp=False)
 
 
