@@ -1,0 +1,118 @@
+"""The diffusion study: prediction type, fixed vs learned sigma, diffusion vs regression,
+each trained once on the default synthetic configuration and sampled with DDIM and
+DPM-Solver++ at 1, 2, 4, 10 and 50 steps.
+
+    python scripts/study_diffusion.py [--out outputs/study] [--steps 1 2 4 10 50]
+
+Runs go to <out>/<variant>/ (a finished run is reused: rerunning only evaluates). Metrics come
+from the evaluation code (GazeFollow protocol on the test split; in/out AP on the validation
+split, which does not depend on the sampler). Milliseconds per image are measured apart, on
+test batches already in memory, as encoders + sampler only (no data loading or scoring), in
+one process, one setting after another. Prints one markdown table and the two checks of
+issue 5: the best <= 4-step AUC against the 50-step AUC, and the time against regression.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from gazefollow.config import build_config  # noqa: E402
+from gazefollow.data.build import build_datasets  # noqa: E402
+from gazefollow.data.dataset import BAD_KEY, collate_samples  # noqa: E402
+from gazefollow.evaluate import load_for_eval, run_split, sample_heatmaps  # noqa: E402
+from gazefollow.train import train  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = [ROOT / "configs" / "diffusion.yaml", ROOT / "configs" / "gaze.yaml",
+          ROOT / "configs" / "experiments" / "synthetic_cpu.yaml"]
+VARIANTS = {  # name: (run tag, overrides)
+    "x0 (default)": ("x0", []),
+    "eps": ("eps", ["diffusion.prediction=eps"]),
+    "v": ("v", ["diffusion.prediction=v"]),
+    "x0, learned sigma": ("x0_learned_sigma", ["diffusion.learn_sigma=true",
+                                               "diffusion.rescale_learned_sigmas=true"]),
+    "regression": ("regression", ["model.decoder=regression"]),
+}
+
+
+def milliseconds_per_image(loaded: dict, batches: list[dict], steps: int) -> float:
+    """Encoders + sampler over preloaded test batches, per image."""
+    model, diffusion, device = loaded["model"], loaded["diffusion"], loaded["device"]
+    size, seed = batches[0]["heatmap"].shape[-1], loaded["config"].run.seed
+    model.eval()
+    start, count = time.perf_counter(), 0
+    with torch.no_grad():
+        for batch in batches:
+            cond = model.encode(batch)
+            sample_heatmaps(model, diffusion, cond, batch["index"].tolist(), size, seed, steps,
+                            device)
+            count += len(batch["index"])
+    return 1e3 * (time.perf_counter() - start) / count
+
+
+def study_variant(name: str, tag: str, overrides: list[str], out: Path,
+                  steps_list: list[int]) -> list:
+    config = build_config(LAYERS, [f"run.output_dir={out}", f"run.tag={tag}",
+                                   "logging.wandb=disabled", "eval.extra_steps=[]", *overrides])
+    run_dir = train(config, log=lambda *_: None)
+    rows = []
+    for sampler in (["ddim", "dpm_solver"] if "regression" not in name else ["one pass"]):
+        loaded = load_for_eval(run_dir, [] if sampler == "one pass" else
+                               [f"diffusion.sampler={sampler}"])
+        config = loaded["config"]
+        datasets = build_datasets(config, splits=("val", "test"), log=lambda *_: None)
+        common = dict(batch_size=config.eval.batch_size, seed=config.run.seed,
+                      device=loaded["device"], prior_inout=0.5)
+        ap = run_split(loaded["model"], loaded["diffusion"], datasets["val"], [],
+                       **common)["model"][0]["inout_ap"]
+        counts = [1] if sampler == "one pass" else steps_list
+        metrics = run_split(loaded["model"], loaded["diffusion"], datasets["test"], counts,
+                            **common)["model"]
+        batches = []
+        for start in range(0, len(datasets["test"]), config.eval.batch_size):
+            samples = [datasets["test"][i] for i in
+                       range(start, min(start + config.eval.batch_size, len(datasets["test"])))]
+            batch = collate_samples(samples)
+            batch.pop(BAD_KEY)
+            batches.append(batch)
+        for steps in counts:
+            ms = milliseconds_per_image(loaded, batches, steps)
+            rows.append((name, sampler, steps, metrics[steps], ap, ms))
+            print(f"{name:<20} {sampler:<10} {steps:>3} steps: AUC {metrics[steps]['auc']:.4f} "
+                  f"Avg L2 {metrics[steps]['avg_l2']:.4f}  {ms:.2f} ms/image", flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="outputs/study")
+    parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 10, 50])
+    args = parser.parse_args()
+    rows = []
+    for name, (tag, overrides) in VARIANTS.items():
+        rows += study_variant(name, tag, overrides, Path(args.out), args.steps)
+    print(f"\nmachine: {torch.get_num_threads()} torch threads, {sys.platform}; default "
+          "synthetic configuration (configs/experiments/synthetic_cpu.yaml), EMA weights, "
+          "test split (300 heads), in/out AP on validation\n")
+    print("| variant | sampler | steps | AUC | Avg L2 | Min L2 | in/out AP | ms / image |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, sampler, steps, m, ap, ms in rows:
+        print(f"| {name} | {sampler} | {steps} | {m['auc']:.4f} | {m['avg_l2']:.4f} | "
+              f"{m['min_l2']:.4f} | {ap:.4f} | {ms:.2f} |")
+    regression_ms = next(ms for name, *_, ms in rows if name == "regression")
+    diffusion_rows = [r for r in rows if r[0] != "regression"]
+    few = max((r for r in diffusion_rows if r[2] <= 4), key=lambda r: r[3]["auc"])
+    many = next(r for r in diffusion_rows if r[:2] == few[:2] and r[2] == max(args.steps))
+    print(f"\nbest <= 4-step setting: {few[0]}, {few[1]}, {few[2]} step(s): AUC "
+          f"{few[3]['auc']:.4f} = {100 * few[3]['auc'] / many[3]['auc']:.1f}% of its "
+          f"{many[2]}-step AUC {many[3]['auc']:.4f}; {few[5]:.2f} ms/image = "
+          f"{few[5] / regression_ms:.2f}x the regression decoder's {regression_ms:.2f} ms/image")
+
+
+if __name__ == "__main__":
+    main()
