@@ -9,6 +9,27 @@ from torch import nn
 from gazefollow.models.gaze_encoder import coord_channels
 
 
+def conditioning_channels(model_cfg) -> int:
+    """Channels of ``conditioning_maps``: spatial features + 2 coordinates, direction field."""
+    channels = model_cfg.spatial_channels + 2 if model_cfg.spatial_channels else 0
+    return channels + (len(model_cfg.direction_gammas) if model_cfg.direction_field else 0)
+
+
+def conditioning_maps(cond: dict, like: torch.Tensor, spatial_channels: int) -> list:
+    """The per-pixel conditioning at the heatmap size of ``like`` [B, C, O, O]: the spatial
+    scene+face features resized to it with two coordinate maps, and the direction field."""
+    maps = []
+    if spatial_channels:
+        size = like.shape[-1]
+        spatial = F.interpolate(cond["spatial"], size=(size, size), mode="bilinear",
+                                align_corners=False)
+        maps += [spatial.to(like.dtype), coord_channels(like.shape[0], size, like.device,
+                                                        like.dtype)]
+    if "field" in cond:
+        maps.append(cond["field"].to(like.dtype))
+    return maps
+
+
 class HeatmapDenoiser(nn.Module):
     """UNet over [x_t, spatial conditioning, x/y coordinates, direction field], cross-attending
     to the tokens.
@@ -24,8 +45,7 @@ class HeatmapDenoiser(nn.Module):
         super().__init__()
         cfg = model_cfg
         self.spatial_channels = cfg.spatial_channels
-        extra = cfg.spatial_channels + 2 if cfg.spatial_channels else 0
-        extra += len(cfg.direction_gammas) if cfg.direction_field else 0
+        extra = conditioning_channels(cfg)
         widths = tuple(cfg.unet_inplanes * m for m in cfg.unet_multipliers)
         attention = set(cfg.unet_attention_levels)
         down = tuple("CrossAttnDownBlock2D" if lvl in attention else "DownBlock2D"
@@ -49,14 +69,6 @@ class HeatmapDenoiser(nn.Module):
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: dict) -> torch.Tensor:
         """x_t [B, C, O, O], t [B] (training timesteps) -> model output [B, C_out, O, O]."""
-        inputs = [x_t]
-        if self.spatial_channels:
-            size = x_t.shape[-1]
-            spatial = F.interpolate(cond["spatial"], size=(size, size), mode="bilinear",
-                                    align_corners=False)
-            inputs += [spatial.to(x_t.dtype),
-                       coord_channels(x_t.shape[0], size, x_t.device, x_t.dtype)]
-        if "field" in cond:
-            inputs.append(cond["field"].to(x_t.dtype))
+        inputs = [x_t, *conditioning_maps(cond, x_t, self.spatial_channels)]
         return self.unet(torch.cat(inputs, dim=1), t,
                          encoder_hidden_states=cond["context"]).sample

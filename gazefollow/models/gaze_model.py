@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from gazefollow.models.denoiser import HeatmapDenoiser
-from gazefollow.models.gaze_encoder import GazeEncoder, coord_channels
+from gazefollow.models.denoiser import HeatmapDenoiser, conditioning_channels, conditioning_maps
+from gazefollow.models.gaze_encoder import GazeEncoder
 
 
 class InOutHead(nn.Module):
@@ -83,8 +82,7 @@ class RegressionDecoder(nn.Module):
         cfg = model_cfg
         self.spatial_channels = cfg.spatial_channels
         token_channels = 16
-        channels = token_channels + (cfg.spatial_channels + 2 if cfg.spatial_channels else 0)
-        channels += len(cfg.direction_gammas) if cfg.direction_field else 0
+        channels = token_channels + conditioning_channels(cfg)
         width = cfg.unet_inplanes
         self.token = nn.Linear(cfg.context_dim, token_channels)
         layers = []
@@ -98,14 +96,8 @@ class RegressionDecoder(nn.Module):
         """cond -> heatmap [B, 1, O, O] (unbounded; trained towards [0, 1] targets)."""
         size = self.output_size
         token = self.token(cond["context"].mean(dim=1))
-        inputs = [token[:, :, None, None].expand(-1, -1, size, size)]
-        if self.spatial_channels:
-            spatial = F.interpolate(cond["spatial"], size=(size, size), mode="bilinear",
-                                    align_corners=False)
-            inputs += [spatial.to(token.dtype),
-                       coord_channels(token.shape[0], size, token.device, token.dtype)]
-        if "field" in cond:
-            inputs.append(cond["field"].to(token.dtype))
+        token_map = token[:, :, None, None].expand(-1, -1, size, size)
+        inputs = [token_map, *conditioning_maps(cond, token_map, self.spatial_channels)]
         return self.net(torch.cat(inputs, dim=1))
 
 
