@@ -3,7 +3,7 @@ import torch
 
 from gazefollow.config import DiffusionConfig
 from gazefollow.diffusion.gaussian import GaussianDiffusion, get_betas
-from gazefollow.diffusion.sampling import ddim_sample, initial_noise, trailing_timesteps
+from gazefollow.diffusion.sampling import initial_noise, sample, trailing_timesteps
 
 
 @pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
@@ -72,7 +72,7 @@ def test_one_step_ddim_with_x0_model_returns_its_prediction():
     model = _ConstantX0(diffusion.heatmap_to_x(heatmap))
     x_T = initial_noise([0, 1], (1, 8, 8), seed=0)
     for steps in (1, 3, 6, 7):  # 6 and 7 trailing steps end at t=0, not below it
-        out = ddim_sample(model, diffusion, {}, x_T, steps)
+        out = sample(model, diffusion, {}, x_T, steps, "ddim")
         assert torch.allclose(out, heatmap.expand(2, -1, -1, -1), atol=1e-5)
 
 

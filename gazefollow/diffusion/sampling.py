@@ -156,8 +156,3 @@ def _dpm_solver(model, diffusion, cond, x_t, timesteps, trajectory) -> torch.Ten
         x_t = scheduler.step(mean_out, int(t), x_t).prev_sample
     return diffusion.x_to_heatmap(x_t, clamp=False)
 
-
-def ddim_sample(model, diffusion: GaussianDiffusion, cond: dict, x_T: torch.Tensor,
-                num_steps: int, trajectory: list | None = None) -> torch.Tensor:
-    """DDIM from x_T (the evaluation default); see ``sample``."""
-    return sample(model, diffusion, cond, x_T, num_steps, "ddim", trajectory)
