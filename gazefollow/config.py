@@ -159,6 +159,7 @@ class OptimConfig:
     lr_anneal_steps: int = 0  # not yet supported
     epochs: int = 30
     grad_clip: float = 1.0
+    max_nonfinite_steps: int = 5  # NaN/Inf loss or gradient: update skipped; more in a row stop
     amp: str = "no"  # no | fp16 | bf16
     ema_on: bool = True  # evaluate with EMA weights
     ema_rate: float = 0.999  # the EMA decay ceiling

@@ -136,6 +136,17 @@ def validate(model, ema, diffusion, dataset, config: Config, accelerator, step: 
     accelerator.wait_for_everyone()
 
 
+def all_finite(accelerator, loss: torch.Tensor, model) -> bool:
+    """NaN/Inf guard: is the loss and every gradient finite, on every process (all processes
+    must agree to skip, or DDP would hang on the next collective)?"""
+    bad = (~torch.isfinite(loss.detach())).any().float()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if grads:
+        bad = bad + (~torch.isfinite(torch.stack([g.detach().float().abs().sum()
+                                                  for g in grads]))).any().float()
+    return accelerator.reduce(bad.reshape(1), reduction="sum").item() == 0
+
+
 def make_lr_scheduler(optimizer, optim, total_steps: int):
     """Linear warm-up over ``optim.warmup_steps``, then constant or cosine decay.
 
@@ -181,13 +192,14 @@ def resume(state: dict, config: Config, model, ema, optimizer, lr_scheduler) -> 
 
 
 def write_train_stats(run_dir: Path, steps: int, seconds: float, config: Config,
-                      processes: int, bad_inputs: list[str]) -> None:
+                      processes: int, bad_inputs: list[str], nonfinite_steps: int) -> None:
     """Measured speed of this session's steps (the README's numbers come from here), and the
     samples skipped because they failed to load."""
     stats = {"steps": steps, "seconds": round(seconds, 1),
              "seconds_per_step": round(seconds / steps, 4), "batch_size": config.data.batch_size,
              "processes": processes, "threads": torch.get_num_threads(),
-             "skipped_unreadable": len(bad_inputs), "skipped_examples": bad_inputs[:20]}
+             "skipped_unreadable": len(bad_inputs), "skipped_examples": bad_inputs[:20],
+             "nonfinite_steps_skipped": nonfinite_steps}
     (run_dir / "train_stats.json").write_text(json.dumps(stats, indent=2))
 
 
@@ -265,6 +277,7 @@ def train(config: Config, log=print) -> Path:
         f"{config.data.batch_size} x {accelerator.num_processes} process(es)) -> {run_dir}")
     model.train()
     tic, window, bad_inputs = time.perf_counter(), [], []  # bad_inputs: whole session
+    nonfinite_total, nonfinite_run = 0, 0
     loop_start, first_step = time.perf_counter(), step
     while step < total_steps:
         epoch, skip = divmod(step, steps_per_epoch)
@@ -276,15 +289,32 @@ def train(config: Config, log=print) -> Path:
             with accelerator.accumulate(model):
                 losses = training_losses(model, diffusion, batch, config.loss)
                 accelerator.backward(losses["loss"])
-                if accelerator.sync_gradients and optim.grad_clip > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), optim.grad_clip)
-                optimizer.step()
-                lr_scheduler.step()
+                finite = all_finite(accelerator, losses["loss"], model)
+                if finite:
+                    if accelerator.sync_gradients and optim.grad_clip > 0:
+                        accelerator.clip_grad_norm_(model.parameters(), optim.grad_clip)
+                    optimizer.step()
+                    lr_scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
             if not accelerator.sync_gradients:
                 continue
+            step += 1  # a skipped step still consumed its batch: the data order stays exact
+            if not finite:
+                nonfinite_total, nonfinite_run = nonfinite_total + 1, nonfinite_run + 1
+                log(f"step {step}: non-finite loss or gradient, update skipped "
+                    f"({nonfinite_run} in a row, {nonfinite_total} in all)")
+                accelerator.log({"nonfinite_steps": nonfinite_total}, step=step)
+                if nonfinite_run > optim.max_nonfinite_steps:
+                    step -= 1  # the checkpoint holds the last good state
+                    save(final=True)
+                    raise FloatingPointError(
+                        f"{nonfinite_run} non-finite steps in a row (optim.max_nonfinite_steps="
+                        f"{optim.max_nonfinite_steps}): stopped; the last good state "
+                        f"(step {step}) is saved in {checkpoint_path}. Lower the learning rate "
+                        "or check the data, then resume.")
+                continue
+            nonfinite_run = 0
             ema.step(accelerator.unwrap_model(model).parameters())
-            step += 1
             # .item() is a device sync point: only once per logged value, not per tensor op.
             window.append(losses["loss"].item())
             logs = {"loss": window[-1], "lr": lr_scheduler.get_last_lr()[0],
@@ -312,7 +342,7 @@ def train(config: Config, log=print) -> Path:
             "(data.on_bad_input=skip): " + " | ".join(bad_inputs[:5]))
     if accelerator.is_main_process and step > first_step:
         write_train_stats(run_dir, step - first_step, time.perf_counter() - loop_start, config,
-                          accelerator.num_processes, bad_inputs)
+                          accelerator.num_processes, bad_inputs, nonfinite_total)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return run_dir

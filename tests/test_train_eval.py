@@ -144,3 +144,38 @@ def test_debugging_maps_draw_validation_predictions(tmp_path):
     maps = sorted((tmp_path / "out" / "synthetic-diffusion-x0" / "debug" / "debugging_maps")
                   .glob("*.png"))
     assert [m.name for m in maps] == ["step_0000001.png", "step_0000002.png"]
+
+
+def _nan_at(steps_with_nan):
+    """training_losses that returns a NaN loss at the given (1-based) calls."""
+    from gazefollow.diffusion.losses import training_losses
+    calls = []
+
+    def patched(*args, **kwargs):
+        calls.append(1)
+        out = training_losses(*args, **kwargs)
+        if len(calls) in steps_with_nan:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+    return patched
+
+
+def test_a_nan_step_is_skipped_and_counted(tmp_path, monkeypatch):
+    import gazefollow.train as train_module
+    monkeypatch.setattr(train_module, "training_losses", _nan_at({2}))
+    main(_argv(tmp_path, "--max_steps", "3", "--tag", "nan"))
+    run_dir = tmp_path / "out" / "synthetic-diffusion-x0" / "nan"
+    stats = json.loads((run_dir / "train_stats.json").read_text())
+    assert stats["nonfinite_steps_skipped"] == 1
+    state = load_checkpoint(run_dir)
+    assert state["step"] == 3 and state["lr_scheduler"]["_step_count"] == 3  # 2 updates + init
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_too_many_nan_steps_stop_with_the_last_good_state(tmp_path, monkeypatch):
+    import gazefollow.train as train_module
+    monkeypatch.setattr(train_module, "training_losses", _nan_at(set(range(2, 100))))
+    with pytest.raises(FloatingPointError, match="non-finite steps in a row"):
+        main(_argv(tmp_path, "--max_steps", "6", "optim.max_nonfinite_steps=2", "--tag", "nan"))
+    state = load_checkpoint(tmp_path / "out" / "synthetic-diffusion-x0" / "nan")
+    assert state["step"] == 3  # step 1 updated; steps 2-3 skipped; step 4 stopped the run
