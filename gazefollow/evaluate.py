@@ -10,20 +10,14 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from gazefollow import metrics
-from gazefollow.data.heatmap import gaussian_heatmap
+from gazefollow.data.heatmap import PRIOR_SIGMA_AT_64, center_prior_heatmap
 from gazefollow.diffusion.sampling import initial_noise, sample
 from gazefollow.reporting import format_table, log_to_wandb, write_metrics, write_predictions
 
-PRIOR_SIGMA_AT_64 = 16.0  # the centre prior: one broad Gaussian at the image centre
 
 
 def _to_device(batch: dict, device) -> dict:
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-
-def center_prior_heatmap(size: int) -> torch.Tensor:
-    """The baseline every table shows: a broad Gaussian at (0.5, 0.5), argmax at the centre."""
-    return gaussian_heatmap(np.array([[0.5, 0.5]]), size, PRIOR_SIGMA_AT_64)[0]
 
 
 METRIC_KEYS = {"gazefollow": ("auc", "avg_l2", "min_l2"), "vat": ("auc", "l2")}
@@ -64,20 +58,23 @@ def summarize(per_sample: list[dict], inout_scores, inout_labels,
 
 @torch.no_grad()
 def sample_heatmaps(model, diffusion, cond: dict, ids: list[int], size: int, seed: int,
-                    steps: int, device, draws: int = 1, trajectory: list | None = None):
+                    steps: int, device, draws: int = 1, trajectory: list | None = None,
+                    first_draw: int = 0):
     """Heatmaps [B, O, O] (numpy) from the configured sampler, the mean over ``draws`` initial
-    noises when > 1; the conditioning ``cond`` is computed once by the caller and reused for
-    every draw and step. ``diffusion`` None: the regression decoder's single pass."""
+    noises (numbered from ``first_draw``) when > 1; the conditioning ``cond`` is computed once
+    by the caller and reused for every draw and step. ``diffusion`` None: the regression
+    decoder's single pass."""
     if diffusion is None:
         return model.decode(cond)[:, 0].float().cpu().numpy()
     total, sampler = None, diffusion.cfg.sampler
-    for draw in range(draws):
+    for draw in range(first_draw, first_draw + draws):
         x_T = initial_noise(ids, (1, size, size), seed, draw).to(device)
         # ancestral DDPM: the noise of step i is seeded by sample id too
         step_noise = (lambda i, d=draw: initial_noise(ids, (1, size, size), seed,
                                                       d + 1000 * (i + 1)))
         heatmap = sample(model, diffusion, cond, x_T, steps, sampler,
-                         trajectory if draw == 0 else None, step_noise)[:, 0].cpu().numpy()
+                         trajectory if draw == first_draw else None,
+                         step_noise)[:, 0].cpu().numpy()
         total = heatmap if total is None else total + heatmap
     return total / draws
 
@@ -124,9 +121,11 @@ def run_split(model, diffusion, dataset, steps_list: list[int], *, batch_size: i
             keep_path = steps == max(steps_list) and len(kept) < num_keep
             heatmaps[steps] = sample_heatmaps(model, diffusion, cond, ids, size, seed, steps,
                                               device, trajectory=trajectory if keep_path else None)
-        several = num_samples > 1 and steps_list and diffusion is not None
-        mean_map = (sample_heatmaps(model, diffusion, cond, ids, size, seed, first, device,
-                                    draws=num_samples) if several else None)
+        mean_map = None
+        if num_samples > 1 and steps_list and diffusion is not None:  # draw 0 is heatmaps[first]
+            others = sample_heatmaps(model, diffusion, cond, ids, size, seed, first, device,
+                                     draws=num_samples - 1, first_draw=1)
+            mean_map = (heatmaps[first] + (num_samples - 1) * others) / num_samples
         for i in range(len(ids)):
             points = batch["gaze_points"][i].cpu().numpy()
             args = (points, float(batch["inout"][i]), int(batch["width"][i]),

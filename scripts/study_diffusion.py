@@ -59,26 +59,27 @@ def study_variant(name: str, tag: str, overrides: list[str], out: Path,
     config = build_config(LAYERS, [f"run.output_dir={out}", f"run.tag={tag}",
                                    "logging.wandb=disabled", "eval.extra_steps=[]", *overrides])
     run_dir = train(config, log=lambda *_: None)
-    rows = []
+    # Data, the in/out AP (it does not depend on the sampler) and the timing batches: once.
+    datasets = build_datasets(config, splits=("val", "test"), log=lambda *_: None)
+    test = datasets["test"]
+    batches = []
+    for start in range(0, len(test), config.eval.batch_size):
+        batch = collate_samples([test[i] for i in
+                                 range(start, min(start + config.eval.batch_size, len(test)))])
+        batch.pop(BAD_KEY)
+        batches.append(batch)
+    rows, ap = [], None
     for sampler in (["ddim", "dpm_solver"] if "regression" not in name else ["one pass"]):
         loaded = load_for_eval(run_dir, [] if sampler == "one pass" else
                                [f"diffusion.sampler={sampler}"])
-        config = loaded["config"]
-        datasets = build_datasets(config, splits=("val", "test"), log=lambda *_: None)
         common = dict(batch_size=config.eval.batch_size, seed=config.run.seed,
                       device=loaded["device"], prior_inout=0.5)
-        ap = run_split(loaded["model"], loaded["diffusion"], datasets["val"], [],
-                       **common)["model"][0]["inout_ap"]
+        if ap is None:
+            ap = run_split(loaded["model"], loaded["diffusion"], datasets["val"], [],
+                           **common)["model"][0]["inout_ap"]
         counts = [1] if sampler == "one pass" else steps_list
-        metrics = run_split(loaded["model"], loaded["diffusion"], datasets["test"], counts,
+        metrics = run_split(loaded["model"], loaded["diffusion"], test, counts,
                             **common)["model"]
-        batches = []
-        for start in range(0, len(datasets["test"]), config.eval.batch_size):
-            samples = [datasets["test"][i] for i in
-                       range(start, min(start + config.eval.batch_size, len(datasets["test"])))]
-            batch = collate_samples(samples)
-            batch.pop(BAD_KEY)
-            batches.append(batch)
         for steps in counts:
             ms = milliseconds_per_image(loaded, batches, steps)
             rows.append((name, sampler, steps, metrics[steps], ap, ms))

@@ -8,6 +8,7 @@ from PIL import Image
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 MAX_ANNOTATORS = 20  # gaze points are padded with -1 to this many per sample
+PRIOR_SIGMA_AT_64 = 16.0  # the centre prior: one broad Gaussian at the image centre
 
 
 def gaussian_heatmap(points: np.ndarray, size: int, sigma_at_64: float = 3.0) -> torch.Tensor:
@@ -62,3 +63,9 @@ def enlarge_box(box_xyxy: np.ndarray, share: float, width: int, height: int) -> 
     dx, dy = (x1 - x0) * share, (y1 - y0) * share
     return np.array([max(0.0, x0 - dx), max(0.0, y0 - dy),
                      min(width - 1.0, x1 + dx), min(height - 1.0, y1 + dy)])
+
+
+def center_prior_heatmap(size: int) -> torch.Tensor:
+    """The baseline every table shows (and eval_from_picture's starting picture): a broad
+    Gaussian at (0.5, 0.5), argmax at the centre. [size, size]"""
+    return gaussian_heatmap(np.array([[0.5, 0.5]]), size, PRIOR_SIGMA_AT_64)[0]

@@ -88,13 +88,11 @@ class GaussianDiffusion:
         alphas_cumprod = np.cumprod(1.0 - self.betas)
         prev = np.append(1.0, alphas_cumprod[:-1])
         self.alphas_cumprod = torch.from_numpy(alphas_cumprod)
-        self.alphas_cumprod_prev = torch.from_numpy(prev)
         self.sqrt_alphas_cumprod = torch.from_numpy(np.sqrt(alphas_cumprod))
         self.sqrt_one_minus_alphas_cumprod = torch.from_numpy(np.sqrt(1.0 - alphas_cumprod))
         # q(x_{t-1} | x_t, x_0) (Ho et al. eq. 6-7); the variance at t=0 is 0, so its log is
         # clipped to the next value, as ADM does.
         variance = self.betas * (1.0 - prev) / (1.0 - alphas_cumprod)
-        self.posterior_variance = torch.from_numpy(variance)
         self.posterior_log_variance = torch.from_numpy(np.log(np.append(variance[1], variance[1:])))
         self.posterior_mean_coef1 = torch.from_numpy(self.betas * np.sqrt(prev) / (1 - alphas_cumprod))
         self.posterior_mean_coef2 = torch.from_numpy(

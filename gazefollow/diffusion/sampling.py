@@ -11,12 +11,11 @@ import numpy as np
 import torch
 from diffusers import DPMSolverMultistepScheduler
 
-from gazefollow.data.heatmap import gaussian_heatmap
+from gazefollow.data.heatmap import center_prior_heatmap
 from gazefollow.diffusion.gaussian import GaussianDiffusion, get_betas
 
 SAMPLERS = ("ddim", "ddpm", "dpm_solver")
 _PREDICTION_TYPES = {"eps": "epsilon", "x0": "sample", "v": "v_prediction"}
-PICTURE_SIGMA_AT_64 = 16.0  # eval_from_picture starts from the centre prior, noised
 
 
 def trailing_timesteps(num_steps: int, start: int) -> list[int]:
@@ -47,7 +46,7 @@ def start_point(diffusion: GaussianDiffusion, noise: torch.Tensor) -> tuple[torc
     if not cfg.eval_from_picture:
         return noise, diffusion.num_timesteps - 1
     size = noise.shape[-1]
-    picture = gaussian_heatmap([[0.5, 0.5]], size, PICTURE_SIGMA_AT_64).to(noise.device)
+    picture = center_prior_heatmap(size).to(noise.device)
     x_picture = diffusion.heatmap_to_x(picture).expand_as(noise)
     t = torch.full((noise.shape[0],), cfg.time_noise, device=noise.device, dtype=torch.long)
     return diffusion.q_sample(x_picture, t, noise), cfg.time_noise
