@@ -100,16 +100,24 @@ def main(argv: list[str] | None = None) -> dict:
     config = build_config(layers, overrides)
     start = time.perf_counter()
     run_dir = train(config)
-    state = PartialState()  # with several processes, one evaluates and writes the results
-    results = evaluate_checkpoint(run_dir, out_dir=run_dir) if state.is_main_process else {}
-    state.wait_for_everyone()
-    if not state.is_main_process:
+    if not run_finished(run_dir):
+        return {}  # halted early: evaluation waits for the resumed run's end
+    # every process evaluates its share of the split; the main one writes the results
+    results = evaluate_checkpoint(run_dir, out_dir=run_dir)
+    if not PartialState().is_main_process:
         return results
     wall, peak = time.perf_counter() - start, peak_memory_mib()
     print(f"run finished in {wall / 60:.1f} min, peak memory {peak:.0f} MiB -> {run_dir}")
     (run_dir / "run_stats.json").write_text(json.dumps(
         {"wall_seconds": round(wall, 1), "peak_rss_mib": round(peak)}, indent=2))
     return results
+
+
+def run_finished(run_dir: Path) -> bool:
+    """Has the run reached its last step, not just this session's ``run.halt_at_step``?"""
+    from gazefollow.checkpoint import load_checkpoint
+    state = load_checkpoint(run_dir)
+    return state["step"] >= state["total_steps"]
 
 
 def peak_memory_mib() -> float:

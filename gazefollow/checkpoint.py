@@ -1,85 +1,181 @@
-"""Checkpoints: one file holding model, EMA, optimizer, LR schedule, step and resolved config."""
+"""Crash-safe checkpoints: one directory per saved step under ``<run dir>/checkpoints``.
+
+    checkpoints/step_0000500/state.pt    model, EMA, optimizer, LR schedule, counters, config
+    checkpoints/step_0000500/rng_<k>.pt  process k's RNG states (Python, NumPy, torch, CUDA)
+    checkpoints/step_0000500/COMPLETE    written last: only marked directories are resumed
+
+A save writes into ``.tmp-step_N``, renames it into place, then writes the marker, so a
+process killed at any moment leaves either the previous checkpoints untouched or a directory
+that resume ignores. Rotation runs after the marker, so it never deletes the newest complete
+checkpoint.
+"""
 from __future__ import annotations
 
+import json
 import os
+import random
+import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 
-CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINTS_DIR = "checkpoints"
+STATE_FILE = "state.pt"
+MARKER = "COMPLETE"
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Write to a temporary file, then rename: a crash mid-write never leaves a torn file."""
+def checkpoint_step(directory: Path) -> int:
+    return int(directory.name.split("_")[-1])
+
+
+def is_complete(directory: Path) -> bool:
+    return (directory / MARKER).is_file() and (directory / STATE_FILE).is_file()
+
+
+def _step_dirs(run_dir: Path) -> list[Path]:
+    root = Path(run_dir) / CHECKPOINTS_DIR
+    if not root.is_dir():
+        return []
+    return sorted((d for d in root.glob("step_*") if d.is_dir()), key=checkpoint_step)
+
+
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoint directories of a run, oldest first."""
+    return [d for d in _step_dirs(run_dir) if is_complete(d)]
+
+
+def incomplete_checkpoints(run_dir: Path) -> list[Path]:
+    """Directories of interrupted saves (unmarked or still temporary): never resumed."""
+    root = Path(run_dir) / CHECKPOINTS_DIR
+    temporary = sorted(root.glob(".tmp-step_*")) if root.is_dir() else []
+    return [d for d in _step_dirs(run_dir) if not is_complete(d)] + temporary
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    complete = complete_checkpoints(run_dir)
+    return complete[-1] if complete else None
+
+
+def rng_state() -> dict:
+    """Every random stream a training step can draw from, for this process."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file or directory to disk, so a power cut cannot reorder the marker first."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(accelerator, run_dir: Path, step: int, state: dict,
+                    keep_last: int) -> Path:
+    """Collective: every process calls it; each writes its RNG states, the main process the
+    rest. A step that already has a complete checkpoint is not written again."""
+    root = Path(run_dir) / CHECKPOINTS_DIR
+    final, tmp = root / f"step_{step:07d}", root / f".tmp-step_{step:07d}"
+    if is_complete(final):
+        return final
+    if accelerator.is_main_process:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # left by a save that was killed
+        tmp.mkdir()
+    accelerator.wait_for_everyone()
+    torch.save(rng_state(), tmp / f"rng_{accelerator.process_index}.pt")
+    if accelerator.is_main_process:
+        torch.save(state, tmp / STATE_FILE)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        for file in tmp.iterdir():
+            _fsync(file)
+        shutil.rmtree(final, ignore_errors=True)  # an unmarked directory of an earlier try
+        os.rename(tmp, final)
+        marker = {"step": step, "processes": accelerator.num_processes,
+                  "files": sorted(f.name for f in final.iterdir())}
+        (final / MARKER).write_text(json.dumps(marker) + "\n")
+        _fsync(final / MARKER)
+        _fsync(root)
+        rotate(run_dir, keep_last)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def rotate(run_dir: Path, keep_last: int) -> list[Path]:
+    """Delete all but the newest ``keep_last`` complete checkpoints (0 keeps all) and every
+    interrupted save older than the newest complete one. -> the deleted directories."""
+    complete = complete_checkpoints(run_dir)
+    if not complete:
+        return []
+    newest = checkpoint_step(complete[-1])
+    doomed = complete[:-keep_last] if keep_last > 0 else []
+    doomed += [d for d in incomplete_checkpoints(run_dir) if checkpoint_step(d) < newest]
+    for directory in doomed:
+        shutil.rmtree(directory, ignore_errors=True)
+    return doomed
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """The state file of: a state file, a checkpoint directory, or a run directory (its
+    newest complete checkpoint)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def resolve_checkpoint(path_or_dir: str | Path) -> Path:
-    """A checkpoint file, or a run directory holding ``checkpoint.pt``."""
-    path = Path(path_or_dir)
+    if path.is_dir() and (path / CHECKPOINTS_DIR).is_dir():
+        latest = latest_checkpoint(path)
+        if latest is None:
+            raise FileNotFoundError(f"{path} holds no complete checkpoint "
+                                    f"(none of {path / CHECKPOINTS_DIR}/step_* has {MARKER})")
+        path = latest
     if path.is_dir():
-        path = path / CHECKPOINT_NAME
+        if not is_complete(path):
+            raise FileNotFoundError(f"{path} is not a complete checkpoint (no {MARKER} or "
+                                    f"{STATE_FILE}: its save was interrupted)")
+        path = path / STATE_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     return path
 
 
-def load_checkpoint(path_or_dir: str | Path) -> dict:
-    """Read a checkpoint (file or run directory), refusing files that are not ours."""
-    path = resolve_checkpoint(path_or_dir)
+def run_dir_of(state_file: Path) -> Path:
+    """The run directory a checkpoint's state file belongs to (evaluations are written there,
+    not inside a checkpoint directory that rotation may delete)."""
+    state_file = Path(state_file)
+    if state_file.parent.parent.name == CHECKPOINTS_DIR:
+        return state_file.parents[2]
+    return state_file.parent
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint (see resolve_checkpoint), refusing files that are not ours."""
+    path = resolve_checkpoint(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, OSError) as err:
+    except (RuntimeError, EOFError, OSError, ValueError) as err:
         raise RuntimeError(f"cannot read checkpoint {path}: {err}") from None
-    missing = {"model", "config", "step"} - set(state)
+    missing = {"model", "config", "step"} - set(state) if isinstance(state, dict) else {"model"}
     if missing:
         raise RuntimeError(f"{path} is not a gazefollow checkpoint (missing {sorted(missing)})")
     return state
 
 
-def rename_keys(state: dict, key_map: dict[str, str | None]) -> tuple[dict, int]:
-    """Rename key prefixes by ``key_map`` (old -> new; the first matching prefix wins, so put
-    the empty prefix last); a prefix mapped to None drops its keys. -> (renamed, dropped)."""
-    renamed, dropped = {}, 0
-    for key, value in state.items():
-        for old, new in key_map.items():
-            if key.startswith(old):
-                if new is None:
-                    dropped += 1
-                    key = None
-                else:
-                    key = new + key[len(old):]
-                break
-        if key is not None:
-            renamed[key] = value
-    return renamed, dropped
-
-
-def load_init_weights(model: torch.nn.Module, path: str | Path,
-                      key_map: dict[str, str | None], log=print) -> None:
-    """Load weights for initialisation, renaming key prefixes by ``key_map`` (see rename_keys).
-
-    Model keys absent from the file stay as initialised (counted in the log); file keys the
-    model does not have, or whose shapes differ, raise: a silent partial load hides a wrong
-    mapping. A gazefollow checkpoint's "model" entry is used when the file is one.
-    """
-    path = Path(path)
+def load_rng_state(checkpoint_dir: Path, process_index: int) -> bool:
+    """Restore this process's RNG streams; False when the checkpoint has none for it (it was
+    saved with fewer processes)."""
+    path = Path(checkpoint_dir) / f"rng_{process_index}.pt"
     if not path.is_file():
-        raise FileNotFoundError(f"run.init_weights: no file at {path}")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    state = state.get("model", state) if isinstance(state, dict) else state
-    renamed, dropped = rename_keys(state, key_map)
-    own = model.state_dict()
-    unexpected = sorted(k for k in renamed if k not in own)
-    mismatched = sorted(k for k in renamed if k in own and own[k].shape != renamed[k].shape)
-    if unexpected or mismatched:
-        raise ValueError(
-            f"{path}: {len(unexpected)} keys unknown to the model (first: {unexpected[:5]}), "
-            f"{len(mismatched)} with other shapes (first: {mismatched[:5]}); "
-            "set run.init_key_map to rename prefixes")
-    model.load_state_dict(renamed, strict=False)
-    log(f"init weights {path}: loaded {len(renamed)} tensors, dropped {dropped} by the key map, "
-        f"{len(own) - len(renamed)} model tensors left as initialised")
+        return False
+    set_rng_state(torch.load(path, weights_only=False))
+    return True

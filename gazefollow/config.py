@@ -19,6 +19,12 @@ class ConfigError(ValueError):
     """A configuration that cannot run: unknown key, wrong type or unsupported value."""
 
 
+# The model's parts, each its own optimiser group (gaze_model.trainable_parts): the two
+# encoders, the rest of the gaze part, the heatmap decoder and the in/out head.
+MODEL_PARTS = ("scene", "face", "conditioner", "denoiser", "inout_head")
+RESNET_PARTS = ("scene", "face")  # the encoders an ImageNet ResNet file can initialise
+
+
 @dataclass
 class RunConfig:
     tag: str = "default"  # run name; outputs go under output_dir/<model id>/<tag>
@@ -26,12 +32,21 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
     max_steps: Optional[int] = None  # cap on optimizer steps (smoke tests); None = epochs decide
-    resume: bool = True  # resume from <run dir>/checkpoint.pt when it exists
-    keep_snapshots: bool = True  # also keep a copy of each periodic checkpoint in snapshots/
+    resume: bool = True  # resume from the newest complete checkpoint in <run dir>/checkpoints
+    keep_last: int = 3  # complete checkpoints kept (0 = all; --no_save = 1)
     save_every: int = 500  # optimizer steps between checkpoints (always one at the end)
+    # End this session at this step with a checkpoint, as a job time limit would; the LR
+    # schedule still spans the whole run, so running again without it resumes exactly.
+    halt_at_step: Optional[int] = None
     print_every: int = 50
-    init_weights: Optional[str] = None  # weights loaded into the model before training
-    # Key prefix renames for init_weights (old -> new, first match wins; null drops the keys).
+    # Weights loaded into the model before training (gazefollow/init_weights.py): a file, or a
+    # checkpoint / run folder. Every missing, unexpected or mis-shaped key is reported.
+    init_weights: Optional[str] = None
+    init_format: str = "auto"  # auto | gazefollow | torchvision (ImageNet ResNet) | classic
+    init_partial: bool = False  # load what fits when keys are missing/unexpected (else refuse)
+    init_resnet_parts: list[str] = field(default_factory=lambda: ["scene", "face"])  # torchvision
+    # Prefix renames of the FILE's keys, applied before the format's own mapping
+    # (old -> new, first match wins; null drops the keys).
     init_key_map: dict[str, Optional[str]] = field(default_factory=dict)
 
 
@@ -112,6 +127,7 @@ class ModelConfig:
     freeze_scene: bool = False
     freeze_face: bool = False
     channels_last: bool = False
+    compile: bool = False  # torch.compile the training model (needs a C++ compiler on CPU)
     attention_layout: str = "default"  # alternative layouts: not yet supported
     adm_attention_module: bool = False  # ADM's own attention block: not yet supported
 
@@ -151,14 +167,19 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 1e-4  # diffusion part (UNet)
-    gaze_lr: Optional[float] = None  # gaze part (encoders, conditioner, in/out head); None = lr
-    weight_decay: float = 0.0
+    lr: float = 1e-4  # every part's default (the seed's diffusion-part rate)
+    gaze_lr: Optional[float] = None  # legacy: default for every part but the denoiser
+    weight_decay: float = 0.0  # every part's default
+    # Per-part AdamW settings, keyed by MODEL_PARTS, e.g. {scene: 1.0e-5}; a part's lr is
+    # part_lr, else gaze_lr (not for the denoiser), else lr.
+    part_lr: dict[str, float] = field(default_factory=dict)
+    part_weight_decay: dict[str, float] = field(default_factory=dict)
     lr_schedule: str = "constant"  # constant | cosine (warm-up first in both)
     warmup_steps: int = 200
     lr_anneal_steps: int = 0  # not yet supported
     epochs: int = 30
     grad_clip: float = 1.0
+    grad_accumulation: int = 1  # batches per optimizer step (global batch = batch x this x procs)
     max_nonfinite_steps: int = 5  # NaN/Inf loss or gradient: update skipped; more in a row stop
     amp: str = "no"  # no | fp16 | bf16
     ema_on: bool = True  # evaluate with EMA weights
@@ -263,7 +284,7 @@ LEGACY_FLAGS: dict[str, tuple[str, Any]] = {
     "save_every": ("run.save_every", "value"),
     "print_every": ("run.print_every", "value"),
     "no_resume": ("run.resume", "false"),
-    "no_save": ("run.keep_snapshots", "false"),
+    "no_save": ("run.keep_last", {None: 1}),
     "output_dir": ("run.output_dir", "value"),
     "amp": ("optim.amp", {"O0": "no", "O1": "fp16", "O2": "bf16", "no": "no", "fp16": "fp16",
                           "bf16": "bf16"}),
@@ -289,6 +310,7 @@ NOT_YET_SUPPORTED = {
 
 CHOICES = {
     "run.device": ("auto", "cpu", "cuda", "mps"),
+    "run.init_format": ("auto", "gazefollow", "torchvision", "classic"),
     "data.source_dataset": ("synthetic", "gazefollow", "videoattentiontarget", "goo"),
     "model.block": ("basic", "bottleneck"),
     "model.decoder": ("diffusion", "regression"),
@@ -420,6 +442,26 @@ def _check(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _validate_parts(config: Config) -> None:
+    """Per-part optimiser settings and the encoders an ImageNet file initialises."""
+    optim = config.optim
+    for key, table in (("optim.part_lr", optim.part_lr),
+                       ("optim.part_weight_decay", optim.part_weight_decay)):
+        for part in table:
+            _check(part in MODEL_PARTS, f"{key} has the key '{part}', which is not a model "
+                   f"part; the parts are {list(MODEL_PARTS)}.{_suggest(part, list(MODEL_PARTS))}")
+    for part, lr in optim.part_lr.items():
+        _check(lr > 0, f"optim.part_lr.{part}={lr} must be > 0 (freeze an encoder instead)")
+    for part, decay in optim.part_weight_decay.items():
+        _check(decay >= 0, f"optim.part_weight_decay.{part}={decay} must be >= 0")
+    parts = config.run.init_resnet_parts
+    _check(len(parts) > 0 and len(set(parts)) == len(parts), "run.init_resnet_parts must name "
+           f"at least one encoder, each once; got {parts}")
+    for part in parts:
+        _check(part in RESNET_PARTS, f"run.init_resnet_parts has '{part}'; the encoders are "
+               f"{list(RESNET_PARTS)}")
+
+
 def validate(config: Config) -> None:
     """Refuse values outside their choices or ranges, and options that need later work."""
     for key, choices in CHOICES.items():
@@ -445,10 +487,14 @@ def validate(config: Config) -> None:
         _check(1 <= steps <= diff.train_time_steps, f"DDIM step count {steps} must be in "
                f"[1, diffusion.train_time_steps={diff.train_time_steps}]")
     for key in ("run.save_every", "run.print_every", "data.batch_size", "eval.batch_size",
-                "eval.num_samples",
+                "eval.num_samples", "optim.grad_accumulation",
                 "data.input_size", "data.output_size", "data.face_size"):
         _check(get_key(config, key) >= 1, f"{key} must be >= 1")
+    _check(config.run.keep_last >= 0, "run.keep_last must be >= 0 (0 keeps every checkpoint)")
+    _check(config.run.halt_at_step is None or config.run.halt_at_step >= 1,
+           "run.halt_at_step must be >= 1")
     _check(0 < config.data.val_fraction < 1, "data.val_fraction must be in (0, 1)")
+    _validate_parts(config)
     _check(diff.diff_normalization > 0, "diffusion.diff_normalization must be > 0")
     _check(not (diff.fix_snr and diff.prediction == "eps"), "diffusion.fix_snr (zero terminal "
            "SNR) cannot be used with eps prediction: x_0 is not recoverable from eps at the "

@@ -87,11 +87,31 @@ def _record(batch: dict, i: int, score: dict, inout_prob: float) -> dict:
             **{k: v for k, v in score.items() if k != "pred"}}
 
 
+def _shard_positions(size: int, shard: tuple[int, int]) -> list[int]:
+    """Process ``index`` of ``count`` takes every count-th position: no padding, so gathering
+    the shards yields every instance exactly once."""
+    index, count = shard
+    return list(range(index, size, count))
+
+
+def _gather_entries(entries: list, shard: tuple[int, int]) -> list:
+    """Every process's per-instance entries, in dataset order (so means and AP are summed in
+    the same order as with one process, to the last bit)."""
+    if shard[1] > 1:
+        from accelerate.utils import gather_object
+        entries = gather_object(entries)
+    return sorted(entries, key=lambda entry: entry["position"])
+
+
 @torch.no_grad()
 def run_split(model, diffusion, dataset, steps_list: list[int], *, batch_size: int, seed: int,
               device, prior_inout: float, num_keep: int = 0, num_workers: int = 0,
-              num_samples: int = 1, protocol: str = "gazefollow", desc: str = "eval") -> dict:
+              num_samples: int = 1, protocol: str = "gazefollow", desc: str = "eval",
+              shard: tuple[int, int] = (0, 1)) -> dict:
     """Sample with each DDIM step count in ``steps_list`` (may be empty: in/out only).
+
+    With ``shard`` = (process index, process count) each process samples its share and every
+    process gets the merged results (a collective call: all processes must make it).
 
     Returns {"model": {steps: summary}, "center_prior": summary, "mean_of_samples": summary of
     the mean heatmap of ``num_samples`` draws at the first step count (None when 1),
@@ -99,26 +119,30 @@ def run_split(model, diffusion, dataset, steps_list: list[int], *, batch_size: i
     instances with heatmaps and denoising trajectories (at the largest step count) for
     pictures, "bad_input": the samples skipped because they failed to load}.
     """
+    from torch.utils.data import Subset
+
     from gazefollow.data.dataset import BAD_KEY, collate_samples
 
     model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        collate_fn=collate_samples)
     size, first = dataset.output_size, (steps_list or [None])[0]
+    positions = _shard_positions(len(dataset), shard)
+    # its own generator: evaluating never draws from the global RNG (exact training resume)
+    loader = DataLoader(Subset(dataset, positions), batch_size=batch_size, shuffle=False,
+                        num_workers=num_workers, collate_fn=collate_samples,
+                        generator=torch.Generator())
     prior = center_prior_heatmap(size)
-    per_steps = {steps: [] for steps in steps_list}
-    prior_scores, mean_scores, scores, labels, records, kept, bad = [], [], [], [], [], [], []
-    progress = tqdm(total=len(dataset), desc=desc, unit="sample", leave=False)
+    entries, bad = [], []
+    progress = tqdm(total=len(positions), desc=desc, unit="sample", leave=False,
+                    disable=None if shard[0] == 0 else True)
     for batch in loader:
         bad += batch.pop(BAD_KEY)
         batch = _to_device(batch, device)
+        batch_positions = batch["position"].tolist()
         cond = model.encode(batch)  # once per sample, reused by every step and draw
         inout_prob = torch.sigmoid(cond["inout_logit"].float()).cpu().numpy()
-        scores += inout_prob.tolist()
-        labels += batch["inout"].cpu().tolist()
         ids, heatmaps, trajectory = batch["index"].tolist(), {}, []
         for steps in steps_list:
-            keep_path = steps == max(steps_list) and len(kept) < num_keep
+            keep_path = steps == max(steps_list) and min(batch_positions) < num_keep
             heatmaps[steps] = sample_heatmaps(model, diffusion, cond, ids, size, seed, steps,
                                               device, trajectory=trajectory if keep_path else None)
         mean_map = None
@@ -126,44 +150,60 @@ def run_split(model, diffusion, dataset, steps_list: list[int], *, batch_size: i
             others = sample_heatmaps(model, diffusion, cond, ids, size, seed, first, device,
                                      draws=num_samples - 1, first_draw=1)
             mean_map = (heatmaps[first] + (num_samples - 1) * others) / num_samples
-        for i in range(len(ids)):
+        for i, position in enumerate(batch_positions):
             points = batch["gaze_points"][i].cpu().numpy()
             args = (points, float(batch["inout"][i]), int(batch["width"][i]),
                     int(batch["height"][i]), protocol)
-            prior_scores.append(score_instance(prior, *args))
-            for steps in steps_list:
-                per_steps[steps].append(score_instance(heatmaps[steps][i], *args))
-            if mean_map is not None:
-                mean_scores.append(score_instance(mean_map[i], *args))
+            entry = {"position": position, "prior": score_instance(prior, *args),
+                     "steps": {s: score_instance(heatmaps[s][i], *args) for s in steps_list},
+                     "mean": score_instance(mean_map[i], *args) if mean_map is not None else None,
+                     "inout_score": float(inout_prob[i]), "label": int(batch["inout"][i])}
             if steps_list:
-                records.append(_record(batch, i, per_steps[first][-1], float(inout_prob[i])))
-            if len(kept) < num_keep and steps_list:
-                kept.append({"path": batch["path"][i], "index": ids[i],
-                             "head_box": batch["head_box"][i].cpu().numpy(), "points": points,
-                             "heatmap": heatmaps[first][i], "pred": per_steps[first][-1]["pred"],
-                             "inout_prob": float(inout_prob[i]),
-                             "trajectory": [step[i, 0].numpy() for step in trajectory]})
+                entry["record"] = _record(batch, i, entry["steps"][first], float(inout_prob[i]))
+            if position < num_keep and steps_list:
+                entry["kept"] = {
+                    "path": batch["path"][i], "index": ids[i],
+                    "head_box": batch["head_box"][i].cpu().numpy(), "points": points,
+                    "heatmap": heatmaps[first][i], "pred": entry["steps"][first]["pred"],
+                    "inout_prob": float(inout_prob[i]),
+                    "trajectory": [step[i, 0].numpy() for step in trajectory]}
+            entries.append(entry)
         progress.update(len(ids))
     progress.close()
+    entries = _gather_entries(entries, shard)
+    if shard[1] > 1:
+        from accelerate.utils import gather_object
+        bad = gather_object(bad)
+    scores = [e["inout_score"] for e in entries]
+    labels = [e["label"] for e in entries]
     prior_constant = np.full(len(labels), prior_inout)
     return {
-        "model": {steps: summarize(per_steps[steps], scores, labels, protocol)
+        "model": {steps: summarize([e["steps"][steps] for e in entries], scores, labels,
+                                   protocol)
                   for steps in steps_list} or {0: summarize([], scores, labels, protocol)},
-        "center_prior": summarize(prior_scores, prior_constant, labels, protocol),
-        "mean_of_samples": summarize(mean_scores, scores, labels, protocol) if mean_scores
-        else None,
-        "records": records, "samples": kept, "bad_input": bad,
+        "center_prior": summarize([e["prior"] for e in entries], prior_constant, labels,
+                                  protocol),
+        "mean_of_samples": summarize([e["mean"] for e in entries], scores, labels, protocol)
+        if entries and entries[0]["mean"] is not None else None,
+        "records": [e["record"] for e in entries if "record" in e],
+        "samples": [e["kept"] for e in entries if "kept" in e],
+        "bad_input": bad,
     }
 
 
 def evaluate_run(config, model, diffusion, run_dir: str | Path, device, weights: str,
-                 log=print, run_id: str | None = None) -> dict:
+                 log=print, run_id: str | None = None, shard: tuple[int, int] = (0, 1)) -> dict:
     """The end-of-run evaluation: protocol metrics on ``eval.split`` for the model and the
     centre prior, in/out AP; ``metrics.json``, ``predictions.csv`` and pictures in
-    ``run_dir``; the same logged to wandb unless it is disabled."""
+    ``run_dir``; the same logged to wandb unless it is disabled.
+
+    With ``shard`` = (process index, count), every process samples its share and process 0
+    writes the merged results (all processes return them)."""
     from gazefollow.data.build import build_datasets
     from gazefollow.visualize import save_prediction_grid, save_trajectories
 
+    if shard[0] != 0:
+        log = lambda *_: None  # noqa: E731  one process speaks
     datasets = build_datasets(config, log=log)
     steps_list = list(dict.fromkeys([config.diffusion.sample_time_steps,
                                      *config.eval.extra_steps]))
@@ -171,7 +211,7 @@ def evaluate_run(config, model, diffusion, run_dir: str | Path, device, weights:
         steps_list = [1]
     prior_inout = float(np.mean([i.inout for i in datasets["train"].instances]))
     common = dict(batch_size=config.eval.batch_size, seed=config.run.seed, device=device,
-                  prior_inout=prior_inout, num_workers=config.data.num_workers)
+                  prior_inout=prior_inout, num_workers=config.data.num_workers, shard=shard)
     split = config.eval.split
     protocol = protocol_of(config)
     main = run_split(model, diffusion, datasets[split], steps_list, protocol=protocol,
@@ -202,12 +242,14 @@ def evaluate_run(config, model, diffusion, run_dir: str | Path, device, weights:
         "subsampled": bool(config.data.subsample_test and split == "test"),
         "sampler": diffusion.cfg.sampler if diffusion is not None else "regression (one pass)",
         "sample_steps": first, "num_samples": config.eval.num_samples,
-        "weights": weights, "inout_ap_split": ap_split,
+        "weights": weights, "inout_ap_split": ap_split, "processes": shard[1],
         "inout_ap_instances": len(datasets[ap_split]) - len(inout["bad_input"]),
         "skipped_unreadable": len(bad), "skipped_examples": bad[:5],
         "center_prior": f"Gaussian sigma {PRIOR_SIGMA_AT_64} (at 64 px) at the image centre; "
                         f"in/out score = train in-frame rate {prior_inout:.3f}",
     }
+    if shard[0] != 0:
+        return results
     run_dir = Path(run_dir)
     write_metrics(results, run_dir / "metrics.json")
     write_predictions(main["records"], run_dir / "predictions.csv")
@@ -229,8 +271,20 @@ def evaluate_run(config, model, diffusion, run_dir: str | Path, device, weights:
     return results
 
 
+def eval_processes(config):
+    """Accelerate's process state (several under ``accelerate launch`` / ``torchrun``): CPU
+    processes talk over gloo when no GPU is used."""
+    from accelerate import PartialState
+    cpu = config.run.device == "cpu" or not torch.cuda.is_available()
+    return PartialState(cpu=cpu)
+
+
 def pick_device(config) -> torch.device:
-    """The evaluation device: as configured, or CUDA when available under "auto"."""
+    """The evaluation device: as configured, or CUDA when available under "auto"; with
+    several processes, this process's device."""
+    processes = eval_processes(config)
+    if processes.num_processes > 1:
+        return processes.device
     if config.run.device in ("cuda", "mps"):
         return torch.device(config.run.device)
     if config.run.device == "auto" and torch.cuda.is_available():
@@ -244,7 +298,7 @@ def load_for_eval(checkpoint: str | Path, overrides: list = (), layers: list = (
     "raw"), "state", "path"}; the checkpoint's config with ``layers`` and ``overrides`` on top."""
     from diffusers.training_utils import EMAModel
 
-    from gazefollow.checkpoint import load_checkpoint, resolve_checkpoint
+    from gazefollow.checkpoint import load_checkpoint, resolve_checkpoint, run_dir_of
     from gazefollow.config import build_config
     from gazefollow.diffusion.gaussian import build_diffusion
     from gazefollow.models.gaze_model import build_model
@@ -263,7 +317,7 @@ def load_for_eval(checkpoint: str | Path, overrides: list = (), layers: list = (
     device = pick_device(config)
     return {"config": config, "model": model.to(device), "weights": weights, "state": state,
             "diffusion": build_diffusion(config) if config.model.decoder == "diffusion" else None,
-            "device": device, "path": path}
+            "device": device, "path": path, "run_dir": run_dir_of(path)}
 
 
 def evaluate_checkpoint(checkpoint: str | Path, overrides: list = (), out_dir=None,
@@ -279,9 +333,13 @@ def evaluate_checkpoint(checkpoint: str | Path, overrides: list = (), out_dir=No
         steps = config.diffusion.sample_time_steps
         tail = "-subsampled" if config.data.subsample_test and config.eval.split == "test" else ""
         kind = config.diffusion.sampler if config.model.decoder == "diffusion" else "regression"
-        out_dir = path.parent / f"eval-{config.eval.split}-{kind}{steps}-{weights}{tail}"
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    (Path(out_dir) / "eval_config.yaml").write_text(to_yaml(config))
-    log(f"evaluating {path} (step {loaded['state']['step']}) -> {out_dir}")
+        out_dir = loaded["run_dir"] / f"eval-{config.eval.split}-{kind}{steps}-{weights}{tail}"
+    processes = eval_processes(config)
+    if processes.is_main_process:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / "eval_config.yaml").write_text(to_yaml(config))
+        log(f"evaluating {path} (step {loaded['state']['step']}, {processes.num_processes} "
+            f"process(es)) -> {out_dir}")
     return evaluate_run(config, loaded["model"], loaded["diffusion"], out_dir, loaded["device"],
-                        weights, log, run_id=loaded["state"].get("wandb_run_id"))
+                        weights, log, run_id=loaded["state"].get("wandb_run_id"),
+                        shard=(processes.process_index, processes.num_processes))

@@ -47,7 +47,7 @@ def test_default_experiment_only_without_yaml_files():
     (["--list_resnet_face_layers", "1,2,1"], "model.face_layers", [1, 2, 1]),
     (["--no_wandb"], "logging.wandb", "disabled"),
     (["--no_resume"], "run.resume", False),
-    (["--no_save"], "run.keep_snapshots", False),
+    (["--no_save"], "run.keep_last", 1),
     (["--lr_schedular"], "optim.lr_schedule", "cosine"),
     (["--source_dataset_dir", "/data/gf"], "data.dataset_dir", "/data/gf"),
     (["--unet_context_vector", "64"], "model.context_dim", 64),
@@ -107,3 +107,17 @@ def test_unknown_flag_suggests():
 def test_eval_weights_flag_is_returned():
     _, _, weights = parse(["--eval_weights", "outputs/run"])
     assert weights == "outputs/run"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("optim.part_lr.scen=1e-5", r"optim.part_lr has the key 'scen'.*'inout_head'.*'scene'\?"),
+    ("optim.part_weight_decay.unet=0.1", r"optim.part_weight_decay has the key 'unet'"),
+    ("optim.part_lr.face=0", r"optim.part_lr.face=0.0 must be > 0"),
+    ("run.init_resnet_parts=[scene,body]", r"run.init_resnet_parts has 'body'"),
+    ("run.init_format=timm", r"run.init_format='timm' is not one of"),
+])
+def test_per_part_and_init_weights_keys_are_checked(override, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config(overrides=[override])
+    good = build_config(overrides=["optim.part_lr.scene=1e-5", "optim.part_weight_decay.face=0"])
+    assert good.optim.part_lr == {"scene": 1e-5} and good.optim.part_weight_decay == {"face": 0}

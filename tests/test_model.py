@@ -1,7 +1,9 @@
+import math
+
 import pytest
 import torch
 
-from gazefollow.models.gaze_model import build_model
+from gazefollow.models.gaze_model import build_model, optimizer_parameter_groups
 from gazefollow.models.resnet import ResNet
 from tests.conftest import tiny_config
 
@@ -53,15 +55,50 @@ def test_resnet_uses_torchvision_parameter_names():
     assert bottleneck.out_channels == 2048
 
 
-def test_parameter_groups_split_parts_and_freeze(tmp_path):
-    config = tiny_config(tmp_path, "model.freeze_face=true")
+def test_optimizer_groups_hold_each_trainable_parameter_once(tmp_path):
+    config = tiny_config(tmp_path, "model.freeze_face=true", "optim.lr=1e-3",
+                         "optim.gaze_lr=1e-4", "optim.weight_decay=0.01",
+                         "optim.part_lr.scene=1e-5", "optim.part_weight_decay.inout_head=0.5")
     model = build_model(config)
-    groups = model.parameter_groups(lr=1e-3, gaze_lr=1e-4)
-    assert [g["name"] for g in groups] == ["diffusion", "gaze"]
-    assert groups[0]["lr"] == 1e-3 and groups[1]["lr"] == 1e-4
-    in_groups = {id(p) for g in groups for p in g["params"]}
-    assert all(id(p) not in in_groups for p in model.gaze.face.parameters())
-    assert all(id(p) in in_groups for p in model.denoiser.parameters())
+    groups = optimizer_parameter_groups(model, config.optim)
+    settings = {g["name"]: (g["lr"], g["weight_decay"]) for g in groups}
+    assert settings == {"scene": (1e-5, 0.01), "conditioner": (1e-4, 0.01),
+                        "denoiser": (1e-3, 0.01), "inout_head": (1e-4, 0.5)}  # face: frozen
+    grouped = [id(p) for g in groups for p in g["params"]]
+    trainable = [id(p) for p in model.parameters() if p.requires_grad]
+    assert len(grouped) == len(set(grouped)) and set(grouped) == set(trainable)
+    for name, part in (("scene", model.gaze.scene), ("denoiser", model.denoiser),
+                       ("inout_head", model.inout_head), ("conditioner", model.gaze.direction)):
+        group = next(g for g in groups if g["name"] == name)
+        assert {id(p) for p in part.parameters()} <= {id(p) for p in group["params"]}
+    torch.optim.AdamW(groups)  # the groups are valid AdamW groups
+
+
+def test_optimizer_groups_refuse_a_parameter_in_two_parts(tmp_path):
+    model = build_model(tiny_config(tmp_path, "model.decoder=regression"))
+    model.denoiser.shared = model.inout_head.net[0]  # the same layer reached from two parts
+    with pytest.raises(AssertionError, match="in two groups.*inout_head.net.0.weight"):
+        optimizer_parameter_groups(model, tiny_config(tmp_path).optim)
+
+
+def test_every_group_follows_its_own_lr_through_warmup_and_cosine(tmp_path):
+    from diffusers.optimization import get_scheduler
+    config = tiny_config(tmp_path, "optim.lr=1e-3", "optim.part_lr.face=4e-4",
+                         "optim.part_lr.scene=2e-5")
+    groups = optimizer_parameter_groups(build_model(config), config.optim)
+    base = {g["name"]: g["lr"] for g in groups}
+    optimizer = torch.optim.AdamW(groups)
+    scheduler = get_scheduler("cosine", optimizer, num_warmup_steps=3, num_training_steps=10)
+    factors = []
+    for _ in range(10):
+        factor = optimizer.param_groups[0]["lr"] / base[optimizer.param_groups[0]["name"]]
+        for group in optimizer.param_groups:
+            assert group["lr"] == pytest.approx(base[group["name"]] * factor, rel=1e-12)
+        factors.append(factor)
+        optimizer.step()
+        scheduler.step()
+    assert factors[:4] == pytest.approx([0, 1 / 3, 2 / 3, 1])  # linear warm-up, then cosine
+    assert factors[6] == pytest.approx(0.5 * (1 + math.cos(math.pi * 3 / 7)))
 
 
 def test_direction_field_is_a_cone_around_the_direction():
@@ -79,22 +116,6 @@ def test_direction_field_is_a_cone_around_the_direction():
     assert (field[0, :, row, 0] == 0).all()  # behind the head: 0
     off_axis = field[0, :, 1, 6]  # ahead but above: inside the wide cone, outside the narrow one
     assert 0 < off_axis[1] < off_axis[0] < 1
-
-
-def test_init_weights_load_torchvision_names_through_the_key_map(tmp_path):
-    from gazefollow.checkpoint import load_init_weights
-    config = tiny_config(tmp_path)
-    model = build_model(config)
-    face = ResNet(config.model.face_layers, config.model.face_inplanes)
-    state = {k: torch.randn_like(v) if v.is_floating_point() else v
-             for k, v in face.state_dict().items()}
-    state["fc.weight"] = torch.zeros(10, 4)  # as in an ImageNet classifier file
-    path = tmp_path / "resnet.pth"
-    torch.save(state, path)
-    with pytest.raises(ValueError, match="unknown to the model"):
-        load_init_weights(model, path, {"": "gaze.face."}, log=lambda *_: None)
-    load_init_weights(model, path, {"fc.": None, "": "gaze.face."}, log=lambda *_: None)
-    assert torch.equal(model.gaze.face.layer1[0].conv1.weight, state["layer1.0.conv1.weight"])
 
 
 @pytest.mark.parametrize("prediction", ["eps", "x0", "v"])

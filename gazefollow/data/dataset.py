@@ -41,7 +41,8 @@ class HeadDataset(Dataset):
     Sample keys: ``image`` [3, S, S] (ImageNet-normalised), ``head_channel`` [1, S, S],
     ``face`` [3, F, F], ``heatmap`` [1, O, O] (Gaussian, peak 1; zeros out of frame),
     ``gaze_points`` [20, 2] (normalised, -1 padding), ``inout`` (1 in frame, 0 out),
-    ``head_box`` [4] (normalised xyxy, after quirk fixes), ``index`` (sample id), ``path``,
+    ``head_box`` [4] (normalised xyxy, after quirk fixes), ``index`` (sample id), ``position``
+    (in this dataset), ``path``,
     ``width`` and ``height`` (original image size).
 
     An item is a position, or (position, epoch) from the training sampler: with ``augment``
@@ -98,7 +99,8 @@ class HeadDataset(Dataset):
         position, epoch = item if isinstance(item, tuple) else (item, 0)
         instance = self.instances[position]
         try:
-            return self._sample(instance, epoch)
+            # the position orders evaluation results gathered from several processes
+            return {**self._sample(instance, epoch), "position": position}
         except BadInput as err:
             if self.on_bad_input == "skip":
                 return {BAD_KEY: str(err)}

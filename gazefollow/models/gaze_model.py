@@ -1,9 +1,12 @@
 """The full model: gaze part (encoders, conditioner, in/out head) + diffusion part (UNet)."""
 from __future__ import annotations
 
+from collections import Counter
+
 import torch
 from torch import nn
 
+from gazefollow.config import MODEL_PARTS
 from gazefollow.models.denoiser import HeatmapDenoiser, conditioning_channels, conditioning_maps
 from gazefollow.models.gaze_encoder import GazeEncoder
 
@@ -23,8 +26,8 @@ class InOutHead(nn.Module):
 class GazeDiffusionModel(nn.Module):
     """``encode`` runs once per sample; ``denoise`` runs once per diffusion step.
 
-    The two parts are separate attributes so the optimiser can give each its own learning rate
-    (``parameter_groups``) and either encoder can be frozen.
+    The parts are separate attributes so the optimiser can give each its own learning rate and
+    weight decay (``optimizer_parameter_groups``) and either encoder can be frozen.
     """
 
     def __init__(self, model_cfg, output_size: int, out_channels: int = 1,
@@ -61,15 +64,54 @@ class GazeDiffusionModel(nn.Module):
         cond = self.encode(batch)
         return self.denoise(x_t, t, cond), cond
 
-    def parameter_groups(self, lr: float, gaze_lr: float | None) -> list[dict]:
-        """The seed's split: diffusion part and gaze part, each with its own learning rate."""
-        def trainable(module):
-            return [p for p in module.parameters() if p.requires_grad]
-        return [
-            {"params": trainable(self.denoiser), "lr": lr, "name": "diffusion"},
-            {"params": trainable(self.gaze) + trainable(self.inout_head),
-             "lr": gaze_lr if gaze_lr is not None else lr, "name": "gaze"},
-        ]
+    def trainable_parts(self) -> dict[str, list[nn.Parameter]]:
+        """Trainable parameters by part (MODEL_PARTS); a frozen encoder's list is empty.
+        "conditioner" is everything in the gaze part but the two encoders."""
+        def trainable(params):
+            return [p for p in params if p.requires_grad]
+        encoders = {id(p) for enc in (self.gaze.scene, self.gaze.face) for p in enc.parameters()}
+        parts = {
+            "scene": trainable(self.gaze.scene.parameters()),
+            "face": trainable(self.gaze.face.parameters()),
+            "conditioner": trainable(p for p in self.gaze.parameters() if id(p) not in encoders),
+            "denoiser": trainable(self.denoiser.parameters()),
+            "inout_head": trainable(self.inout_head.parameters()),
+        }
+        assert tuple(parts) == MODEL_PARTS, "config.MODEL_PARTS names the parts for validation"
+        return parts
+
+
+def optimizer_parameter_groups(model: GazeDiffusionModel, optim_cfg) -> list[dict]:
+    """AdamW groups, one per model part with trainable parameters (frozen encoders have none):
+    {"name", "params", "lr", "weight_decay"}. lr: optim.part_lr[part], else optim.gaze_lr for
+    every part but the denoiser, else optim.lr; weight decay: optim.part_weight_decay[part],
+    else optim.weight_decay. LR schedulers scale every group's lr by the same factor."""
+    groups = []
+    for name, params in model.trainable_parts().items():
+        if not params:
+            continue
+        lr = optim_cfg.lr
+        if optim_cfg.gaze_lr is not None and name != "denoiser":
+            lr = optim_cfg.gaze_lr
+        groups.append({
+            "name": name, "params": params, "lr": optim_cfg.part_lr.get(name, lr),
+            "weight_decay": optim_cfg.part_weight_decay.get(name, optim_cfg.weight_decay),
+        })
+    _check_each_parameter_once(model, groups)
+    return groups
+
+
+def _check_each_parameter_once(model: nn.Module, groups: list[dict]) -> None:
+    """A parameter in no group would silently never train; one in two would step twice."""
+    counts = Counter(id(p) for group in groups for p in group["params"])
+    names = {id(p): name for name, p in model.named_parameters()}
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    twice = sorted(names[i] for i, n in counts.items() if n > 1)
+    left_out = sorted(names[i] for i in trainable - counts.keys())
+    frozen = sorted(names[i] for i in counts.keys() - trainable)
+    if twice or left_out or frozen:
+        raise AssertionError(f"optimiser groups must hold each trainable parameter once: in "
+                             f"two groups {twice}, in none {left_out}, frozen {frozen}")
 
 
 class RegressionDecoder(nn.Module):

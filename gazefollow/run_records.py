@@ -1,0 +1,59 @@
+"""What a run leaves beside its checkpoints: the resolved config, the code's commit, a per-step
+log (``train_log.jsonl``) and the measured speed (``train_stats.json``)."""
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+from pathlib import Path
+
+import torch
+
+
+def git_commit() -> str:
+    """The code's commit, recorded in the run directory and every checkpoint."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def peak_memory_mib(device: torch.device | None = None) -> float:
+    """Peak memory of this process: CUDA allocations on a GPU, resident set size otherwise
+    (Linux reports ru_maxrss in KiB)."""
+    if device is not None and device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class StepLog:
+    """One JSON line per optimizer step, written by the main process. A resumed run first
+    drops the lines after its checkpoint's step: the interrupted session logged steps that
+    the resumed one repeats."""
+
+    def __init__(self, path: Path, resumed_step: int, enabled: bool):
+        self.path, self.enabled = Path(path), enabled
+        if not enabled:
+            return
+        kept = []
+        if self.path.is_file():
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["step"] <= resumed_step]
+        self.path.write_text("".join(line + "\n" for line in kept))
+
+    def write(self, step: int, values: dict) -> None:
+        if self.enabled:
+            with self.path.open("a") as handle:
+                handle.write(json.dumps({"step": step, **values}) + "\n")
+
+
+def read_step_log(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "train_log.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_train_stats(run_dir: Path, stats: dict) -> None:
+    """This session's measured speed and memory (the README's numbers come from here), and
+    what it skipped."""
+    (Path(run_dir) / "train_stats.json").write_text(json.dumps(stats, indent=2))

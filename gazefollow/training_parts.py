@@ -1,0 +1,179 @@
+"""The pieces train.py puts together: accelerator, data order, LR schedule, resume checks,
+NaN guard, per-step diagnostics and validation."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from diffusers.optimization import get_scheduler
+from torch.utils.data import Sampler
+
+from gazefollow.config import Config, ConfigError, to_dict
+from gazefollow.evaluate import protocol_of, run_split
+from gazefollow.visualize import save_prediction_grid
+
+
+class EpochShuffle(Sampler):
+    """A fresh permutation per epoch from (seed, epoch): the order is a pure function of both,
+    so a resumed run sees the same batches as an uninterrupted one. Items are (position,
+    epoch), so the dataset draws each sample's augmentation from the same pair."""
+
+    def __init__(self, size: int, seed: int):
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 10_007 + self.epoch)
+        order = torch.randperm(self.size, generator=generator).tolist()
+        return iter([(position, self.epoch) for position in order])
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def make_accelerator(config: Config, run_dir: Path) -> Accelerator:
+    """CPU when asked or when no GPU is present (several CPU processes then talk over gloo);
+    wandb only when logging is not disabled."""
+    device = config.run.device
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("run.device=cuda but no CUDA device is available")
+    cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    if cpu and config.optim.amp == "fp16":
+        raise ConfigError("optim.amp=fp16 (--amp O1) needs a GPU; on a CPU use bf16 (O2) or no")
+    log_with = None if config.logging.wandb == "disabled" else "wandb"
+    return Accelerator(cpu=cpu, mixed_precision=config.optim.amp, log_with=log_with,
+                       gradient_accumulation_steps=config.optim.grad_accumulation,
+                       project_dir=str(run_dir))
+
+
+def describe_setup(accelerator: Accelerator, config: Config) -> str:
+    """The line every run starts with: who trains, on what, with which batch."""
+    per_process = config.data.batch_size
+    accumulation = config.optim.grad_accumulation
+    world = accelerator.num_processes
+    kind = "one process" if world == 1 else f"{accelerator.distributed_type.value} DDP"
+    return (f"{world} process(es) on {accelerator.device.type} ({kind}); batch {per_process} per process x "
+            f"{accumulation} accumulation x {world} process(es) = {per_process * accumulation * world} "
+            f"global; mixed precision {accelerator.mixed_precision}; channels_last "
+            f"{'on' if config.model.channels_last else 'off'}; torch.compile "
+            f"{'on' if config.model.compile else 'off'}; {torch.get_num_threads()} threads")
+
+
+def start_trackers(accelerator: Accelerator, config: Config, run_dir: Path, run_id: str) -> None:
+    """wandb through Accelerate, under the run directory; the run id makes a resume continue
+    the same wandb run."""
+    if config.logging.wandb == "disabled":
+        return
+    accelerator.init_trackers(
+        "gazefollow", config=to_dict(config),
+        init_kwargs={"wandb": {"mode": config.logging.wandb, "dir": str(run_dir),
+                               "name": config.run.tag, "id": run_id, "resume": "allow"}})
+
+
+def make_lr_scheduler(optimizer, optim, total_steps: int):
+    """Linear warm-up over ``optim.warmup_steps``, then constant or cosine decay to zero at
+    ``total_steps``; every parameter group keeps its own base rate under the same factor."""
+    name = {"constant": "constant_with_warmup", "cosine": "cosine"}[optim.lr_schedule]
+    return get_scheduler(name, optimizer, num_warmup_steps=optim.warmup_steps,
+                         num_training_steps=max(total_steps, 1))
+
+
+# Keys that may change when a run is resumed; any other difference is refused, because the
+# optimizer, scheduler and EMA states restored from the checkpoint would silently win.
+RESUMABLE_CHANGES = ("run.max_steps", "run.halt_at_step", "run.print_every", "run.save_every",
+                     "run.keep_last", "run.device", "run.resume", "optim.epochs",
+                     "data.num_workers", "eval.", "logging.", "diffusion.sample_time_steps",
+                     "diffusion.sampler", "diffusion.clip_denoised",
+                     "diffusion.eval_from_picture", "diffusion.time_noise")
+
+
+def resume_conflicts(stored: dict, current: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between a checkpoint's config and this run's."""
+    out = []
+    for key in sorted(set(stored) | set(current)):
+        dotted, a, b = prefix + key, stored.get(key), current.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += resume_conflicts(a, b, dotted + ".")
+        elif a != b and not any(dotted.startswith(ok) for ok in RESUMABLE_CHANGES):
+            out.append(f"{dotted}: {a!r} -> {b!r}")
+    return out
+
+
+def restore(state: dict, config: Config, net, ema, optimizer, lr_scheduler) -> int:
+    """Put a checkpoint's model, EMA, optimizer and LR schedule back; return its step."""
+    conflicts = resume_conflicts(state["config"], to_dict(config))
+    if conflicts:
+        raise ConfigError("the run directory holds a checkpoint made with another config ("
+                          + "; ".join(conflicts[:6]) + "); use --no_resume or another --tag")
+    net.load_state_dict(state["model"])
+    ema.load_state_dict(state["ema"])
+    optimizer.load_state_dict(state["optimizer"])
+    lr_scheduler.load_state_dict(state["lr_scheduler"])
+    return state["step"]
+
+
+def all_finite(accelerator: Accelerator, losses: dict, net) -> bool:
+    """NaN/Inf guard: is the loss and every gradient finite, on every process (all processes
+    must agree to skip, or DDP would hang on the next collective)?"""
+    bad = (~torch.isfinite(losses["loss"].detach())).any().float()
+    grads = [p.grad for p in net.parameters() if p.grad is not None]
+    if grads:
+        bad = bad + (~torch.isfinite(torch.stack([g.detach().float().abs().sum()
+                                                  for g in grads]))).any().float()
+    return accelerator.reduce(bad.reshape(1), reduction="sum").item() == 0
+
+
+def quartile_losses(losses: dict, num_timesteps: int) -> dict:
+    """mse_q0..q3: the denoising loss per quarter of the timestep range (ADM's diagnostic)."""
+    out = {}
+    if "t" not in losses:  # the regression decoder has no timesteps
+        return out
+    quartile = (losses["t"] * 4 // num_timesteps).clamp(max=3)
+    for q in range(4):
+        mask = (quartile == q) & (losses["in_frame"] > 0)
+        if mask.any():
+            out[f"mse_q{q}"] = float(losses["mse"][mask].mean())
+    return out
+
+
+def timed(batches, clock: dict):
+    """Yield from ``batches``, adding the time spent waiting for each to clock["data_wait"]."""
+    iterator = iter(batches)
+    while True:
+        start = time.perf_counter()
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        clock["data_wait"] += time.perf_counter() - start
+        yield batch
+
+
+def validate(net, ema, diffusion, dataset, config: Config, accelerator: Accelerator, step: int,
+             run_dir: Path, log) -> None:
+    """Validation metrics with the EMA weights (swapped in, then back), logged; never test.
+    Every process scores its share of the split. With ``eval.debugging_maps`` (the original's
+    ``--Debugging_maps``) the first validation samples are also drawn:
+    ``debugging_maps/step_<N>.png`` in the run directory."""
+    ema.store(net.parameters())
+    ema.copy_to(net.parameters())
+    steps = config.diffusion.sample_time_steps
+    keep = config.eval.num_visualize if config.eval.debugging_maps else 0
+    result = run_split(net, diffusion, dataset, [steps], batch_size=config.eval.batch_size,
+                       seed=config.run.seed, device=accelerator.device, num_keep=keep,
+                       prior_inout=0.5, protocol=protocol_of(config), desc="val",
+                       shard=(accelerator.process_index, accelerator.num_processes))
+    ema.restore(net.parameters())
+    net.train()
+    metrics = result["model"][steps]
+    accelerator.log({f"val/{k}": v for k, v in metrics.items()}, step=step)
+    log(f"step {step} validation (EMA, {config.diffusion.sampler} {steps} steps): " +
+        "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    if result["samples"] and accelerator.is_main_process:
+        (run_dir / "debugging_maps").mkdir(exist_ok=True)
+        save_prediction_grid(result["samples"], Path(config.data.dataset_dir),
+                             run_dir / "debugging_maps" / f"step_{step:07d}.png")
