@@ -89,15 +89,28 @@ def parse(argv: list[str]) -> tuple[list[Path], list, str | None]:
 
 def main(argv: list[str] | None = None) -> dict:
     """Train then evaluate (returns metrics.json's content), or evaluate saved weights."""
+    import torch.distributed
+
+    from gazefollow.evaluate import evaluate_checkpoint
+
+    layers, overrides, eval_weights = parse(sys.argv[1:] if argv is None else argv)
+    try:
+        if eval_weights:
+            return evaluate_checkpoint(eval_weights, overrides, layers=layers)
+        return train_and_evaluate(build_config(layers, overrides))
+    finally:
+        # several processes: training keeps the process group for the sharded evaluation;
+        # it ends here (a no-op with one process)
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def train_and_evaluate(config) -> dict:
     from accelerate import PartialState
 
     from gazefollow.evaluate import evaluate_checkpoint
     from gazefollow.train import train
 
-    layers, overrides, eval_weights = parse(sys.argv[1:] if argv is None else argv)
-    if eval_weights:
-        return evaluate_checkpoint(eval_weights, overrides, layers=layers)
-    config = build_config(layers, overrides)
     start = time.perf_counter()
     run_dir = train(config)
     if not run_finished(run_dir):

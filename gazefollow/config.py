@@ -127,7 +127,8 @@ class ModelConfig:
     freeze_scene: bool = False
     freeze_face: bool = False
     channels_last: bool = False
-    compile: bool = False  # torch.compile the training model (needs a C++ compiler on CPU)
+    compile: bool = False  # torch.compile the training model (inductor needs a C++ compiler)
+    compile_backend: str = "inductor"  # torch.compile backend; aot_eager checks graphs fast
     attention_layout: str = "default"  # alternative layouts: not yet supported
     adm_attention_module: bool = False  # ADM's own attention block: not yet supported
 

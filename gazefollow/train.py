@@ -115,7 +115,7 @@ def train(config: Config, log=print) -> Path:
         log(f"resumed from {latest} at step {step}")
     model, optimizer = accelerator.prepare(net, optimizer)
     if config.model.compile:
-        model = torch.compile(model)
+        model = torch.compile(model, backend=config.model.compile_backend)
     ema.to(accelerator.device)
     start_trackers(accelerator, config, run_dir, run_id)
     step_log = StepLog(run_dir / "train_log.jsonl", step, accelerator.is_main_process)
@@ -234,5 +234,6 @@ def train(config: Config, log=print) -> Path:
             "skipped_unreadable": len(bad_inputs), "skipped_examples": bad_inputs[:20],
             "nonfinite_steps_skipped": counters["nonfinite_steps"]})
     accelerator.wait_for_everyone()
-    accelerator.end_training()
+    for tracker in accelerator.trackers:  # not end_training(): the evaluation still needs
+        tracker.finish()                  # the process group
     return run_dir

@@ -88,7 +88,8 @@ RESUMABLE_CHANGES = ("run.max_steps", "run.halt_at_step", "run.print_every", "ru
                      "run.keep_last", "run.device", "run.resume", "optim.epochs",
                      "data.num_workers", "eval.", "logging.", "diffusion.sample_time_steps",
                      "diffusion.sampler", "diffusion.clip_denoised",
-                     "diffusion.eval_from_picture", "diffusion.time_noise")
+                     "diffusion.eval_from_picture", "diffusion.time_noise", "model.compile",
+                     "optim.max_nonfinite_steps")
 
 
 def resume_conflicts(stored: dict, current: dict, prefix: str = "") -> list[str]:
