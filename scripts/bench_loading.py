@@ -27,7 +27,7 @@ from gazefollow.data.synthetic_layouts import write_goo_world, write_vat_world  
 from gazefollow.diffusion.gaussian import build_diffusion  # noqa: E402
 from gazefollow.diffusion.losses import training_losses  # noqa: E402
 from gazefollow.models.gaze_model import build_model  # noqa: E402
-from gazefollow.train import EpochShuffle  # noqa: E402
+from gazefollow.training_parts import EpochShuffle  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WRITERS = {

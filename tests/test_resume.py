@@ -143,3 +143,15 @@ def test_no_resume_starts_fresh(straight, capsys):
     printed = capsys.readouterr().out
     assert "resumed from" not in printed
     assert read_step_log(_run_dir(tmp, "fresh")) == losses[:2]
+
+
+def test_resumed_run_continues_the_same_wandb_run(tmp_path):
+    """wandb offline (no account): the run id is stored in the checkpoint, so the resumed
+    session (and the final evaluation) write into the same wandb run."""
+    _train(tmp_path, "wandb", "run.max_steps=3", "run.halt_at_step=2", "logging.wandb=offline")
+    run_id = load_checkpoint(_run_dir(tmp_path, "wandb"))["wandb_run_id"]
+    _train(tmp_path, "wandb", "run.max_steps=3", "logging.wandb=offline")
+    assert load_checkpoint(_run_dir(tmp_path, "wandb"))["wandb_run_id"] == run_id
+    runs = sorted((_run_dir(tmp_path, "wandb") / "wandb").glob("offline-run-*"))
+    assert len(runs) >= 3  # two training sessions and the evaluation
+    assert all(path.name.endswith("-" + run_id) for path in runs), runs
