@@ -185,6 +185,7 @@ class OptimConfig:
     amp: str = "no"  # no | fp16 | bf16
     ema_on: bool = True  # evaluate with EMA weights
     ema_rate: float = 0.999  # the EMA decay ceiling
+    ema_warmup: bool = True  # off: the decay is ema_rate from the first step
     ema_power: float = 0.75  # EMA warm-up: decay = 1 - (1 + step)^-power, capped at ema_rate
 
 

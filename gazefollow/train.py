@@ -92,7 +92,8 @@ def train(config: Config, log=print) -> Path:
     # Stepped by hand once per optimizer step, never prepared: a prepared scheduler steps once
     # per process, which would make warm-up depend on the process count.
     lr_scheduler = make_lr_scheduler(optimizer, config.optim, total_steps)
-    ema = EMAModel(net.parameters(), decay=config.optim.ema_rate, use_ema_warmup=True,
+    ema = EMAModel(net.parameters(), decay=config.optim.ema_rate,
+                   use_ema_warmup=config.optim.ema_warmup,
                    inv_gamma=1.0, power=config.optim.ema_power)
 
     # 3. resume from the newest complete checkpoint; interrupted saves are never read.

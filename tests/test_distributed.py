@@ -118,3 +118,23 @@ def test_compiled_model_trains_like_the_plain_one(tmp_path):
     compiled = read_step_log(_run_dir(tmp_path, "compiled"))
     for a, b in zip(plain, compiled, strict=True):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-4)
+
+
+def test_losses_stay_float32_under_bf16_autocast(tiny_world):
+    """Mixed precision runs the model in bf16; the loss is computed in float32."""
+    import torch
+
+    from gazefollow.data.dataset import collate_samples
+    from gazefollow.data.build import build_datasets
+    from gazefollow.diffusion.gaussian import build_diffusion
+    from gazefollow.diffusion.losses import training_losses
+    from gazefollow.models.gaze_model import build_model
+
+    _, config = tiny_world
+    batch = collate_samples([build_datasets(config, splits=("train",))["train"][i]
+                             for i in range(4)])
+    batch.pop("bad_input")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = training_losses(build_model(config), build_diffusion(config), batch,
+                                 config.loss)
+    assert losses["loss"].dtype == torch.float32 and losses["mse"].dtype == torch.float32

@@ -32,6 +32,10 @@ def test_training_writes_checkpoint_config_and_metrics(trained):
     assert state["step"] == 2
     assert {"model", "ema", "optimizer", "lr_scheduler", "config"} <= set(state)
     assert state["config"]["run"]["max_steps"] == 2  # the resolved config travels with it
+    ema = state["ema"]  # rate and warm-up from the config, saved with the run
+    assert (ema["decay"], ema["use_ema_warmup"], ema["power"]) == (0.999, True, 0.75)
+    assert ema["optimization_step"] == 2
+    assert state["total_steps"] == 2 and state["counters"] == {"nonfinite_steps": 0}
     assert (run_dir / "config.yaml").is_file()
     assert (run_dir / "predictions_grid.png").stat().st_size > 10_000
     stored = json.loads((run_dir / "metrics.json").read_text())
