@@ -119,10 +119,12 @@ def restore(state: dict, config: Config, net, ema, optimizer, lr_scheduler) -> i
 
 def all_finite(accelerator: Accelerator, losses: dict, net) -> bool:
     """NaN/Inf guard: is the loss and every gradient finite, on every process (all processes
-    must agree to skip, or DDP would hang on the next collective)?"""
+    must agree to skip, or DDP would hang on the next collective)? Under fp16 the gradient
+    scaler owns gradient overflow (it skips the step and lowers the scale; skipping it here
+    would keep the scale too high forever), so only the loss is checked."""
     bad = (~torch.isfinite(losses["loss"].detach())).any().float()
     grads = [p.grad for p in net.parameters() if p.grad is not None]
-    if grads:
+    if grads and accelerator.scaler is None:
         bad = bad + (~torch.isfinite(torch.stack([g.detach().float().abs().sum()
                                                   for g in grads]))).any().float()
     return accelerator.reduce(bad.reshape(1), reduction="sum").item() == 0
