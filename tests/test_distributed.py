@@ -56,6 +56,22 @@ def test_two_processes_share_the_work_and_state_it(two_processes):
     assert "training 2 steps (2 per epoch)" in out
 
 
+def test_two_process_run_resumes_bit_exactly(two_processes):
+    """Each process restores its own RNG streams and its shard's position: halted after one
+    step and resumed, the two-process run repeats the uninterrupted one's losses exactly."""
+    tmp, _ = two_processes
+    launcher = ["torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                str(_free_port())]
+    argv = _argv(tmp, "ddp_halted", "--max_steps", "3", "optim.warmup_steps=4")
+    _launch(launcher, [*argv, "run.halt_at_step=1"])
+    state = _run_dir(tmp, "ddp_halted") / "checkpoints" / "step_0000001"
+    assert sorted(f.name for f in state.iterdir()) == ["COMPLETE", "rng_0.pt", "rng_1.pt",
+                                                       "state.pt"]
+    launcher[-1] = str(_free_port())
+    _launch(launcher, argv)
+    assert read_step_log(_run_dir(tmp, "ddp_halted")) == read_step_log(_run_dir(tmp, "ddp"))
+
+
 def test_warmup_does_not_depend_on_the_process_count(two_processes):
     tmp, _ = two_processes
     main(_argv(tmp, "one", "--max_steps", "2", "optim.warmup_steps=4"))

@@ -53,14 +53,16 @@ def _assert_same_state(a: dict, b: dict):
     assert a["lr_scheduler"] == b["lr_scheduler"]
 
 
-@pytest.mark.parametrize("halt", [6, 8], ids=["mid-epoch", "epoch-boundary"])
-def test_stopped_and_resumed_run_is_bitwise_identical(straight, halt, capsys):
+@pytest.mark.parametrize("halt, workers", [(6, 0), (8, 0), (5, 2)],
+                         ids=["mid-epoch", "epoch-boundary", "mid-epoch-2-workers"])
+def test_stopped_and_resumed_run_is_bitwise_identical(straight, halt, workers, capsys):
     tmp, losses, final = straight
     assert [entry["step"] for entry in losses] == list(range(1, 13))
     tag = f"halt{halt}"
-    assert _train(tmp, tag, f"run.halt_at_step={halt}") == {}  # halted: nothing evaluated yet
+    loading = f"data.num_workers={workers}"
+    assert _train(tmp, tag, f"run.halt_at_step={halt}", loading) == {}  # halted: no evaluation
     assert load_checkpoint(_run_dir(tmp, tag))["step"] == halt
-    _train(tmp, tag)  # the same command without the halt resumes
+    _train(tmp, tag, loading)  # the same command without the halt resumes
     assert f"at step {halt}" in capsys.readouterr().out
     assert read_step_log(_run_dir(tmp, tag)) == losses  # every step's losses and LRs, exactly
     _assert_same_state(final, load_checkpoint(_run_dir(tmp, tag)))
