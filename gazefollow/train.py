@@ -18,8 +18,8 @@ from diffusers.training_utils import EMAModel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from gazefollow.checkpoint import (CHECKPOINTS_DIR, incomplete_checkpoints, latest_checkpoint, load_checkpoint,
-                                   load_rng_state, save_checkpoint)
+from gazefollow.checkpoint import (CHECKPOINTS_DIR, incomplete_checkpoints, latest_checkpoint,
+                                   load_checkpoint, load_rng_state, save_checkpoint)
 from gazefollow.config import Config, to_dict, to_yaml
 from gazefollow.data.build import build_datasets
 from gazefollow.data.dataset import BAD_KEY, collate_samples
@@ -76,11 +76,13 @@ def train(config: Config, log=print) -> Path:
     if config.run.max_steps is not None:
         total_steps = min(total_steps, config.run.max_steps)
     stop_step = min(total_steps, config.run.halt_at_step or total_steps)
+    # the newest complete checkpoint, resumed below; interrupted saves are never read
+    latest = latest_checkpoint(run_dir) if config.run.resume else None
 
     # 2. model, diffusion, optimiser (one learning rate per part), LR schedule, EMA. ``net`` is
     # the plain module (weights, EMA, checkpoints); ``model`` what runs (DDP, compiled).
     net = build_model(config)
-    if config.run.init_weights:
+    if config.run.init_weights and latest is None:  # a resumed run has its own weights
         report = load_initial_weights(net, config.run, log)
         if accelerator.is_main_process:
             (run_dir / "init_weights_report.json").write_text(json.dumps(report, indent=2))
@@ -96,10 +98,9 @@ def train(config: Config, log=print) -> Path:
                    use_ema_warmup=config.optim.ema_warmup,
                    inv_gamma=1.0, power=config.optim.ema_power)
 
-    # 3. resume from the newest complete checkpoint; interrupted saves are never read.
+    # 3. resume: everything the loop needs comes back, including the EMA and the wandb run id.
     step, counters, resumed_from = 0, {"nonfinite_steps": 0}, None
     run_id = f"{config.run.tag}-{int(time.time())}"
-    latest = latest_checkpoint(run_dir) if config.run.resume else None
     if config.run.resume:
         for broken in incomplete_checkpoints(run_dir):
             log(f"ignoring {broken}: its save was interrupted")
@@ -125,9 +126,9 @@ def train(config: Config, log=print) -> Path:
         state = {} if not accelerator.is_main_process else {
             "model": net.state_dict(), "ema": ema.state_dict(),
             "optimizer": optimizer.state_dict(), "lr_scheduler": lr_scheduler.state_dict(),
-            "step": step, "total_steps": total_steps, "epoch": step // steps_per_epoch, "counters": dict(counters),
-            "processes": accelerator.num_processes, "config": to_dict(config),
-            "wandb_run_id": run_id, "git_commit": git_commit()}
+            "step": step, "total_steps": total_steps, "epoch": step // steps_per_epoch,
+            "counters": dict(counters), "processes": accelerator.num_processes,
+            "config": to_dict(config), "wandb_run_id": run_id, "git_commit": git_commit()}
         save_checkpoint(accelerator, run_dir, step, state, config.run.keep_last)
 
     # The RNG streams come back last, so nothing in the set-up draws from them afterwards.

@@ -56,9 +56,10 @@ def describe_setup(accelerator: Accelerator, config: Config) -> str:
     accumulation = config.optim.grad_accumulation
     world = accelerator.num_processes
     kind = "one process" if world == 1 else f"{accelerator.distributed_type.value} DDP"
-    return (f"{world} process(es) on {accelerator.device.type} ({kind}); batch {per_process} per process x "
-            f"{accumulation} accumulation x {world} process(es) = {per_process * accumulation * world} "
-            f"global; mixed precision {accelerator.mixed_precision}; channels_last "
+    return (f"{world} process(es) on {accelerator.device.type} ({kind}); batch {per_process} "
+            f"per process x {accumulation} accumulation x {world} process(es) = "
+            f"{per_process * accumulation * world} global; mixed precision "
+            f"{accelerator.mixed_precision}; channels_last "
             f"{'on' if config.model.channels_last else 'off'}; torch.compile "
             f"{'on' if config.model.compile else 'off'}; {torch.get_num_threads()} threads")
 
