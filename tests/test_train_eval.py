@@ -183,3 +183,16 @@ def test_too_many_nan_steps_stop_with_the_last_good_state(tmp_path, monkeypatch)
         main(_argv(tmp_path, "--max_steps", "6", "optim.max_nonfinite_steps=2", "--tag", "nan"))
     state = load_checkpoint(tmp_path / "out" / "synthetic-diffusion-x0" / "nan")
     assert state["step"] == 3  # step 1 updated; steps 2-3 skipped; step 4 stopped the run
+
+
+def test_training_starts_from_initial_weights_and_reports_them(trained, tmp_path):
+    """run.init_weights with a run directory: its newest checkpoint initialises the whole
+    model; the report lands beside the new run."""
+    _, run_dir, _ = trained
+    main(_argv(tmp_path, "--max_steps", "1", "--tag", "from_init",
+               f"run.init_weights={run_dir}"))
+    new_dir = tmp_path / "out" / "synthetic-diffusion-x0" / "from_init"
+    report = json.loads((new_dir / "init_weights_report.json").read_text())
+    assert report["format"] == "gazefollow" and report["file"].endswith("state.pt")
+    assert report["missing"] == report["unexpected"] == report["mismatched"] == []
+    assert len(report["loaded"]) == len(load_checkpoint(run_dir)["model"])
