@@ -18,6 +18,7 @@ on the extra ones (head and coordinate maps), so the pretrained response to RGB 
 """
 from __future__ import annotations
 
+import json
 import pickle
 import re
 from pathlib import Path
@@ -151,7 +152,8 @@ def match_keys(state: dict, renamed: dict, fmt: str, resnet_parts: list[str],
         for model_key in targets or []:
             value = state[file_key]
             if model_key not in own:
-                lists["unexpected"].append(f"{file_key} -> {model_key}")
+                lists["unexpected"].append(file_key if model_key == file_key
+                                           else f"{file_key} -> {model_key}")
             elif value.shape == own[model_key].shape:
                 loaded[model_key] = value
             elif ENCODER_STEM.fullmatch(model_key) and (
@@ -186,10 +188,12 @@ def missing_keys(own: dict, loaded: dict, mismatched: list[dict],
     return missing, defaulted
 
 
-def load_initial_weights(model: nn.Module, run_cfg, log=print) -> dict:
+def load_initial_weights(model: nn.Module, run_cfg, log=print,
+                         report_file: Path | None = None) -> dict:
     """Load ``run_cfg.init_weights`` into ``model`` (see the module docstring) -> the report
     {"file", "format", "loaded", "expanded", "dropped", "defaulted", "missing", "unexpected",
-    "mismatched"}, to be saved as init_weights_report.json. Model keys outside the targeted
+    "mismatched"}, also written to ``report_file`` (when given) before a refusal, since its
+    full lists are what fixes a key map. Model keys outside the targeted
     parts keep their initialisation. Refuses (InitWeightsError, model untouched) when a key is
     missing, unexpected or mismatched, unless run_cfg.init_partial; and always when nothing
     fits, which is a wrong file or format rather than a partial load."""
@@ -210,6 +214,8 @@ def load_initial_weights(model: nn.Module, run_cfg, log=print) -> dict:
               "defaulted": defaulted, "missing": missing, "unexpected": sorted(lists["unexpected"]),
               "mismatched": lists["mismatched"]}
     _log_report(report, log)
+    if report_file is not None:
+        Path(report_file).write_text(json.dumps(report, indent=2))
     problems = report["missing"] or report["unexpected"] or report["mismatched"]
     if not loaded or (problems and not run_cfg.init_partial):
         raise InitWeightsError(_refusal(report, nothing_fits=not loaded), report)

@@ -6,7 +6,6 @@ One process, one GPU or many (``accelerate launch`` / ``torchrun``) run the same
 from __future__ import annotations
 
 import itertools
-import json
 import shutil
 import time
 from pathlib import Path
@@ -83,9 +82,9 @@ def train(config: Config, log=print) -> Path:
     # the plain module (weights, EMA, checkpoints); ``model`` what runs (DDP, compiled).
     net = build_model(config)
     if config.run.init_weights and latest is None:  # a resumed run has its own weights
-        report = load_initial_weights(net, config.run, log)
-        if accelerator.is_main_process:
-            (run_dir / "init_weights_report.json").write_text(json.dumps(report, indent=2))
+        report_file = run_dir / "init_weights_report.json"
+        load_initial_weights(net, config.run, log,
+                             report_file=report_file if accelerator.is_main_process else None)
     if config.model.channels_last:
         net = net.to(memory_format=torch.channels_last)
     # None for the regression decoder: one forward pass, no noise, no sampler

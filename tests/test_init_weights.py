@@ -232,3 +232,14 @@ def test_unknown_format_shows_the_file_and_its_keys(tmp_path):
     run.init_partial = True
     with pytest.raises(InitWeightsError, match="no tensor fits"):
         load_initial_weights(model, run, log=_quiet)
+
+
+def test_refused_load_still_writes_its_report(tmp_path):
+    """The full lists are what fixes a key map: the report file is written before refusing."""
+    model = build_model(tiny_config(tmp_path))
+    content = {**model.state_dict(), "unknown_layer.weight": torch.zeros(2)}
+    model, run = _setup(tmp_path, content, "run.init_format=gazefollow")
+    with pytest.raises(InitWeightsError):
+        load_initial_weights(model, run, _quiet, report_file=tmp_path / "report.json")
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["unexpected"] == ["unknown_layer.weight"]
