@@ -112,9 +112,10 @@ def train_and_evaluate(config) -> dict:
     from gazefollow.train import train
 
     start = time.perf_counter()
-    run_dir = train(config)
-    if not run_finished(run_dir):
-        return {}  # halted early: evaluation waits for the resumed run's end
+    outcome = train(config)
+    if not outcome.finished:
+        return {}  # halted early (run.halt_at_step): evaluation waits for the run's end
+    run_dir = outcome.run_dir
     # every process evaluates its share of the split; the main one writes the results
     results = evaluate_checkpoint(run_dir, out_dir=run_dir)
     if not PartialState().is_main_process:
@@ -124,13 +125,6 @@ def train_and_evaluate(config) -> dict:
     (run_dir / "run_stats.json").write_text(json.dumps(
         {"wall_seconds": round(wall, 1), "peak_rss_mib": round(peak)}, indent=2))
     return results
-
-
-def run_finished(run_dir: Path) -> bool:
-    """Has the run reached its last step, not just this session's ``run.halt_at_step``?"""
-    from gazefollow.checkpoint import load_checkpoint
-    state = load_checkpoint(run_dir)
-    return state["step"] >= state["total_steps"]
 
 
 def peak_memory_mib() -> float:

@@ -23,6 +23,7 @@ import torch
 CHECKPOINTS_DIR = "checkpoints"
 STATE_FILE = "state.pt"
 MARKER = "COMPLETE"
+LEGACY_FILE = "checkpoint.pt"  # the one-file layout of earlier versions: evaluated, not resumed
 
 
 def checkpoint_step(directory: Path) -> int:
@@ -57,21 +58,34 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return complete[-1] if complete else None
 
 
-def rng_state() -> dict:
-    """Every random stream a training step can draw from, for this process."""
+def find_resumable(run_dir: Path) -> Path | None:
+    """The checkpoint a run resumes from; refuses a run directory in the one-file layout of
+    earlier versions (no RNG states, no marker: it cannot resume exactly)."""
+    latest = latest_checkpoint(run_dir)
+    if latest is None and (Path(run_dir) / LEGACY_FILE).is_file():
+        raise ValueError(f"{run_dir} holds a {LEGACY_FILE} from an earlier gazefollow version, "
+                         "which cannot be resumed exactly: use another --tag, with "
+                         f"run.init_weights={run_dir} to start from its weights, or "
+                         "--no_resume to start this one afresh")
+    return latest
+
+
+def rng_state(device: torch.device) -> dict:
+    """Every random stream a training step of this process can draw from (on a GPU, its own
+    device's only: another machine may show a different number of GPUs)."""
     state = {"python": random.getstate(), "numpy": np.random.get_state(),
              "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict, device: torch.device) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if "cuda" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def _fsync(path: Path) -> None:
@@ -86,24 +100,22 @@ def _fsync(path: Path) -> None:
 def save_checkpoint(accelerator, run_dir: Path, step: int, state: dict,
                     keep_last: int) -> Path:
     """Collective: every process calls it; each writes its RNG states, the main process the
-    rest. A step that already has a complete checkpoint is not written again."""
+    rest. Needs a filesystem all processes share (one machine, or a shared run directory)."""
     root = Path(run_dir) / CHECKPOINTS_DIR
     final, tmp = root / f"step_{step:07d}", root / f".tmp-step_{step:07d}"
-    if is_complete(final):
-        return final
     if accelerator.is_main_process:
         root.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)  # left by a save that was killed
         tmp.mkdir()
     accelerator.wait_for_everyone()
-    torch.save(rng_state(), tmp / f"rng_{accelerator.process_index}.pt")
+    torch.save(rng_state(accelerator.device), tmp / f"rng_{accelerator.process_index}.pt")
     if accelerator.is_main_process:
         torch.save(state, tmp / STATE_FILE)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         for file in tmp.iterdir():
             _fsync(file)
-        shutil.rmtree(final, ignore_errors=True)  # an unmarked directory of an earlier try
+        shutil.rmtree(final, ignore_errors=True)  # an unmarked directory of a killed save
         os.rename(tmp, final)
         marker = {"step": step, "processes": accelerator.num_processes,
                   "files": sorted(f.name for f in final.iterdir())}
@@ -133,6 +145,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
     """The state file of: a state file, a checkpoint directory, or a run directory (its
     newest complete checkpoint)."""
     path = Path(path)
+    if path.is_dir() and not (path / CHECKPOINTS_DIR).is_dir() and (path / LEGACY_FILE).is_file():
+        return path / LEGACY_FILE
     if path.is_dir() and (path / CHECKPOINTS_DIR).is_dir():
         latest = latest_checkpoint(path)
         if latest is None:
@@ -171,11 +185,10 @@ def load_checkpoint(path: str | Path) -> dict:
     return state
 
 
-def load_rng_state(checkpoint_dir: Path, process_index: int) -> bool:
-    """Restore this process's RNG streams; False when the checkpoint has none for it (it was
-    saved with fewer processes)."""
+def load_rng_state(checkpoint_dir: Path, process_index: int, device: torch.device) -> bool:
+    """Restore this process's RNG streams; False when the checkpoint has none for it."""
     path = Path(checkpoint_dir) / f"rng_{process_index}.pt"
     if not path.is_file():
         return False
-    set_rng_state(torch.load(path, weights_only=False))
+    set_rng_state(torch.load(path, weights_only=False), device)
     return True

@@ -185,7 +185,7 @@ class OptimConfig:
     amp: str = "no"  # no | fp16 | bf16
     ema_on: bool = True  # evaluate with EMA weights
     ema_rate: float = 0.999  # the EMA decay ceiling
-    ema_warmup: bool = True  # off: the decay is ema_rate from the first step
+    ema_warmup: bool = True  # off: diffusers' ramp (1 + step) / (10 + step), capped at ema_rate
     ema_power: float = 0.75  # EMA warm-up: decay = 1 - (1 + step)^-power, capped at ema_rate
 
 
@@ -378,6 +378,15 @@ def _override_node(item: Override) -> tuple[DictConfig, str]:
     return OmegaConf.from_dotlist([item]), item
 
 
+def migrate_stored(stored: dict) -> dict:
+    """A config stored by an earlier version, in today's keys (so old runs still evaluate)."""
+    stored = {section: dict(values) for section, values in stored.items()}
+    run = stored.get("run", {})
+    if "keep_snapshots" in run:  # one-file checkpoints + snapshots/ became checkpoints/
+        run["keep_last"] = 0 if run.pop("keep_snapshots") else 1
+    return stored
+
+
 def build_config(
     yaml_files: list[str | Path] = (),
     overrides: list[Override] = (),
@@ -387,7 +396,7 @@ def build_config(
     config dict such as a checkpoint's), then validate."""
     cfg = OmegaConf.structured(Config)
     if base is not None:
-        cfg = _merge(cfg, OmegaConf.create(base), "stored config")
+        cfg = _merge(cfg, OmegaConf.create(migrate_stored(base)), "stored config")
     for path in yaml_files:
         cfg = _merge(cfg, load_yaml(path), str(path))
     for item in overrides:

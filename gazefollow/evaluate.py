@@ -298,13 +298,15 @@ def load_for_eval(checkpoint: str | Path, overrides: list = (), layers: list = (
     "raw"), "state", "path"}; the checkpoint's config with ``layers`` and ``overrides`` on top."""
     from diffusers.training_utils import EMAModel
 
-    from gazefollow.checkpoint import load_checkpoint, resolve_checkpoint, run_dir_of
+    from gazefollow.checkpoint import (latest_checkpoint, load_checkpoint, resolve_checkpoint,
+                                       run_dir_of)
     from gazefollow.config import build_config
     from gazefollow.diffusion.gaussian import build_diffusion
     from gazefollow.models.gaze_model import build_model
 
     path = resolve_checkpoint(checkpoint)
     state = load_checkpoint(path)
+    latest = latest_checkpoint(run_dir_of(path))
     config = build_config(layers, overrides, base=state["config"])
     model = build_model(config)
     model.load_state_dict(state["model"])
@@ -317,7 +319,10 @@ def load_for_eval(checkpoint: str | Path, overrides: list = (), layers: list = (
     device = pick_device(config)
     return {"config": config, "model": model.to(device), "weights": weights, "state": state,
             "diffusion": build_diffusion(config) if config.model.decoder == "diffusion" else None,
-            "device": device, "path": path, "run_dir": run_dir_of(path)}
+            "device": device, "path": path, "run_dir": run_dir_of(path),
+            # outputs of an older checkpoint of the run are named by its step, so they never
+            # overwrite those of the newest
+            "suffix": "" if latest in (None, path.parent) else f"-step{state['step']}"}
 
 
 def evaluate_checkpoint(checkpoint: str | Path, overrides: list = (), out_dir=None,
@@ -333,7 +338,8 @@ def evaluate_checkpoint(checkpoint: str | Path, overrides: list = (), out_dir=No
         steps = config.diffusion.sample_time_steps
         tail = "-subsampled" if config.data.subsample_test and config.eval.split == "test" else ""
         kind = config.diffusion.sampler if config.model.decoder == "diffusion" else "regression"
-        out_dir = loaded["run_dir"] / f"eval-{config.eval.split}-{kind}{steps}-{weights}{tail}"
+        out_dir = loaded["run_dir"] / (f"eval-{config.eval.split}-{kind}{steps}-{weights}{tail}"
+                                       f"{loaded['suffix']}")
     processes = eval_processes(config)
     if processes.is_main_process:
         Path(out_dir).mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@ log (``train_log.jsonl``) and the measured speed (``train_stats.json``)."""
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 from pathlib import Path
@@ -29,18 +30,26 @@ def peak_memory_mib(device: torch.device | None = None) -> float:
 
 class StepLog:
     """One JSON line per optimizer step, written by the main process. A resumed run first
-    drops the lines after its checkpoint's step: the interrupted session logged steps that
-    the resumed one repeats."""
+    drops the lines after its checkpoint's step (the interrupted session logged steps the
+    resumed one repeats) and a last line torn by the kill (counted in the log)."""
 
-    def __init__(self, path: Path, resumed_step: int, enabled: bool):
+    def __init__(self, path: Path, resumed_step: int, enabled: bool, log=print):
         self.path, self.enabled = Path(path), enabled
         if not enabled:
             return
-        kept = []
-        if self.path.is_file():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= resumed_step]
-        self.path.write_text("".join(line + "\n" for line in kept))
+        kept, torn = [], 0
+        lines = self.path.read_text(errors="replace").splitlines() if self.path.is_file() else []
+        for line in lines:
+            try:
+                if json.loads(line)["step"] <= resumed_step:
+                    kept.append(line)
+            except (ValueError, KeyError, TypeError):
+                torn += 1
+        if torn:
+            log(f"{self.path}: dropped {torn} unreadable line(s) left by an interrupted write")
+        tmp = self.path.with_name(self.path.name + ".tmp")  # rewritten whole or not at all
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, self.path)
 
     def write(self, step: int, values: dict) -> None:
         if self.enabled:

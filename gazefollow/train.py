@@ -8,16 +8,17 @@ from __future__ import annotations
 import itertools
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import broadcast_object_list, gather_object, set_seed
 from diffusers.training_utils import EMAModel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from gazefollow.checkpoint import (CHECKPOINTS_DIR, incomplete_checkpoints, latest_checkpoint,
+from gazefollow.checkpoint import (CHECKPOINTS_DIR, find_resumable, incomplete_checkpoints,
                                    load_checkpoint, load_rng_state, save_checkpoint)
 from gazefollow.config import Config, to_dict, to_yaml
 from gazefollow.data.build import build_datasets
@@ -28,8 +29,8 @@ from gazefollow.init_weights import load_initial_weights
 from gazefollow.models.gaze_model import build_model, optimizer_parameter_groups
 from gazefollow.run_records import StepLog, git_commit, peak_memory_mib, write_train_stats
 from gazefollow.training_parts import (EpochShuffle, all_finite, describe_setup,
-                                       make_accelerator, make_lr_scheduler, quartile_losses,
-                                       restore, start_trackers, timed, validate)
+                                       make_accelerator, make_lr_scheduler, restore,
+                                       start_trackers, step_logs, timed, validate)
 
 
 def model_id(config: Config) -> str:
@@ -42,17 +43,19 @@ def run_dir_for(config: Config) -> Path:
     return Path(config.run.output_dir) / model_id(config) / config.run.tag
 
 
-def train(config: Config, log=print) -> Path:
-    """Train as configured; return the run directory (checkpoints/, config.yaml, logs)."""
+@dataclass
+class TrainOutcome:
+    run_dir: Path  # checkpoints/, config.yaml, train_log.jsonl, train_stats.json
+    finished: bool  # False when run.halt_at_step ended this session before the last step
+
+
+def train(config: Config, log=print) -> TrainOutcome:
+    """Train as configured (resuming the run directory's newest complete checkpoint)."""
     run_dir = run_dir_for(config)
     accelerator: Accelerator = make_accelerator(config, run_dir)
     set_seed(config.run.seed + accelerator.process_index)  # each process its own noise
     if not accelerator.is_main_process:
         log = lambda *_: None  # noqa: E731  one process speaks
-    if accelerator.is_main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(to_yaml(config))
-        (run_dir / "git_commit.txt").write_text(git_commit() + "\n")
 
     # 1. data. The main process builds the synthetic world (if needed) before the others read
     # it. The loader's own generator keeps DataLoader seeding off the global RNG, so creating
@@ -75,13 +78,16 @@ def train(config: Config, log=print) -> Path:
     if config.run.max_steps is not None:
         total_steps = min(total_steps, config.run.max_steps)
     stop_step = min(total_steps, config.run.halt_at_step or total_steps)
-    # the newest complete checkpoint, resumed below; interrupted saves are never read
-    latest = latest_checkpoint(run_dir) if config.run.resume else None
+    # The checkpoint to resume: chosen by the main process and shared, so every process
+    # resumes the same one even where a shared filesystem shows files late.
+    latest = find_resumable(run_dir) if config.run.resume else None
+    latest = broadcast_object_list([latest])[0] if accelerator.num_processes > 1 else latest
 
     # 2. model, diffusion, optimiser (one learning rate per part), LR schedule, EMA. ``net`` is
     # the plain module (weights, EMA, checkpoints); ``model`` what runs (DDP, compiled).
     net = build_model(config)
     if config.run.init_weights and latest is None:  # a resumed run has its own weights
+        run_dir.mkdir(parents=True, exist_ok=True)
         report_file = run_dir / "init_weights_report.json"
         load_initial_weights(net, config.run, log,
                              report_file=report_file if accelerator.is_main_process else None)
@@ -98,30 +104,42 @@ def train(config: Config, log=print) -> Path:
                    inv_gamma=1.0, power=config.optim.ema_power)
 
     # 3. resume: everything the loop needs comes back, including the EMA and the wandb run id.
-    step, counters, resumed_from = 0, {"nonfinite_steps": 0}, None
+    step, counters, saved_step = 0, {"nonfinite_steps": 0}, None
     run_id = f"{config.run.tag}-{int(time.time())}"
     if config.run.resume:
         for broken in incomplete_checkpoints(run_dir):
             log(f"ignoring {broken}: its save was interrupted")
-    elif (run_dir / CHECKPOINTS_DIR).is_dir() and accelerator.is_main_process:
-        # a fresh start must not leave older checkpoints to be mistaken for its own
-        log(f"run.resume=false: deleting the earlier checkpoints in {run_dir / CHECKPOINTS_DIR}")
-        shutil.rmtree(run_dir / CHECKPOINTS_DIR)
-    accelerator.wait_for_everyone()
     if latest is not None:
         state = load_checkpoint(latest)
-        step = restore(state, config, net, ema, optimizer, lr_scheduler)
+        step = restore(state, config, accelerator.num_processes, net, ema, optimizer,
+                       lr_scheduler)
         counters.update(state.get("counters", {}))
-        run_id, resumed_from = state.get("wandb_run_id", run_id), latest
+        run_id, saved_step = state.get("wandb_run_id", run_id), step
         log(f"resumed from {latest} at step {step}")
+    accelerator.wait_for_everyone()  # nobody still reads a checkpoint that may be deleted now
+    if accelerator.is_main_process:
+        if not config.run.resume and (run_dir / CHECKPOINTS_DIR).is_dir():
+            # a fresh start must not leave older checkpoints to be mistaken for its own
+            log(f"run.resume=false: deleting the earlier checkpoints in "
+                f"{run_dir / CHECKPOINTS_DIR}")
+            shutil.rmtree(run_dir / CHECKPOINTS_DIR)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(to_yaml(config))
+        (run_dir / "git_commit.txt").write_text(git_commit() + "\n")
+    accelerator.wait_for_everyone()
     model, optimizer = accelerator.prepare(net, optimizer)
     if config.model.compile:
         model = torch.compile(model, backend=config.model.compile_backend)
     ema.to(accelerator.device)
     start_trackers(accelerator, config, run_dir, run_id)
-    step_log = StepLog(run_dir / "train_log.jsonl", step, accelerator.is_main_process)
+    step_log = StepLog(run_dir / "train_log.jsonl", step, accelerator.is_main_process, log)
 
     def save() -> None:
+        """A checkpoint of this step, unless it is already on disk (decided in memory, so
+        every process makes the same collective calls)."""
+        nonlocal saved_step
+        if step == saved_step:
+            return
         state = {} if not accelerator.is_main_process else {
             "model": net.state_dict(), "ema": ema.state_dict(),
             "optimizer": optimizer.state_dict(), "lr_scheduler": lr_scheduler.state_dict(),
@@ -129,12 +147,13 @@ def train(config: Config, log=print) -> Path:
             "counters": dict(counters), "processes": accelerator.num_processes,
             "config": to_dict(config), "wandb_run_id": run_id, "git_commit": git_commit()}
         save_checkpoint(accelerator, run_dir, step, state, config.run.keep_last)
+        saved_step = step
 
     # The RNG streams come back last, so nothing in the set-up draws from them afterwards.
-    if resumed_from is not None and not load_rng_state(resumed_from,
-                                                       accelerator.process_index):
-        log(f"{resumed_from} has no RNG state for process {accelerator.process_index} (saved "
-            "with fewer processes): training continues, but not bit-exactly")
+    if latest is not None and not load_rng_state(latest, accelerator.process_index,
+                                                 accelerator.device):
+        log(f"{latest} holds no RNG state for process {accelerator.process_index}: training "
+            "continues, but not bit-exactly")
 
     # 4. the loop. Epoch and position in it follow from the step, so a resumed run skips the
     # batches it has seen and sees the rest in the same shuffled order.
@@ -146,6 +165,7 @@ def train(config: Config, log=print) -> Path:
     clock = {"data_wait": 0.0}
     tic, window, bad_inputs, nonfinite_run = time.perf_counter(), [], [], 0
     loop_start, first_step = time.perf_counter(), step
+    nonfinite_loss = torch.zeros(1, device=accelerator.device)
     while step < stop_step:
         epoch, done = divmod(step, steps_per_epoch)
         # On the prepared loader: it re-applies its own epoch counter at every iteration.
@@ -158,19 +178,33 @@ def train(config: Config, log=print) -> Path:
             with accelerator.accumulate(model):
                 losses = training_losses(model, diffusion, batch, config.loss)
                 accelerator.backward(losses["loss"])
-                finite = accelerator.sync_gradients and all_finite(accelerator, losses, net)
+                # every micro-batch's loss is checked, not only the last one's
+                nonfinite_loss += (~torch.isfinite(losses["loss"].detach())).float()
+                finite = accelerator.sync_gradients and all_finite(accelerator, nonfinite_loss,
+                                                                   net)
                 if finite:
                     if config.optim.grad_clip > 0:
                         accelerator.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
                     optimizer.step()
-                    lr_scheduler.step()
+                    if not optimizer.step_was_skipped:  # fp16: the scaler skips overflows
+                        lr_scheduler.step()
                 if accelerator.sync_gradients:
                     optimizer.zero_grad(set_to_none=True)
             if not accelerator.sync_gradients:
                 continue
+            nonfinite_loss.zero_()
             step += 1  # a skipped step still consumed its batches: the data order stays exact
             progress.update(1)
-            if not finite:
+            if finite:
+                nonfinite_run = 0
+                if not optimizer.step_was_skipped:
+                    ema.step(net.parameters())
+                logs = step_logs(losses, optimizer, epoch, config)
+                window.append(logs["loss"])
+                accelerator.log(logs, step=step)
+                step_log.write(step, logs)
+                progress.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
+            else:
                 counters["nonfinite_steps"] += 1
                 nonfinite_run += 1
                 log(f"step {step}: non-finite loss or gradient, update skipped "
@@ -182,21 +216,9 @@ def train(config: Config, log=print) -> Path:
                     raise FloatingPointError(
                         f"{nonfinite_run} non-finite steps in a row (optim.max_nonfinite_steps="
                         f"{config.optim.max_nonfinite_steps}): stopped; the last good state "
-                        f"(step {step}) is saved under {run_dir / 'checkpoints'}. Lower the "
+                        f"(step {step}) is saved under {run_dir / CHECKPOINTS_DIR}. Lower the "
                         "learning rate or check the data, then resume.")
-                continue
-            nonfinite_run = 0
-            ema.step(net.parameters())
-            # .item() is a device sync point: only once per logged value, not per tensor op.
-            window.append(losses["loss"].item())
-            logs = {"loss": window[-1], "epoch": epoch,
-                    **{f"lr/{g['name']}": g["lr"] for g in optimizer.param_groups},
-                    **{k: losses[k].item() for k in ("inout_bce", "direction_loss") if k in losses},
-                    **quartile_losses(losses, config.diffusion.train_time_steps)}
-            accelerator.log(logs, step=step)
-            step_log.write(step, logs)
-            progress.set_postfix(loss=f"{window[-1]:.4f}", refresh=False)
-            if step % config.run.print_every == 0 or step == stop_step:
+            if window and (step % config.run.print_every == 0 or step == stop_step):
                 rate = len(window) / (time.perf_counter() - tic)
                 log(f"step {step}/{total_steps}  loss {sum(window) / len(window):.4f}  "
                     f"{rate:.2f} steps/s  {1 / rate:.3f} s/step  "
@@ -216,6 +238,8 @@ def train(config: Config, log=print) -> Path:
     if step < total_steps:
         log(f"halted at step {step} of {total_steps} (run.halt_at_step); run again without it "
             "(or with a later one) to resume")
+    if accelerator.num_processes > 1:  # every process's skipped samples, not only the main's
+        bad_inputs = [message for part in gather_object([bad_inputs]) for message in part]
     if bad_inputs:
         log(f"SKIPPED {len(bad_inputs)} training samples that failed to load "
             "(data.on_bad_input=skip): " + " | ".join(bad_inputs[:5]))
@@ -237,4 +261,4 @@ def train(config: Config, log=print) -> Path:
     accelerator.wait_for_everyone()
     for tracker in accelerator.trackers:  # not end_training(): the evaluation still needs
         tracker.finish()                  # the process group
-    return run_dir
+    return TrainOutcome(run_dir, finished=step >= total_steps)

@@ -105,12 +105,20 @@ def resume_conflicts(stored: dict, current: dict, prefix: str = "") -> list[str]
     return out
 
 
-def restore(state: dict, config: Config, net, ema, optimizer, lr_scheduler) -> int:
+def restore(state: dict, config: Config, processes: int, net, ema, optimizer,
+            lr_scheduler) -> int:
     """Put a checkpoint's model, EMA, optimizer and LR schedule back; return its step."""
     conflicts = resume_conflicts(state["config"], to_dict(config))
     if conflicts:
         raise ConfigError("the run directory holds a checkpoint made with another config ("
                           + "; ".join(conflicts[:6]) + "); use --no_resume or another --tag")
+    saved_with = state.get("processes", processes)
+    if saved_with != processes:
+        # steps count per-process batches: another process count would put the run at
+        # another epoch and position and change its length
+        raise ConfigError(f"the checkpoint was trained with {saved_with} process(es), this run "
+                          f"has {processes}: resume with {saved_with}, or start a new --tag "
+                          "with run.init_weights pointing at this run")
     net.load_state_dict(state["model"])
     ema.load_state_dict(state["ema"])
     optimizer.load_state_dict(state["optimizer"])
@@ -118,17 +126,27 @@ def restore(state: dict, config: Config, net, ema, optimizer, lr_scheduler) -> i
     return state["step"]
 
 
-def all_finite(accelerator: Accelerator, losses: dict, net) -> bool:
-    """NaN/Inf guard: is the loss and every gradient finite, on every process (all processes
-    must agree to skip, or DDP would hang on the next collective)? Under fp16 the gradient
-    scaler owns gradient overflow (it skips the step and lowers the scale; skipping it here
-    would keep the scale too high forever), so only the loss is checked."""
-    bad = (~torch.isfinite(losses["loss"].detach())).any().float()
+def all_finite(accelerator: Accelerator, nonfinite_loss: torch.Tensor, net) -> bool:
+    """NaN/Inf guard: were this step's losses (``nonfinite_loss``: a count over its
+    micro-batches) and every gradient finite, on every process (all processes must agree to
+    skip, or DDP would hang on the next collective)? Under fp16 the gradient scaler owns
+    gradient overflow (it skips the step and lowers the scale; skipping it here would keep
+    the scale too high forever), so only the losses are checked."""
+    bad = nonfinite_loss.detach().sum().reshape(1)
     grads = [p.grad for p in net.parameters() if p.grad is not None]
     if grads and accelerator.scaler is None:
         bad = bad + (~torch.isfinite(torch.stack([g.detach().float().abs().sum()
                                                   for g in grads]))).any().float()
-    return accelerator.reduce(bad.reshape(1), reduction="sum").item() == 0
+    return accelerator.reduce(bad, reduction="sum").item() == 0
+
+
+def step_logs(losses: dict, optimizer, epoch: int, config: Config) -> dict:
+    """What one optimizer step logs: loss, each part's learning rate, the loss terms and the
+    per-quartile denoising loss. (.item() syncs with the device: once per value.)"""
+    return {"loss": losses["loss"].item(), "epoch": epoch,
+            **{f"lr/{group['name']}": group["lr"] for group in optimizer.param_groups},
+            **{k: losses[k].item() for k in ("inout_bce", "direction_loss") if k in losses},
+            **quartile_losses(losses, config.diffusion.train_time_steps)}
 
 
 def quartile_losses(losses: dict, num_timesteps: int) -> dict:

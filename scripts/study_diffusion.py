@@ -58,7 +58,7 @@ def study_variant(name: str, tag: str, overrides: list[str], out: Path,
                   steps_list: list[int]) -> list:
     config = build_config(LAYERS, [f"run.output_dir={out}", f"run.tag={tag}",
                                    "logging.wandb=disabled", "eval.extra_steps=[]", *overrides])
-    run_dir = train(config, log=lambda *_: None)
+    run_dir = train(config, log=lambda *_: None).run_dir
     # Data, the in/out AP (it does not depend on the sampler) and the timing batches: once.
     datasets = build_datasets(config, splits=("val", "test"), log=lambda *_: None)
     test = datasets["test"]

@@ -47,7 +47,7 @@ def main() -> None:
                        batch_size=config.eval.batch_size, seed=config.run.seed,
                        device=loaded["device"], prior_inout=0.5, num_keep=len(chosen),
                        protocol=protocol_of(config), desc="pictures")
-    out = Path(args.out) if args.out else loaded["run_dir"] / "pictures"
+    out = Path(args.out) if args.out else loaded["run_dir"] / f"pictures{loaded['suffix']}"
     out.mkdir(parents=True, exist_ok=True)
     root = Path(config.data.dataset_dir)
     save_prediction_grid(result["samples"], root, out / "grid.png")

@@ -9,6 +9,7 @@ import torch
 
 from gazefollow.checkpoint import load_checkpoint
 from gazefollow.config import ConfigError, build_config
+from gazefollow.run_records import read_step_log
 from main import main
 from tests.conftest import ROOT, TINY
 
@@ -196,3 +197,37 @@ def test_training_starts_from_initial_weights_and_reports_them(trained, tmp_path
     assert report["format"] == "gazefollow" and report["file"].endswith("state.pt")
     assert report["missing"] == report["unexpected"] == report["mismatched"] == []
     assert len(report["loaded"]) == len(load_checkpoint(run_dir)["model"])
+
+
+def test_a_nan_last_step_still_ends_the_run_on_time(tmp_path, monkeypatch):
+    import gazefollow.train as train_module
+    monkeypatch.setattr(train_module, "training_losses", _nan_at({3}))
+    main(_argv(tmp_path, "--max_steps", "3", "--tag", "nan_last"))
+    run_dir = tmp_path / "out" / "synthetic-diffusion-x0" / "nan_last"
+    assert load_checkpoint(run_dir)["step"] == 3
+    assert [entry["step"] for entry in read_step_log(run_dir)] == [1, 2]
+
+
+def test_resume_with_another_process_count_is_refused(tmp_path):
+    main(_argv(tmp_path, "--max_steps", "1", "--tag", "procs"))
+    run_dir = tmp_path / "out" / "synthetic-diffusion-x0" / "procs"
+    state_file = run_dir / "checkpoints" / "step_0000001" / "state.pt"
+    state = torch.load(state_file, weights_only=False)
+    torch.save({**state, "processes": 2}, state_file)
+    with pytest.raises(ConfigError, match="trained with 2 process"):
+        main(_argv(tmp_path, "--max_steps", "2", "--tag", "procs"))
+
+
+def test_runs_of_the_one_file_layout_evaluate_but_do_not_resume(trained, tmp_path):
+    """Earlier versions wrote <run dir>/checkpoint.pt with run.keep_snapshots in its config."""
+    _, run_dir, _ = trained
+    old_dir = tmp_path / "out" / "synthetic-diffusion-x0" / "tiny"
+    old_dir.mkdir(parents=True)
+    state = load_checkpoint(run_dir)
+    state["config"]["run"].pop("keep_last")
+    state["config"]["run"]["keep_snapshots"] = True
+    torch.save(state, old_dir / "checkpoint.pt")
+    out = main(["--eval_weights", str(old_dir)])
+    assert out["model"] == main(["--eval_weights", str(run_dir)])["model"]
+    with pytest.raises(ValueError, match="earlier gazefollow version"):
+        main(_argv(tmp_path, "--max_steps", "3"))
