@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -109,6 +108,7 @@ def train_and_evaluate(config) -> dict:
     from accelerate import PartialState
 
     from gazefollow.evaluate import evaluate_checkpoint
+    from gazefollow.run_records import peak_memory_mib
     from gazefollow.train import train
 
     start = time.perf_counter()
@@ -120,18 +120,11 @@ def train_and_evaluate(config) -> dict:
     results = evaluate_checkpoint(run_dir, out_dir=run_dir)
     if not PartialState().is_main_process:
         return results
-    wall, peak = time.perf_counter() - start, peak_memory_mib()
+    wall, peak = time.perf_counter() - start, peak_memory_mib(children=True)
     print(f"run finished in {wall / 60:.1f} min, peak memory {peak:.0f} MiB -> {run_dir}")
     (run_dir / "run_stats.json").write_text(json.dumps(
         {"wall_seconds": round(wall, 1), "peak_rss_mib": round(peak)}, indent=2))
     return results
-
-
-def peak_memory_mib() -> float:
-    """Peak resident memory of this process and its finished children (Linux: KiB units)."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024
 
 
 if __name__ == "__main__":

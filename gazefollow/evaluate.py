@@ -94,13 +94,12 @@ def _shard_positions(size: int, shard: tuple[int, int]) -> list[int]:
     return list(range(index, size, count))
 
 
-def _gather_entries(entries: list, shard: tuple[int, int]) -> list:
-    """Every process's per-instance entries, in dataset order (so means and AP are summed in
-    the same order as with one process, to the last bit)."""
-    if shard[1] > 1:
-        from accelerate.utils import gather_object
-        entries = gather_object(entries)
-    return sorted(entries, key=lambda entry: entry["position"])
+def _gather(items: list, shard: tuple[int, int]) -> list:
+    """Every process's items, concatenated (a collective call with several processes)."""
+    if shard[1] == 1:
+        return items
+    from accelerate.utils import gather_object
+    return gather_object(items)
 
 
 @torch.no_grad()
@@ -170,10 +169,9 @@ def run_split(model, diffusion, dataset, steps_list: list[int], *, batch_size: i
             entries.append(entry)
         progress.update(len(ids))
     progress.close()
-    entries = _gather_entries(entries, shard)
-    if shard[1] > 1:
-        from accelerate.utils import gather_object
-        bad = gather_object(bad)
+    # dataset order, so means and AP are summed as with one process, to the last bit
+    entries = sorted(_gather(entries, shard), key=lambda entry: entry["position"])
+    bad = _gather(bad, shard)
     scores = [e["inout_score"] for e in entries]
     labels = [e["label"] for e in entries]
     prior_constant = np.full(len(labels), prior_inout)

@@ -20,12 +20,16 @@ def git_commit() -> str:
         return "unknown"
 
 
-def peak_memory_mib(device: torch.device | None = None) -> float:
-    """Peak memory of this process: CUDA allocations on a GPU, resident set size otherwise
-    (Linux reports ru_maxrss in KiB)."""
+def peak_memory_mib(device: torch.device | None = None, children: bool = False) -> float:
+    """Peak memory of this process: CUDA allocations on a GPU, resident set size otherwise,
+    with ``children`` the largest of its finished child processes too (Linux reports
+    ru_maxrss in KiB)."""
     if device is not None and device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if children:
+        own = max(own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    return own / 1024
 
 
 class StepLog:

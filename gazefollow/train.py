@@ -239,7 +239,7 @@ def train(config: Config, log=print) -> TrainOutcome:
         log(f"halted at step {step} of {total_steps} (run.halt_at_step); run again without it "
             "(or with a later one) to resume")
     if accelerator.num_processes > 1:  # every process's skipped samples, not only the main's
-        bad_inputs = [message for part in gather_object([bad_inputs]) for message in part]
+        bad_inputs = gather_object(bad_inputs)
     if bad_inputs:
         log(f"SKIPPED {len(bad_inputs)} training samples that failed to load "
             "(data.on_bad_input=skip): " + " | ".join(bad_inputs[:5]))
