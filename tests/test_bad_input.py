@@ -109,3 +109,20 @@ def test_test_file_rows_are_checked_too(tiny_world, tmp_path):
         handle.write("test/000000.jpg,0,0.1\n")
     with pytest.raises(BadInput, match="test_annotations_release.txt, row 25"):
         build_datasets(_config(tmp_path, world, "strict"), splits=("test",), log=lambda *_: None)
+
+
+def test_two_process_skip_mode_reports_every_process_skips(broken_world, tmp_path):
+    """With two processes the corrupt JPEG may sit in either process's shard: training and
+    evaluation gather the skipped samples of both before reporting."""
+    from tests.test_distributed import _free_port, _launch
+    _launch(["torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+             str(_free_port())],
+            ["--experiment", str(TINY), "--source_dataset", "gazefollow",
+             "--source_dataset_dir", str(broken_world), f"run.output_dir={tmp_path}",
+             "data.on_bad_input=skip", "data.batch_size=2", "data.val_fraction=0.25",
+             "optim.epochs=2"])
+    stats = json.loads(next(tmp_path.rglob("train_stats.json")).read_text())
+    metrics = json.loads(next(tmp_path.rglob("metrics.json")).read_text())
+    assert stats["processes"] == 2 and metrics["info"]["processes"] == 2
+    assert any("000007.jpg" in m for m in
+               metrics["info"]["skipped_examples"] + stats["skipped_examples"])
