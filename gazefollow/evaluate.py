@@ -269,12 +269,17 @@ def evaluate_run(config, model, diffusion, run_dir: str | Path, device, weights:
     return results
 
 
+def runs_on_cpu(config) -> bool:
+    """CPU when asked, or under "auto" when no GPU is present (training and evaluation)."""
+    device = config.run.device
+    return device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+
+
 def eval_processes(config):
     """Accelerate's process state (several under ``accelerate launch`` / ``torchrun``): CPU
     processes talk over gloo when no GPU is used."""
     from accelerate import PartialState
-    cpu = config.run.device == "cpu" or not torch.cuda.is_available()
-    return PartialState(cpu=cpu)
+    return PartialState(cpu=runs_on_cpu(config))
 
 
 def pick_device(config) -> torch.device:

@@ -105,7 +105,7 @@ def train(config: Config, log=print) -> TrainOutcome:
 
     # 3. resume: everything the loop needs comes back, including the EMA and the wandb run id.
     step, counters, saved_step = 0, {"nonfinite_steps": 0}, None
-    run_id = f"{config.run.tag}-{int(time.time())}"
+    run_id, commit = f"{config.run.tag}-{int(time.time())}", git_commit()
     if config.run.resume:
         for broken in incomplete_checkpoints(run_dir):
             log(f"ignoring {broken}: its save was interrupted")
@@ -125,7 +125,7 @@ def train(config: Config, log=print) -> TrainOutcome:
             shutil.rmtree(run_dir / CHECKPOINTS_DIR)
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(to_yaml(config))
-        (run_dir / "git_commit.txt").write_text(git_commit() + "\n")
+        (run_dir / "git_commit.txt").write_text(commit + "\n")
     accelerator.wait_for_everyone()
     model, optimizer = accelerator.prepare(net, optimizer)
     if config.model.compile:
@@ -145,7 +145,7 @@ def train(config: Config, log=print) -> TrainOutcome:
             "optimizer": optimizer.state_dict(), "lr_scheduler": lr_scheduler.state_dict(),
             "step": step, "total_steps": total_steps, "epoch": step // steps_per_epoch,
             "counters": dict(counters), "processes": accelerator.num_processes,
-            "config": to_dict(config), "wandb_run_id": run_id, "git_commit": git_commit()}
+            "config": to_dict(config), "wandb_run_id": run_id, "git_commit": commit}
         save_checkpoint(accelerator, run_dir, step, state, config.run.keep_last)
         saved_step = step
 

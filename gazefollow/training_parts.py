@@ -11,7 +11,7 @@ from diffusers.optimization import get_scheduler
 from torch.utils.data import Sampler
 
 from gazefollow.config import Config, ConfigError, to_dict
-from gazefollow.evaluate import protocol_of, run_split
+from gazefollow.evaluate import protocol_of, run_split, runs_on_cpu
 from gazefollow.visualize import save_prediction_grid
 
 
@@ -41,7 +41,7 @@ def make_accelerator(config: Config, run_dir: Path) -> Accelerator:
     device = config.run.device
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("run.device=cuda but no CUDA device is available")
-    cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    cpu = runs_on_cpu(config)
     if cpu and config.optim.amp == "fp16":
         raise ConfigError("optim.amp=fp16 (--amp O1) needs a GPU; on a CPU use bf16 (O2) or no")
     log_with = None if config.logging.wandb == "disabled" else "wandb"
