@@ -4,10 +4,6 @@
     python main.py --yaml_diffusion configs/diffusion.yaml --yaml_gaze configs/gaze.yaml \\
         --tag trial_gaze [legacy flags] [section.key=value ...]
     python main.py --eval_weights RUN_DIR_OR_CHECKPOINT [section.key=value ...]
-
-Layers (later wins): schema defaults < --yaml_diffusion < --yaml_gaze < --experiment
-< --config (repeatable) < legacy flags < section.key=value. The default experiment
-(configs/experiments/synthetic_cpu.yaml) applies only when neither YAML file is given.
 """
 from __future__ import annotations
 
@@ -18,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from gazefollow.config import LEGACY_FLAGS, ConfigError, build_config, legacy_overrides
+from gazefollow.config import (LAYER_STACK, LEGACY_FLAGS, ConfigError, build_config,
+                               legacy_overrides)
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_DIFFUSION = ROOT / "configs" / "diffusion.yaml"
@@ -27,15 +24,17 @@ DEFAULT_EXPERIMENT = ROOT / "configs" / "experiments" / "synthetic_cpu.yaml"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__ + "\nConfig layers, later wins:\n  " + "\n  < ".join(LAYER_STACK),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--yaml_diffusion", help=f"diffusion settings (default {DEFAULT_DIFFUSION})")
     parser.add_argument("--yaml_gaze", help=f"gaze model and data settings (default {DEFAULT_GAZE})")
     parser.add_argument("--experiment", help="experiment YAML applied after the two files; "
                         "'none' to skip (default: synthetic_cpu.yaml if no YAML is given)")
     parser.add_argument("--config", action="append", default=[],
                         help="more YAML layers, e.g. configs/data/gazefollow.yaml")
-    legacy = parser.add_argument_group("legacy flags (SEED_INTERFACE.md), each a config key")
+    legacy = parser.add_argument_group(
+        "legacy flags of the original research code, each a config key (docs/legacy.md)")
     for flag, (key, kind) in LEGACY_FLAGS.items():
         if kind in ("true", "false") or (isinstance(kind, dict) and None in kind):
             legacy.add_argument(f"--{flag}", action="store_const", const=True, help=f"-> {key}")
@@ -48,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse(argv: list[str]) -> tuple[list[Path], list, str | None]:
-    """-> (YAML layers, overrides, checkpoint to evaluate or None).
+    """-> (YAML layers, overrides, checkpoint to evaluate or None), in LAYER_STACK's order.
 
     With --eval_weights the checkpoint's stored config is the base, so only --config layers
     and overrides apply; --yaml_diffusion / --yaml_gaze / --experiment are refused there.

@@ -172,8 +172,32 @@ def run_dir_of(state_file: Path) -> Path:
     return state_file.parent
 
 
+def migrate_model_keys(model_state: dict, stored_config: dict) -> dict:
+    """Model weights of earlier versions under today's names: the heatmap head was the
+    model's ``denoiser`` attribute, holding the UNet or the regression decoder."""
+    if not any(key.startswith("denoiser.") for key in model_state):
+        return model_state
+    model_section = stored_config.get("model", {})
+    head = model_section.get("head", model_section.get("decoder", "diffusion"))
+    inner = "head.decoder." if head == "regression" else "head.denoiser."
+    return {(inner + key[len("denoiser."):] if key.startswith("denoiser.") else key): value
+            for key, value in model_state.items()}
+
+
+def _migrate(state: dict) -> dict:
+    """A checkpoint of an earlier version in today's names (weights, optimiser part names)."""
+    from gazefollow.config import RENAMED_PARTS
+
+    state["model"] = migrate_model_keys(state["model"], state["config"])
+    for group in (state.get("optimizer") or {}).get("param_groups", []):
+        if "name" in group:
+            group["name"] = RENAMED_PARTS.get(group["name"], group["name"])
+    return state
+
+
 def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint (see resolve_checkpoint), refusing files that are not ours."""
+    """Read a checkpoint (see resolve_checkpoint), refusing files that are not ours; one of
+    an earlier version comes back in today's names."""
     path = resolve_checkpoint(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
@@ -182,7 +206,7 @@ def load_checkpoint(path: str | Path) -> dict:
     missing = {"model", "config", "step"} - set(state) if isinstance(state, dict) else {"model"}
     if missing:
         raise RuntimeError(f"{path} is not a gazefollow checkpoint (missing {sorted(missing)})")
-    return state
+    return _migrate(state)
 
 
 def load_rng_state(checkpoint_dir: Path, process_index: int, device: torch.device) -> bool:

@@ -1,8 +1,11 @@
 """Typed configuration: dataclass schemas merged with OmegaConf.
 
-Layers, later wins: schema defaults < ``--yaml_diffusion`` < ``--yaml_gaze`` < ``--experiment``
-< legacy flags < ``section.key=value`` overrides. This module is the ONLY place that knows the
-seed's legacy flag names (``LEGACY_FLAGS``); everything else reads typed keys.
+The schema defaults below ARE the full-size research defaults: ``configs/diffusion.yaml`` and
+``configs/gaze.yaml`` restate them for the original command line (a test checks that they
+agree), and the experiment files only change what they name. ``LAYER_STACK`` is the one
+statement of the order in which layers apply. This module is the ONLY place that knows the
+original research code's flag names (``LEGACY_FLAGS``) and this project's earlier key names
+(``RENAMED_KEYS``); everything else reads typed keys.
 """
 from __future__ import annotations
 
@@ -19,10 +22,17 @@ class ConfigError(ValueError):
     """A configuration that cannot run: unknown key, wrong type or unsupported value."""
 
 
-# The model's parts, each its own optimiser group (gaze_model.trainable_parts): the two
-# encoders, the rest of the gaze part, the heatmap decoder and the in/out head.
-MODEL_PARTS = ("scene", "face", "conditioner", "denoiser", "inout_head")
-RESNET_PARTS = ("scene", "face")  # the encoders an ImageNet ResNet file can initialise
+# Later wins. main.py builds the stack in this order; --help and the docs print this tuple.
+LAYER_STACK = (
+    "schema defaults (gazefollow/config.py)",
+    "--yaml_diffusion FILE",
+    "--yaml_gaze FILE",
+    "--experiment FILE (default configs/experiments/synthetic_cpu.yaml, only when neither "
+    "YAML file is given)",
+    "--config FILE (repeatable)",
+    "legacy flags",
+    "section.key=value overrides",
+)
 
 
 @dataclass
@@ -44,7 +54,8 @@ class RunConfig:
     init_weights: Optional[str] = None
     init_format: str = "auto"  # auto | gazefollow | torchvision (ImageNet ResNet) | classic
     init_partial: bool = False  # load what fits when keys are missing/unexpected (else refuse)
-    init_resnet_parts: list[str] = field(default_factory=lambda: ["scene", "face"])  # torchvision
+    # The encoder's ResNet parts an ImageNet (torchvision) file initialises; [] = all of them
+    init_resnet_parts: list[str] = field(default_factory=list)
     # Prefix renames of the FILE's keys, applied before the format's own mapping
     # (old -> new, first match wins; null drops the keys).
     init_key_map: dict[str, Optional[str]] = field(default_factory=dict)
@@ -52,7 +63,7 @@ class RunConfig:
 
 @dataclass
 class SyntheticConfig:
-    """The procedurally generated gaze world (DESIGN.md §6), written in GazeFollow format."""
+    """The procedurally generated gaze world, written in GazeFollow format."""
 
     seed: int = 0
     num_train: int = 4000  # images in the train file (the validation split is carved from it)
@@ -91,7 +102,7 @@ class DataConfig:
     augment_color: float = 0.5  # brightness / contrast / saturation
     augment_color_range: float = 0.5  # factors in [1 - r, 1 + r]
     batch_size: int = 32
-    num_workers: int = 0
+    num_workers: int = 2  # loader worker processes; raise on machines with more cores
     val_fraction: float = 0.1  # share of train IMAGES held out for validation (seeded)
     subsample_test: bool = False  # quick validation on a seeded subsample of test HEADS
     subsample_size: int = 500
@@ -100,7 +111,9 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    decoder: str = "diffusion"
+    encoder: str = "resnet_pair"  # a registered gaze encoder (gazefollow/models/encoders.py)
+    head: str = "diffusion"  # heatmap head: diffusion | regression (gazefollow/models/heads.py)
+    # --- the resnet_pair encoder
     scene_layers: list[int] = field(default_factory=lambda: [3, 4, 6, 3])
     face_layers: list[int] = field(default_factory=lambda: [3, 4, 6, 3])
     scene_inplanes: int = 64
@@ -114,15 +127,16 @@ class ModelConfig:
     spatial_channels: int = 8  # scene+face feature channels concatenated to the UNet input; 0 = off
     direction_field: bool = True  # gaze-direction field channels concatenated to the UNet input
     direction_gammas: list[float] = field(default_factory=lambda: [1.0, 8.0])  # cone sharpness
+    # --- the heatmap heads (the UNet; the regression decoder uses its width and norm groups)
     unet_inout_channels: int = 1  # heatmap channels denoised by the UNet
     unet_inplanes: int = 64
     unet_multipliers: list[int] = field(default_factory=lambda: [1, 2, 4])
     unet_attention_levels: list[int] = field(default_factory=lambda: [2])  # levels with cross-attn
-    unet_layers_per_block: int = 1  # unet_residual
+    unet_layers_per_block: int = 2  # unet_residual
     unet_heads: int = 4
     unet_transformer_layers: int = 1
     unet_dropout: float = 0.0
-    unet_norm_groups: int = 8
+    unet_norm_groups: int = 32
     inout_hidden: int = 128
     freeze_scene: bool = False
     freeze_face: bool = False
@@ -135,32 +149,40 @@ class ModelConfig:
 
 @dataclass
 class DiffusionConfig:
+    """What training fixes: the schedule, the prediction type and the loss."""
+
     train_time_steps: int = 1000
-    sample_time_steps: int = 1  # sampler steps at evaluation (chosen then, not at training)
-    sampler: str = "ddim"  # ddim | ddpm (ancestral) | dpm_solver (DPM-Solver++); evaluation only
     beta_schedule: str = "linear"  # linear | cosine
     prediction: str = "x0"  # eps | x0 | v
     diff_normalization: float = 1.0  # heatmap [0,1] -> [-s, s] inside diffusion
-    timestep_sampling: str = "uniform"  # uniform | sqrt (t = T * sqrt(u): biased to high noise)
-    clip_denoised: bool = True  # clamp predicted x_0 to the heatmap range between steps
+    timestep_sampling: str = "sqrt"  # uniform | sqrt (t = T * sqrt(u): biased to high noise)
     norm_std: bool = False  # standardise x_start by one ground-truth heatmap's mean and std
-    random_flag: bool = False  # training heatmaps with a random sigma (0.5-1.5x data.heatmap_sigma)
+    random_sigma: bool = False  # training heatmaps with a random sigma (0.5-1.5x data.heatmap_sigma)
     learn_sigma: bool = False  # ADM learned_range variances (UNet outputs 2 channels per map)
     use_kl: bool = False  # train on the variational bound alone (ADM's KL loss)
     rescale_learned_sigmas: bool = False  # hybrid VLB weight T/1000 (KL loss: times T)
     rescale_timesteps: bool = False  # the denoiser sees t * 1000 / T
-    fix_snr: bool = False  # zero terminal SNR (Lin et al. 2024); needs x0 or v prediction
+    zero_terminal_snr: bool = False  # Lin et al. 2024; needs x0 or v prediction
     offset_noise_strength: float = 0.0  # std of a per-map constant added to the noise
     noise_changer: bool = False  # the original's option has no documented meaning: refused
     mse_loss_weight_type: str = "none"  # none | min_snr_<gamma> (e.g. min_snr_5) | trunc_snr
-    eval_from_picture: bool = False  # start sampling from the centre prior noised to time_noise
-    time_noise: int = 0  # the timestep of that start (eval_from_picture)
+
+
+@dataclass
+class SamplingConfig:
+    """Chosen at evaluation time, never baked into a checkpoint."""
+
+    sampler: str = "ddim"  # ddim | ddpm (ancestral) | dpm_solver (DPM-Solver++)
+    steps: int = 1  # sampler steps
+    clip_denoised: bool = True  # clamp predicted x_0 to the heatmap range between steps
+    start_from_picture: bool = False  # start from the centre prior noised to start_timestep
+    start_timestep: int = 0  # the timestep of that start
 
 
 @dataclass
 class LossConfig:
-    x_loss: bool = True  # in/out BCE
-    x_loss_weight: float = 0.5
+    inout_bce: bool = True  # the in/out BCE term
+    inout_weight: float = 0.5
     direction_weight: float = 1.0  # 1 - cos(predicted, true gaze direction), in-frame samples
     kl_div_loss: bool = False
     other_loss: bool = False
@@ -168,15 +190,15 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 1e-4  # every part's default (the seed's diffusion-part rate)
-    gaze_lr: Optional[float] = None  # legacy: default for every part but the denoiser
+    lr: float = 1e-4  # every part's default (the original's diffusion-part rate)
+    gaze_lr: Optional[float] = None  # legacy: default for every part but the heatmap head
     weight_decay: float = 0.0  # every part's default
-    # Per-part AdamW settings, keyed by MODEL_PARTS, e.g. {scene: 1.0e-5}; a part's lr is
-    # part_lr, else gaze_lr (not for the denoiser), else lr.
+    # Per-part AdamW settings keyed by part name (the encoder's parts, "head", "inout_head"),
+    # e.g. {scene: 1.0e-5}; a part's lr is part_lr, else gaze_lr (not for the head), else lr.
     part_lr: dict[str, float] = field(default_factory=dict)
     part_weight_decay: dict[str, float] = field(default_factory=dict)
     lr_schedule: str = "constant"  # constant | cosine (warm-up first in both)
-    warmup_steps: int = 200
+    warmup_steps: int = 500
     lr_anneal_steps: int = 0  # not yet supported
     epochs: int = 30
     grad_clip: float = 1.0
@@ -193,10 +215,10 @@ class OptimConfig:
 class EvalConfig:
     eval_weights: Optional[str] = None  # run dir or checkpoint: evaluate only
     split: str = "test"  # test | val
-    extra_steps: list[int] = field(default_factory=list)  # more DDIM step counts to report
+    extra_steps: list[int] = field(default_factory=list)  # more sampler step counts to report
     num_samples: int = 1  # > 1: also report the mean heatmap of this many diffusion samples
     evaluate_every: int = 0  # optimizer steps between validation passes; 0 = only at the end
-    batch_size: int = 64
+    batch_size: int = 32
     num_visualize: int = 16  # test images in the PNG grid
     debugging_maps: bool = False  # prediction grids at every validation (evaluate_every)
 
@@ -214,13 +236,31 @@ class Config:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
-# --- legacy flags of the seed (SEED_INTERFACE.md) ------------------------------------------
+# Keys of earlier gazefollow versions -> today's. Stored configs (checkpoints), YAML files and
+# overrides written with them keep working; nothing else in the project reads the old names.
+RENAMED_KEYS = {
+    "model.decoder": "model.head",
+    "loss.x_loss": "loss.inout_bce",
+    "loss.x_loss_weight": "loss.inout_weight",
+    "diffusion.random_flag": "diffusion.random_sigma",
+    "diffusion.fix_snr": "diffusion.zero_terminal_snr",
+    "diffusion.sampler": "sampling.sampler",
+    "diffusion.sample_time_steps": "sampling.steps",
+    "diffusion.clip_denoised": "sampling.clip_denoised",
+    "diffusion.eval_from_picture": "sampling.start_from_picture",
+    "diffusion.time_noise": "sampling.start_timestep",
+}
+RENAMED_PARTS = {"denoiser": "head"}  # optimiser part names in optim.part_lr / part_weight_decay
+
+
+# --- legacy flags of the original research code ---------------------------------------------
 # flag -> (config key, kind). kinds: "value" (typed by the schema), "list" (ints, space or comma
 # separated), "true" (sets True), "false" (sets False), or a dict mapping the flag's value.
 LEGACY_FLAGS: dict[str, tuple[str, Any]] = {
@@ -259,9 +299,9 @@ LEGACY_FLAGS: dict[str, tuple[str, Any]] = {
     "predict_sthg": ("diffusion.prediction", {"pred_noise": "eps", "pred_x0": "x0"}),
     "adm_predict_xstart": ("diffusion.prediction", {None: "x0"}),
     "adm_predict_v": ("diffusion.prediction", {None: "v"}),
-    "random_flag": ("diffusion.random_flag", "true"),
+    "random_flag": ("diffusion.random_sigma", "true"),
     "train_time_steps": ("diffusion.train_time_steps", "value"),
-    "sample_time_steps": ("diffusion.sample_time_steps", "value"),
+    "sample_time_steps": ("sampling.steps", "value"),
     "offset_noise_strength": ("diffusion.offset_noise_strength", "value"),
     "noise_changer": ("diffusion.noise_changer", "true"),
     "mse_loss_weight_type": ("diffusion.mse_loss_weight_type", "value"),
@@ -270,12 +310,12 @@ LEGACY_FLAGS: dict[str, tuple[str, Any]] = {
     "adm_learn_sigma": ("diffusion.learn_sigma", "true"),
     "adm_rescale_learned_sigmas": ("diffusion.rescale_learned_sigmas", "true"),
     "adm_rescale_timesteps": ("diffusion.rescale_timesteps", "true"),
-    "fix_snr": ("diffusion.fix_snr", "true"),
-    "clip_denoised": ("diffusion.clip_denoised", "true"),
-    "eval_from_picture": ("diffusion.eval_from_picture", "true"),
-    "time_noise": ("diffusion.time_noise", "value"),
+    "fix_snr": ("diffusion.zero_terminal_snr", "true"),
+    "clip_denoised": ("sampling.clip_denoised", "true"),
+    "eval_from_picture": ("sampling.start_from_picture", "true"),
+    "time_noise": ("sampling.start_timestep", "value"),
     "kl_div_loss": ("loss.kl_div_loss", "true"),
-    "x_loss": ("loss.x_loss", "true"),
+    "x_loss": ("loss.inout_bce", "true"),
     "other_loss": ("loss.other_loss", "true"),
     "lr": ("optim.lr", "value"),
     "weight_decay": ("optim.weight_decay", "value"),
@@ -315,8 +355,8 @@ CHOICES = {
     "run.init_format": ("auto", "gazefollow", "torchvision", "classic"),
     "data.source_dataset": ("synthetic", "gazefollow", "videoattentiontarget", "goo"),
     "model.block": ("basic", "bottleneck"),
-    "model.decoder": ("diffusion", "regression"),
-    "diffusion.sampler": ("ddim", "ddpm", "dpm_solver"),
+    "model.head": ("diffusion", "regression"),
+    "sampling.sampler": ("ddim", "ddpm", "dpm_solver"),
     "diffusion.beta_schedule": ("linear", "cosine"),
     "diffusion.prediction": ("eps", "x0", "v"),
     "diffusion.timestep_sampling": ("uniform", "sqrt"),
@@ -354,12 +394,30 @@ def _merge(base: DictConfig, other: Any, source: str) -> DictConfig:
         raise ConfigError(f"{source}: {err.msg} (key '{err.full_key}')") from None
 
 
+def _renamed(tree: dict) -> dict:
+    """A nested config dict with the keys of earlier versions (RENAMED_KEYS, RENAMED_PARTS)
+    under today's names."""
+    tree = {section: dict(values) if isinstance(values, dict) else values
+            for section, values in tree.items()}
+    for old, new in RENAMED_KEYS.items():
+        old_section, old_key = old.split(".")
+        if isinstance(tree.get(old_section), dict) and old_key in tree[old_section]:
+            new_section, new_key = new.split(".")
+            tree.setdefault(new_section, {})[new_key] = tree[old_section].pop(old_key)
+    optim = tree.get("optim")
+    for table in ("part_lr", "part_weight_decay"):
+        if isinstance(optim, dict) and isinstance(optim.get(table), dict):
+            optim[table] = {RENAMED_PARTS.get(k, k): v for k, v in optim[table].items()}
+    return tree
+
+
 def load_yaml(path: str | Path) -> DictConfig:
     """Read one YAML layer (a missing file is a ConfigError naming it)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    return OmegaConf.load(path)
+    content = OmegaConf.to_container(OmegaConf.load(path))
+    return OmegaConf.create(_renamed(content) if isinstance(content, dict) else content)
 
 
 Override = Union[str, tuple[str, Any]]  # "section.key=value" or (dotted key, typed value)
@@ -372,15 +430,16 @@ def _override_node(item: Override) -> tuple[DictConfig, str]:
         for part in reversed(key.split(".")):
             node = {part: node}
         # The schema types the value: "007" stays a string for a str key, becomes 7 for an int.
-        return OmegaConf.create(node), f"{key}={value}"
+        return OmegaConf.create(_renamed(node)), f"{key}={value}"
     if "=" not in item:
         raise ConfigError(f"override '{item}' is not of the form section.key=value")
-    return OmegaConf.from_dotlist([item]), item
+    node = OmegaConf.to_container(OmegaConf.from_dotlist([item]))
+    return OmegaConf.create(_renamed(node)), item
 
 
 def migrate_stored(stored: dict) -> dict:
     """A config stored by an earlier version, in today's keys (so old runs still evaluate)."""
-    stored = {section: dict(values) for section, values in stored.items()}
+    stored = _renamed(stored)
     run = stored.get("run", {})
     if "keep_snapshots" in run:  # one-file checkpoints + snapshots/ became checkpoints/
         run["keep_last"] = 0 if run.pop("keep_snapshots") else 1
@@ -454,23 +513,85 @@ def _check(condition: bool, message: str) -> None:
 
 
 def _validate_parts(config: Config) -> None:
-    """Per-part optimiser settings and the encoders an ImageNet file initialises."""
+    """Per-part optimiser settings, frozen parts and the ResNet parts an ImageNet file
+    initialises, against the parts the chosen encoder declares (its registry entry)."""
+    from gazefollow.models.encoders import encoder_class, model_parts
+
+    try:
+        encoder = encoder_class(config.model.encoder)
+    except KeyError as err:
+        raise ConfigError(f"model.encoder: {err.args[0]}") from None
+    parts = list(model_parts(encoder))
     optim = config.optim
     for key, table in (("optim.part_lr", optim.part_lr),
                        ("optim.part_weight_decay", optim.part_weight_decay)):
         for part in table:
-            _check(part in MODEL_PARTS, f"{key} has the key '{part}', which is not a model "
-                   f"part; the parts are {list(MODEL_PARTS)}.{_suggest(part, list(MODEL_PARTS))}")
+            _check(part in parts, f"{key} has the key '{part}', which is not a model part; "
+                   f"the parts are {parts}.{_suggest(part, parts)}")
     for part, lr in optim.part_lr.items():
         _check(lr > 0, f"optim.part_lr.{part}={lr} must be > 0 (freeze an encoder instead)")
     for part, decay in optim.part_weight_decay.items():
         _check(decay >= 0, f"optim.part_weight_decay.{part}={decay} must be >= 0")
-    parts = config.run.init_resnet_parts
-    _check(len(parts) > 0 and len(set(parts)) == len(parts), "run.init_resnet_parts must name "
-           f"at least one encoder, each once; got {parts}")
-    for part in parts:
-        _check(part in RESNET_PARTS, f"run.init_resnet_parts has '{part}'; the encoders are "
-               f"{list(RESNET_PARTS)}")
+    for part in frozen_parts(config.model):
+        _check(part in encoder.PARTS, f"model.freeze_{part}: the encoder "
+               f"'{config.model.encoder}' has no part '{part}' (its parts: {list(encoder.PARTS)})")
+    named = config.run.init_resnet_parts
+    _check(len(set(named)) == len(named), f"run.init_resnet_parts names a part twice: {named}")
+    for part in named:
+        _check(part in encoder.RESNET_PARTS, f"run.init_resnet_parts has '{part}'; the ResNet "
+               f"parts of the encoder '{config.model.encoder}' are {list(encoder.RESNET_PARTS)}")
+
+
+def frozen_parts(model_cfg: ModelConfig) -> list[str]:
+    """The encoder parts ``--freeze_scene`` / ``--freeze_face`` freeze."""
+    return [part for part, frozen in (("scene", model_cfg.freeze_scene),
+                                      ("face", model_cfg.freeze_face)) if frozen]
+
+
+def _validate_data(config: Config) -> None:
+    data = config.data
+    for key in ("box_jitter", "crop", "flip", "color"):
+        share = getattr(data, f"augment_{key}")
+        _check(0 <= share <= 1, f"data.augment_{key}={share} is a probability: use [0, 1]")
+    _check(0 <= data.augment_color_range < 1, "data.augment_color_range must be in [0, 1)")
+    _check(data.augment_box_jitter_max >= 0, "data.augment_box_jitter_max must be >= 0")
+    _check(data.frame_stride >= 1, "data.frame_stride must be >= 1")
+    _check(0 < data.val_fraction < 1, "data.val_fraction must be in (0, 1)")
+    levels = len(config.model.unet_multipliers)
+    for level in config.model.unet_attention_levels:
+        _check(0 <= level < levels, f"model.unet_attention_levels has level {level}, but the "
+               f"UNet has {levels} levels (model.unet_multipliers="
+               f"{config.model.unet_multipliers}).")
+    _check(data.output_size % (2 ** (levels - 1)) == 0,
+           f"data.output_size={data.output_size} must be divisible by "
+           f"{2 ** (levels - 1)} for a {levels}-level UNet.")
+
+
+def _validate_diffusion(config: Config) -> None:
+    diff, sampling = config.diffusion, config.sampling
+    _check(diff.train_time_steps >= 50, "diffusion.train_time_steps must be >= 50 (the linear "
+           "schedule's betas, scaled by 1000/T, must stay well below 1)")
+    step_counts = [sampling.steps, *config.eval.extra_steps]
+    for steps in step_counts:
+        _check(1 <= steps <= diff.train_time_steps, f"sampler step count {steps} must be in "
+               f"[1, diffusion.train_time_steps={diff.train_time_steps}]")
+    _check(diff.diff_normalization > 0, "diffusion.diff_normalization must be > 0")
+    _check(not (diff.zero_terminal_snr and diff.prediction == "eps"),
+           "diffusion.zero_terminal_snr cannot be used with eps prediction: x_0 is not "
+           "recoverable from eps at the last step (Lin et al. 2024); use "
+           "diffusion.prediction=v or x0")
+    weight = diff.mse_loss_weight_type
+    _check(weight in ("none", "trunc_snr") or (weight.startswith("min_snr_") and
+           weight[len("min_snr_"):].replace(".", "", 1).isdigit()),
+           f"diffusion.mse_loss_weight_type='{weight}' must be none, trunc_snr or "
+           "min_snr_<gamma> (e.g. min_snr_5)")
+    _check(diff.offset_noise_strength >= 0, "diffusion.offset_noise_strength must be >= 0")
+    if sampling.start_from_picture:
+        _check(0 < sampling.start_timestep < diff.train_time_steps, "sampling.start_timestep "
+               f"must be in (0, {diff.train_time_steps}) with sampling.start_from_picture")
+        for steps in step_counts:
+            _check(steps <= sampling.start_timestep + 1, f"{steps} sampling steps do not fit "
+                   f"below sampling.start_timestep={sampling.start_timestep}")
 
 
 def validate(config: Config) -> None:
@@ -483,20 +604,7 @@ def validate(config: Config) -> None:
         value = get_key(config, key)
         flag = f" (--{flag_of[key]})" if key in flag_of else ""
         _check(value == default, f"{key}={value}{flag} is not yet supported in this version of "
-               f"gazefollow; see README 'Not yet supported'. Leave it at {default!r}.")
-    data = config.data
-    for key in ("box_jitter", "crop", "flip", "color"):
-        share = getattr(data, f"augment_{key}")
-        _check(0 <= share <= 1, f"data.augment_{key}={share} is a probability: use [0, 1]")
-    _check(0 <= data.augment_color_range < 1, "data.augment_color_range must be in [0, 1)")
-    _check(data.augment_box_jitter_max >= 0, "data.augment_box_jitter_max must be >= 0")
-    _check(data.frame_stride >= 1, "data.frame_stride must be >= 1")
-    diff = config.diffusion
-    _check(diff.train_time_steps >= 50, "diffusion.train_time_steps must be >= 50 (the linear "
-           "schedule's betas, scaled by 1000/T, must stay well below 1)")
-    for steps in [diff.sample_time_steps, *config.eval.extra_steps]:
-        _check(1 <= steps <= diff.train_time_steps, f"DDIM step count {steps} must be in "
-               f"[1, diffusion.train_time_steps={diff.train_time_steps}]")
+               f"gazefollow (docs/legacy.md). Leave it at {default!r}.")
     for key in ("run.save_every", "run.print_every", "data.batch_size", "eval.batch_size",
                 "eval.num_samples", "optim.grad_accumulation",
                 "data.input_size", "data.output_size", "data.face_size"):
@@ -504,32 +612,9 @@ def validate(config: Config) -> None:
     _check(config.run.keep_last >= 0, "run.keep_last must be >= 0 (0 keeps every checkpoint)")
     _check(config.run.halt_at_step is None or config.run.halt_at_step >= 1,
            "run.halt_at_step must be >= 1")
-    _check(0 < config.data.val_fraction < 1, "data.val_fraction must be in (0, 1)")
+    _validate_data(config)
+    _validate_diffusion(config)
     _validate_parts(config)
-    _check(diff.diff_normalization > 0, "diffusion.diff_normalization must be > 0")
-    _check(not (diff.fix_snr and diff.prediction == "eps"), "diffusion.fix_snr (zero terminal "
-           "SNR) cannot be used with eps prediction: x_0 is not recoverable from eps at the "
-           "last step (Lin et al. 2024); use diffusion.prediction=v or x0")
-    weight = diff.mse_loss_weight_type
-    _check(weight in ("none", "trunc_snr") or (weight.startswith("min_snr_") and
-           weight[len("min_snr_"):].replace(".", "", 1).isdigit()),
-           f"diffusion.mse_loss_weight_type='{weight}' must be none, trunc_snr or "
-           "min_snr_<gamma> (e.g. min_snr_5)")
-    _check(diff.offset_noise_strength >= 0, "diffusion.offset_noise_strength must be >= 0")
-    if diff.eval_from_picture:
-        _check(0 < diff.time_noise < diff.train_time_steps, "diffusion.time_noise must be in "
-               f"(0, {diff.train_time_steps}) with diffusion.eval_from_picture")
-        for steps in [diff.sample_time_steps, *config.eval.extra_steps]:
-            _check(steps <= diff.time_noise + 1, f"{steps} sampling steps do not fit below "
-                   f"diffusion.time_noise={diff.time_noise}")
-    levels = len(config.model.unet_multipliers)
-    for level in config.model.unet_attention_levels:
-        _check(0 <= level < levels, f"model.unet_attention_levels has level {level}, but the "
-               f"UNet has {levels} levels (model.unet_multipliers="
-               f"{config.model.unet_multipliers}).")
-    _check(config.data.output_size % (2 ** (levels - 1)) == 0,
-           f"data.output_size={config.data.output_size} must be divisible by "
-           f"{2 ** (levels - 1)} for a {levels}-level UNet.")
 
 
 def to_yaml(config: Config) -> str:

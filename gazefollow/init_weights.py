@@ -3,8 +3,9 @@
 - ``gazefollow``: our own checkpoint (a dict with "model" and "config"): its state file, its
   folder, or a run folder (the newest complete checkpoint). It initialises the whole model.
 - ``torchvision``: an ImageNet ResNet state dict (``conv1.``, ``bn1.``, ``layer1.`` ... ``fc.``).
-  Our ResNet keeps these names, so each key goes to ``gaze.<part>.<key>`` for every encoder in
-  ``run.init_resnet_parts``; the ImageNet classifier (``fc.``) is dropped on purpose.
+  Our ResNet keeps these names, so each key goes to ``gaze.<part>.<key>`` for every ResNet part
+  the encoder declares (``RESNET_PARTS``), or those in ``run.init_resnet_parts``; the ImageNet
+  classifier (``fc.``) is dropped on purpose.
 - ``classic``: the gaze-following initial weights of Chong et al. (CVPR 2020): ``{"model": ...}``
   with ResNet-50 scene and face branches (``conv1_scene``, ``layer1_face.0.conv1`` ...);
   ``<name>_<part><rest>`` goes to ``gaze.<part>.<name><rest>``. Their other layers
@@ -26,11 +27,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gazefollow.checkpoint import resolve_checkpoint
+from gazefollow.checkpoint import migrate_model_keys, resolve_checkpoint
 
 TORCHVISION_KEY = re.compile(r"(conv1|bn1|layer\d+|fc)\.")
 CLASSIC_KEY = re.compile(r"(conv1|bn1|layer\d+)_(scene|face)(\..+)")
-ENCODER_STEM = re.compile(r"gaze\.(scene|face)\.conv1\.weight")
 SHOWN_IN_ERRORS = 5
 
 
@@ -64,7 +64,7 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
         raise ValueError(f"run.init_weights: cannot read {path} as a torch file: {err}") from None
     known = None
     if isinstance(content, dict) and "model" in content and "config" in content:
-        content, known = content["model"], "gazefollow"
+        content, known = migrate_model_keys(content["model"], content["config"]), "gazefollow"
     elif isinstance(content, dict) and isinstance(content.get("model"), dict):
         content = content["model"]  # the classic files wrap their state dict so
     if not isinstance(content, dict) or not all(
@@ -107,23 +107,21 @@ def detect_format(keys: list[str], model_keys: set[str], path: Path) -> str:
                      "gazefollow, torchvision or classic, or rename keys with run.init_key_map")
 
 
-def model_names(key: str, fmt: str, resnet_parts: list[str]) -> list[str] | None:
+def model_names(key: str, fmt: str, prefixes: dict[str, str]) -> list[str] | None:
     """Model keys a (renamed) file key initialises: [] = no place in the model, None =
-    dropped on purpose (the ImageNet classifier)."""
+    dropped on purpose (the ImageNet classifier). ``prefixes``: ResNet part -> model key
+    prefix, for the parts this load targets."""
     if fmt == "gazefollow":
         return [key]
     if fmt == "torchvision":
-        return None if key.startswith("fc.") else [f"gaze.{part}.{key}" for part in resnet_parts]
+        return None if key.startswith("fc.") else [prefix + key for prefix in prefixes.values()]
     match = CLASSIC_KEY.fullmatch(key)
-    return [f"gaze.{match[2]}.{match[1]}{match[3]}"] if match else []
+    return [f"{prefixes[match[2]]}{match[1]}{match[3]}"] if match and match[2] in prefixes else []
 
 
-def target_prefixes(fmt: str, resnet_parts: list[str]) -> list[str]:
+def target_prefixes(fmt: str, prefixes: dict[str, str]) -> list[str]:
     """Model key prefixes of the parts a file of this format is meant to initialise."""
-    if fmt == "gazefollow":
-        return [""]
-    parts = resnet_parts if fmt == "torchvision" else ["scene", "face"]
-    return [f"gaze.{part}." for part in parts]
+    return [""] if fmt == "gazefollow" else list(prefixes.values())
 
 
 def expand_stem(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
@@ -138,13 +136,14 @@ def expand_stem(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor | Non
     return grown
 
 
-def match_keys(state: dict, renamed: dict, fmt: str, resnet_parts: list[str],
+def match_keys(state: dict, renamed: dict, fmt: str, prefixes: dict[str, str],
                own: dict[str, torch.Tensor]) -> tuple[dict, dict]:
     """-> (tensors to load by model key, report lists). Reported file keys are the names
     stored in the file; a mapped name the model lacks shows as "file key -> model key"."""
     loaded, lists = {}, {"expanded": [], "dropped": [], "unexpected": [], "mismatched": []}
+    stems = {prefix + "conv1.weight" for prefix in prefixes.values()}  # ResNet input convs
     for new_key, file_key in renamed.items():
-        targets = model_names(new_key, fmt, resnet_parts)
+        targets = model_names(new_key, fmt, prefixes)
         if targets is None:
             lists["dropped"].append(file_key)
         elif not targets:
@@ -156,7 +155,7 @@ def match_keys(state: dict, renamed: dict, fmt: str, resnet_parts: list[str],
                                            else f"{file_key} -> {model_key}")
             elif value.shape == own[model_key].shape:
                 loaded[model_key] = value
-            elif ENCODER_STEM.fullmatch(model_key) and (
+            elif model_key in stems and (
                     grown := expand_stem(value, own[model_key])) is not None:
                 loaded[model_key] = grown
                 lists["expanded"].append(f"{model_key} ({value.shape[1]} -> "
@@ -205,10 +204,10 @@ def load_initial_weights(model: nn.Module, run_cfg, log=print,
         fmt = run_cfg.init_format
     elif fmt is None:
         fmt = detect_format(list(renamed), set(own), path)
-    parts = list(run_cfg.init_resnet_parts)
-    loaded, lists = match_keys(state, renamed, fmt, parts, own)
+    prefixes = _resnet_prefixes(model, fmt, run_cfg.init_resnet_parts)
+    loaded, lists = match_keys(state, renamed, fmt, prefixes, own)
     missing, defaulted = missing_keys(own, loaded, lists["mismatched"],
-                                      target_prefixes(fmt, parts))
+                                      target_prefixes(fmt, prefixes))
     report = {"file": str(path), "format": fmt, "loaded": sorted(loaded),
               "expanded": lists["expanded"], "dropped": sorted(key_map_dropped + lists["dropped"]),
               "defaulted": defaulted, "missing": missing, "unexpected": sorted(lists["unexpected"]),
@@ -222,6 +221,16 @@ def load_initial_weights(model: nn.Module, run_cfg, log=print,
     result = model.load_state_dict(loaded, strict=False)
     assert not result.unexpected_keys, "match_keys only keeps the model's own keys"
     return report
+
+
+def _resnet_prefixes(model: nn.Module, fmt: str, named: list[str]) -> dict[str, str]:
+    """Model key prefix of each ResNet part the load targets: ``run.init_resnet_parts`` (all
+    of the encoder's ResNet parts when empty) for ImageNet files; the scene and face
+    branches for the classic files."""
+    prefixes = model.resnet_prefixes()
+    if fmt == "classic":
+        return {part: prefix for part, prefix in prefixes.items() if part in ("scene", "face")}
+    return {part: prefixes[part] for part in (named or prefixes)}
 
 
 def _log_report(report: dict, log) -> None:

@@ -1,4 +1,4 @@
-"""Protocol-exact gaze-following metrics (DESIGN.md §4).
+"""Protocol-exact gaze-following metrics (docs/protocols.md).
 
 Points are normalised (x, y) in [0, 1]; a point with a negative coordinate is padding.
 Each function names the protocol it reproduces.

@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-# Published results (DESIGN.md §4; from each paper): the literature's reference points.
+# Published results (from each paper; docs/protocols.md): the literature's reference points.
 REFERENCE_RESULTS = {
     "gazefollow": ("GazeFollow", ("auc", "avg_l2", "min_l2"), [
         ("Human", 0.924, 0.096, 0.040), ("Chong et al. 2020", 0.921, 0.137, 0.077),
@@ -43,7 +43,7 @@ def format_table(results: dict, protocol: str) -> str:
     lines = [f"{'':<30}" + "".join(f"{COLUMN_NAMES[k]:>11}" for k in keys)]
     lines += [_row(name, values, keys) for name, values in rows]
     dataset, ref_keys, references = REFERENCE_RESULTS[protocol]
-    lines.append(f"published on real {dataset} (DESIGN.md §4):")
+    lines.append(f"published on real {dataset}:")
     for name, *values in references:
         lines.append(_row(f"  {name}", dict(zip(ref_keys, values)),
                           [k for k in keys if k in ref_keys]))

@@ -1,5 +1,5 @@
-"""The pieces train.py puts together: accelerator, data order, LR schedule, resume checks,
-NaN guard, per-step diagnostics and validation."""
+"""The pieces train.py puts together: trackers, LR schedule, resume checks, NaN guard,
+per-step diagnostics and validation."""
 from __future__ import annotations
 
 import time
@@ -8,60 +8,11 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from diffusers.optimization import get_scheduler
-from torch.utils.data import Sampler
+from diffusers.training_utils import EMAModel
 
-from gazefollow.config import Config, ConfigError, to_dict
-from gazefollow.evaluate import protocol_of, run_split, runs_on_cpu
+from gazefollow.config import Config, ConfigError, build_config, to_dict
+from gazefollow.evaluate import protocol_of, run_split
 from gazefollow.visualize import save_prediction_grid
-
-
-class EpochShuffle(Sampler):
-    """A fresh permutation per epoch from (seed, epoch): the order is a pure function of both,
-    so a resumed run sees the same batches as an uninterrupted one. Items are (position,
-    epoch), so the dataset draws each sample's augmentation from the same pair."""
-
-    def __init__(self, size: int, seed: int):
-        self.size, self.seed, self.epoch = size, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 10_007 + self.epoch)
-        order = torch.randperm(self.size, generator=generator).tolist()
-        return iter([(position, self.epoch) for position in order])
-
-    def __len__(self) -> int:
-        return self.size
-
-
-def make_accelerator(config: Config, run_dir: Path) -> Accelerator:
-    """CPU when asked or when no GPU is present (several CPU processes then talk over gloo);
-    wandb only when logging is not disabled."""
-    device = config.run.device
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("run.device=cuda but no CUDA device is available")
-    cpu = runs_on_cpu(config)
-    if cpu and config.optim.amp == "fp16":
-        raise ConfigError("optim.amp=fp16 (--amp O1) needs a GPU; on a CPU use bf16 (O2) or no")
-    log_with = None if config.logging.wandb == "disabled" else "wandb"
-    return Accelerator(cpu=cpu, mixed_precision=config.optim.amp, log_with=log_with,
-                       gradient_accumulation_steps=config.optim.grad_accumulation,
-                       project_dir=str(run_dir))
-
-
-def describe_setup(accelerator: Accelerator, config: Config) -> str:
-    """The line every run starts with: who trains, on what, with which batch."""
-    per_process = config.data.batch_size
-    accumulation = config.optim.grad_accumulation
-    world = accelerator.num_processes
-    kind = "one process" if world == 1 else f"{accelerator.distributed_type.value} DDP"
-    return (f"{world} process(es) on {accelerator.device.type} ({kind}); batch {per_process} "
-            f"per process x {accumulation} accumulation x {world} process(es) = "
-            f"{per_process * accumulation * world} global; mixed precision "
-            f"{accelerator.mixed_precision}; channels_last "
-            f"{'on' if config.model.channels_last else 'off'}; torch.compile "
-            f"{'on' if config.model.compile else 'off'}; {torch.get_num_threads()} threads")
 
 
 def start_trackers(accelerator: Accelerator, config: Config, run_dir: Path, run_id: str) -> None:
@@ -83,13 +34,19 @@ def make_lr_scheduler(optimizer, optim, total_steps: int):
                          num_training_steps=max(total_steps, 1))
 
 
+def make_ema(net, optim) -> EMAModel:
+    """EMA of every parameter: decay ceiling ``optim.ema_rate``; with ``optim.ema_warmup`` the
+    decay ramps as 1 - (1 + step)^-ema_power, else as (1 + step) / (10 + step)."""
+    return EMAModel(net.parameters(), decay=optim.ema_rate, use_ema_warmup=optim.ema_warmup,
+                    inv_gamma=1.0, power=optim.ema_power)
+
+
 # Keys that may change when a run is resumed; any other difference is refused, because the
 # optimizer, scheduler and EMA states restored from the checkpoint would silently win.
+# (A resumed run does not reload its initial weights, so run.init_* may change too.)
 RESUMABLE_CHANGES = ("run.max_steps", "run.halt_at_step", "run.print_every", "run.save_every",
-                     "run.keep_last", "run.device", "run.resume", "optim.epochs",
-                     "data.num_workers", "eval.", "logging.", "diffusion.sample_time_steps",
-                     "diffusion.sampler", "diffusion.clip_denoised",
-                     "diffusion.eval_from_picture", "diffusion.time_noise", "model.compile",
+                     "run.keep_last", "run.device", "run.resume", "run.init_", "optim.epochs",
+                     "data.num_workers", "eval.", "logging.", "sampling.", "model.compile",
                      "optim.max_nonfinite_steps")
 
 
@@ -108,7 +65,9 @@ def resume_conflicts(stored: dict, current: dict, prefix: str = "") -> list[str]
 def restore(state: dict, config: Config, processes: int, net, ema, optimizer,
             lr_scheduler) -> int:
     """Put a checkpoint's model, EMA, optimizer and LR schedule back; return its step."""
-    conflicts = resume_conflicts(state["config"], to_dict(config))
+    # the stored config in today's keys, with defaults for keys it predates
+    stored = to_dict(build_config(base=state["config"]))
+    conflicts = resume_conflicts(stored, to_dict(config))
     if conflicts:
         raise ConfigError("the run directory holds a checkpoint made with another config ("
                           + "; ".join(conflicts[:6]) + "); use --no_resume or another --tag")
@@ -162,6 +121,27 @@ def quartile_losses(losses: dict, num_timesteps: int) -> dict:
     return out
 
 
+class ProgressLog:
+    """The log line every ``run.print_every`` steps (and at the session's last step): mean
+    loss of the finite steps since the last line, steps/s, s/step, ETA."""
+
+    def __init__(self, total_steps: int, log):
+        self.total_steps, self.log = total_steps, log
+        self.tic, self.window = time.perf_counter(), []
+
+    def add(self, loss: float) -> None:
+        self.window.append(loss)
+
+    def maybe_print(self, step: int, every: int, stop_step: int) -> None:
+        if not self.window or (step % every and step != stop_step):
+            return
+        rate = len(self.window) / (time.perf_counter() - self.tic)
+        self.log(f"step {step}/{self.total_steps}  loss "
+                 f"{sum(self.window) / len(self.window):.4f}  {rate:.2f} steps/s  "
+                 f"{1 / rate:.3f} s/step  eta {(self.total_steps - step) / rate / 60:.1f} min")
+        self.tic, self.window = time.perf_counter(), []
+
+
 def timed(batches, clock: dict):
     """Yield from ``batches``, adding the time spent waiting for each to clock["data_wait"]."""
     iterator = iter(batches)
@@ -175,7 +155,7 @@ def timed(batches, clock: dict):
         yield batch
 
 
-def validate(net, ema, diffusion, dataset, config: Config, accelerator: Accelerator, step: int,
+def validate(net, ema, dataset, config: Config, accelerator: Accelerator, step: int,
              run_dir: Path, log) -> None:
     """Validation metrics with the EMA weights (swapped in, then back), logged; never test.
     Every process scores its share of the split. With ``eval.debugging_maps`` (the original's
@@ -183,19 +163,19 @@ def validate(net, ema, diffusion, dataset, config: Config, accelerator: Accelera
     ``debugging_maps/step_<N>.png`` in the run directory."""
     ema.store(net.parameters())
     ema.copy_to(net.parameters())
-    steps = config.diffusion.sample_time_steps
+    steps = config.sampling.steps
     keep = config.eval.num_visualize if config.eval.debugging_maps else 0
-    result = run_split(net, diffusion, dataset, [steps], batch_size=config.eval.batch_size,
+    result = run_split(net, dataset, [steps], config.sampling, batch_size=config.eval.batch_size,
                        seed=config.run.seed, device=accelerator.device, num_keep=keep,
                        prior_inout=0.5, protocol=protocol_of(config), desc="val",
                        shard=(accelerator.process_index, accelerator.num_processes))
     ema.restore(net.parameters())
     net.train()
-    metrics = result["model"][steps]
+    metrics = {**result.model[steps], "inout_ap": result.inout_ap}
     accelerator.log({f"val/{k}": v for k, v in metrics.items()}, step=step)
-    log(f"step {step} validation (EMA, {config.diffusion.sampler} {steps} steps): " +
+    log(f"step {step} validation (EMA, {net.head.describe(config.sampling)} {steps} steps): " +
         "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-    if result["samples"] and accelerator.is_main_process:
+    if result.samples and accelerator.is_main_process:
         (run_dir / "debugging_maps").mkdir(exist_ok=True)
-        save_prediction_grid(result["samples"], Path(config.data.dataset_dir),
+        save_prediction_grid(result.samples, Path(config.data.dataset_dir),
                              run_dir / "debugging_maps" / f"step_{step:07d}.png")

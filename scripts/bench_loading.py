@@ -22,12 +22,11 @@ from torch.utils.data import DataLoader  # noqa: E402
 from gazefollow.config import build_config  # noqa: E402
 from gazefollow.data.build import build_datasets  # noqa: E402
 from gazefollow.data.dataset import collate_samples  # noqa: E402
+from gazefollow.data.order import EpochShuffle  # noqa: E402
 from gazefollow.data.synthetic import generate_world  # noqa: E402
 from gazefollow.data.synthetic_layouts import write_goo_world, write_vat_world  # noqa: E402
-from gazefollow.diffusion.gaussian import build_diffusion  # noqa: E402
-from gazefollow.diffusion.losses import training_losses  # noqa: E402
 from gazefollow.models.gaze_model import build_model  # noqa: E402
-from gazefollow.training_parts import EpochShuffle  # noqa: E402
+from gazefollow.objective import training_losses  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WRITERS = {
@@ -57,13 +56,13 @@ def train_step_seconds(config, steps: int) -> float:
     """Seconds per full-size optimizer step on a preloaded batch (no data loading)."""
     dataset = build_datasets(config, splits=("train",), log=lambda *_: None)["train"]
     batch = collate_samples([dataset[(i, 0)] for i in range(config.data.batch_size)])
-    model, diffusion = build_model(config), build_diffusion(config)
+    model = build_model(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     model.train()
     times = []
     for _ in range(steps + 1):  # the first step pays one-off allocation costs
         start = time.perf_counter()
-        training_losses(model, diffusion, batch, config.loss)["loss"].backward()
+        training_losses(model, batch, config.loss)["loss"].backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         times.append(time.perf_counter() - start)

@@ -23,7 +23,7 @@ import torch  # noqa: E402
 from gazefollow.config import build_config  # noqa: E402
 from gazefollow.data.build import build_datasets  # noqa: E402
 from gazefollow.data.dataset import BAD_KEY, collate_samples  # noqa: E402
-from gazefollow.evaluate import load_for_eval, run_split, sample_heatmaps  # noqa: E402
+from gazefollow.evaluate import load_for_eval, run_split  # noqa: E402
 from gazefollow.train import train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,21 +35,20 @@ VARIANTS = {  # name: (run tag, overrides)
     "v": ("v", ["diffusion.prediction=v"]),
     "x0, learned sigma": ("x0_learned_sigma", ["diffusion.learn_sigma=true",
                                                "diffusion.rescale_learned_sigmas=true"]),
-    "regression": ("regression", ["model.decoder=regression"]),
+    "regression": ("regression", ["model.head=regression"]),
 }
 
 
 def milliseconds_per_image(loaded: dict, batches: list[dict], steps: int) -> float:
     """Encoders + sampler over preloaded test batches, per image."""
-    model, diffusion, device = loaded["model"], loaded["diffusion"], loaded["device"]
-    size, seed = batches[0]["heatmap"].shape[-1], loaded["config"].run.seed
+    model, config = loaded["model"], loaded["config"]
     model.eval()
     start, count = time.perf_counter(), 0
     with torch.no_grad():
         for batch in batches:
             cond = model.encode(batch)
-            sample_heatmaps(model, diffusion, cond, batch["index"].tolist(), size, seed, steps,
-                            device)
+            model.head.predict(cond, batch["index"].tolist(), config.run.seed, steps,
+                               config.sampling)
             count += len(batch["index"])
     return 1e3 * (time.perf_counter() - start) / count
 
@@ -71,15 +70,14 @@ def study_variant(name: str, tag: str, overrides: list[str], out: Path,
     rows, ap = [], None
     for sampler in (["ddim", "dpm_solver"] if "regression" not in name else ["one pass"]):
         loaded = load_for_eval(run_dir, [] if sampler == "one pass" else
-                               [f"diffusion.sampler={sampler}"])
+                               [f"sampling.sampler={sampler}"])
         common = dict(batch_size=config.eval.batch_size, seed=config.run.seed,
                       device=loaded["device"], prior_inout=0.5)
+        sampling = loaded["config"].sampling
         if ap is None:
-            ap = run_split(loaded["model"], loaded["diffusion"], datasets["val"], [],
-                           **common)["model"][0]["inout_ap"]
+            ap = run_split(loaded["model"], datasets["val"], [], sampling, **common).inout_ap
         counts = [1] if sampler == "one pass" else steps_list
-        metrics = run_split(loaded["model"], loaded["diffusion"], test, counts,
-                            **common)["model"]
+        metrics = run_split(loaded["model"], test, counts, sampling, **common).model
         for steps in counts:
             ms = milliseconds_per_image(loaded, batches, steps)
             rows.append((name, sampler, steps, metrics[steps], ap, ms))

@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--weights", required=True, help="run directory or checkpoint file")
     parser.add_argument("--ids", type=int, nargs="+", help="sample ids to draw")
     parser.add_argument("--num", type=int, default=8, help="first N samples (without --ids)")
-    parser.add_argument("--steps", type=int, default=10, help="DDIM steps of the trajectory")
+    parser.add_argument("--steps", type=int, default=10, help="DDIM sampler steps of the trajectory")
     parser.add_argument("--out", help="folder for the PNGs (default <run dir>/pictures)")
     parser.add_argument("overrides", nargs="*", help="section.key=value, e.g. eval.split=val")
     args = parser.parse_args()
@@ -43,16 +43,16 @@ def main() -> None:
         chosen.instances = [by_id[i] for i in args.ids]
     else:
         chosen.instances = dataset.instances[:args.num]
-    result = run_split(loaded["model"], loaded["diffusion"], chosen, [args.steps],
+    result = run_split(loaded["model"], chosen, [args.steps], config.sampling,
                        batch_size=config.eval.batch_size, seed=config.run.seed,
                        device=loaded["device"], prior_inout=0.5, num_keep=len(chosen),
                        protocol=protocol_of(config), desc="pictures")
     out = Path(args.out) if args.out else loaded["run_dir"] / f"pictures{loaded['suffix']}"
     out.mkdir(parents=True, exist_ok=True)
     root = Path(config.data.dataset_dir)
-    save_prediction_grid(result["samples"], root, out / "grid.png")
-    save_trajectories(result["samples"], root, out / "trajectories.png", args.steps)
-    for sample in result["samples"]:
+    save_prediction_grid(result.samples, root, out / "grid.png")
+    save_trajectories(result.samples, root, out / "trajectories.png", args.steps)
+    for sample in result.samples:
         save_trajectories([sample], root, out / f"sample_{sample['index']}.png", args.steps)
     print(f"{len(result['samples'])} samples ({loaded['weights']} weights, DDIM {args.steps} "
           f"steps) -> {out}")

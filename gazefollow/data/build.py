@@ -106,7 +106,7 @@ def build_datasets(config: Config, splits=("train", "val", "test"), log=print) -
         group = show_group if data.source_dataset == "videoattentiontarget" else image_group
         train, val = split_by_image(instances, data.val_fraction, config.run.seed, group)
         out["train"] = HeadDataset(root, train, augment=augment_settings(config),
-                                   random_sigma=config.diffusion.random_flag,
+                                   random_sigma=config.diffusion.random_sigma,
                                    seed=config.run.seed, **kwargs)
         out["val"] = HeadDataset(root, val, **kwargs)
     if "test" in splits:

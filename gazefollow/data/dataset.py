@@ -9,9 +9,9 @@ from PIL import Image
 from torch.utils.data import Dataset, default_collate
 
 from gazefollow.data.augment import AugmentSettings, augment
-from gazefollow.data.heatmap import (enlarge_box, gaussian_heatmap, head_channel, pad_points,
-                                     to_tensor)
+from gazefollow.data.heatmap import gaussian_heatmap, pad_points
 from gazefollow.data.instances import BadInput, HeadInstance
+from gazefollow.data.preprocess import model_inputs
 
 BAD_KEY = "bad_input"  # a sample that failed to load in skip mode: {BAD_KEY: message}
 
@@ -113,23 +113,16 @@ class HeadDataset(Dataset):
         rng = np.random.default_rng([self.seed, epoch, instance.index])
         if self.augment is not None:
             image, box, points = augment(image, box, points, rng, self.augment)
-        # diffusion.random_flag: a random target width per view (drawn after the augmentations,
+        # diffusion.random_sigma: a random target width per view (drawn after the augmentations,
         # so switching it does not change them)
         sigma = self.heatmap_sigma * (rng.uniform(0.5, 1.5) if self.random_sigma else 1.0)
         view_w, view_h = image.size
         points = points / [view_w, view_h]
-        face_box = enlarge_box(box, self.head_enlarge, view_w, view_h)
-        face = image.crop(tuple(int(round(v)) for v in face_box))
-        size = (self.input_size, self.input_size)
         return {
-            "image": to_tensor(image.resize(size, Image.BILINEAR)),
-            "head_channel": head_channel(box, view_w, view_h, self.input_size),
-            "face": to_tensor(face.resize((self.face_size,) * 2, Image.BILINEAR)),
+            **model_inputs(image, box, self.input_size, self.face_size, self.head_enlarge),
             "heatmap": gaussian_heatmap(points, self.output_size, sigma),
             "gaze_points": pad_points(points),
             "inout": torch.tensor(float(instance.inout)),
-            "head_box": torch.tensor(box / [view_w, view_h, view_w, view_h],
-                                     dtype=torch.float32),
             "index": instance.index,
             "path": instance.path,
             "width": width,

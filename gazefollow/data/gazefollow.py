@@ -1,4 +1,4 @@
-"""GazeFollow (extended) annotation files (DESIGN.md §3); they also serve the synthetic world.
+"""GazeFollow (extended) annotation files; they also serve the synthetic world.
 
 Train file: 17 comma-separated columns per row, one row per person. Test file: 16 columns (no
 ``inout``), one row per annotator; rows sharing ``(path, eye_x, eye_y)`` form one head instance.

@@ -1,4 +1,4 @@
-"""GOO-Synth / GOO-Real annotations (DESIGN.md §3): a pickle holding a list of dicts.
+"""GOO-Synth / GOO-Real annotations: a pickle holding a list of dicts.
 
 Used keys: ``filename`` (may use ``\\`` separators), ``width``, ``height``, ``gaze_cx``,
 ``gaze_cy`` (gaze point) and ``hx``, ``hy`` (head point), in pixels of a 640x480 basis. There is

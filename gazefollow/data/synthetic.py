@@ -1,4 +1,4 @@
-"""The synthetic gaze world (DESIGN.md §6), written in the exact GazeFollow (extended) format.
+"""The synthetic gaze world (docs/datasets.md), written in the exact GazeFollow (extended) format.
 
 Each image holds a textured background, a few distractor objects and one person: a round head
 whose face (eyes, nose) is on the side it faces and whose hair is on the back, above a body.

@@ -1,4 +1,4 @@
-"""The synthetic gaze world written in the VideoAttentionTarget and GOO layouts (DESIGN.md §3).
+"""The synthetic gaze world written in the VideoAttentionTarget and GOO layouts.
 
 The GazeFollow layout is ``synthetic.generate_world``. These writers let every reader be
 trained, evaluated and benchmarked on generated data in its dataset's exact real layout:

@@ -1,4 +1,4 @@
-"""VideoAttentionTarget annotations (DESIGN.md §3): one text file per person track.
+"""VideoAttentionTarget annotations: one text file per person track.
 
 Layout: ``annotations/{train,test}/<show>/<clip>/<person>.txt`` with rows
 ``frame_file, xmin, ymin, xmax, ymax, gazex, gazey`` (pixels, no header); frames live under

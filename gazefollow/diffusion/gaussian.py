@@ -14,8 +14,6 @@ import math
 import numpy as np
 import torch
 
-from gazefollow.data.heatmap import gaussian_heatmap
-
 
 class ModelMeanType(enum.Enum):
     """What the denoiser predicts."""
@@ -71,20 +69,19 @@ class GaussianDiffusion:
     """Schedule, forward process, posterior and prediction-type conversions.
 
     Args:
-        diffusion_cfg: the ``diffusion`` config section.
-        output_size: heatmap size, for the ``norm_std`` statistics (the std of one in-frame
-            ground-truth heatmap in the diffusion space).
-        heatmap_sigma: the ground-truth Gaussian's sigma at 64 px (``data.heatmap_sigma``).
+        diffusion_cfg: the ``diffusion`` config section (any object with its attributes).
+        norm_stats: (shift, std) for ``norm_std``: the mean and std of one ground-truth
+            heatmap in the diffusion space (``norm_std_stats``); required with ``norm_std``.
     """
 
-    def __init__(self, diffusion_cfg, output_size: int = 64, heatmap_sigma: float = 3.0):
+    def __init__(self, diffusion_cfg, norm_stats: tuple[float, float] | None = None):
         self.cfg = diffusion_cfg
         self.num_timesteps = diffusion_cfg.train_time_steps
         self.mean_type = ModelMeanType(diffusion_cfg.prediction)
         self.learn_sigma = diffusion_cfg.learn_sigma
         self.scale = diffusion_cfg.diff_normalization
         betas = get_betas(diffusion_cfg.beta_schedule, self.num_timesteps)
-        self.betas = zero_terminal_snr(betas) if diffusion_cfg.fix_snr else betas
+        self.betas = zero_terminal_snr(betas) if diffusion_cfg.zero_terminal_snr else betas
         alphas_cumprod = np.cumprod(1.0 - self.betas)
         prev = np.append(1.0, alphas_cumprod[:-1])
         self.alphas_cumprod = torch.from_numpy(alphas_cumprod)
@@ -100,12 +97,14 @@ class GaussianDiffusion:
         self.log_betas = torch.from_numpy(np.log(np.maximum(self.betas, 1e-20)))
         self.shift, self.std = 0.0, 1.0
         if diffusion_cfg.norm_std:
-            one = self._to_x_unnormalised(gaussian_heatmap([[0.5, 0.5]], output_size, heatmap_sigma))
-            self.shift, self.std = float(one.mean()), float(one.std())
+            if norm_stats is None:
+                raise ValueError("diffusion.norm_std needs norm_stats: (shift, std) of a "
+                                 "ground-truth heatmap, from norm_std_stats()")
+            self.shift, self.std = norm_stats
 
     # --- the one mapping between heatmaps and the diffusion space ---------------------------
     def _to_x_unnormalised(self, heatmap: torch.Tensor) -> torch.Tensor:
-        return (heatmap * 2.0 - 1.0) * self.scale
+        return _scaled(heatmap, self.scale)
 
     def heatmap_to_x(self, heatmap: torch.Tensor) -> torch.Tensor:
         """[0, 1] -> [-s, s] with s = diff_normalization; with ``norm_std`` then shifted and
@@ -125,7 +124,8 @@ class GaussianDiffusion:
 
     # --- forward process --------------------------------------------------------------------
     def sample_timesteps(self, batch: int, device, generator=None) -> torch.Tensor:
-        """Uniform t, or t = T * sqrt(u) ("sqrt"), which favours the noisy end (DESIGN §7)."""
+        """Uniform t, or t = T * sqrt(u) ("sqrt"), which favours the noisy end (for x0
+        prediction on heatmaps, the steps that decide where the peak goes)."""
         u = torch.rand(batch, generator=generator, device=device)
         if self.cfg.timestep_sampling == "sqrt":
             u = u.sqrt()
@@ -225,6 +225,12 @@ class GaussianDiffusion:
         return eps_weight
 
 
-def build_diffusion(config) -> GaussianDiffusion:
-    """The diffusion of a Config (heatmap size and sigma from the data section)."""
-    return GaussianDiffusion(config.diffusion, config.data.output_size, config.data.heatmap_sigma)
+def _scaled(heatmap: torch.Tensor, scale: float) -> torch.Tensor:
+    return (heatmap * 2.0 - 1.0) * scale
+
+
+def norm_std_stats(diffusion_cfg, reference_heatmap: torch.Tensor) -> tuple[float, float]:
+    """(mean, std) of a reference ground-truth heatmap (values in [0, 1]) mapped to
+    [-s, s]: what ``norm_std`` subtracts and divides by."""
+    x = _scaled(reference_heatmap, diffusion_cfg.diff_normalization)
+    return float(x.mean()), float(x.std())

@@ -2,8 +2,9 @@
 al. 2020, respaced as in ADM) and DPM-Solver++ (Lu et al. 2022, diffusers' scheduler).
 
 Every sampler takes the conditioning ``cond`` computed once per sample by the caller and
-reuses it at every step. Steps use trailing spacing: with any step count the first step is
-at t = T - 1 (or at ``time_noise`` when starting from a noised picture), never at t = 0.
+reuses it at every step; ``model`` is anything with ``denoise(x_t, t, cond)``. Steps use
+trailing spacing: with any step count the first step is at t = T - 1 (or at the start
+timestep when starting from a noised picture), never at t = 0.
 """
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import numpy as np
 import torch
 from diffusers import DPMSolverMultistepScheduler
 
-from gazefollow.data.heatmap import center_prior_heatmap
 from gazefollow.diffusion.gaussian import GaussianDiffusion, get_betas
 
 SAMPLERS = ("ddim", "ddpm", "dpm_solver")
@@ -39,17 +39,16 @@ def initial_noise(ids: list[int], shape: tuple, seed: int, draw: int = 0) -> tor
     return torch.stack(out)
 
 
-def start_point(diffusion: GaussianDiffusion, noise: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """(x at the first step, its timestep): pure noise at T - 1, or with ``eval_from_picture``
-    the centre-prior heatmap noised to ``time_noise`` (q_sample with the same noise)."""
-    cfg = diffusion.cfg
-    if not cfg.eval_from_picture:
+def start_point(diffusion: GaussianDiffusion, noise: torch.Tensor,
+                start_picture: torch.Tensor | None = None,
+                start_timestep: int = 0) -> tuple[torch.Tensor, int]:
+    """(x at the first step, its timestep): pure noise at T - 1, or ``start_picture`` (a
+    heatmap in [0, 1], [O, O]) noised to ``start_timestep`` with the same noise (q_sample)."""
+    if start_picture is None:
         return noise, diffusion.num_timesteps - 1
-    size = noise.shape[-1]
-    picture = center_prior_heatmap(size).to(noise.device)
-    x_picture = diffusion.heatmap_to_x(picture).expand_as(noise)
-    t = torch.full((noise.shape[0],), cfg.time_noise, device=noise.device, dtype=torch.long)
-    return diffusion.q_sample(x_picture, t, noise), cfg.time_noise
+    x_picture = diffusion.heatmap_to_x(start_picture.to(noise.device)).expand_as(noise)
+    t = torch.full((noise.shape[0],), start_timestep, device=noise.device, dtype=torch.long)
+    return diffusion.q_sample(x_picture, t, noise), start_timestep
 
 
 def _denoise(model, diffusion, x_t, t: int, cond) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,16 +72,19 @@ def respaced_betas(diffusion: GaussianDiffusion, timesteps: list[int]) -> torch.
 
 @torch.no_grad()
 def sample(model, diffusion: GaussianDiffusion, cond: dict, noise: torch.Tensor, num_steps: int,
-           sampler: str = "ddim", trajectory: list | None = None,
-           step_noise=None) -> torch.Tensor:
+           sampler: str = "ddim", trajectory: list | None = None, step_noise=None, *,
+           clip_denoised: bool = True, start_picture: torch.Tensor | None = None,
+           start_timestep: int = 0) -> torch.Tensor:
     """Heatmaps [B, C, O, O] in [0, 1] scale, NOT clamped: clamping turns overshoot into
     plateaus whose argmax is their first pixel and flattens the ranking the AUC reads.
 
     ``noise`` is x_T (see ``initial_noise``). With a ``trajectory`` list, each step's predicted
     x_0 heatmap is appended (CPU). ``step_noise(i)`` gives the ancestral DDPM noise of step i
     (default: torch.randn); the evaluation seeds it by sample id like x_T.
+    ``clip_denoised`` clamps the predicted x_0 to the heatmap range between steps; with a
+    ``start_picture`` the reverse process starts from it noised to ``start_timestep``.
     """
-    x_t, start = start_point(diffusion, noise)
+    x_t, start = start_point(diffusion, noise, start_picture, start_timestep)
     timesteps = trailing_timesteps(num_steps, start)
     if sampler == "dpm_solver":
         return _dpm_solver(model, diffusion, cond, x_t, timesteps, trajectory)
@@ -96,7 +98,7 @@ def sample(model, diffusion: GaussianDiffusion, cond: dict, noise: torch.Tensor,
             trajectory.append(diffusion.x_to_heatmap(pred_x0, clamp=False).cpu())
         if i == len(timesteps) - 1:
             return diffusion.x_to_heatmap(pred_x0, clamp=False)
-        clipped = pred_x0.clamp(low, high) if diffusion.cfg.clip_denoised else pred_x0
+        clipped = pred_x0.clamp(low, high) if clip_denoised else pred_x0
         prev = timesteps[i + 1]
         if sampler == "ddim":
             # 2. x_prev = sqrt(abar_prev) x_0 + sqrt(1 - abar_prev) eps_hat (Song eq. 12, eta=0)
@@ -134,9 +136,9 @@ def make_dpm_solver(diffusion: GaussianDiffusion, timesteps: list[int]) -> DPMSo
         num_train_timesteps=diffusion.num_timesteps,
         # zero terminal SNR: diffusers rescales the original betas itself and keeps the last
         # alpha_bar slightly above 0, so its log-SNR stays finite.
-        trained_betas=get_betas(cfg.beta_schedule, diffusion.num_timesteps) if cfg.fix_snr
-        else diffusion.betas,
-        rescale_betas_zero_snr=cfg.fix_snr,
+        trained_betas=get_betas(cfg.beta_schedule, diffusion.num_timesteps)
+        if cfg.zero_terminal_snr else diffusion.betas,
+        rescale_betas_zero_snr=cfg.zero_terminal_snr,
         prediction_type=_PREDICTION_TYPES[cfg.prediction],
         algorithm_type="dpmsolver++", solver_order=2, final_sigmas_type="zero",
     )  # learned variances are dropped by us: diffusers' own split assumes 3 (RGB) channels

@@ -1,9 +1,6 @@
-"""The gaze part: scene and face ResNets, and the conditioner that turns them into UNet inputs.
-
-The seed's contract, kept so the gaze model stays swappable: it returns the conditioning for
-the UNet (context tokens for cross-attention, plus optional spatial maps concatenated to the
-UNet input: scene features and a gaze direction field) and the pooled scene+face features
-that feed the in/out head.
+"""The ``resnet_pair`` encoder: scene and face ResNets, and the conditioner that turns them
+into a ``Conditioning``: context tokens for cross-attention, a spatial map and a gaze
+direction field concatenated to the head's input, and pooled features for the in/out head.
 """
 from __future__ import annotations
 
@@ -12,19 +9,10 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from gazefollow.models.conditioning import (Conditioning, ConditioningWidths, box_centre,
+                                            coord_channels)
+from gazefollow.models.encoders import GazeEncoder, register_encoder
 from gazefollow.models.resnet import ResNet
-
-
-def coord_channels(batch: int, size: int, device, dtype) -> torch.Tensor:
-    """x and y coordinates in [-1, 1] as two maps [B, 2, size, size]."""
-    axis = torch.linspace(-1, 1, size, device=device, dtype=dtype)
-    ys, xs = torch.meshgrid(axis, axis, indexing="ij")
-    return torch.stack([xs, ys]).unsqueeze(0).expand(batch, -1, -1, -1)
-
-
-def box_centre(head_box: torch.Tensor) -> torch.Tensor:
-    """Centre (x, y) of normalised xyxy head boxes [B, 4] -> [B, 2]."""
-    return (head_box[:, :2] + head_box[:, 2:]) / 2
 
 
 class Conditioner(nn.Module):
@@ -33,7 +21,7 @@ class Conditioner(nn.Module):
     Scene tokens: the scene map average-pooled to ``grid x grid``, projected to width D, plus a
     learned position embedding. Face token: the globally pooled face map, projected. The spatial
     map is a 1x1 convolution over the scene map with the face vector broadcast to every location
-    (so each position knows the facing direction), resized to the heatmap size by the denoiser.
+    (so each position knows the facing direction), resized to the heatmap size by the head.
     """
 
     def __init__(self, scene_channels: int, face_channels: int, context_dim: int, grid: int,
@@ -54,7 +42,7 @@ class Conditioner(nn.Module):
             )
         self.inout_dim = scene_channels + face_channels
 
-    def forward(self, scene: torch.Tensor, face_vec: torch.Tensor) -> dict:
+    def forward(self, scene: torch.Tensor, face_vec: torch.Tensor) -> Conditioning:
         """scene map [B, Cs, h, w], pooled face features [B, Cf] -> conditioning dict."""
         pooled = F.adaptive_avg_pool2d(scene, self.grid)
         tokens = torch.cat([
@@ -98,8 +86,12 @@ class DirectionField(nn.Module):
         return direction, field
 
 
-class GazeEncoder(nn.Module):
+@register_encoder("resnet_pair")
+class ResNetPairEncoder(GazeEncoder):
     """Scene ResNet on RGB + head channel (+ coordinates), face ResNet on the head crop."""
+
+    PARTS = {"scene": ("scene",), "face": ("face",), "conditioner": ("conditioner", "direction")}
+    RESNET_PARTS = ("scene", "face")
 
     def __init__(self, model_cfg, output_size: int):
         super().__init__()
@@ -116,8 +108,12 @@ class GazeEncoder(nn.Module):
         self.direction = None
         if model_cfg.direction_field:
             self.direction = DirectionField(self.face.out_channels, model_cfg.direction_gammas)
+        self.widths = ConditioningWidths(
+            context=model_cfg.context_dim, inout=self.conditioner.inout_dim,
+            spatial=model_cfg.spatial_channels,
+            field=len(model_cfg.direction_gammas) if model_cfg.direction_field else 0)
 
-    def forward(self, batch: dict) -> dict:
+    def forward(self, batch: dict) -> Conditioning:
         image = batch["image"]  # [B, 3, S, S]
         parts = [image, batch["head_channel"]]
         if self.coords:
