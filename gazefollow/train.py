@@ -26,8 +26,8 @@ from gazefollow.objective import training_losses
 from gazefollow.run_records import StepLog
 from gazefollow.runtime import describe_setup, make_accelerator
 from gazefollow.train_state import (OptimizerStep, TrainParts, checkpoint_to_resume,
-                                    epoch_batches, load_start_weights, plan_run, restore_rng,
-                                    resume_or_start, save, write_session_stats)
+                                    end_session, epoch_batches, load_start_weights, plan_run,
+                                    restore_rng, resume_or_start, save)
 from gazefollow.training_parts import (ProgressLog, make_ema, make_lr_scheduler,
                                        start_trackers, step_logs, timed, validate)
 
@@ -67,7 +67,6 @@ def train(config: Config, log=print) -> TrainOutcome:
     with accelerator.main_process_first():
         datasets = build_datasets(config, splits=("train", "val"), log=log)
     loader = accelerator.prepare(train_loader(datasets["train"], config))
-    accumulation = config.optim.grad_accumulation
     state = plan_run(config, len(loader), accelerator.num_processes, len(datasets["train"]))
     latest = checkpoint_to_resume(config, run_dir, accelerator)
 
@@ -103,7 +102,7 @@ def train(config: Config, log=print) -> TrainOutcome:
     printer, clock, bad_inputs = ProgressLog(state.total_steps, log), {"data_wait": 0.0}, []
     loop_start, first_step = time.perf_counter(), state.step
     while state.step < state.stop_step:
-        for batch in timed(epoch_batches(accelerator, loader, state, accumulation), clock):
+        for batch in timed(epoch_batches(accelerator, loader, state, config), clock):
             bad_inputs += batch.pop(BAD_KEY)  # skip mode: named, counted, reported at the end
             result = optimizer_step(batch)  # counts the step; the NaN guard may stop the run
             if result is None:
@@ -128,12 +127,6 @@ def train(config: Config, log=print) -> TrainOutcome:
 
     # 5. the last checkpoint (the evaluation loads it), the session's numbers, the trackers
     save(state, parts, config, run_dir, accelerator)
-    if state.step < state.total_steps:
-        log(f"halted at step {state.step} of {state.total_steps} (run.halt_at_step); run again "
-            "without it (or with a later one) to resume")
-    write_session_stats(state, first_step, time.perf_counter() - loop_start, clock, bad_inputs,
-                        config, run_dir, accelerator, log)
-    accelerator.wait_for_everyone()
-    for tracker in accelerator.trackers:  # not end_training(): the evaluation still needs
-        tracker.finish()                  # the process group
+    end_session(state, first_step, time.perf_counter() - loop_start, clock, bad_inputs, config,
+                run_dir, accelerator, log)
     return TrainOutcome(run_dir, finished=state.step >= state.total_steps)

@@ -131,11 +131,11 @@ def save(state: RunState, parts: TrainParts, config: Config, run_dir: Path,
     state.saved_step = state.step
 
 
-def epoch_batches(accelerator: Accelerator, loader, state: RunState, accumulation: int):
+def epoch_batches(accelerator: Accelerator, loader, state: RunState, config: Config):
     """The rest of the current epoch's micro-batches, whole optimizer steps only. Epoch and
     position follow from the step, so a resumed run skips the batches it has seen and sees
     the rest in the same shuffled order."""
-    done = state.step % state.steps_per_epoch
+    done, accumulation = state.step % state.steps_per_epoch, config.optim.grad_accumulation
     loader.set_epoch(state.epoch)  # on the prepared loader: it re-applies it at every iteration
     rest = accelerator.skip_first_batches(loader, done * accumulation) if done else loader
     return itertools.islice(rest, (state.steps_per_epoch - done) * accumulation)
@@ -208,6 +208,21 @@ class OptimizerStep:
                 f" stopped; the last good state (step {state.step}) is saved under "
                 f"{self.run_dir / CHECKPOINTS_DIR}. Lower the learning rate or check the data, "
                 "then resume.")
+
+
+def end_session(state: RunState, first_step: int, seconds: float, clock: dict,
+                bad_inputs: list[str], config: Config, run_dir: Path, accelerator: Accelerator,
+                log) -> None:
+    """Say where the session stopped, write its statistics, finish the trackers (not
+    end_training(): the evaluation still needs the process group)."""
+    if state.step < state.total_steps:
+        log(f"halted at step {state.step} of {state.total_steps} (run.halt_at_step); run again "
+            "without it (or with a later one) to resume")
+    write_session_stats(state, first_step, seconds, clock, bad_inputs, config, run_dir,
+                        accelerator, log)
+    accelerator.wait_for_everyone()
+    for tracker in accelerator.trackers:
+        tracker.finish()
 
 
 def write_session_stats(state: RunState, first_step: int, seconds: float, clock: dict,

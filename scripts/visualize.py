@@ -54,8 +54,8 @@ def main() -> None:
     save_trajectories(result.samples, root, out / "trajectories.png", args.steps)
     for sample in result.samples:
         save_trajectories([sample], root, out / f"sample_{sample['index']}.png", args.steps)
-    print(f"{len(result['samples'])} samples ({loaded['weights']} weights, DDIM {args.steps} "
-          f"steps) -> {out}")
+    print(f"{len(result.samples)} samples ({loaded['weights']} weights, "
+          f"{loaded['model'].head.describe(config.sampling)} {args.steps} steps) -> {out}")
 
 
 if __name__ == "__main__":

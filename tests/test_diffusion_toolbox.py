@@ -17,7 +17,7 @@ T = torch.tensor([0, 1, 10, 250, 500, 999])
 
 
 def _diffusion(**kw):
-    return GaussianDiffusion(DiffusionConfig(**kw), output_size=16)
+    return GaussianDiffusion(DiffusionConfig(**kw))
 
 
 def _forward(diffusion, channels=1, seed=0):
@@ -98,7 +98,8 @@ def test_zero_terminal_snr():
     fixed = zero_terminal_snr(betas)
     assert np.cumprod(1 - fixed)[-1] == pytest.approx(0.0, abs=1e-12)
     assert np.cumprod(1 - fixed)[0] == pytest.approx(np.cumprod(1 - betas)[0])
-    assert _diffusion(fix_snr=True, prediction="v").alphas_cumprod[-1].item() == pytest.approx(0.0)
+    assert _diffusion(zero_terminal_snr=True, prediction="v").alphas_cumprod[-1].item() == \
+        pytest.approx(0.0)
 
 
 @pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
@@ -112,7 +113,9 @@ def test_min_snr_weight_is_the_same_eps_weight_for_every_prediction(prediction):
 
 def test_norm_std_standardises_a_ground_truth_heatmap():
     from gazefollow.data.heatmap import gaussian_heatmap
-    diffusion = GaussianDiffusion(DiffusionConfig(norm_std=True), output_size=64)
+    from gazefollow.diffusion.gaussian import norm_std_stats
+    cfg = DiffusionConfig(norm_std=True)
+    diffusion = GaussianDiffusion(cfg, norm_std_stats(cfg, gaussian_heatmap([[0.5, 0.5]], 64)))
     heatmap = gaussian_heatmap([[0.25, 0.75]], 64, 3.0)  # any whole-pixel centre, off-centre
     x = diffusion.heatmap_to_x(heatmap)
     assert x.std().item() == pytest.approx(1.0, abs=0.05) and abs(x.mean().item()) < 0.05
@@ -145,7 +148,8 @@ def test_every_sampler_shape_and_determinism(sampler, learn_sigma):
 
 
 def test_eval_from_picture_starts_at_time_noise():
-    diffusion = _diffusion(eval_from_picture=True, time_noise=300, prediction="x0")
+    from gazefollow.data.heatmap import center_prior_heatmap
+    diffusion = _diffusion(prediction="x0")
     seen = []
 
     class Recorder(_LinearDenoiser):
@@ -153,7 +157,8 @@ def test_eval_from_picture_starts_at_time_noise():
             seen.append(int(t[0]))
             return super().denoise(x_t, t, cond)
 
-    sample(Recorder(1), diffusion, {}, initial_noise([0], (1, 8, 8), 0), 3, "ddim")
+    sample(Recorder(1), diffusion, {}, initial_noise([0], (1, 8, 8), 0), 3, "ddim",
+           start_picture=center_prior_heatmap(8), start_timestep=300)
     assert seen == trailing_timesteps(3, 300) == [300, 200, 99]
 
 

@@ -77,8 +77,8 @@ def test_warmup_does_not_depend_on_the_process_count(two_processes):
     main(_argv(tmp, "one", "--max_steps", "2", "optim.warmup_steps=4"))
     two = read_step_log(_run_dir(tmp, "ddp"))
     one = read_step_log(_run_dir(tmp, "one"))
-    assert [entry["lr/denoiser"] for entry in two] == [entry["lr/denoiser"] for entry in one]
-    assert two[0]["lr/denoiser"] == pytest.approx(1e-4 / 4)
+    assert [entry["lr/head"] for entry in two] == [entry["lr/head"] for entry in one]
+    assert two[0]["lr/head"] == pytest.approx(1e-4 / 4)
 
 
 def test_sharded_evaluation_matches_one_process(two_processes):
@@ -142,15 +142,13 @@ def test_losses_stay_float32_under_bf16_autocast(tiny_world):
 
     from gazefollow.data.dataset import collate_samples
     from gazefollow.data.build import build_datasets
-    from gazefollow.diffusion.gaussian import build_diffusion
-    from gazefollow.diffusion.losses import training_losses
     from gazefollow.models.gaze_model import build_model
+    from gazefollow.objective import training_losses
 
     _, config = tiny_world
     batch = collate_samples([build_datasets(config, splits=("train",))["train"][i]
                              for i in range(4)])
     batch.pop("bad_input")
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        losses = training_losses(build_model(config), build_diffusion(config), batch,
-                                 config.loss)
+        losses = training_losses(build_model(config), batch, config.loss)
     assert losses["loss"].dtype == torch.float32 and losses["mse"].dtype == torch.float32

@@ -33,7 +33,8 @@ def test_forward_shapes(tmp_path, overrides):
     batch = _batch(config)
     size = config.data.output_size
     x_t = torch.randn(2, 1, size, size)
-    out, cond = model(batch, x_t, torch.tensor([0, 999]))
+    cond = model.encode(batch)
+    out = model.head.denoise(x_t, torch.tensor([0, 999]), cond)
     assert out.shape == (2, 1, size, size)
     tokens = config.model.scene_token_grid ** 2 + 1
     assert cond["context"].shape == (2, tokens, config.model.context_dim)
@@ -63,11 +64,11 @@ def test_optimizer_groups_hold_each_trainable_parameter_once(tmp_path):
     groups = optimizer_parameter_groups(model, config.optim)
     settings = {g["name"]: (g["lr"], g["weight_decay"]) for g in groups}
     assert settings == {"scene": (1e-5, 0.01), "conditioner": (1e-4, 0.01),
-                        "denoiser": (1e-3, 0.01), "inout_head": (1e-4, 0.5)}  # face: frozen
+                        "head": (1e-3, 0.01), "inout_head": (1e-4, 0.5)}  # face: frozen
     grouped = [id(p) for g in groups for p in g["params"]]
     trainable = [id(p) for p in model.parameters() if p.requires_grad]
     assert len(grouped) == len(set(grouped)) and set(grouped) == set(trainable)
-    for name, part in (("scene", model.gaze.scene), ("denoiser", model.denoiser),
+    for name, part in (("scene", model.gaze.scene), ("head", model.head),
                        ("inout_head", model.inout_head), ("conditioner", model.gaze.direction)):
         group = next(g for g in groups if g["name"] == name)
         assert {id(p) for p in part.parameters()} <= {id(p) for p in group["params"]}
@@ -75,8 +76,8 @@ def test_optimizer_groups_hold_each_trainable_parameter_once(tmp_path):
 
 
 def test_optimizer_groups_refuse_a_parameter_in_two_parts(tmp_path):
-    model = build_model(tiny_config(tmp_path, "model.decoder=regression"))
-    model.denoiser.shared = model.inout_head.net[0]  # the same layer reached from two parts
+    model = build_model(tiny_config(tmp_path, "model.head=regression"))
+    model.head.shared = model.inout_head.net[0]  # the same layer reached from two parts
     with pytest.raises(AssertionError, match="in two groups.*inout_head.net.0.weight"):
         optimizer_parameter_groups(model, tiny_config(tmp_path).optim)
 
@@ -102,7 +103,7 @@ def test_every_group_follows_its_own_lr_through_warmup_and_cosine(tmp_path):
 
 
 def test_direction_field_is_a_cone_around_the_direction():
-    from gazefollow.models.gaze_encoder import DirectionField
+    from gazefollow.models.resnet_pair import DirectionField
     field_net = DirectionField(face_channels=4, gammas=[1.0, 8.0])
     with torch.no_grad():
         field_net.proj.weight.zero_()
@@ -120,19 +121,18 @@ def test_direction_field_is_a_cone_around_the_direction():
 
 @pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
 def test_training_loss_reaches_every_part(tmp_path, prediction):
-    from gazefollow.diffusion.gaussian import GaussianDiffusion
-    from gazefollow.diffusion.losses import training_losses
+    from gazefollow.objective import training_losses
     config = tiny_config(tmp_path, f"diffusion.prediction={prediction}")
     model = build_model(config)
     size = config.data.output_size
     batch = {**_batch(config, batch=3), "heatmap": torch.rand(3, 1, size, size),
              "inout": torch.tensor([1.0, 0.0, 1.0]),
              "gaze_points": torch.tensor([[[0.7, 0.2]], [[-1.0, -1.0]], [[0.1, 0.9]]])}
-    losses = training_losses(model, GaussianDiffusion(config.diffusion), batch, config.loss,
+    losses = training_losses(model, batch, config.loss,
                              generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(losses["loss"]) and {"direction_loss", "inout_bce"} <= set(losses)
     losses["loss"].backward()
-    for part in (model.denoiser, model.gaze.scene, model.gaze.face, model.inout_head,
+    for part in (model.head, model.gaze.scene, model.gaze.face, model.inout_head,
                  model.gaze.direction):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
 

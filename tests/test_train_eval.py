@@ -153,7 +153,7 @@ def test_debugging_maps_draw_validation_predictions(tmp_path):
 
 def _nan_at(steps_with_nan):
     """training_losses that returns a NaN loss at the given (1-based) calls."""
-    from gazefollow.diffusion.losses import training_losses
+    from gazefollow.objective import training_losses
     calls = []
 
     def patched(*args, **kwargs):
