@@ -157,7 +157,7 @@ class DiffusionConfig:
     diff_normalization: float = 1.0  # heatmap [0,1] -> [-s, s] inside diffusion
     timestep_sampling: str = "sqrt"  # uniform | sqrt (t = T * sqrt(u): biased to high noise)
     norm_std: bool = False  # standardise x_start by one ground-truth heatmap's mean and std
-    random_sigma: bool = False  # training heatmaps with a random sigma (0.5-1.5x data.heatmap_sigma)
+    random_sigma: bool = False  # training targets with sigma x U(0.5, 1.5) (data.heatmap_sigma)
     learn_sigma: bool = False  # ADM learned_range variances (UNet outputs 2 channels per map)
     use_kl: bool = False  # train on the variational bound alone (ADM's KL loss)
     rescale_learned_sigmas: bool = False  # hybrid VLB weight T/1000 (KL loss: times T)

@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--weights", required=True, help="run directory or checkpoint file")
     parser.add_argument("--ids", type=int, nargs="+", help="sample ids to draw")
     parser.add_argument("--num", type=int, default=8, help="first N samples (without --ids)")
-    parser.add_argument("--steps", type=int, default=10, help="DDIM sampler steps of the trajectory")
+    parser.add_argument("--steps", type=int, default=10, help="sampler steps of the trajectory")
     parser.add_argument("--out", help="folder for the PNGs (default <run dir>/pictures)")
     parser.add_argument("overrides", nargs="*", help="section.key=value, e.g. eval.split=val")
     args = parser.parse_args()
