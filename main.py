@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
             legacy.add_argument(f"--{flag}", nargs="+", help=f"-> {key} (ints)")
         else:
             legacy.add_argument(f"--{flag}", help=f"-> {key}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error, not only its message")
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides")
     return parser
 
@@ -104,20 +106,29 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def train_and_evaluate(config) -> dict:
-    from accelerate import PartialState
-
+    from gazefollow.checkpoint import load_checkpoint
     from gazefollow.evaluate import evaluate_checkpoint
+    from gazefollow.run_lock import run_lock
     from gazefollow.run_records import peak_memory_mib
-    from gazefollow.train import train
+    from gazefollow.runtime import eval_processes
+    from gazefollow.stopping import TrainingInterrupted
+    from gazefollow.train import run_dir_for, train
 
     start = time.perf_counter()
-    outcome = train(config)
-    if not outcome.finished:
-        return {}  # halted early (run.halt_at_step): evaluation waits for the run's end
-    run_dir = outcome.run_dir
-    # every process evaluates its share of the split; the main one writes the results
-    results = evaluate_checkpoint(run_dir, out_dir=run_dir)
-    if not PartialState().is_main_process:
+    main_process = eval_processes(config).is_main_process
+    # one run per run directory: the lock is held from before anything is written there
+    # until the evaluation's results are
+    with run_lock(run_dir_for(config), enabled=main_process):
+        outcome = train(config)
+        if outcome.interrupted_by:
+            raise TrainingInterrupted(outcome.interrupted_by, load_checkpoint(
+                outcome.run_dir)["step"], outcome.run_dir)
+        if not outcome.finished:
+            return {}  # halted early (run.halt_at_step): evaluation waits for the run's end
+        run_dir = outcome.run_dir
+        # every process evaluates its share of the split; the main one writes the results
+        results = evaluate_checkpoint(run_dir, out_dir=run_dir)
+    if not main_process:
         return results
     wall, peak = time.perf_counter() - start, peak_memory_mib(children=True)
     print(f"run finished in {wall / 60:.1f} min, peak memory {peak:.0f} MiB -> {run_dir}")
@@ -126,8 +137,32 @@ def train_and_evaluate(config) -> dict:
     return results
 
 
-if __name__ == "__main__":
+def run_command_line() -> None:
+    """main() for a shell: a project error is one line (``--debug``: the traceback too)."""
+    from gazefollow.checkpoint import CheckpointError
+    from gazefollow.data.instances import BadInput
+    from gazefollow.init_weights import InitWeightsError
+    from gazefollow.run_lock import RunLockError
+    from gazefollow.stopping import TrainingInterrupted
+
+    debug = "--debug" in sys.argv[1:]
     try:
-        main()
-    except ConfigError as err:
-        sys.exit(f"configuration error: {err}")
+        main([a for a in sys.argv[1:] if a != "--debug"])
+    except TrainingInterrupted as stopped:
+        print(stopped, file=sys.stderr)
+        sys.exit(stopped.exit_code)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        sys.exit("aborted (Ctrl-C); complete checkpoints on disk are kept, and the same "
+                 "command resumes from the newest")
+    except (ConfigError, BadInput, FileNotFoundError, FileExistsError, CheckpointError,
+            InitWeightsError, RunLockError, FloatingPointError) as err:
+        if debug:
+            raise
+        kind = "configuration error" if isinstance(err, ConfigError) else "error"
+        sys.exit(f"{kind}: {err}  (--debug shows where)")
+
+
+if __name__ == "__main__":
+    run_command_line()

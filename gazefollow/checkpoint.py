@@ -15,6 +15,7 @@ import json
 import os
 import random
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,10 @@ CHECKPOINTS_DIR = "checkpoints"
 STATE_FILE = "state.pt"
 MARKER = "COMPLETE"
 LEGACY_FILE = "checkpoint.pt"  # the one-file layout of earlier versions: evaluated, not resumed
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read or is not ours, named with the reason."""
 
 
 def checkpoint_step(directory: Path) -> int:
@@ -160,6 +165,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
         path = path / STATE_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    if path.parent.parent.name == CHECKPOINTS_DIR and not (path.parent / MARKER).is_file():
+        warnings.warn(f"{path}: its checkpoint folder has no {MARKER} marker, so its save may "
+                      "have been interrupted; using it anyway because it was named directly",
+                      stacklevel=2)
     return path
 
 
@@ -201,11 +210,13 @@ def load_checkpoint(path: str | Path) -> dict:
     path = resolve_checkpoint(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise RuntimeError(f"cannot read checkpoint {path}: {err}") from None
+    except Exception as err:  # noqa: BLE001  any unreadable file (pickle, zip, memory) is one error
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(err).__name__}: "
+                              f"{str(err)[:200]}") from None
     missing = {"model", "config", "step"} - set(state) if isinstance(state, dict) else {"model"}
     if missing:
-        raise RuntimeError(f"{path} is not a gazefollow checkpoint (missing {sorted(missing)})")
+        raise CheckpointError(f"{path} is not a gazefollow checkpoint (missing "
+                              f"{sorted(missing)})")
     return _migrate(state)
 
 
@@ -214,5 +225,10 @@ def load_rng_state(checkpoint_dir: Path, process_index: int, device: torch.devic
     path = Path(checkpoint_dir) / f"rng_{process_index}.pt"
     if not path.is_file():
         return False
-    set_rng_state(torch.load(path, weights_only=False), device)
+    try:
+        state = torch.load(path, weights_only=False)
+    except Exception as err:  # noqa: BLE001  one named error, whatever broke the file
+        raise CheckpointError(f"cannot read the RNG state {path}: {type(err).__name__}: "
+                              f"{str(err)[:200]}") from None
+    set_rng_state(state, device)
     return True

@@ -87,6 +87,7 @@ class DataConfig:
     head_enlarge: float = 0.1  # heads are enlarged by this share before cropping
     gaze_point_threshold: float = 0.0  # test annotator points below this are padding
     on_bad_input: str = "strict"  # strict: fail at the first bad row/image | skip: skip and count
+    verify_images: bool = False  # decode every image when loading (else: headers only)
     # Annotation files relative to dataset_dir; null = the dataset's release names
     # (GazeFollow: *_annotations_release.txt; GOO: goosynth_{train,test}.pickle).
     train_annotations: Optional[str] = None

@@ -205,14 +205,26 @@ def _results(config, model, main: SplitResult, inout: SplitResult, steps_list, d
         "weights": weights, "inout_ap_split": ap_split, "processes": processes,
         "inout_ap_instances": len(datasets[ap_split]) - len(inout.bad_input),
         "skipped_unreadable": len(bad), "skipped_examples": bad[:5],
+        # what reading the annotations fixed and dropped, before any image was decoded
+        "loaded": {name: datasets[name].load_report.as_dict()
+                   for name in dict.fromkeys([split, ap_split])},
         "center_prior": f"Gaussian sigma {PRIOR_SIGMA_AT_64} (at 64 px) at the image centre; "
                         f"in/out score = train in-frame rate {prior_inout:.3f}",
     }
+    unavailable = {}
+    if math.isnan(ap):
+        unavailable["inout_ap"] = (f"the {ap_split} split holds one class only (every person "
+                                   "in frame, or every person out of frame)")
+    if any(math.isnan(v) for k, v in results["model"].items() if k != "inout_ap"):
+        unavailable["spatial metrics"] = f"the {split} split has no in-frame person to score"
+    if unavailable:
+        results["info"]["unavailable"] = unavailable  # metrics.json writes them as null
     return results
 
 
 def evaluate_run(config, model, run_dir: str | Path, device, weights: str, log=print,
-                 run_id: str | None = None, shard: tuple[int, int] = (0, 1)) -> dict:
+                 run_id: str | None = None, shard: tuple[int, int] = (0, 1),
+                 differs: dict | None = None) -> dict:
     """The end-of-run evaluation: protocol metrics on ``eval.split`` for the model and the
     centre prior, in/out AP; ``metrics.json``, ``predictions.csv`` and pictures in
     ``run_dir``; the same logged to wandb unless it is disabled.
@@ -241,6 +253,7 @@ def evaluate_run(config, model, run_dir: str | Path, device, weights: str, log=p
                           **common)
     results = _results(config, model, main, inout, steps_list, datasets, weights, prior_inout,
                        shard[1])
+    results["info"].update(differs_from_training=differs or {}, output_dir=str(run_dir))
     if shard[0] == 0:
         _write_outputs(config, Path(run_dir), results, main, max(steps_list), run_id, log)
     return results
@@ -315,8 +328,10 @@ def evaluate_checkpoint(checkpoint: str | Path, overrides: list = (), out_dir=No
     loaded = load_for_eval(checkpoint, overrides, layers)
     config, path, weights, model = (loaded["config"], loaded["path"], loaded["weights"],
                                     loaded["model"])
+    differs = differs_from_training(config, loaded["state"]["config"])
     if out_dir is None:
         tail = "-subsampled" if config.data.subsample_test and config.eval.split == "test" else ""
+        tail += f"-{_short_hash(differs)}" if differs else ""
         out_dir = loaded["run_dir"] / (f"eval-{config.eval.split}-"
                                        f"{model.head.eval_label(config.sampling)}-{weights}"
                                        f"{tail}{loaded['suffix']}")
@@ -328,4 +343,36 @@ def evaluate_checkpoint(checkpoint: str | Path, overrides: list = (), out_dir=No
             f"process(es)) -> {out_dir}")
     return evaluate_run(config, model, out_dir, loaded["device"], weights, log,
                         run_id=loaded["state"].get("wandb_run_id"),
-                        shard=(processes.process_index, processes.num_processes))
+                        shard=(processes.process_index, processes.num_processes),
+                        differs=differs)
+
+
+# What an evaluation may change from training and that its folder name must tell apart (the
+# split, sampler, steps, EMA and subsampling are in the name itself; the rest as a hash).
+EVALUATION_KEYS = ("data.", "eval.", "sampling.", "optim.ema_on")
+
+
+def differs_from_training(config, stored: dict) -> dict:
+    """{dotted key: [training value, evaluation value]} for the evaluation-time keys that
+    differ from the checkpoint's own config (``eval.eval_weights`` aside)."""
+    from gazefollow.config import build_config, to_dict
+
+    def flat(tree: dict, prefix: str = "") -> dict:
+        out = {}
+        for key, value in tree.items():
+            if isinstance(value, dict) and not key.startswith("part_"):
+                out.update(flat(value, f"{prefix}{key}."))
+            else:
+                out[prefix + key] = value
+        return out
+
+    trained, now = flat(to_dict(build_config(base=stored))), flat(to_dict(config))
+    return {key: [trained.get(key), value] for key, value in now.items()
+            if key.startswith(EVALUATION_KEYS) and key != "eval.eval_weights"
+            and trained.get(key) != value}
+
+
+def _short_hash(values: dict) -> str:
+    import hashlib
+    import json
+    return hashlib.sha1(json.dumps(values, sort_keys=True).encode()).hexdigest()[:8]

@@ -50,9 +50,21 @@ def format_table(results: dict, protocol: str) -> str:
     return "\n".join(lines)
 
 
+def strict_json(value):
+    """``value`` with every NaN / infinity replaced by None, so it dumps as strict JSON."""
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def write_metrics(results: dict, path: str | Path) -> None:
-    """metrics.json (NaN where a metric is undefined, e.g. AP with one class)."""
-    Path(path).write_text(json.dumps(results, indent=2, allow_nan=True))
+    """metrics.json, strict JSON: a metric that is undefined (AP with one class) is null, and
+    ``info.unavailable`` says why."""
+    Path(path).write_text(json.dumps(strict_json(results), indent=2, allow_nan=False))
 
 
 def write_predictions(records: list[dict], path: str | Path) -> None:

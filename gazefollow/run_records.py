@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from gazefollow.reporting import strict_json
+
 
 def git_commit() -> str:
     """The code's commit, recorded in the run directory and every checkpoint."""
@@ -58,7 +60,8 @@ class StepLog:
     def write(self, step: int, values: dict) -> None:
         if self.enabled:
             with self.path.open("a") as handle:
-                handle.write(json.dumps({"step": step, **values}) + "\n")
+                handle.write(json.dumps(strict_json({"step": step, **values}),
+                                        allow_nan=False) + "\n")
 
 
 def read_step_log(run_dir: Path) -> list[dict]:
@@ -69,4 +72,5 @@ def read_step_log(run_dir: Path) -> list[dict]:
 def write_train_stats(run_dir: Path, stats: dict) -> None:
     """This session's measured speed and memory (the README's numbers come from here), and
     what it skipped."""
-    (Path(run_dir) / "train_stats.json").write_text(json.dumps(stats, indent=2))
+    (Path(run_dir) / "train_stats.json").write_text(json.dumps(strict_json(stats), indent=2,
+                                                               allow_nan=False))

@@ -25,6 +25,7 @@ from gazefollow.models.heads import HEADS
 from gazefollow.objective import training_losses
 from gazefollow.run_records import StepLog
 from gazefollow.runtime import describe_setup, make_accelerator
+from gazefollow.stopping import StopRequest, ignore_signals_in_worker
 from gazefollow.train_state import (OptimizerStep, TrainParts, checkpoint_to_resume,
                                     end_session, epoch_batches, load_start_weights, plan_run,
                                     restore_rng, resume_or_start, save)
@@ -41,7 +42,8 @@ def run_dir_for(config: Config) -> Path:
 @dataclass
 class TrainOutcome:
     run_dir: Path  # checkpoints/, config.yaml, train_log.jsonl, train_stats.json
-    finished: bool  # False when run.halt_at_step ended this session before the last step
+    finished: bool  # False when run.halt_at_step or a signal ended the session early
+    interrupted_by: str | None = None  # "SIGINT" / "SIGTERM": stopped on request, saved
 
 
 def train_loader(dataset, config: Config) -> DataLoader:
@@ -52,6 +54,7 @@ def train_loader(dataset, config: Config) -> DataLoader:
                       sampler=EpochShuffle(len(dataset), config.run.seed),
                       collate_fn=collate_samples, num_workers=data.num_workers,
                       persistent_workers=data.num_workers > 0,
+                      worker_init_fn=ignore_signals_in_worker,
                       generator=torch.Generator().manual_seed(config.run.seed))
 
 
@@ -63,9 +66,10 @@ def train(config: Config, log=print) -> TrainOutcome:
     if not accelerator.is_main_process:
         log = lambda *_: None  # noqa: E731  one process speaks
 
-    # 1. data: the main process builds the synthetic world (if needed) before the others read it
+    # 1. data: the main process builds the synthetic world (if needed) before the others read
+    # it; every split the run will use is read and checked now, not after hours of training
     with accelerator.main_process_first():
-        datasets = build_datasets(config, splits=("train", "val"), log=log)
+        datasets = build_datasets(config, splits=("train", "val", config.eval.split), log=log)
     loader = accelerator.prepare(train_loader(datasets["train"], config))
     state = plan_run(config, len(loader), accelerator.num_processes, len(datasets["train"]))
     latest = checkpoint_to_resume(config, run_dir, accelerator)
@@ -101,32 +105,34 @@ def train(config: Config, log=print) -> TrainOutcome:
                                    run_dir, log)
     printer, clock, bad_inputs = ProgressLog(state.total_steps, log), {"data_wait": 0.0}, []
     loop_start, first_step = time.perf_counter(), state.step
-    while state.step < state.stop_step:
-        for batch in timed(epoch_batches(accelerator, loader, state, config), clock):
-            bad_inputs += batch.pop(BAD_KEY)  # skip mode: named, counted, reported at the end
-            result = optimizer_step(batch)  # counts the step; the NaN guard may stop the run
-            if result is None:
-                continue  # a micro-batch inside an accumulating step
-            progress.update(1)
-            if result.finite:
-                epoch = (state.step - 1) // state.steps_per_epoch  # the step's own epoch
-                logs = step_logs(result.losses, parts.optimizer, epoch, config)
-                accelerator.log(logs, step=state.step)
-                step_log.write(state.step, logs)
-                printer.add(logs["loss"])
-                progress.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
-            printer.maybe_print(state.step, config.run.print_every, state.stop_step)
-            if config.eval.evaluate_every and state.step % config.eval.evaluate_every == 0:
-                validate(net, parts.ema, datasets["val"], config, accelerator, state.step,
-                         run_dir, log)
-            if state.step % config.run.save_every == 0:
-                save(state, parts, config, run_dir, accelerator)
-            if state.step >= state.stop_step:
-                break
-    progress.close()
-
-    # 5. the last checkpoint (the evaluation loads it), the session's numbers, the trackers
-    save(state, parts, config, run_dir, accelerator)
-    end_session(state, first_step, time.perf_counter() - loop_start, clock, bad_inputs, config,
-                run_dir, accelerator, log)
-    return TrainOutcome(run_dir, finished=state.step >= state.total_steps)
+    with StopRequest(log) as stop:  # SIGINT / SIGTERM: finish the step, save, stop
+        while state.step < state.stop_step:
+            for batch in timed(epoch_batches(accelerator, loader, state, config), clock):
+                bad_inputs += batch.pop(BAD_KEY)  # skip mode: named, counted, reported at the end
+                result = optimizer_step(batch)  # counts the step; the NaN guard may stop the run
+                if result is None:
+                    continue  # a micro-batch inside an accumulating step
+                progress.update(1)
+                if result.finite:
+                    epoch = (state.step - 1) // state.steps_per_epoch  # the step's own epoch
+                    logs = step_logs(result.losses, parts.optimizer, epoch, config)
+                    accelerator.log(logs, step=state.step)
+                    step_log.write(state.step, logs)
+                    printer.add(logs["loss"])
+                    progress.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
+                printer.maybe_print(state.step, config.run.print_every, state.stop_step)
+                if config.eval.evaluate_every and state.step % config.eval.evaluate_every == 0:
+                    validate(net, parts.ema, datasets["val"], config, accelerator, state.step,
+                             run_dir, log)
+                if state.step % config.run.save_every == 0:
+                    save(state, parts, config, run_dir, accelerator)
+                if stop.requested(accelerator):  # SIGINT / SIGTERM: end after this step
+                    state.stop_step, state.interrupted_by = state.step, stop.received
+                if state.step >= state.stop_step:
+                    break
+        progress.close()
+        # 5. the last checkpoint (the evaluation loads it), the session's numbers, the trackers
+        save(state, parts, config, run_dir, accelerator)
+        end_session(state, first_step, time.perf_counter() - loop_start, clock, bad_inputs,
+                    config, run_dir, accelerator, log)
+    return TrainOutcome(run_dir, state.step >= state.total_steps, state.interrupted_by)

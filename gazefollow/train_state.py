@@ -33,6 +33,7 @@ class RunState:
     run_id: str = ""  # the wandb run, continued by a resume
     commit: str = ""
     saved_step: int | None = None  # the step already on disk
+    interrupted_by: str | None = None  # the signal that ended this session early
 
     @property
     def epoch(self) -> int:
@@ -215,7 +216,7 @@ def end_session(state: RunState, first_step: int, seconds: float, clock: dict,
                 log) -> None:
     """Say where the session stopped, write its statistics, finish the trackers (not
     end_training(): the evaluation still needs the process group)."""
-    if state.step < state.total_steps:
+    if state.interrupted_by is None and state.step < state.total_steps:
         log(f"halted at step {state.step} of {state.total_steps} (run.halt_at_step); run again "
             "without it (or with a later one) to resume")
     write_session_stats(state, first_step, seconds, clock, bad_inputs, config, run_dir,
@@ -231,6 +232,7 @@ def write_session_stats(state: RunState, first_step: int, seconds: float, clock:
     """This session's speed, memory and skipped samples: logged, and ``train_stats.json``."""
     if accelerator.num_processes > 1:  # every process's skipped samples, not only the main's
         bad_inputs = gather_object(bad_inputs)
+    bad_inputs = list(dict.fromkeys(bad_inputs))  # a sample skipped in every epoch counts once
     if bad_inputs:
         log(f"SKIPPED {len(bad_inputs)} training samples that failed to load "
             "(data.on_bad_input=skip): " + " | ".join(bad_inputs[:5]))

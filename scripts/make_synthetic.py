@@ -29,6 +29,9 @@ def main() -> None:
     parser.add_argument("--layout", default="gazefollow",
                         choices=["gazefollow", "videoattentiontarget", "goo"])
     parser.add_argument("--frames_per_clip", type=int, default=5, help="VAT layout only")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a synthetic world written earlier in --out (a folder "
+                             "without its synthetic_world.json marker is never touched)")
     parser.add_argument("overrides", nargs="*", help="synthetic.key=value, e.g. synthetic.seed=3")
     args = parser.parse_args()
     bad = [o for o in args.overrides if not o.startswith("synthetic.")]
@@ -38,15 +41,17 @@ def main() -> None:
         config = build_config(overrides=args.overrides)
     except ConfigError as err:
         sys.exit(f"configuration error: {err}")
-    if args.layout == "gazefollow":
-        generate_world(config.synthetic, args.out)
-        return
-    if Path(args.out).exists() and any(Path(args.out).iterdir()):
-        sys.exit(f"{args.out} exists and is not empty; choose another --out")
-    if args.layout == "videoattentiontarget":
-        write_vat_world(config.synthetic, args.out, args.frames_per_clip)
-    else:
-        write_goo_world(config.synthetic, args.out)
+    try:
+        if args.layout == "gazefollow":
+            generate_world(config.synthetic, args.out, overwrite=args.overwrite)
+            return
+        if args.layout == "videoattentiontarget":
+            write_vat_world(config.synthetic, args.out, args.frames_per_clip,
+                            overwrite=args.overwrite)
+        else:
+            write_goo_world(config.synthetic, args.out, overwrite=args.overwrite)
+    except FileExistsError as err:
+        sys.exit(f"error: {err}")
     print(f"synthetic world written to {args.out} in the {args.layout} layout")
 
 

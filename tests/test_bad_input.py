@@ -20,6 +20,7 @@ BAD_ROWS = {
     "impossible head box": "train/000004.jpg,4,0.1,0.1,0.2,0.2,0.3,0.3,0.5,0.5,10,10,10,20,1,s,m",
     "missing image": GOOD.format(99999, 5),
     "empty (0-byte) image": GOOD.format(6, 6),
+    "unreadable image": GOOD.format(14, 14),  # no image header: found when loading starts
 }
 
 
@@ -29,7 +30,10 @@ def broken_world(tiny_world, tmp_path):
     world = tmp_path / "broken"
     shutil.copytree(root, world)
     (world / "train" / "000006.jpg").write_bytes(b"")
-    (world / "train" / "000007.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    # a truncated JPEG: its header reads (size known at load time), decoding it fails later
+    whole = (world / "train" / "000007.jpg").read_bytes()
+    (world / "train" / "000007.jpg").write_bytes(whole[:len(whole) // 2])
+    (world / "train" / "000014.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     rows = [GOOD.format(i, i) for i in (0, 7, 8, 9, 10, 11, 12, 13)] + list(BAD_ROWS.values())
     (world / TRAIN_FILE).write_text("\n".join(rows) + "\n")
     return world

@@ -3,6 +3,7 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -54,7 +55,9 @@ def test_evaluation_only_reproduces_training_metrics(trained, tmp_path, setting)
     _, run_dir, results = trained
     again = main(["--eval_weights", str(run_dir), *setting])
     assert again["model"] == results["model"] and again["model_steps"] == results["model_steps"]
-    rows = list(csv.DictReader((run_dir / "eval-test-ddim1-ema" / "predictions.csv").open()))
+    # another batch size or worker count: its own folder, named by what differs
+    assert again["info"]["output_dir"].startswith(str(run_dir / "eval-test-ddim1-ema-"))
+    rows = list(csv.DictReader((Path(again["info"]["output_dir"]) / "predictions.csv").open()))
     first = list(csv.DictReader((run_dir / "predictions.csv").open()))
     for row, before in zip(rows, first, strict=True):
         score = float(row.pop("inout_score"))  # float32 matmuls: last bits follow the batch
@@ -81,7 +84,7 @@ def test_mean_of_several_samples_is_reported_separately(trained, capsys):
     assert set(mean) == set(out["model"]) and mean["auc"] != out["model"]["auc"]
     printed = capsys.readouterr().out
     assert "mean of 3 samples" in printed and "Gaze-LLE ViT-L 2025" in printed
-    trajectories = run_dir / "eval-test-ddim1-ema" / "denoising_trajectories.png"
+    trajectories = Path(out["info"]["output_dir"]) / "denoising_trajectories.png"
     assert trajectories.stat().st_size > 10_000
 
 

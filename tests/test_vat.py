@@ -114,7 +114,11 @@ def test_bad_rows_named_in_strict_counted_in_skip(vat_root, reason):
 def test_missing_and_corrupt_frames(vat_root, tmp_path):
     _track(vat_root, "test", "showC", "clip8", ["00000000.jpg,30,30,60,60,100,20",
                                                 "missing.jpg,30,30,60,60,100,20"])
-    (vat_root / "images/showC/clip8/00000000.jpg").write_bytes(b"\xff\xd8\xff\xe0 broken")
+    # truncated: its header reads at load time, decoding it fails when the sample is read
+    frame = vat_root / "images/showC/clip8/00000000.jpg"
+    noise = np.random.default_rng(0).integers(0, 255, (H, W, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(frame)
+    frame.write_bytes(frame.read_bytes()[:frame.stat().st_size // 2])
     strict = tiny_config(tmp_path, "data.source_dataset=videoattentiontarget",
                          f"data.dataset_dir={vat_root}")
     with pytest.raises(BadInput, match="missing image.*clip8/missing.jpg"):

@@ -10,7 +10,7 @@ from gazefollow.data.augment import AugmentSettings
 from gazefollow.data.dataset import HeadDataset
 from gazefollow.data.gazefollow import read_annotations
 from gazefollow.data.goo import read_goo
-from gazefollow.data.instances import HeadInstance, check_image_files
+from gazefollow.data.instances import BadInput, HeadInstance, LoadReport, check_images
 from gazefollow.data.synthetic import TEST_FILE, TRAIN_FILE, ensure_world
 from gazefollow.data.vat import read_vat
 
@@ -64,9 +64,10 @@ DEFAULT_ANNOTATIONS = {
 }
 
 
-def read_split(config: Config, root: Path, split: str, log=print) -> list[HeadInstance]:
-    """Head instances of the train or test annotation file of the configured dataset, with
-    images checked; the loading report is logged."""
+def read_split(config: Config, root: Path, split: str,
+               log=print) -> tuple[list[HeadInstance], LoadReport]:
+    """Head instances of the train or test annotation file of the configured dataset, every
+    image checked (``data.verify_images``: decoded too), and the loading report (logged)."""
     data = config.data
     configured = data.train_annotations if split == "train" else data.test_annotations
     file = root / (configured or DEFAULT_ANNOTATIONS[data.source_dataset][split])
@@ -77,9 +78,9 @@ def read_split(config: Config, root: Path, split: str, log=print) -> list[HeadIn
         instances, report = read_vat(file, data.image_dir or "images", data.on_bad_input, stride)
     else:
         instances, report = read_annotations(file, split, data.on_bad_input)
-    instances = check_image_files(instances, root, report)
+    instances = check_images(instances, root, report, decode=data.verify_images)
     log(report.summary())
-    return instances
+    return instances, report
 
 
 def augment_settings(config: Config) -> AugmentSettings | None:
@@ -102,15 +103,15 @@ def build_datasets(config: Config, splits=("train", "val", "test"), log=print) -
                   head_enlarge=data.head_enlarge, on_bad_input=data.on_bad_input)
     out = {}
     if {"train", "val"} & set(splits):
-        instances = read_split(config, root, "train", log)
+        instances, report = read_split(config, root, "train", log)
         group = show_group if data.source_dataset == "videoattentiontarget" else image_group
         train, val = split_by_image(instances, data.val_fraction, config.run.seed, group)
         out["train"] = HeadDataset(root, train, augment=augment_settings(config),
                                    random_sigma=config.diffusion.random_sigma,
-                                   seed=config.run.seed, **kwargs)
-        out["val"] = HeadDataset(root, val, **kwargs)
+                                   seed=config.run.seed, load_report=report, **kwargs)
+        out["val"] = HeadDataset(root, val, load_report=report, **kwargs)
     if "test" in splits:
-        instances = read_split(config, root, "test", log)
+        instances, report = read_split(config, root, "test", log)
         dropped_points, emptied = 0, 0
         for inst in instances:  # points below the threshold are padding, not annotations
             keep = (inst.gaze_points >= data.gaze_point_threshold).all(axis=1)
@@ -125,5 +126,10 @@ def build_datasets(config: Config, splits=("train", "val", "test"), log=print) -
             instances = subsample_heads(instances, data.subsample_size, data.subsample_seed)
             log(f"test split SUBSAMPLED to {len(instances)} head instances "
                 f"(seed {data.subsample_seed}): numbers are not comparable to the full test set")
-        out["test"] = HeadDataset(root, instances, **kwargs)
-    return {k: v for k, v in out.items() if k in splits}
+        out["test"] = HeadDataset(root, instances, load_report=report, **kwargs)
+    out = {k: v for k, v in out.items() if k in splits}
+    for split, dataset in out.items():
+        if len(dataset) == 0:
+            raise BadInput(f"the {split} split is empty after loading "
+                           f"{dataset.load_report.source}: {dataset.load_report.summary()}")
+    return out

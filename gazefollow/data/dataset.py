@@ -10,17 +10,10 @@ from torch.utils.data import Dataset, default_collate
 
 from gazefollow.data.augment import AugmentSettings, augment
 from gazefollow.data.heatmap import gaussian_heatmap, pad_points
-from gazefollow.data.instances import BadInput, HeadInstance
+from gazefollow.data.instances import BadInput, HeadInstance, fix_box, pixel_box
 from gazefollow.data.preprocess import model_inputs
 
 BAD_KEY = "bad_input"  # a sample that failed to load in skip mode: {BAD_KEY: message}
-
-
-def fix_box(box: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Real-data quirks: swap min/max when reversed, clamp to the image."""
-    x0, x1 = sorted((box[0], box[2]))
-    y0, y1 = sorted((box[1], box[3]))
-    return np.clip([x0, y0, x1, y1], 0, [width - 1, height - 1, width - 1, height - 1])
 
 
 def collate_samples(samples: list[dict]) -> dict:
@@ -56,13 +49,15 @@ class HeadDataset(Dataset):
     def __init__(self, root: str | Path, instances: list[HeadInstance], input_size: int = 224,
                  output_size: int = 64, face_size: int = 224, heatmap_sigma: float = 3.0,
                  head_enlarge: float = 0.1, augment: AugmentSettings | None = None,
-                 on_bad_input: str = "strict", random_sigma: bool = False, seed: int = 0):
+                 on_bad_input: str = "strict", random_sigma: bool = False, seed: int = 0,
+                 load_report=None):
         self.root = Path(root)
         self.instances = instances
         self.input_size, self.output_size, self.face_size = input_size, output_size, face_size
         self.heatmap_sigma, self.head_enlarge = heatmap_sigma, head_enlarge
         self.augment, self.on_bad_input = augment, on_bad_input
         self.random_sigma, self.seed = random_sigma, seed
+        self.load_report = load_report  # what reading the annotations fixed and dropped
 
     def __len__(self) -> int:
         return len(self.instances)
@@ -79,11 +74,7 @@ class HeadDataset(Dataset):
     def _pixel_annotation(self, instance: HeadInstance, width: int,
                           height: int) -> tuple[np.ndarray, np.ndarray]:
         """(head box xyxy after quirk fixes, in-frame gaze points [N, 2]) in image pixels."""
-        box = np.asarray(instance.head_box, dtype=np.float64)
-        if instance.box_basis is not None:  # e.g. GOO: pixels of a 640x480 basis
-            basis_w, basis_h = instance.box_basis
-            box = box * [width / basis_w, height / basis_h, width / basis_w, height / basis_h]
-        box = fix_box(box, width, height)
+        box = fix_box(pixel_box(instance, width, height), width, height)
         if box[2] - box[0] < 1 or box[3] - box[1] < 1:
             raise BadInput(f"{self.root / instance.path} (annotation rows {instance.rows}): "
                            f"head box {instance.head_box.tolist()} is empty inside the "

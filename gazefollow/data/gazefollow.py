@@ -4,6 +4,12 @@ Train file: 17 comma-separated columns per row, one row per person. Test file: 1
 ``inout``), one row per annotator; rows sharing ``(path, eye_x, eye_y)`` form one head instance.
 Body box, eye and gaze are normalised; the head box is in pixels. ``inout == -1`` rows are
 invalid in the release and are dropped (counted as a fix, not an error).
+
+Gaze points: an in-frame train row (``inout`` 1) must have its point in [0, 1]; an
+out-of-frame row's point is ignored (the release writes -1, -1). A test row's point is in
+[0, 1], or negative for padding (ignored by the metrics); anything above 1 is refused, since
+it is almost always a pixel coordinate written by mistake. Files are read as ``utf-8-sig``,
+so a byte-order mark never becomes part of the first image path.
 """
 from __future__ import annotations
 
@@ -34,6 +40,12 @@ def _parse_row(row: list[str], expected: int) -> tuple[dict | None, str, str]:
         return None, "impossible head box", str(box.tolist())
     if inout not in (-1, 0, 1):
         return None, "inout not in {-1, 0, 1}", str(inout)
+    gaze = np.array(numbers[6:8])
+    if expected == TRAIN_COLUMNS and inout == 1 and ((gaze < 0) | (gaze > 1)).any():
+        return None, "in-frame gaze point outside [0, 1]", f"gaze {gaze.tolist()}"
+    if expected == TEST_COLUMNS and (gaze > 1).any():
+        return None, "gaze point above 1 (normalised coordinates expected)", \
+            f"gaze {gaze.tolist()}"
     return {"path": row[0], "eye": (numbers[4], numbers[5]), "gaze": (numbers[6], numbers[7]),
             "box": box, "inout": inout}, "", ""
 
@@ -51,7 +63,7 @@ def read_annotations(path: str | Path, split: str,
     expected = TRAIN_COLUMNS if split == "train" else TEST_COLUMNS
     report = LoadReport(source=str(path), policy=policy)
     groups: dict[tuple, HeadInstance] = {}
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         for line, row in enumerate(csv.reader(handle), start=1):
             if not row:
                 continue

@@ -3,7 +3,8 @@
 Used keys: ``filename`` (may use ``\\`` separators), ``width``, ``height``, ``gaze_cx``,
 ``gaze_cy`` (gaze point) and ``hx``, ``hy`` (head point), in pixels of a 640x480 basis. There is
 no head box: it is built as head point +- 0.15 W (x) and +- 0.15 H (y) of that basis. Every
-target is in frame; GOO is evaluated with the GazeFollow protocol (one annotator per head).
+target is in frame; GOO is evaluated with the GazeFollow protocol (one annotator per head), so
+a gaze point outside the 640x480 basis is refused.
 """
 from __future__ import annotations
 
@@ -53,6 +54,9 @@ def read_goo(path: str | Path, image_dir: str = "",
             continue
         if not all(math.isfinite(v) for v in (gx, gy, hx, hy)):
             report.bad(where, "NaN or infinite value", str(values))
+            continue
+        if not (0 <= gx <= BASIS_W and 0 <= gy <= BASIS_H):
+            report.bad(where, "gaze point outside the 640x480 basis", f"gaze ({gx}, {gy})")
             continue
         file = str(Path(image_dir) / str(entry["filename"]).replace("\\", "/"))
         instances.append(HeadInstance(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 POLICIES = ("strict", "skip")
 MAX_EXAMPLES = 5
@@ -56,6 +57,12 @@ class LoadReport:
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append(message)
 
+    def as_dict(self) -> dict:
+        """For metrics.json: what loading fixed and skipped, per reason, with examples."""
+        return {"source": self.source, "rows": self.rows, "instances": self.instances,
+                "fixed": dict(self.fixed), "skipped": dict(self.skipped),
+                "skipped_examples": list(self.examples)}
+
     def summary(self) -> str:
         parts = [f"{self.source}: {self.rows} rows -> {self.instances} head instances"]
         parts += [f"fixed {n} x {reason}" for reason, n in sorted(self.fixed.items())]
@@ -66,26 +73,77 @@ class LoadReport:
         return text
 
 
-def _file_problem(file: Path) -> str | None:
+def fix_box(box: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Real-data quirks: swap min/max when reversed, clamp to the image."""
+    x0, x1 = sorted((box[0], box[2]))
+    y0, y1 = sorted((box[1], box[3]))
+    return np.clip([x0, y0, x1, y1], 0, [width - 1, height - 1, width - 1, height - 1])
+
+
+def pixel_box(instance: HeadInstance, width: int, height: int) -> np.ndarray:
+    """The annotated head box in this image's pixels (GOO's basis rescaled), before fixes."""
+    box = np.asarray(instance.head_box, dtype=np.float64)
+    if instance.box_basis is not None:  # e.g. GOO: pixels of a 640x480 basis
+        basis_w, basis_h = instance.box_basis
+        box = box * [width / basis_w, height / basis_h, width / basis_w, height / basis_h]
+    return box
+
+
+def _image_size(file: Path, decode: bool) -> tuple[tuple[int, int] | None, str, str]:
+    """-> ((width, height) or None, reason, detail): the header is read (and with ``decode``
+    the whole image), so missing, empty and undecodable files are found before training."""
     if not file.is_file():
-        return "missing image"
+        return None, "missing image", str(file)
     if file.stat().st_size == 0:
-        return "empty (0-byte) image"
+        return None, "empty (0-byte) image", str(file)
+    try:
+        with Image.open(file) as image:
+            if decode:
+                image.load()
+            return image.size, "", ""
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        return None, "unreadable image", f"{file}: {err}"
+
+
+def _geometry_problem(instance: HeadInstance, width: int,
+                      height: int) -> tuple[str, str] | None:
+    """(reason, detail) when the head box or the gaze points cannot be in this image."""
+    box = pixel_box(instance, width, height)
+    fixed = fix_box(box, width, height)
+    if fixed[2] - fixed[0] < 1 or fixed[3] - fixed[1] < 1:
+        return "head box empty inside the image", \
+            f"head box {np.round(box, 2).tolist()} in a {width}x{height} image"
+    points = np.asarray(instance.gaze_points, dtype=np.float64).reshape(-1, 2)
+    if instance.pixel_points and instance.inout and (points > [width, height]).any():
+        return "gaze point outside the image", \
+            f"gaze {points.tolist()} in a {width}x{height} image"
     return None
 
 
-def check_image_files(instances: list[HeadInstance], root: Path,
-                      report: LoadReport) -> list[HeadInstance]:
-    """Missing and zero-byte images are found at load time (one stat per image), not
-    mid-training; an image that exists but does not decode raises, naming it, when read."""
-    kept, seen = [], {}
-    for inst in instances:
-        if inst.path not in seen:
-            seen[inst.path] = _file_problem(root / inst.path)
-        if seen[inst.path] is None:
-            kept.append(inst)
-        else:
-            report.bad(f"{report.source}, rows {inst.rows}", seen[inst.path],
-                       str(root / inst.path))
+def check_images(instances: list[HeadInstance], root: Path, report: LoadReport,
+                 decode: bool = False, log=print) -> list[HeadInstance]:
+    """Every image is opened before training (its header; with ``decode`` all of it, with a
+    progress bar): missing, empty or unreadable images, head boxes empty inside their image
+    and pixel gaze points beyond it follow the report's policy, and boxes clamped to the
+    image are counted."""
+    from tqdm import tqdm
+
+    kept, sizes = [], {}
+    progress = tqdm(instances, desc=f"decoding images ({report.source})", unit="sample",
+                    leave=False, disable=not decode)
+    for inst in progress:
+        if inst.path not in sizes:
+            sizes[inst.path] = _image_size(root / inst.path, decode)
+        size, reason, detail = sizes[inst.path]
+        problem = (reason, detail) if size is None else _geometry_problem(inst, *size)
+        if problem is not None:
+            report.bad(f"{report.source}, rows {inst.rows}", *problem)
+            continue
+        box = pixel_box(inst, *size)
+        ordered = [min(box[0], box[2]), min(box[1], box[3]), max(box[0], box[2]),
+                   max(box[1], box[3])]
+        if not np.allclose(ordered, fix_box(box, *size)):
+            report.fixed["head box clamped to the image"] += 1
+        kept.append(inst)
     report.instances = len(kept)
     return kept

@@ -174,14 +174,36 @@ def write_split(cfg: SyntheticConfig, root: Path, split: str) -> int:
     return len(lines)
 
 
-def generate_world(cfg: SyntheticConfig, root: str | Path, log=print) -> Path:
-    """Write a complete world under ``root`` atomically (a temp folder renamed into place)."""
+def refuse_to_overwrite(root: Path, overwrite: bool) -> None:
+    """A non-empty folder is replaced only when asked, and only when it holds a world this
+    project wrote (its manifest): a user's folder is never deleted."""
+    if not root.exists() or not any(root.iterdir()):
+        return
+    if not overwrite:
+        raise FileExistsError(f"{root} exists and is not empty; choose another folder, or "
+                              "pass --overwrite to replace a synthetic world written there")
+    if not (root / MANIFEST).is_file():
+        raise FileExistsError(f"{root} is not a synthetic world written by gazefollow (no "
+                              f"{MANIFEST}): it is left as it is, even with --overwrite")
+
+
+def write_manifest(root: Path, cfg: SyntheticConfig, **facts) -> None:
+    """The marker of a complete world written by this project (and its settings)."""
+    (root / MANIFEST).write_text(json.dumps({"config": asdict(cfg), **facts}, indent=2))
+
+
+def generate_world(cfg: SyntheticConfig, root: str | Path, log=print,
+                   overwrite: bool = False) -> Path:
+    """Write a complete world under ``root`` atomically (a temp folder renamed into place).
+    An existing non-empty ``root`` is refused unless ``overwrite`` and it is a world we
+    wrote."""
     root = Path(root)
+    refuse_to_overwrite(root, overwrite)
     tmp = root.with_name(root.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     rows = {split: write_split(cfg, tmp, split) for split in ("train", "test")}
-    (tmp / MANIFEST).write_text(json.dumps({"config": asdict(cfg), "rows": rows}, indent=2))
+    write_manifest(tmp, cfg, layout="gazefollow", rows=rows)
     if root.exists():
         shutil.rmtree(root)
     tmp.rename(root)

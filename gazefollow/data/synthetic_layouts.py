@@ -13,13 +13,15 @@ trained, evaluated and benchmarked on generated data in its dataset's exact real
 from __future__ import annotations
 
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from gazefollow.config import SyntheticConfig
 from gazefollow.data.goo import BASIS_H, BASIS_W
-from gazefollow.data.synthetic import _head_box, render_scene
+from gazefollow.data.synthetic import (_head_box, refuse_to_overwrite, render_scene,
+                                       write_manifest)
 
 SPLIT_SIZE = {"train": "num_train", "test": "num_test"}
 
@@ -31,9 +33,9 @@ def _in_frame(share_out: float, clip: int) -> bool:
 
 
 def write_vat_world(cfg: SyntheticConfig, root: str | Path, frames_per_clip: int = 5,
-                    clips_per_show: int = 4) -> Path:
+                    clips_per_show: int = 4, overwrite: bool = False) -> Path:
     """Write ``cfg.num_train`` / ``cfg.num_test`` frames per split as VAT clips."""
-    root = Path(root)
+    root = _fresh(Path(root), overwrite)
     for split in ("train", "test"):
         num_clips = max(1, getattr(cfg, SPLIT_SIZE[split]) // frames_per_clip)
         for clip in range(num_clips):
@@ -54,12 +56,13 @@ def write_vat_world(cfg: SyntheticConfig, root: str | Path, frames_per_clip: int
             track = root / "annotations" / split / show / clip_name / "s00.txt"
             track.parent.mkdir(parents=True, exist_ok=True)
             track.write_text("\n".join(lines) + "\n")
+    write_manifest(root, cfg, layout="videoattentiontarget", frames_per_clip=frames_per_clip)
     return root
 
 
-def write_goo_world(cfg: SyntheticConfig, root: str | Path) -> Path:
+def write_goo_world(cfg: SyntheticConfig, root: str | Path, overwrite: bool = False) -> Path:
     """Write ``cfg.num_train`` / ``cfg.num_test`` scenes per split as GOO pickles."""
-    root = Path(root)
+    root = _fresh(Path(root), overwrite)
     sx, sy = BASIS_W / cfg.width, BASIS_H / cfg.height
     for split in ("train", "test"):
         (root / split).mkdir(parents=True, exist_ok=True)
@@ -74,4 +77,13 @@ def write_goo_world(cfg: SyntheticConfig, root: str | Path) -> Path:
                 "gaze_item": 0, "gazeIdx": 0, "gaze_cx": tx * sx, "gaze_cy": ty * sy,
                 "hx": lay["hx"] * sx, "hy": lay["hy"] * sy, "seg": None, "occluded": False})
         (root / f"goosynth_{split}.pickle").write_bytes(pickle.dumps(entries))
+    write_manifest(root, cfg, layout="goo")
+    return root
+
+
+def _fresh(root: Path, overwrite: bool) -> Path:
+    """An empty folder to write into: a world of ours is replaced only with ``overwrite``."""
+    refuse_to_overwrite(root, overwrite)
+    if root.exists():
+        shutil.rmtree(root)
     return root

@@ -6,7 +6,9 @@ Layout: ``annotations/{train,test}/<show>/<clip>/<person>.txt`` with rows
 reference code (Chong et al. 2020): ``gazex == gazey == -1`` is out of frame; a point with only
 one negative coordinate is clamped to 0 and counts as in frame; head boxes are smoothed along
 each track by an 11-frame moving average (edges padded with the first / last box), at train and
-at test time. Gaze points stay in pixels here; the dataset divides by the frame size.
+at test time. Gaze points stay in pixels here; the dataset divides by the frame size. A point
+beyond the frame's width or height is refused when the frames' sizes are checked at load
+time (``instances.check_images``). Files are read as ``utf-8-sig``.
 """
 from __future__ import annotations
 
@@ -72,7 +74,7 @@ def read_vat(annotation_dir: str | Path, image_dir: str = "images", policy: str 
     for file in track_files(annotation_dir):
         show, clip = file.parent.parent.name, file.parent.name
         rows = []
-        with file.open(newline="") as handle:
+        with file.open(newline="", encoding="utf-8-sig") as handle:
             for line, row in enumerate(csv.reader(handle), start=1):
                 if not row:
                     continue
