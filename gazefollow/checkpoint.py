@@ -113,9 +113,16 @@ def save_checkpoint(accelerator, run_dir: Path, step: int, state: dict,
         shutil.rmtree(tmp, ignore_errors=True)  # left by a save that was killed
         tmp.mkdir()
     accelerator.wait_for_everyone()
-    torch.save(rng_state(accelerator.device), tmp / f"rng_{accelerator.process_index}.pt")
-    if accelerator.is_main_process:
-        torch.save(state, tmp / STATE_FILE)
+    try:
+        torch.save(rng_state(accelerator.device), tmp / f"rng_{accelerator.process_index}.pt")
+        if accelerator.is_main_process:
+            torch.save(state, tmp / STATE_FILE)
+    except OSError as err:  # a full disk, a quota, a vanished mount
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = latest_checkpoint(run_dir)
+        raise CheckpointError(f"could not write the checkpoint of step {step} in {tmp}: {err}; "
+                              f"the earlier checkpoints are untouched (newest: {kept}), and "
+                              "the same command resumes from it once the disk has room") from None
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         for file in tmp.iterdir():
