@@ -387,3 +387,31 @@ def test_a_sample_skipped_in_every_epoch_counts_once(tiny_world, tmp_path):
     main(_argv(tmp_path, world, "data.on_bad_input=skip", "optim.epochs=3"))
     stats = json.loads(next((tmp_path / "out").rglob("train_stats.json")).read_text())
     assert stats["steps"] >= 12 and stats["skipped_unreadable"] == 1
+
+
+def test_with_two_processes_a_signal_to_one_stops_both_after_the_same_step(tiny_world, tmp_path):
+    import psutil
+
+    from tests.test_distributed import _free_port
+    world = _world_copy(tiny_world, tmp_path)
+    argv = _argv(tmp_path, world, "--tag", "ddp", "optim.epochs=20", "--max_steps", "40")
+    run_dir = tmp_path / "out" / "gazefollow-diffusion-x0" / "ddp"
+
+    def launch():
+        return subprocess.Popen([sys.executable, "-m", "torch.distributed.run",
+                                 "--nproc_per_node", "2", "--master_port", str(_free_port()),
+                                 str(ROOT / "main.py"), *argv], cwd=ROOT, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    launcher = launch()
+    _wait_for_steps(launcher, run_dir / "train_log.jsonl", 3)
+    workers = sorted(psutil.Process(launcher.pid).children(recursive=True), key=lambda p: p.pid)
+    workers[-1].send_signal(signal.SIGTERM)  # one process only: the other must follow
+    _, err = launcher.communicate(timeout=300)
+    stopped = load_checkpoint(run_dir)["step"]
+    assert stopped < 40 and err.count(f"stopped by SIGTERM at step {stopped}") == 2, err[-3000:]
+    newest = complete_checkpoints(run_dir)[-1]
+    assert {"rng_0.pt", "rng_1.pt"} <= {f.name for f in newest.iterdir()}  # both saved there
+    resumed = launch()
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-3000:]
+    assert [entry["step"] for entry in read_step_log(run_dir)] == list(range(1, 41))
