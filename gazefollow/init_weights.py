@@ -20,14 +20,14 @@ on the extra ones (head and coordinate maps), so the pretrained response to RGB 
 from __future__ import annotations
 
 import json
-import pickle
 import re
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from gazefollow.checkpoint import migrate_model_keys, resolve_checkpoint
+from gazefollow.checkpoint import CheckpointError, migrate_model_keys, resolve_checkpoint
+from gazefollow.config import ConfigError
 
 TORCHVISION_KEY = re.compile(r"(conv1|bn1|layer\d+|fc)\.")
 CLASSIC_KEY = re.compile(r"(conv1|bn1|layer\d+)_(scene|face)(\..+)")
@@ -60,8 +60,9 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
         # weights_only=False: our checkpoints hold non-tensor training state too; the file is
         # one the user named, as with any checkpoint they resume from.
         content = torch.load(path, map_location="cpu", weights_only=False)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
-        raise ValueError(f"run.init_weights: cannot read {path} as a torch file: {err}") from None
+    except Exception as err:  # noqa: BLE001  any unreadable file is one named error
+        raise CheckpointError(f"run.init_weights: cannot read {path} as a torch file: "
+                              f"{type(err).__name__}: {str(err)[:200]}") from None
     known = None
     if isinstance(content, dict) and "model" in content and "config" in content:
         content, known = migrate_model_keys(content["model"], content["config"]), "gazefollow"
@@ -69,7 +70,7 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
         content = content["model"]  # the classic files wrap their state dict so
     if not isinstance(content, dict) or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in content.items()):
-        raise ValueError(f"run.init_weights: {path} holds no state dict (name -> tensor); "
+        raise CheckpointError(f"run.init_weights: {path} holds no state dict (name -> tensor); "
                          f"found {type(content).__name__}")
     return content, known
 
@@ -87,7 +88,7 @@ def rename_file_keys(keys: list[str], key_map: dict[str, str | None]) -> tuple[d
         if new is None:
             dropped.append(key)
         elif new in renamed:
-            raise ValueError(f"run.init_key_map renames both {renamed[new]} and {key} to {new}")
+            raise ConfigError(f"run.init_key_map renames both {renamed[new]} and {key} to {new}")
         else:
             renamed[new] = key
     return renamed, dropped
@@ -102,7 +103,7 @@ def detect_format(keys: list[str], model_keys: set[str], path: Path) -> str:
     top_names = {k.split(".")[0] for k in model_keys}
     if keys and all(k.split(".")[0] in top_names for k in keys):
         return "gazefollow"
-    raise ValueError(f"run.init_weights: cannot tell the format of {path} from its keys "
+    raise ConfigError(f"run.init_weights: cannot tell the format of {path} from its keys "
                      f"(first: {sorted(keys)[:SHOWN_IN_ERRORS]}); set run.init_format to "
                      "gazefollow, torchvision or classic, or rename keys with run.init_key_map")
 

@@ -15,7 +15,7 @@ from diffusers.training_utils import EMAModel
 
 from gazefollow.checkpoint import (CHECKPOINTS_DIR, find_resumable, incomplete_checkpoints,
                                    load_checkpoint, load_rng_state, save_checkpoint)
-from gazefollow.config import Config, to_dict, to_yaml
+from gazefollow.config import Config, ConfigError, to_dict, to_yaml
 from gazefollow.init_weights import load_initial_weights
 from gazefollow.run_records import git_commit, peak_memory_mib, write_train_stats
 from gazefollow.training_parts import all_finite, restore
@@ -57,7 +57,7 @@ def plan_run(config: Config, batches_per_epoch: int, processes: int, train_size:
     accumulation = config.optim.grad_accumulation
     steps_per_epoch = batches_per_epoch // accumulation
     if steps_per_epoch == 0:
-        raise ValueError(f"the train split has {train_size} samples, fewer than one step of "
+        raise ConfigError(f"the train split has {train_size} samples, fewer than one step of "
                          f"{config.data.batch_size} x {accumulation} accumulation x "
                          f"{processes} process(es)")
     total = config.optim.epochs * steps_per_epoch

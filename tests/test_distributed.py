@@ -97,7 +97,9 @@ def test_sharded_evaluation_matches_one_process(two_processes):
     launcher = ["torch.distributed.run", "--nproc_per_node", "2", "--master_port",
                 str(_free_port())]
     _launch(launcher, ["--eval_weights", str(run_dir), "eval.batch_size=3"])
-    again = json.loads((run_dir / "eval-test-ddim1-ema" / "metrics.json").read_text())
+    # another batch size: its own folder, named by what differs from training
+    (folder,) = run_dir.glob("eval-test-ddim1-ema-*")
+    again = json.loads((folder / "metrics.json").read_text())
     assert again["info"]["processes"] == 2
     for key in ("model", "center_prior", "model_steps"):
         assert again[key] == one[key], key

@@ -342,21 +342,25 @@ def test_a_one_class_split_reports_ap_as_unavailable_in_strict_json(tiny_world, 
 
 # --- 9. unreadable checkpoints and the command line's errors ------------------------------------
 
-def test_an_unreadable_checkpoint_is_one_named_error(tmp_path):
+def test_an_unreadable_checkpoint_is_one_named_error(tmp_path, monkeypatch):
     junk = tmp_path / "state.pt"
     junk.write_bytes(os.urandom(4096))
     with pytest.raises(CheckpointError, match=f"cannot read checkpoint {junk}"):
         load_checkpoint(junk)
-    for argv, message in ((["--eval_weights", str(junk)], "error: cannot read checkpoint"),
-                          (["--eval_weights", str(tmp_path / "nothing")], "error: no checkpoint"),
+    done = subprocess.run([sys.executable, str(ROOT / "main.py"), "--eval_weights", str(junk)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "error: cannot read checkpoint" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    from main import run_command_line  # the same entry point, in this process
+    for argv, message in ((["--eval_weights", str(tmp_path / "nothing")], "error: no checkpoint"),
                           (["--batch_sise", "4"], "configuration error: unknown flag")):
-        done = subprocess.run([sys.executable, str(ROOT / "main.py"), *argv], cwd=ROOT,
-                              capture_output=True, text=True, timeout=300)
-        assert done.returncode == 1 and message in done.stderr, done.stderr
-        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
-    debug = subprocess.run([sys.executable, str(ROOT / "main.py"), "--eval_weights", str(junk),
-                            "--debug"], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert "Traceback" in debug.stderr and "CheckpointError" in debug.stderr
+        monkeypatch.setattr(sys, "argv", ["main.py", *argv])
+        with pytest.raises(SystemExit) as stop:
+            run_command_line()
+        assert message in str(stop.value.code) and "\n" not in str(stop.value.code)
+    monkeypatch.setattr(sys, "argv", ["main.py", "--eval_weights", str(junk), "--debug"])
+    with pytest.raises(CheckpointError):  # --debug: the exception itself, with its traceback
+        run_command_line()
 
 
 # --- 10. the smaller ones ------------------------------------------------------------------------
@@ -415,3 +419,14 @@ def test_with_two_processes_a_signal_to_one_stops_both_after_the_same_step(tiny_
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err[-3000:]
     assert [entry["step"] for entry in read_step_log(run_dir)] == list(range(1, 41))
+
+
+def test_the_first_signal_is_recorded_and_a_second_ctrl_c_aborts():
+    from gazefollow.stopping import StopRequest
+    said = []
+    with StopRequest(said.append) as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.received == "SIGTERM" and "finishing the current step" in said[0]
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored

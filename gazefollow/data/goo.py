@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gazefollow.data.instances import HeadInstance, LoadReport
+from gazefollow.data.instances import BadInput, HeadInstance, LoadReport
 
 BASIS_W, BASIS_H = 640.0, 480.0
 HEAD_HALF_SIZE = 0.15  # of the basis width (x) and height (y)
@@ -36,7 +36,7 @@ def read_goo(path: str | Path, image_dir: str = "",
     with path.open("rb") as handle:
         entries = pickle.load(handle)
     if not isinstance(entries, list):
-        raise ValueError(f"{path}: expected a list of dicts, found {type(entries).__name__}")
+        raise BadInput(f"{path}: expected a list of dicts, found {type(entries).__name__}")
     report = LoadReport(source=str(path), policy=policy)
     instances = []
     for number, entry in enumerate(entries):

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from gazefollow.config import SyntheticConfig
+from gazefollow.data.instances import BadInput
 
 MANIFEST = "synthetic_world.json"  # written last: its presence marks a complete world
 TRAIN_FILE = "train_annotations_release.txt"
@@ -220,12 +221,12 @@ def ensure_world(cfg: SyntheticConfig, root: str | Path, log=print) -> Path:
         stored = json.loads(manifest.read_text())["config"]
         if stored != asdict(cfg):
             diff = {k: (stored.get(k), v) for k, v in asdict(cfg).items() if stored.get(k) != v}
-            raise ValueError(
+            raise BadInput(
                 f"{root} holds a synthetic world generated with other settings "
                 f"(stored vs requested: {diff}); delete it or set data.dataset_dir elsewhere."
             )
         return root
     if root.exists() and any(root.iterdir()):
-        raise ValueError(f"{root} exists but has no {MANIFEST}: it is not a complete synthetic "
+        raise BadInput(f"{root} exists but has no {MANIFEST}: it is not a complete synthetic "
                          "world; delete it or set data.dataset_dir elsewhere.")
     return generate_world(cfg, root, log)
