@@ -68,10 +68,10 @@ def find_resumable(run_dir: Path) -> Path | None:
     earlier versions (no RNG states, no marker: it cannot resume exactly)."""
     latest = latest_checkpoint(run_dir)
     if latest is None and (Path(run_dir) / LEGACY_FILE).is_file():
-        raise CheckpointError(f"{run_dir} holds a {LEGACY_FILE} from an earlier gazefollow version, "
-                         "which cannot be resumed exactly: use another --tag, with "
-                         f"run.init_weights={run_dir} to start from its weights, or "
-                         "--no_resume to start this one afresh")
+        raise CheckpointError(f"{run_dir} holds a {LEGACY_FILE} from an earlier gazefollow "
+                              "version, which cannot be resumed exactly: use another --tag, "
+                              f"with run.init_weights={run_dir} to start from its weights, or "
+                              "--no_resume to start this one afresh")
     return latest
 
 

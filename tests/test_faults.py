@@ -277,7 +277,8 @@ def test_sigkill_at_random_points_always_resumes_to_the_same_state(straight):  #
         _assert_same_state(final, load_checkpoint(_run_dir(tmp, tag)))
 
 
-def test_a_full_disk_keeps_the_previous_checkpoint_and_says_what_failed(straight, monkeypatch):  # noqa: F811
+def test_a_full_disk_keeps_the_previous_checkpoint_and_says_what_failed(  # noqa: F811
+        straight, monkeypatch):
     import gazefollow.checkpoint as checkpoint
     tmp, _, _ = straight
     real_save = checkpoint.torch.save
