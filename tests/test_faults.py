@@ -428,3 +428,25 @@ def test_the_first_signal_is_recorded_and_a_second_ctrl_c_aborts():
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_gaze_points_beyond_the_frame_or_basis_are_refused_for_vat_and_goo(tmp_path):
+    import pickle
+
+    from gazefollow.data.goo import read_goo
+    from tests.test_goo import _entry
+    from tests.test_vat import W, _track
+    root = tmp_path / "vat"
+    _track(root, "train", "showA", "clip1", [f"{i:08d}.jpg,10,10,30,30,40,40" for i in range(3)])
+    _track(root, "test", "showB", "clip1", ["00000000.jpg,10,10,30,30,40,40",
+                                            f"00000001.jpg,10,10,30,30,{W + 5},40"])
+    config = tiny_config(tmp_path, "data.source_dataset=videoattentiontarget",
+                         f"data.dataset_dir={root}")
+    with pytest.raises(BadInput, match=rf"s00.txt:2.*gaze point outside the image.*{W + 5}"):
+        build_datasets(config, splits=("test",), log=_quiet)
+    goo = tmp_path / "goo.pickle"
+    goo.write_bytes(pickle.dumps([_entry(0, "train"), {**_entry(1, "train"), "gaze_cx": 700.0}]))
+    with pytest.raises(BadInput, match="entry 1: gaze point outside the 640x480 basis"):
+        read_goo(goo)
+    instances, report = read_goo(goo, policy="skip")
+    assert len(instances) == 1 and report.skipped["gaze point outside the 640x480 basis"] == 1
