@@ -19,7 +19,11 @@ def _to_device(batch: dict, device) -> dict:
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
-METRIC_KEYS = {"gazefollow": ("auc", "avg_l2", "min_l2"), "vat": ("auc", "l2")}
+# The protocol's metrics, then the original research code's (angles, heatmap AP), which are
+# reported beside them for GazeFollow-protocol datasets.
+METRIC_KEYS = {"gazefollow": ("auc", "avg_l2", "min_l2", "avg_angle", "min_angle",
+                              "heatmap_ap"),
+               "vat": ("auc", "l2")}
 
 
 def protocol_of(config) -> str:
@@ -29,8 +33,9 @@ def protocol_of(config) -> str:
 
 
 def score_instance(heatmap, points, inout: float, width: int, height: int,
-                   protocol: str = "gazefollow") -> dict:
-    """Protocol metrics of one in-frame instance; NaN for out-of-frame ones."""
+                   protocol: str = "gazefollow", eye=(-1.0, -1.0)) -> dict:
+    """Protocol metrics of one in-frame instance; NaN for out-of-frame ones (and the angles
+    NaN without an annotated eye point)."""
     keys = METRIC_KEYS[protocol]
     valid = np.asarray(points)[(np.asarray(points) >= 0).all(axis=1)]
     if inout < 0.5 or len(valid) == 0:
@@ -40,8 +45,11 @@ def score_instance(heatmap, points, inout: float, width: int, height: int,
         return {"auc": metrics.vat_auc(heatmap, valid[0]), "l2": metrics.vat_l2(pred, valid[0]),
                 "pred": pred}
     avg_l2, min_l2 = metrics.gazefollow_l2(pred, valid)
+    has_eye = (np.asarray(eye) >= 0).all()
+    min_angle, avg_angle = metrics.angular_errors(pred, valid, eye) if has_eye else (math.nan,) * 2
     return {"auc": metrics.gazefollow_auc(heatmap, valid, width, height),
-            "avg_l2": avg_l2, "min_l2": min_l2, "pred": pred}
+            "avg_l2": avg_l2, "min_l2": min_l2, "avg_angle": avg_angle, "min_angle": min_angle,
+            "heatmap_ap": metrics.heatmap_ap(heatmap, valid), "pred": pred}
 
 
 def summarize(per_sample: list[dict], protocol: str = "gazefollow") -> dict:
@@ -114,7 +122,7 @@ def _batch_entries(batch, heatmaps, mean_map, trajectory, inout_prob, prior, ste
     for i, position in enumerate(batch["position"].tolist()):
         points = batch["gaze_points"][i].cpu().numpy()
         args = (points, float(batch["inout"][i]), int(batch["width"][i]),
-                int(batch["height"][i]), protocol)
+                int(batch["height"][i]), protocol, batch["eye"][i].cpu().numpy())
         entry = {"position": position, "prior": score_instance(prior, *args),
                  "steps": {s: score_instance(heatmaps[s][i], *args) for s in steps_list},
                  "mean": score_instance(mean_map[i], *args) if mean_map is not None else None,

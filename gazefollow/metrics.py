@@ -99,6 +99,41 @@ def gazefollow_l2(pred_xy, points) -> tuple[float, float]:
     return avg_l2, min_l2
 
 
+def angular_errors(pred_xy, points, eye) -> tuple[float, float]:
+    """(Min, Avg) angular error in degrees, the metric the original research code reported for
+    GazeFollow (its ``utils.get_angular_error``): per annotator, the angle between the vectors
+    head -> annotator point and head -> predicted point, both from the annotated eye point;
+    the minimum and the mean over annotators. Its 1e-6 in the cosine's denominator is kept,
+    as there: a prediction on the eye point gives 90 degrees, and short vectors gain a small
+    floor (0.29 degrees for vectors of length 0.2 and 0.4)."""
+    points = _valid_points(points)
+    eye, pred = _numpy(eye).reshape(2), _numpy(pred_xy).reshape(2)
+    to_true, to_pred = points - eye, pred - eye
+    cosine = (to_true @ to_pred) / (np.linalg.norm(to_true, axis=1) * np.linalg.norm(to_pred)
+                                    + 1e-6)
+    angles = np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
+    return float(angles.min()), float(angles.mean())
+
+
+HEATMAP_AP_SIZE = 64
+
+
+def heatmap_ap(heatmap, points, size: int = HEATMAP_AP_SIZE) -> float:
+    """The original research code's heatmap AP: average precision of the predicted heatmap's
+    pixels at 64x64 against the multi-hot map of the annotator points there (pixel
+    min(int(x 64), 63), min(int(y 64), 63)). A heatmap of another size is first resized
+    bilinearly (half-pixel centres); the original used scikit-image's resize for that."""
+    scores = _numpy(heatmap).squeeze()
+    if scores.shape != (size, size):
+        scores = upsample_heatmap(scores, size, size)
+    points = _valid_points(points)
+    target = np.zeros((size, size), dtype=bool)
+    cols = np.minimum((points[:, 0] * size).astype(int), size - 1)
+    rows = np.minimum((points[:, 1] * size).astype(int), size - 1)
+    target[rows, cols] = True
+    return float(average_precision_score(target.ravel(), scores.ravel()))
+
+
 VAT_SIGMA = 3  # the reference code draws a sigma-3 Gaussian in a (6 sigma + 1)^2 window
 
 

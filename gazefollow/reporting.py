@@ -19,7 +19,8 @@ REFERENCE_RESULTS = {
         ("Gaze-LLE ViT-L 2025", 0.937, 0.103, 0.903)]),
 }
 COLUMN_NAMES = {"auc": "AUC", "avg_l2": "Avg L2", "min_l2": "Min L2", "l2": "L2",
-                "inout_ap": "in/out AP"}
+                "inout_ap": "in/out AP", "avg_angle": "Avg ang.", "min_angle": "Min ang.",
+                "heatmap_ap": "heatmap AP"}
 
 
 def _row(name: str, values: dict, keys) -> str:

@@ -123,4 +123,5 @@ def test_gazefollow_layout_trains_and_evaluates_through_main(tiny_world, tmp_pat
     info = results["info"]
     assert info["dataset"] == "gazefollow" and info["protocol"] == "gazefollow"
     assert info["inout_ap_split"] == "val"  # the GazeFollow test split is all in frame
-    assert set(results["model"]) == {"auc", "avg_l2", "min_l2", "inout_ap"}
+    assert set(results["model"]) == {"auc", "avg_l2", "min_l2", "avg_angle", "min_angle",
+                                     "heatmap_ap", "inout_ap"}

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -101,3 +103,41 @@ def test_heatmap_argmax_takes_the_first_of_tied_maxima():
     heatmap = np.zeros((64, 64))
     heatmap[5, 9] = heatmap[30, 2] = 1.0
     assert metrics.heatmap_argmax(heatmap) == (9 / 64, 5 / 64)
+
+
+def _angle_reference(pred, points, eye):
+    """The original research code's angular error, one annotator at a time."""
+    angles = []
+    for x, y in points:
+        if x < 0:
+            continue
+        a, b = (x - eye[0], y - eye[1]), (pred[0] - eye[0], pred[1] - eye[1])
+        cos = (a[0] * b[0] + a[1] * b[1]) / (math.hypot(*a) * math.hypot(*b) + 1e-6)
+        angles.append(math.degrees(math.acos(max(-1.0, min(1.0, cos)))))
+    return min(angles), sum(angles) / len(angles)
+
+
+def test_angular_errors_and_heatmap_ap_match_the_original_formulas():
+    from gazefollow.metrics import angular_errors, heatmap_ap
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        points = rng.uniform(0, 1, size=(int(rng.integers(1, 6)), 2))
+        padded = np.concatenate([points, -np.ones((3, 2))])
+        eye, pred = rng.uniform(0, 1, 2), rng.uniform(0, 1, 2)
+        assert angular_errors(pred, padded, eye) == pytest.approx(
+            _angle_reference(pred, padded, eye), abs=1e-9)
+        heatmap = rng.random((64, 64))
+        target = np.zeros((64, 64))
+        for x, y in points:
+            target[min(int(y * 64), 63), min(int(x * 64), 63)] = 1
+        assert heatmap_ap(heatmap, padded) == pytest.approx(
+            average_precision_score(target.ravel(), heatmap.ravel()), abs=1e-12)
+    # straight on: 0 but for the original's 1e-6 in the denominator (0.29 degrees here)
+    assert angular_errors([0.9, 0.5], [[0.7, 0.5]], [0.5, 0.5])[0] == pytest.approx(
+        math.degrees(math.acos(0.08 / (0.08 + 1e-6))))
+    assert angular_errors([0.1, 0.5], [[0.7, 0.5]], [0.5, 0.5])[0] == pytest.approx(
+        math.degrees(math.acos(-0.08 / (0.08 + 1e-6))))  # opposite: 180 less that floor
+    small, point = rng.random((32, 32)), [[0.3, 0.8]]  # resized to 64 first
+    large = torch.nn.functional.interpolate(torch.as_tensor(small)[None, None], size=(64, 64),
+                                            mode="bilinear", align_corners=False)[0, 0].numpy()
+    assert heatmap_ap(small, point) == heatmap_ap(large, point)

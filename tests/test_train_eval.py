@@ -42,7 +42,8 @@ def test_training_writes_checkpoint_config_and_metrics(trained):
     assert (run_dir / "predictions_grid.png").stat().st_size > 10_000
     stored = json.loads((run_dir / "metrics.json").read_text())
     for part in ("model", "center_prior"):
-        assert set(stored[part]) == {"auc", "avg_l2", "min_l2", "inout_ap"}
+        assert set(stored[part]) == {"auc", "avg_l2", "min_l2", "avg_angle", "min_angle",
+                                     "heatmap_ap", "inout_ap"}
     assert stored["model"]["auc"] == pytest.approx(results["model"]["auc"])
     assert stored["info"]["weights"] == "ema"
 
@@ -70,7 +71,7 @@ def test_predictions_file_and_pictures(trained):
     rows = list(csv.DictReader((run_dir / "predictions.csv").open()))
     assert len(rows) == results["info"]["instances"]
     assert set(rows[0]) == {"id", "path", "pred_x", "pred_y", "inout_score", "inout", "auc",
-                            "avg_l2", "min_l2"}
+                            "avg_l2", "min_l2", "avg_angle", "min_angle", "heatmap_ap"}
     aucs = [float(r["auc"]) for r in rows if r["auc"]]
     assert sum(aucs) / len(aucs) == pytest.approx(results["model"]["auc"], abs=1e-12)
     assert (run_dir / "predictions_grid.png").stat().st_size > 10_000

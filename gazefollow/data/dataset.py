@@ -114,6 +114,9 @@ class HeadDataset(Dataset):
             "heatmap": gaussian_heatmap(points, self.output_size, sigma),
             "gaze_points": pad_points(points),
             "inout": torch.tensor(float(instance.inout)),
+            # as annotated (normalised to the original image; -1 when the dataset has none):
+            # for the angular error at evaluation, which never augments
+            "eye": torch.tensor(instance.eye, dtype=torch.float32),
             "index": instance.index,
             "path": instance.path,
             "width": width,
