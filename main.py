@@ -38,10 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, (key, kind) in LEGACY_FLAGS.items():
         if kind in ("true", "false") or (isinstance(kind, dict) and None in kind):
             legacy.add_argument(f"--{flag}", action="store_const", const=True, help=f"-> {key}")
-        elif kind == "list":
+        elif kind in ("list", "rates"):
             legacy.add_argument(f"--{flag}", nargs="+", help=f"-> {key} (ints)")
         else:
-            legacy.add_argument(f"--{flag}", help=f"-> {key}")
+            legacy.add_argument(f"--{flag}", help=f"-> {key or 'nothing (never read)'}")
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an error, not only its message")
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides")
@@ -97,7 +97,10 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         if eval_weights:
             return evaluate_checkpoint(eval_weights, overrides, layers=layers)
-        return train_and_evaluate(build_config(layers, overrides))
+        config = build_config(layers, overrides)
+        if config.eval.eval_weights:  # an original YAML file naming weights: evaluate them
+            return evaluate_checkpoint(config.eval.eval_weights, overrides)
+        return train_and_evaluate(config)
     finally:
         # several processes: training keeps the process group for the sharded evaluation;
         # it ends here (a no-op with one process)

@@ -10,6 +10,7 @@ original research code's flag names (``LEGACY_FLAGS``) and this project's earlie
 from __future__ import annotations
 
 import difflib
+import sys
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -138,13 +139,13 @@ class ModelConfig:
     unet_transformer_layers: int = 1
     unet_dropout: float = 0.0
     unet_norm_groups: int = 32
+    unet_scale_shift_norm: bool = False  # time embedding as scale and shift (ADM's option)
     inout_hidden: int = 128
     freeze_scene: bool = False
     freeze_face: bool = False
     channels_last: bool = False
     compile: bool = False  # torch.compile the training model (inductor needs a C++ compiler)
     compile_backend: str = "inductor"  # torch.compile backend; aot_eager checks graphs fast
-    attention_layout: str = "default"  # alternative layouts: not yet supported
     adm_attention_module: bool = False  # ADM's own attention block: not yet supported
 
 
@@ -165,8 +166,12 @@ class DiffusionConfig:
     rescale_timesteps: bool = False  # the denoiser sees t * 1000 / T
     zero_terminal_snr: bool = False  # Lin et al. 2024; needs x0 or v prediction
     offset_noise_strength: float = 0.0  # std of a per-map constant added to the noise
-    noise_changer: bool = False  # the original's option has no documented meaning: refused
-    mse_loss_weight_type: str = "none"  # none | min_snr_<gamma> (e.g. min_snr_5) | trunc_snr
+    # The original's offset noise: on with noise_changer, at noise_changer_strength (its
+    # --offset_noise_strength, default 0.1); an alternative to offset_noise_strength.
+    noise_changer: bool = False
+    noise_changer_strength: float = 0.1
+    # none (the original's "constant") | min_snr_<gamma> (e.g. min_snr_5) | trunc_snr
+    mse_loss_weight_type: str = "none"
 
 
 @dataclass
@@ -184,6 +189,7 @@ class SamplingConfig:
 class LossConfig:
     inout_bce: bool = True  # the in/out BCE term
     inout_weight: float = 0.5
+    heatmap_weight: float = 1.0  # the heatmap term's weight (the original's diffuion_weight)
     direction_weight: float = 1.0  # 1 - cos(predicted, true gaze direction), in-frame samples
     kl_div_loss: bool = False
     other_loss: bool = False
@@ -200,7 +206,6 @@ class OptimConfig:
     part_weight_decay: dict[str, float] = field(default_factory=dict)
     lr_schedule: str = "constant"  # constant | cosine (warm-up first in both)
     warmup_steps: int = 500
-    lr_anneal_steps: int = 0  # not yet supported
     epochs: int = 30
     grad_clip: float = 1.0
     grad_accumulation: int = 1  # batches per optimizer step (global batch = batch x this x procs)
@@ -227,7 +232,8 @@ class EvalConfig:
 @dataclass
 class LoggingConfig:
     wandb: str = "offline"  # offline | online | disabled
-    watch_wandb: bool = False  # not yet supported
+    watch_wandb: bool = False  # wandb.watch: gradient histograms every watch_every steps
+    watch_every: int = 2000
 
 
 @dataclass
@@ -259,6 +265,8 @@ RENAMED_KEYS = {
     "diffusion.time_noise": "sampling.start_timestep",
 }
 RENAMED_PARTS = {"denoiser": "head"}  # optimiser part names in optim.part_lr / part_weight_decay
+# Keys of earlier versions that set nothing (the original never read their flags): dropped.
+RETIRED_KEYS = ("model.attention_layout", "optim.lr_anneal_steps")
 
 
 # --- legacy flags of the original research code ---------------------------------------------
@@ -284,12 +292,13 @@ LEGACY_FLAGS: dict[str, tuple[str, Any]] = {
     "unet_inplanes": ("model.unet_inplanes", "value"),
     "unet_residual": ("model.unet_layers_per_block", "value"),
     "list_unet_inplanes_multipliers": ("model.unet_multipliers", "list"),
-    "list_unet_attention_levels": ("model.unet_attention_levels", "list"),
+    # ADM's attention_resolutions: downsample rates (1, 2, 4 ...), turned into UNet levels
+    "list_unet_attention_levels": ("model.unet_attention_levels", "rates"),
     "unet_spatial_tf_heads": ("model.unet_heads", "value"),
     "unet_spatial_tf_layers": ("model.unet_transformer_layers", "value"),
     "unet_context_vector": ("model.context_dim", "value"),
     "unet_dropout": ("model.unet_dropout", "value"),
-    "attention_layout": ("model.attention_layout", "value"),
+    "attention_layout": (None, "value"),  # declared by the original, never read (NO_EFFECT)
     "adm_attention_module": ("model.adm_attention_module", "true"),
     "is_subsample_test_set": ("data.subsample_test", "true"),
     "Debugging_maps": ("eval.debugging_maps", "true"),
@@ -303,7 +312,8 @@ LEGACY_FLAGS: dict[str, tuple[str, Any]] = {
     "random_flag": ("diffusion.random_sigma", "true"),
     "train_time_steps": ("diffusion.train_time_steps", "value"),
     "sample_time_steps": ("sampling.steps", "value"),
-    "offset_noise_strength": ("diffusion.offset_noise_strength", "value"),
+    # the original applies offset noise only with --noise_changer
+    "offset_noise_strength": ("diffusion.noise_changer_strength", "value"),
     "noise_changer": ("diffusion.noise_changer", "true"),
     "mse_loss_weight_type": ("diffusion.mse_loss_weight_type", "value"),
     "adm": ("diffusion.prediction", {None: "eps"}),  # ADM formulation: eps unless overridden
@@ -321,7 +331,7 @@ LEGACY_FLAGS: dict[str, tuple[str, Any]] = {
     "lr": ("optim.lr", "value"),
     "weight_decay": ("optim.weight_decay", "value"),
     "lr_schedular": ("optim.lr_schedule", {None: "cosine"}),
-    "lr_anneal_steps": ("optim.lr_anneal_steps", "value"),
+    "lr_anneal_steps": (None, "value"),  # declared by the original, never read (NO_EFFECT)
     "epochs": ("optim.epochs", "value"),
     "evaluate_every": ("eval.evaluate_every", "value"),
     "save_every": ("run.save_every", "value"),
@@ -339,16 +349,35 @@ LEGACY_FLAGS: dict[str, tuple[str, Any]] = {
     "max_steps": ("run.max_steps", "value"),
 }
 
+# The original's YAML files: sections, and the keys they hold beside the flag names. Each
+# key -> (config key or None, kind): "value" sets the key; ("require", v, why) accepts only
+# the value v (the behaviour gazefollow has) and refuses another with ``why``; ("no-op", why)
+# is accepted with a notice.
+ORIGINAL_SECTIONS = ("Dataset", "Diffusion", "experiment_parameter", "losses_parameters", "Gaze")
+ORIGINAL_YAML_KEYS: dict[str, tuple[Optional[str], Any]] = {
+    "inout_weight": ("loss.inout_weight", "value"),
+    "diffuion_weight": ("loss.heatmap_weight", "value"),  # (sic): the original's spelling
+    "random_sigma": ("data.heatmap_sigma", "value"),  # the target's fixed sigma
+    "use_scale_shift_norm": ("model.unet_scale_shift_norm", "value"),
+    "conv_resample": (None, ("require", True, "resampling by pooling is not yet supported; "
+                                              "the UNet resamples with convolutions")),
+    "resblock_updown": (None, ("require", False, "residual up/down-sampling blocks are not "
+                                                 "yet supported")),
+    "depth_flag": (None, ("require", False, "the depth branch is not yet supported")),
+    "list_resnet_depth_layers": (None, ("no-op", "the depth branch is off (depth_flag)")),
+    "resnet_depth_inplanes": (None, ("no-op", "the depth branch is off (depth_flag)")),
+    "head_flag": (None, ("no-op", "declared in some of the original's files, never read by "
+                                  "its code")),
+    "schedule_type": (None, ("no-op", "declared in some of the original's files, never read "
+                                      "by its code")),
+}
+
 # Keys whose non-default values need later work. Refused loudly rather than ignored.
 NOT_YET_SUPPORTED = {
-    "model.attention_layout": "default",
     "model.adm_attention_module": False,
     "model.unet_inout_channels": 1,  # heatmaps are one channel until multi-channel targets exist
-    "diffusion.noise_changer": False,
     "loss.kl_div_loss": False,
     "loss.other_loss": False,
-    "optim.lr_anneal_steps": 0,
-    "logging.watch_wandb": False,
 }
 
 CHOICES = {
@@ -405,6 +434,10 @@ def _renamed(tree: dict) -> dict:
         if isinstance(tree.get(old_section), dict) and old_key in tree[old_section]:
             new_section, new_key = new.split(".")
             tree.setdefault(new_section, {})[new_key] = tree[old_section].pop(old_key)
+    for retired in RETIRED_KEYS:
+        section, key = retired.split(".")
+        if isinstance(tree.get(section), dict):
+            tree[section].pop(key, None)
     optim = tree.get("optim")
     for table in ("part_lr", "part_weight_decay"):
         if isinstance(optim, dict) and isinstance(optim.get(table), dict):
@@ -412,13 +445,84 @@ def _renamed(tree: dict) -> dict:
     return tree
 
 
-def load_yaml(path: str | Path) -> DictConfig:
-    """Read one YAML layer (a missing file is a ConfigError naming it)."""
+def load_yaml(path: str | Path, log=None) -> DictConfig:
+    """Read one YAML layer (a missing file is a ConfigError naming it). A file in the original
+    research code's layout (recognised by its sections) is translated to typed keys."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     content = OmegaConf.to_container(OmegaConf.load(path))
-    return OmegaConf.create(_renamed(content) if isinstance(content, dict) else content)
+    if not isinstance(content, dict):
+        return OmegaConf.create(content)
+    original = [s for s in content if s in ORIGINAL_SECTIONS]
+    if original and len(original) < len(content):
+        ours = sorted(set(content) - set(original))
+        raise ConfigError(f"{path} mixes the original's sections {original} with {ours}: a "
+                          "file is either in the original's layout or in gazefollow's")
+    if original:
+        return OmegaConf.create(_nest(translate_original_yaml(content, path, log)))
+    return OmegaConf.create(_renamed(content))
+
+
+def _nest(pairs: list[tuple[str, Any]]) -> dict:
+    tree: dict = {}
+    for dotted, value in pairs:
+        section, key = dotted.split(".", 1)
+        tree.setdefault(section, {})[key] = value
+    return tree
+
+
+def translate_original_yaml(content: dict, path: Path, log=None) -> list[tuple[str, Any]]:
+    """The original's YAML (sections of flag-named keys) -> overrides, through the same legacy
+    map as its command line: a bare flag set to true acts as given, false or empty as not
+    given. An unknown key fails with a suggestion."""
+    log = log or (lambda message: print(message, file=sys.stderr))
+    known = list(LEGACY_FLAGS) + list(ORIGINAL_YAML_KEYS)
+    given, extra = {}, []
+    for section, values in content.items():
+        for name, value in (values or {}).items():
+            where = f"{path}, section {section}, key '{name}'"
+            if name not in known:
+                raise ConfigError(f"{where}: not a key of the original's YAML files."
+                                  f"{_suggest(name, known)}")
+            if name in ORIGINAL_YAML_KEYS:
+                extra += _original_yaml_key(name, value, where, log)
+            elif _is_bare(name):
+                extra += _bare_from_yaml(name, value)
+            elif LEGACY_FLAGS[name][0] is None and not value:
+                continue  # a key the original never reads, at its default: nothing to say
+            elif value is not None and value != "":
+                given[name] = value
+    return legacy_overrides(given) + extra
+
+
+def _is_bare(flag: str) -> bool:
+    kind = LEGACY_FLAGS[flag][1]
+    return kind in ("true", "false") or (isinstance(kind, dict) and None in kind)
+
+
+def _bare_from_yaml(flag: str, value) -> list[tuple[str, Any]]:
+    """A flag without argument written in a YAML file: ``true`` acts as the flag; ``false``
+    sets a true/false key to the original's value (the flag absent), and leaves a key the flag
+    would set to a value (``--adm``, ``--no_save`` ...) at its default."""
+    key, kind = LEGACY_FLAGS[flag]
+    if value:
+        return [legacy_to_override(flag, None)]
+    if kind in ("true", "false"):
+        return [(key, kind == "false")]
+    return []
+
+
+def _original_yaml_key(name: str, value, where: str, log) -> list[tuple[str, Any]]:
+    key, kind = ORIGINAL_YAML_KEYS[name]
+    if kind == "value":
+        return [(key, value)]
+    if kind[0] == "require" and value != kind[1]:
+        raise ConfigError(f"{where}: {value!r} is not yet supported ({kind[2]}); set it to "
+                          f"{kind[1]!r}")
+    if kind[0] == "no-op":
+        log(f"note: {where} has no effect: {kind[1]}")
+    return []
 
 
 Override = Union[str, tuple[str, Any]]  # "section.key=value" or (dotted key, typed value)
@@ -472,13 +576,14 @@ def legacy_to_override(flag: str, value: Any) -> tuple[str, Any]:
     key, kind = LEGACY_FLAGS[flag]
     if kind in ("true", "false"):
         return key, kind == "true"
-    if kind == "list":
+    if kind in ("list", "rates"):
         items = value if isinstance(value, list) else [value]
         try:
-            return key, [int(p) for item in items for p in str(item).replace(",", " ").split()]
+            numbers = [int(p) for item in items for p in str(item).replace(",", " ").split()]
         except ValueError:
             raise ConfigError(f"--{flag} takes integers (e.g. --{flag} 3,4,6,3), got {items}; "
                               "put section.key=value overrides before list flags") from None
+        return key, numbers if kind == "list" else _levels_of_rates(flag, numbers)
     if isinstance(kind, dict):
         if value not in kind:
             raise ConfigError(f"--{flag}: '{value}' is not one of {sorted(k for k in kind if k)}")
@@ -486,9 +591,25 @@ def legacy_to_override(flag: str, value: Any) -> tuple[str, Any]:
     return key, value
 
 
+def _levels_of_rates(flag: str, rates: list[int]) -> list[int]:
+    """ADM's attention_resolutions: downsample rate 2**k is UNet level k (1 -> 0, 2 -> 1 ...)."""
+    bad = [r for r in rates if r < 1 or r & (r - 1)]
+    if bad:
+        raise ConfigError(f"--{flag} takes downsample rates, powers of two (1, 2, 4, 8 ...), "
+                          f"as the original's attention_resolutions; got {bad}")
+    return [r.bit_length() - 1 for r in rates]
+
+
+# Flags the original declares but never reads in any commit: accepted, with a notice.
+NO_EFFECT = "the original research code declares it but never reads it, so it does nothing here"
+
+
 def legacy_overrides(given: dict[str, Any]) -> list[tuple[str, Any]]:
     """Legacy flags given on the command line -> overrides; two flags that set the same key to
     different values are refused (``--adm`` only sets the default it is combined with)."""
+    for flag in [f for f in given if LEGACY_FLAGS[f][0] is None]:
+        print(f"note: --{flag}: {NO_EFFECT}", file=sys.stderr)
+        given = {f: v for f, v in given.items() if f != flag}
     pairs = [legacy_to_override(flag, value) for flag, value in given.items()]
     chosen: dict[str, tuple[str, Any]] = {}
     for flag, (key, value) in zip(given, pairs):
@@ -582,11 +703,15 @@ def _validate_diffusion(config: Config) -> None:
            "recoverable from eps at the last step (Lin et al. 2024); use "
            "diffusion.prediction=v or x0")
     weight = diff.mse_loss_weight_type
-    _check(weight in ("none", "trunc_snr") or (weight.startswith("min_snr_") and
+    _check(weight in ("none", "constant", "trunc_snr") or (weight.startswith("min_snr_") and
            weight[len("min_snr_"):].replace(".", "", 1).isdigit()),
-           f"diffusion.mse_loss_weight_type='{weight}' must be none, trunc_snr or "
+           f"diffusion.mse_loss_weight_type='{weight}' must be none (or constant), trunc_snr or "
            "min_snr_<gamma> (e.g. min_snr_5)")
-    _check(diff.offset_noise_strength >= 0, "diffusion.offset_noise_strength must be >= 0")
+    _check(diff.offset_noise_strength >= 0 and diff.noise_changer_strength >= 0,
+           "diffusion.offset_noise_strength and noise_changer_strength must be >= 0")
+    _check(not (diff.noise_changer and diff.offset_noise_strength > 0), "diffusion.noise_changer "
+           "(the original's offset noise, at noise_changer_strength) and "
+           "diffusion.offset_noise_strength are two ways to ask for the same noise: use one")
     if sampling.start_from_picture:
         _check(0 < sampling.start_timestep < diff.train_time_steps, "sampling.start_timestep "
                f"must be in (0, {diff.train_time_steps}) with sampling.start_from_picture")
@@ -607,6 +732,7 @@ def validate(config: Config) -> None:
         _check(value == default, f"{key}={value}{flag} is not yet supported in this version of "
                f"gazefollow (docs/legacy.md). Leave it at {default!r}.")
     for key in ("run.save_every", "run.print_every", "data.batch_size", "eval.batch_size",
+                "logging.watch_every",
                 "eval.num_samples", "optim.grad_accumulation",
                 "data.input_size", "data.output_size", "data.face_size"):
         _check(get_key(config, key) >= 1, f"{key} must be >= 1")

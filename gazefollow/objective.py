@@ -24,7 +24,7 @@ def training_losses(model, batch: dict, loss_cfg, generator=None) -> dict:
     """
     in_frame = batch["inout"].float()
     per_sample, out, cond = model(batch, generator=generator)
-    loss = _in_frame_mean(per_sample, in_frame)
+    loss = loss_cfg.heatmap_weight * _in_frame_mean(per_sample, in_frame)
     inout_bce = F.binary_cross_entropy_with_logits(cond["inout_logit"].float(), in_frame)
     # Added even at weight 0 (loss.inout_bce off): DDP expects every parameter to get a gradient.
     loss = loss + (loss_cfg.inout_weight if loss_cfg.inout_bce else 0.0) * inout_bce

@@ -91,7 +91,7 @@ def train(config: Config, log=print) -> TrainOutcome:
     if config.model.compile:
         parts.model = torch.compile(parts.model, backend=config.model.compile_backend)
     parts.ema.to(accelerator.device)
-    start_trackers(accelerator, config, run_dir, state.run_id)
+    start_trackers(accelerator, config, run_dir, state.run_id, net, log)
     step_log = StepLog(run_dir / "train_log.jsonl", state.step, accelerator.is_main_process, log)
     restore_rng(latest, accelerator, log)
 

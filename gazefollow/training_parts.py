@@ -15,15 +15,22 @@ from gazefollow.evaluate import protocol_of, run_split
 from gazefollow.visualize import save_prediction_grid
 
 
-def start_trackers(accelerator: Accelerator, config: Config, run_dir: Path, run_id: str) -> None:
+def start_trackers(accelerator: Accelerator, config: Config, run_dir: Path, run_id: str,
+                   model, log) -> None:
     """wandb through Accelerate, under the run directory; the run id makes a resume continue
-    the same wandb run."""
+    the same wandb run. ``logging.watch_wandb`` (the original's ``--watch_wandb``) adds
+    wandb.watch's gradient histograms every ``logging.watch_every`` steps."""
     if config.logging.wandb == "disabled":
+        if config.logging.watch_wandb:
+            log("logging.watch_wandb: wandb is disabled, so no gradients are watched")
         return
     accelerator.init_trackers(
         "gazefollow", config=to_dict(config),
         init_kwargs={"wandb": {"mode": config.logging.wandb, "dir": str(run_dir),
                                "name": config.run.tag, "id": run_id, "resume": "allow"}})
+    if config.logging.watch_wandb and accelerator.is_main_process:
+        accelerator.get_tracker("wandb", unwrap=True).watch(
+            model, log="gradients", log_freq=config.logging.watch_every)
 
 
 def make_lr_scheduler(optimizer, optim, total_steps: int):

@@ -172,7 +172,7 @@ OPTIONS = {
                                         "diffusion.sampler=dpm_solver", "--sample_time_steps", "2"],
     "cosine, rescaled timesteps, offset noise": [
         "diffusion.beta_schedule=cosine", "--adm_rescale_timesteps", "--offset_noise_strength",
-        "0.1", "--train_time_steps", "200"],
+        "0.1", "--noise_changer", "--train_time_steps", "200"],
     "min-SNR weight, norm_std, random radius": [
         "--mse_loss_weight_type", "min_snr_5", "--norm_std_flag", "--random_flag"],
     "clip, from a noised picture": ["--clip_denoised", "--eval_from_picture", "--time_noise",

@@ -123,6 +123,13 @@ class GaussianDiffusion:
         return low, high
 
     # --- forward process --------------------------------------------------------------------
+    def offset_strength(self) -> float:
+        """Std of the per-map constant added to the training noise: ``offset_noise_strength``,
+        or the original's ``noise_changer`` at ``noise_changer_strength``."""
+        cfg = self.cfg
+        return cfg.offset_noise_strength or (cfg.noise_changer_strength if cfg.noise_changer
+                                             else 0.0)
+
     def sample_timesteps(self, batch: int, device, generator=None) -> torch.Tensor:
         """Uniform t, or t = T * sqrt(u) ("sqrt"), which favours the noisy end (for x0
         prediction on heatmaps, the steps that decide where the peak goes)."""
@@ -203,7 +210,8 @@ class GaussianDiffusion:
         return (abar / (1 - abar)).float().clamp(min=1e-8)  # zero terminal SNR stays finite
 
     def mse_weight(self, t: torch.Tensor) -> torch.Tensor | None:
-        """Per-sample weight [B] of the MSE for ``mse_loss_weight_type``, None for "none".
+        """Per-sample weight [B] of the MSE for ``mse_loss_weight_type``, None for "none" (the
+        original research code calls it "constant").
 
         ``min_snr_<gamma>`` (Hang et al. 2023) weights the eps-equivalent loss by
         min(SNR, gamma) / SNR; ``trunc_snr`` (Salimans & Ho 2022) by max(SNR, 1) / SNR. The
@@ -211,7 +219,7 @@ class GaussianDiffusion:
         error an eps error * (SNR + 1) / SNR.
         """
         kind = self.cfg.mse_loss_weight_type
-        if kind == "none":
+        if kind in ("none", "constant"):
             return None
         snr = self.snr(t)
         if kind.startswith("min_snr_"):

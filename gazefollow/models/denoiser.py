@@ -41,6 +41,9 @@ class HeatmapDenoiser(nn.Module):
             transformer_layers_per_block=cfg.unet_transformer_layers,
             dropout=cfg.unet_dropout,
             norm_num_groups=cfg.unet_norm_groups,
+            # ADM's use_scale_shift_norm: the time embedding scales and shifts the normalised
+            # features instead of being added to them
+            resnet_time_scale_shift="scale_shift" if cfg.unet_scale_shift_norm else "default",
         )
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: Conditioning) -> torch.Tensor:

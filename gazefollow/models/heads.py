@@ -56,10 +56,11 @@ class DiffusionHead(nn.Module):
         diffusion = self.diffusion
         x_start = diffusion.heatmap_to_x(heatmap)
         noise = torch.randn(x_start.shape, generator=generator, device=x_start.device)
-        if diffusion.cfg.offset_noise_strength:  # offset noise: one shared shift per channel
+        offset = diffusion.offset_strength()
+        if offset:  # offset noise: one shared shift per channel
             shape = (*x_start.shape[:2], 1, 1)
-            noise = noise + diffusion.cfg.offset_noise_strength * torch.randn(
-                shape, generator=generator, device=x_start.device)
+            noise = noise + offset * torch.randn(shape, generator=generator,
+                                                 device=x_start.device)
         t = diffusion.sample_timesteps(x_start.shape[0], x_start.device, generator)
         x_t = diffusion.q_sample(x_start, t, noise)
         model_output = self.denoiser(x_t, diffusion.model_timesteps(t), cond)
