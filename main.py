@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
             legacy.add_argument(f"--{flag}", nargs="+", help=f"-> {key} (ints)")
         else:
             legacy.add_argument(f"--{flag}", help=f"-> {key or 'nothing (never read)'}")
+    parser.add_argument("--quick_val", type=int, metavar="N",
+                        help="evaluate a seeded subsample of N test HEADS (quick validation; "
+                             "the output says it is subsampled)")
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an error, not only its message")
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides")
@@ -60,7 +63,8 @@ def parse(argv: list[str]) -> tuple[list[Path], list, str | None]:
         if item.startswith("-"):
             name = item.lstrip("-").split("=")[0]
             close = difflib.get_close_matches(name, list(LEGACY_FLAGS) + ["yaml_diffusion",
-                                              "yaml_gaze", "experiment", "config"], n=1)
+                                              "yaml_gaze", "experiment", "config",
+                                              "quick_val", "debug"], n=1)
             hint = f" Did you mean '--{close[0]}'?" if close else ""
             raise ConfigError(f"unknown flag '{item}'.{hint}")
         args.overrides.append(item)
@@ -72,6 +76,9 @@ def parse(argv: list[str]) -> tuple[list[Path], list, str | None]:
             eval_weights = item.split("=", 1)[1]
             args.overrides.remove(item)
     overrides = legacy_overrides(given) + args.overrides
+    if args.quick_val is not None:
+        overrides = [("data.subsample_test", True), ("data.subsample_size", args.quick_val),
+                     *overrides]
     extra = [Path(p) for p in args.config]
     if eval_weights:
         if args.yaml_diffusion or args.yaml_gaze or args.experiment:

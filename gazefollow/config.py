@@ -46,6 +46,7 @@ class RunConfig:
     resume: bool = True  # resume from the newest complete checkpoint in <run dir>/checkpoints
     keep_last: int = 3  # complete checkpoints kept (0 = all; --no_save = 1)
     save_every: int = 500  # optimizer steps between checkpoints (always one at the end)
+    save_every_epochs: int = 0  # also (the original's --save_every) every N epochs; 0 = off
     # End this session at this step with a checkpoint, as a job time limit would; the LR
     # schedule still spans the whole run, so running again without it resumes exactly.
     halt_at_step: Optional[int] = None
@@ -86,7 +87,10 @@ class DataConfig:
     face_size: int = 224  # head crop (px)
     heatmap_sigma: float = 3.0  # Gaussian sigma at a 64 px heatmap; scaled to output_size
     head_enlarge: float = 0.1  # heads are enlarged by this share before cropping
-    gaze_point_threshold: float = 0.0  # test annotator points below this are padding
+    padding_threshold: float = 0.0  # test annotator points below this are padding
+    # The original's annotator-outlier filter: keep the test annotator points whose distance
+    # from their head's mean point is within this quantile of all such distances; 0 = off
+    annotator_quantile: float = 0.0
     on_bad_input: str = "strict"  # strict: fail at the first bad row/image | skip: skip and count
     verify_images: bool = False  # decode every image when loading (else: headers only)
     # Annotation files relative to dataset_dir; null = the dataset's release names
@@ -224,6 +228,7 @@ class EvalConfig:
     extra_steps: list[int] = field(default_factory=list)  # more sampler step counts to report
     num_samples: int = 1  # > 1: also report the mean heatmap of this many diffusion samples
     evaluate_every: int = 0  # optimizer steps between validation passes; 0 = only at the end
+    evaluate_every_epochs: int = 0  # also (the original's --evaluate_every) every N epochs
     batch_size: int = 32
     num_visualize: int = 16  # test images in the PNG grid
     debugging_maps: bool = False  # prediction grids at every validation (evaluate_every)
@@ -254,6 +259,7 @@ class Config:
 # overrides written with them keep working; nothing else in the project reads the old names.
 RENAMED_KEYS = {
     "model.decoder": "model.head",
+    "data.gaze_point_threshold": "data.padding_threshold",
     "loss.x_loss": "loss.inout_bce",
     "loss.x_loss_weight": "loss.inout_weight",
     "diffusion.random_flag": "diffusion.random_sigma",
@@ -281,7 +287,8 @@ LEGACY_FLAGS: dict[str, tuple[str, Any]] = {
     "num_workers": ("data.num_workers", "value"),
     "source_dataset": ("data.source_dataset", "value"),
     "source_dataset_dir": ("data.dataset_dir", "value"),
-    "gaze_point_threshold": ("data.gaze_point_threshold", "value"),
+    # the original's annotator-outlier filter (a quantile), not a coordinate cut-off
+    "gaze_point_threshold": ("data.annotator_quantile", "value"),
     "init_weights": ("run.init_weights", "value"),
     "eval_weights": ("eval.eval_weights", "value"),
     "list_resnet_scene_layers": ("model.scene_layers", "list"),
@@ -300,7 +307,9 @@ LEGACY_FLAGS: dict[str, tuple[str, Any]] = {
     "unet_dropout": ("model.unet_dropout", "value"),
     "attention_layout": (None, "value"),  # declared by the original, never read (NO_EFFECT)
     "adm_attention_module": ("model.adm_attention_module", "true"),
-    "is_subsample_test_set": ("data.subsample_test", "true"),
+    # the original's store_false: WITH the flag, the full test set (without it, the original
+    # used a random 10% of the rows; gazefollow's default is the full set either way)
+    "is_subsample_test_set": ("data.subsample_test", "false"),
     "Debugging_maps": ("eval.debugging_maps", "true"),
     "watch_wandb": ("logging.watch_wandb", "true"),
     "no_wandb": ("logging.wandb", {None: "disabled"}),
@@ -333,13 +342,15 @@ LEGACY_FLAGS: dict[str, tuple[str, Any]] = {
     "lr_schedular": ("optim.lr_schedule", {None: "cosine"}),
     "lr_anneal_steps": (None, "value"),  # declared by the original, never read (NO_EFFECT)
     "epochs": ("optim.epochs", "value"),
-    "evaluate_every": ("eval.evaluate_every", "value"),
-    "save_every": ("run.save_every", "value"),
+    "evaluate_every": ("eval.evaluate_every_epochs", "value"),  # the original counts epochs
+    "save_every": ("run.save_every_epochs", "value"),
     "print_every": ("run.print_every", "value"),
     "no_resume": ("run.resume", "false"),
     "no_save": ("run.keep_last", {None: 1}),
     "output_dir": ("run.output_dir", "value"),
-    "amp": ("optim.amp", {"O0": "no", "O1": "fp16", "O2": "bf16", "no": "no", "fp16": "fp16",
+    # apex levels, all float16 in the original (Accelerate's fp16 keeps fp32 master weights)
+    "amp": ("optim.amp", {"O0": "no", "O1": "fp16", "O2": "fp16", "O3": "fp16", "no": "no",
+                          "fp16": "fp16",
                           "bf16": "bf16"}),
     "channels_last": ("model.channels_last", "true"),
     "freeze_scene": ("model.freeze_scene", "true"),
@@ -355,6 +366,9 @@ LEGACY_FLAGS: dict[str, tuple[str, Any]] = {
 # is accepted with a notice.
 ORIGINAL_SECTIONS = ("Dataset", "Diffusion", "experiment_parameter", "losses_parameters", "Gaze")
 ORIGINAL_YAML_KEYS: dict[str, tuple[Optional[str], Any]] = {
+    # its YAML version reads the value itself: true subsamples the test set (the original: 10%
+    # of the rows; here a seeded subsample of heads, said in the output), false is the full set
+    "is_subsample_test_set": ("data.subsample_test", "value"),
     "inout_weight": ("loss.inout_weight", "value"),
     "diffuion_weight": ("loss.heatmap_weight", "value"),  # (sic): the original's spelling
     "random_sigma": ("data.heatmap_sigma", "value"),  # the target's fixed sigma
@@ -679,6 +693,10 @@ def _validate_data(config: Config) -> None:
     _check(data.augment_box_jitter_max >= 0, "data.augment_box_jitter_max must be >= 0")
     _check(data.frame_stride >= 1, "data.frame_stride must be >= 1")
     _check(0 < data.val_fraction < 1, "data.val_fraction must be in (0, 1)")
+    _check(0 <= data.annotator_quantile < 1, "data.annotator_quantile (--gaze_point_threshold) "
+           "is a quantile: use [0, 1), 0 = off")
+    _check(config.run.save_every_epochs >= 0 and config.eval.evaluate_every_epochs >= 0,
+           "run.save_every_epochs and eval.evaluate_every_epochs must be >= 0")
     levels = len(config.model.unet_multipliers)
     for level in config.model.unet_attention_levels:
         _check(0 <= level < levels, f"model.unet_attention_levels has level {level}, but the "

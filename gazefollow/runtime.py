@@ -23,7 +23,8 @@ def make_accelerator(config: Config, run_dir: Path) -> Accelerator:
         raise RuntimeError("run.device=cuda but no CUDA device is available")
     cpu = runs_on_cpu(config)
     if cpu and config.optim.amp == "fp16":
-        raise ConfigError("optim.amp=fp16 (--amp O1) needs a GPU; on a CPU use bf16 (O2) or no")
+        raise ConfigError("optim.amp=fp16 (--amp O1/O2/O3) needs a GPU; on a CPU use "
+                          "optim.amp=bf16, or --amp O0 for none")
     log_with = None if config.logging.wandb == "disabled" else "wandb"
     return Accelerator(cpu=cpu, mixed_precision=config.optim.amp, log_with=log_with,
                        gradient_accumulation_steps=config.optim.grad_accumulation,

@@ -121,10 +121,10 @@ def train(config: Config, log=print) -> TrainOutcome:
                     printer.add(logs["loss"])
                     progress.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
                 printer.maybe_print(state.step, config.run.print_every, state.stop_step)
-                if config.eval.evaluate_every and state.step % config.eval.evaluate_every == 0:
+                if state.due(config.eval.evaluate_every, config.eval.evaluate_every_epochs):
                     validate(net, parts.ema, datasets["val"], config, accelerator, state.step,
                              run_dir, log)
-                if state.step % config.run.save_every == 0:
+                if state.due(config.run.save_every, config.run.save_every_epochs):
                     save(state, parts, config, run_dir, accelerator)
                 if stop.requested(accelerator):  # SIGINT / SIGTERM: end after this step
                     state.stop_step, state.interrupted_by = state.step, stop.received

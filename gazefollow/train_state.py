@@ -39,6 +39,12 @@ class RunState:
     def epoch(self) -> int:
         return self.step // self.steps_per_epoch
 
+    def due(self, every_steps: int, every_epochs: int = 0) -> bool:
+        """Is this step a multiple of ``every_steps``, or the end of a multiple of
+        ``every_epochs`` epochs (0 = never)?"""
+        return bool((every_steps and self.step % every_steps == 0) or
+                    (every_epochs and self.step % (every_epochs * self.steps_per_epoch) == 0))
+
 
 @dataclass
 class TrainParts:

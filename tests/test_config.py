@@ -42,7 +42,8 @@ def test_default_experiment_only_without_yaml_files():
     (["--adm_predict_xstart"], "diffusion.prediction", "x0"),
     (["--predict_sthg", "pred_noise"], "diffusion.prediction", "eps"),
     (["--amp", "O1"], "optim.amp", "fp16"),
-    (["--amp", "O2"], "optim.amp", "bf16"),
+    (["--amp", "O2"], "optim.amp", "fp16"),  # apex levels are all float16
+    (["--amp", "O3"], "optim.amp", "fp16"),
     (["--list_resnet_scene_layers", "2", "3"], "model.scene_layers", [2, 3]),
     (["--list_resnet_face_layers", "1,2,1"], "model.face_layers", [1, 2, 1]),
     (["--no_wandb"], "logging.wandb", "disabled"),
@@ -51,7 +52,11 @@ def test_default_experiment_only_without_yaml_files():
     (["--lr_schedular"], "optim.lr_schedule", "cosine"),
     (["--source_dataset_dir", "/data/gf"], "data.dataset_dir", "/data/gf"),
     (["--unet_context_vector", "64"], "model.context_dim", 64),
-    (["--is_subsample_test_set"], "data.subsample_test", True),
+    (["--is_subsample_test_set"], "data.subsample_test", False),  # the original's store_false
+    (["--quick_val", "50"], "data.subsample_size", 50),
+    (["--evaluate_every", "5"], "eval.evaluate_every_epochs", 5),  # the original counts epochs
+    (["--save_every", "2"], "run.save_every_epochs", 2),
+    (["--gaze_point_threshold", "0.9"], "data.annotator_quantile", 0.9),
     (["--tag", "trial_gaze", "--max_steps", "2"], "run.max_steps", 2),
 ])
 def test_legacy_flag_maps_to_key(argv, key, expected):

@@ -117,7 +117,7 @@ def fresh_accelerator_state():
 
 def test_gradient_accumulation_bf16_and_channels_last(tmp_path, capsys, fresh_accelerator_state):
     main(_argv(tmp_path, "accumulate", "--max_steps", "3", "data.batch_size=4",
-               "optim.grad_accumulation=2", "--amp", "O2", "--channels_last"))
+               "optim.grad_accumulation=2", "optim.amp=bf16", "--channels_last"))
     out = capsys.readouterr().out
     assert "batch 4 per process x 2 accumulation x 1 process(es) = 8 global; mixed " \
            "precision bf16; channels_last on" in out

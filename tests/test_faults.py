@@ -59,11 +59,13 @@ def test_make_synthetic_never_deletes_a_users_folder(tmp_path):
     (folder / "thesis.tex").write_text("months of work")
     script = [sys.executable, str(ROOT / "scripts" / "make_synthetic.py"), "--out", str(folder),
               "synthetic.num_train=2", "synthetic.num_test=1"]
-    for extra in ([], ["--overwrite"]):
-        done = subprocess.run(script + extra, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
-        assert (folder / "thesis.tex").read_text() == "months of work"
+    done = subprocess.run(script + ["--overwrite"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert "not a synthetic world" in done.stderr
+    assert (folder / "thesis.tex").read_text() == "months of work"
+    with pytest.raises(FileExistsError, match="not empty"):  # without --overwrite
+        generate_world(SyntheticConfig(num_train=2, num_test=1), folder, log=_quiet)
+    assert (folder / "thesis.tex").read_text() == "months of work"
 
 
 def test_overwrite_replaces_only_a_world_it_wrote(tmp_path):

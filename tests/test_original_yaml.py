@@ -235,3 +235,38 @@ def test_flags_the_original_never_read_are_accepted_with_a_notice(tiny_world, tm
     err = capsys.readouterr().err
     assert "--attention_layout: the original research code declares it but never reads" in err
     assert "--lr_anneal_steps" in err
+
+
+def test_gaze_point_threshold_is_the_originals_annotator_outlier_filter():
+    import numpy as np
+
+    from gazefollow.data.build import drop_annotator_outliers
+    from gazefollow.data.instances import HeadInstance
+    rng = np.random.default_rng(0)
+    heads = [HeadInstance(i, f"test/{i}.jpg", np.array([1, 1, 5, 5.0]),
+                          rng.uniform(0, 1, size=(int(rng.integers(1, 6)), 2)), 1)
+             for i in range(12)]
+    # the original: every point's distance from its head's mean, sorted; the limit is the
+    # value at index int(n * q); farther points dropped, emptied heads dropped
+    distances = [np.linalg.norm(h.gaze_points - h.gaze_points.mean(0), axis=1) for h in heads]
+    every = sorted(np.concatenate(distances).tolist())
+    limit = every[int(len(every) * 0.6)]
+    expected = [h.gaze_points[d <= limit] for h, d in zip(heads, distances)]
+    kept = drop_annotator_outliers(heads, 0.6, log=lambda *_: None)
+    assert [len(h.gaze_points) for h in kept] == [len(e) for e in expected if len(e)]
+    for head, points in zip(kept, [e for e in expected if len(e)]):
+        assert np.array_equal(head.gaze_points, points)
+
+
+def test_save_and_evaluate_every_count_epochs(tiny_world, tmp_path, capsys):
+    from gazefollow.checkpoint import complete_checkpoints
+    from tests.conftest import TINY
+    root, _ = tiny_world
+    main(["--experiment", str(TINY), f"data.dataset_dir={root}", f"run.output_dir={tmp_path}",
+          "--max_steps", "8", "optim.epochs=2", "run.save_every=1000", "run.keep_last=0",
+          "--save_every", "1", "--evaluate_every", "1"])  # 4 steps per epoch
+    run_dir = tmp_path / "synthetic-diffusion-x0" / "tiny"
+    assert [d.name for d in complete_checkpoints(run_dir)] == ["step_0000004", "step_0000008"]
+    out = capsys.readouterr().out
+    assert "step 4 validation" in out and "step 8 validation" in out
+    assert "step 2 validation" not in out

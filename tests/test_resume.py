@@ -29,8 +29,10 @@ def _run_dir(tmp_path, tag):
     return tmp_path / "out" / "synthetic-diffusion-x0" / tag
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def straight(tmp_path_factory):
+    """An uninterrupted 12-step run (losses and final state), shared by the resume and the
+    fault-injection tests."""
     tmp = tmp_path_factory.mktemp("resume")
     _train(tmp, "straight")
     return tmp, read_step_log(_run_dir(tmp, "straight")), load_checkpoint(_run_dir(tmp, "straight"))

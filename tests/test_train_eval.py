@@ -148,7 +148,7 @@ def test_legacy_command_line_parses_to_a_runnable_config():
 
 
 def test_debugging_maps_draw_validation_predictions(tmp_path):
-    main(_argv(tmp_path, "--max_steps", "2", "--evaluate_every", "1", "--Debugging_maps",
+    main(_argv(tmp_path, "--max_steps", "2", "eval.evaluate_every=1", "--Debugging_maps",
                "--tag", "debug"))
     maps = sorted((tmp_path / "out" / "synthetic-diffusion-x0" / "debug" / "debugging_maps")
                   .glob("*.png"))

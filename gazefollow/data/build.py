@@ -46,6 +46,31 @@ def subsample_heads(instances: list[HeadInstance], size: int, seed: int) -> list
     return [instances[k] for k in keep]
 
 
+def drop_annotator_outliers(instances: list[HeadInstance], quantile: float,
+                            log=print) -> list[HeadInstance]:
+    """The original research code's ``--gaze_point_threshold``: every test annotator point's
+    distance from its head's mean point is measured, and points farther than the
+    ``quantile``-th of all those distances (sorted, index int(n * quantile)) are dropped; a
+    head left without points is dropped, as there."""
+    distances = [np.linalg.norm(i.gaze_points - i.gaze_points.mean(axis=0), axis=1)
+                 if len(i.gaze_points) else np.zeros(0) for i in instances]
+    every = np.sort(np.concatenate(distances)) if distances else np.zeros(0)
+    if not len(every):
+        return instances
+    limit = every[min(int(len(every) * quantile), len(every) - 1)]
+    kept, points_dropped = [], 0
+    for instance, distance in zip(instances, distances):
+        keep = distance <= limit
+        points_dropped += int((~keep).sum())
+        instance.gaze_points = instance.gaze_points[keep]
+        if len(instance.gaze_points):
+            kept.append(instance)
+    log(f"test split: data.annotator_quantile={quantile} (--gaze_point_threshold) dropped "
+        f"{points_dropped} annotator points farther than {limit:.4f} from their head's mean "
+        f"point, and {len(instances) - len(kept)} heads left without points")
+    return kept
+
+
 def dataset_root(config: Config, log=print) -> Path:
     """The dataset folder; the synthetic world is generated there on first use."""
     root = Path(config.data.dataset_dir)
@@ -114,14 +139,16 @@ def build_datasets(config: Config, splits=("train", "val", "test"), log=print) -
         instances, report = read_split(config, root, "test", log)
         dropped_points, emptied = 0, 0
         for inst in instances:  # points below the threshold are padding, not annotations
-            keep = (inst.gaze_points >= data.gaze_point_threshold).all(axis=1)
+            keep = (inst.gaze_points >= data.padding_threshold).all(axis=1)
             dropped_points += int((~keep).sum())
             emptied += int(keep.sum() == 0 and len(keep) > 0)
             inst.gaze_points = inst.gaze_points[keep]
         if dropped_points:
-            log(f"test split: {dropped_points} annotator points below data.gaze_point_threshold="
-                f"{data.gaze_point_threshold} ignored; {emptied} heads left with none "
+            log(f"test split: {dropped_points} annotator points below data.padding_threshold="
+                f"{data.padding_threshold} ignored; {emptied} heads left with none "
                 "(left out of the spatial metrics)")
+        if data.annotator_quantile:
+            instances = drop_annotator_outliers(instances, data.annotator_quantile, log)
         if data.subsample_test:
             instances = subsample_heads(instances, data.subsample_size, data.subsample_seed)
             log(f"test split SUBSAMPLED to {len(instances)} head instances "
