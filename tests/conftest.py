@@ -3,7 +3,9 @@ from pathlib import Path
 
 import pytest
 
+from gazefollow.checkpoint import load_checkpoint
 from gazefollow.config import build_config
+from gazefollow.run_records import read_step_log
 from gazefollow.data.synthetic import generate_world
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,3 +27,28 @@ def tiny_world(tmp_path_factory):
     config = tiny_config(tmp)
     generate_world(config.synthetic, config.data.dataset_dir, log=lambda *_: None)
     return Path(config.data.dataset_dir), config
+
+
+# 36 train images / batch 8 = 4 steps per epoch; 3 epochs. Augmentations, random timesteps,
+# noise and a cosine schedule all take part.
+SETTING = ["optim.epochs=3", "optim.lr_schedule=cosine", "optim.warmup_steps=2",
+           "data.augment=true", "run.save_every=100"]
+
+
+def _train(tmp_path, tag, *extra):
+    from main import main
+    return main(["--experiment", str(TINY), f"data.dataset_dir={tmp_path / 'world'}",
+                 f"run.output_dir={tmp_path / 'out'}", "--tag", tag, *SETTING, *extra])
+
+
+def _run_dir(tmp_path, tag):
+    return tmp_path / "out" / "synthetic-diffusion-x0" / tag
+
+
+@pytest.fixture(scope="session")
+def straight(tmp_path_factory):
+    """An uninterrupted 12-step run (losses and final state), shared by the resume and the
+    fault-injection tests."""
+    tmp = tmp_path_factory.mktemp("resume")
+    _train(tmp, "straight")
+    return tmp, read_step_log(_run_dir(tmp, "straight")), load_checkpoint(_run_dir(tmp, "straight"))

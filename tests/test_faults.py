@@ -22,8 +22,8 @@ from gazefollow.data.synthetic import MANIFEST, TEST_FILE, TRAIN_FILE, generate_
 from gazefollow.run_lock import LOCK_FILE, RunLockError
 from gazefollow.run_records import read_step_log
 from main import main
-from tests.conftest import ROOT, TINY, tiny_config
-from tests.test_resume import SETTING, _assert_same_state, _run_dir, _train, straight  # noqa: F401
+from tests.conftest import ROOT, SETTING, TINY, _run_dir, _train, tiny_config
+from tests.test_resume import _assert_same_state
 
 
 def _quiet(*_):
@@ -179,13 +179,11 @@ def _wait_for_steps(process, log_file, steps, timeout=240):
     raise AssertionError(f"the run did not reach step {steps}: {process.communicate()}")
 
 
-def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes_exactly(tiny_world, tmp_path):
-    world = _world_copy(tiny_world, tmp_path)
-    argv = _argv(tmp_path, world, "--tag", "ctrl_c", "optim.epochs=10", "--max_steps", "30",
-                 "run.save_every=1000")
-    main(_argv(tmp_path, world, "--tag", "straight", "optim.epochs=10", "--max_steps", "30"))
-    straight_dir = tmp_path / "out" / "gazefollow-diffusion-x0" / "straight"
-    run_dir = tmp_path / "out" / "gazefollow-diffusion-x0" / "ctrl_c"
+def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes_exactly(straight):
+    tmp, losses, final = straight
+    argv = ["--experiment", str(TINY), f"data.dataset_dir={tmp / 'world'}",
+            f"run.output_dir={tmp / 'out'}", "--tag", "ctrl_c", *SETTING]
+    run_dir = _run_dir(tmp, "ctrl_c")
     process = subprocess.Popen([sys.executable, str(ROOT / "main.py"), *argv], cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_steps(process, run_dir / "train_log.jsonl", 3)
@@ -194,11 +192,11 @@ def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes_exactly(tiny_wor
     assert process.returncode == 130, err[-2000:]
     assert "Traceback" not in err and "run the same command again to resume" in err
     stopped_at = load_checkpoint(run_dir)["step"]
-    assert 3 <= stopped_at < 30 and f"stopped by SIGINT at step {stopped_at}" in err
+    assert 3 <= stopped_at < 12 and f"stopped by SIGINT at step {stopped_at}" in err
     assert not (run_dir / LOCK_FILE).exists()
     main(argv)  # the same command
-    assert read_step_log(run_dir) == read_step_log(straight_dir)  # losses and LRs, every step
-    _assert_same_state(load_checkpoint(straight_dir), load_checkpoint(run_dir))
+    assert read_step_log(run_dir) == losses  # every step's losses and LRs, exactly
+    _assert_same_state(final, load_checkpoint(run_dir))
 
 
 SIGTERM_DURING_SAVE = """
@@ -219,7 +217,7 @@ run_command_line()
 """
 
 
-def test_sigterm_during_a_save_finishes_it_and_stops(straight, tmp_path):  # noqa: F811
+def test_sigterm_during_a_save_finishes_it_and_stops(straight, tmp_path):
     tmp, losses, final = straight
     tag = "sigterm"
     argv = ["--experiment", str(TINY), f"data.dataset_dir={tmp / 'world'}",
@@ -260,7 +258,7 @@ main({argv!r})
 """
 
 
-def test_sigkill_at_random_points_always_resumes_to_the_same_state(straight):  # noqa: F811
+def test_sigkill_at_random_points_always_resumes_to_the_same_state(straight):
     """5 seeded trials: the run is killed at a random event (an optimizer step, a log line, a
     write, a flush or a rename of a save); the same command then ends bit for bit where the
     uninterrupted run ended."""
@@ -279,8 +277,7 @@ def test_sigkill_at_random_points_always_resumes_to_the_same_state(straight):  #
         _assert_same_state(final, load_checkpoint(_run_dir(tmp, tag)))
 
 
-def test_a_full_disk_keeps_the_previous_checkpoint_and_says_what_failed(  # noqa: F811
-        straight, monkeypatch):
+def test_a_full_disk_keeps_the_previous_checkpoint_and_says_what_failed(straight, monkeypatch):
     import gazefollow.checkpoint as checkpoint
     tmp, _, _ = straight
     real_save = checkpoint.torch.save
