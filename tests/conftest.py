@@ -1,7 +1,9 @@
 """Shared fixtures: a tiny synthetic world in the exact GazeFollow format, made once per session."""
+import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from gazefollow.checkpoint import load_checkpoint
 from gazefollow.config import build_config
@@ -9,6 +11,13 @@ from gazefollow.run_records import read_step_log
 from gazefollow.data.synthetic import generate_world
 
 ROOT = Path(__file__).resolve().parents[1]
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two test workers on two cores: one thread each (and for the runs they start), so they do
+    # not fight over the cores. Results compared bit for bit are always made with the same
+    # thread count.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 TINY = ROOT / "configs" / "experiments" / "tiny_test.yaml"
 
 
