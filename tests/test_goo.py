@@ -63,3 +63,23 @@ def test_goo_trains_and_evaluates_through_main(goo_root, tmp_path):
                     "--max_steps", "2", "data.val_fraction=0.25"])
     assert results["info"]["dataset"] == "goo" and results["info"]["instances"] == 4
     assert 0 <= results["model"]["auc"] <= 1 and results["center_prior"]["avg_l2"] > 0
+
+
+def test_a_folder_in_goo_synths_released_layout_needs_no_other_key(tmp_path):
+    """picklefiles/trainpickle2to19human.pickle + 1person/GazeDatasets/, and
+    picklefiles/testpickle120.pickle + test/ (the GOO authors' training commands)."""
+    from gazefollow.config import SyntheticConfig
+    from gazefollow.data.synthetic_layouts import write_goo_world
+    root = write_goo_world(SyntheticConfig(num_train=24, num_test=4, width=96, height=72),
+                           tmp_path / "goosynth")
+    assert (root / "picklefiles" / "trainpickle2to19human.pickle").is_file()
+    assert next((root / "1person" / "GazeDatasets").rglob("*.jpg")) and (root / "test").is_dir()
+    results = main(["--experiment", str(TINY), "--source_dataset", "goo",
+                    "--source_dataset_dir", str(root), f"run.output_dir={tmp_path / 'out'}",
+                    "--max_steps", "2"])
+    assert results["info"]["dataset"] == "goo" and results["info"]["instances"] == 4
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    config = tiny_config(tmp_path, "data.source_dataset=goo", f"data.dataset_dir={empty}")
+    with pytest.raises(FileNotFoundError, match="picklefiles/trainpickle2to19human.pickle"):
+        build_datasets(config, splits=("train",), log=lambda *_: None)

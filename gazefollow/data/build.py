@@ -9,7 +9,7 @@ from gazefollow.config import Config
 from gazefollow.data.augment import AugmentSettings
 from gazefollow.data.dataset import HeadDataset
 from gazefollow.data.gazefollow import read_annotations
-from gazefollow.data.goo import read_goo
+from gazefollow.data.goo import GOO_LAYOUTS, read_goo
 from gazefollow.data.instances import BadInput, HeadInstance, LoadReport, check_images
 from gazefollow.data.synthetic import TEST_FILE, TRAIN_FILE, ensure_world
 from gazefollow.data.vat import read_vat
@@ -84,9 +84,22 @@ def dataset_root(config: Config, log=print) -> Path:
 DEFAULT_ANNOTATIONS = {
     "synthetic": {"train": TRAIN_FILE, "test": TEST_FILE},
     "gazefollow": {"train": TRAIN_FILE, "test": TEST_FILE},
-    "goo": {"train": "goosynth_train.pickle", "test": "goosynth_test.pickle"},
     "videoattentiontarget": {"train": "annotations/train", "test": "annotations/test"},
 }
+def goo_files(root: Path, split: str, data) -> tuple[Path, str]:
+    """(annotation pickle, image folder) of a GOO split: the configured file (with
+    ``data.image_dir``), else the first known layout found under ``root``."""
+    configured = data.train_annotations if split == "train" else data.test_annotations
+    if configured:
+        return root / configured, data.image_dir
+    for layout in GOO_LAYOUTS.values():
+        pickle_file, image_dir = layout[split]
+        if (root / pickle_file).is_file():
+            return root / pickle_file, image_dir
+    looked = ", ".join(f"{name}: {root / layout[split][0]}" for name, layout in GOO_LAYOUTS.items())
+    raise FileNotFoundError(f"no GOO {split} annotations under {root} (looked for {looked}); "
+                            f"set data.{split}_annotations (and data.image_dir) for another "
+                            "layout, e.g. GOO-Real's pickles")
 
 
 def read_split(config: Config, root: Path, split: str,
@@ -95,9 +108,9 @@ def read_split(config: Config, root: Path, split: str,
     image checked (``data.verify_images``: decoded too), and the loading report (logged)."""
     data = config.data
     configured = data.train_annotations if split == "train" else data.test_annotations
-    file = root / (configured or DEFAULT_ANNOTATIONS[data.source_dataset][split])
+    file = root / (configured or DEFAULT_ANNOTATIONS.get(data.source_dataset, {}).get(split, ""))
     if data.source_dataset == "goo":
-        instances, report = read_goo(file, data.image_dir, data.on_bad_input)
+        instances, report = read_goo(*goo_files(root, split, data), data.on_bad_input)
     elif data.source_dataset == "videoattentiontarget":
         stride = data.frame_stride if split == "train" else 1  # the protocol scores every frame
         instances, report = read_vat(file, data.image_dir or "images", data.on_bad_input, stride)

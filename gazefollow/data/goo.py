@@ -20,6 +20,19 @@ BASIS_W, BASIS_H = 640.0, 480.0
 HEAD_HALF_SIZE = 0.15  # of the basis width (x) and height (y)
 REQUIRED = ("filename", "gaze_cx", "gaze_cy", "hx", "hy")
 
+# GOO's layouts, looked for in this order under data.dataset_dir: split -> (annotation pickle,
+# the folder its file names are relative to). GOO-Synth as released (the pickles and image
+# folders of the GOO authors' training commands), then the layout of synthetic GOO worlds
+# written by earlier gazefollow versions.
+GOO_LAYOUTS = {
+    "GOO-Synth release": {"train": ("picklefiles/trainpickle2to19human.pickle",
+                                    "1person/GazeDatasets"),
+                          "test": ("picklefiles/testpickle120.pickle", "test")},
+    "earlier gazefollow synthetic GOO": {"train": ("goosynth_train.pickle", ""),
+                                         "test": ("goosynth_test.pickle", "")},
+}
+
+
 
 def goo_head_box(hx: float, hy: float) -> np.ndarray:
     """Head box (pixels, xyxy, on the 640x480 basis) around the annotated head point."""

@@ -7,8 +7,9 @@ trained, evaluated and benchmarked on generated data in its dataset's exact real
   s00.txt`` (one person track per clip, pixel coordinates, ``-1,-1`` out of frame). A clip
   is one scene held for ``frames_per_clip`` frames; each frame's annotated head box carries
   1 px of annotator noise, which the reader's 11-frame smoothing averages out.
-- GOO: ``goosynth_{train,test}.pickle`` (list of dicts, file names with ``\\`` separators,
-  coordinates on the 640x480 basis, head point instead of a head box) and the images.
+- GOO: GOO-Synth's released layout (``picklefiles/*.pickle``: a list of dicts, file names
+  with ``\\`` separators, coordinates on the 640x480 basis, a head point instead of a head
+  box) and the images under ``1person/GazeDatasets/`` and ``test/``.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from gazefollow.config import SyntheticConfig
-from gazefollow.data.goo import BASIS_H, BASIS_W
+from gazefollow.data.goo import BASIS_H, BASIS_W, GOO_LAYOUTS
 from gazefollow.data.synthetic import (_head_box, refuse_to_overwrite, render_scene,
                                        write_manifest)
 
@@ -61,22 +62,27 @@ def write_vat_world(cfg: SyntheticConfig, root: str | Path, frames_per_clip: int
 
 
 def write_goo_world(cfg: SyntheticConfig, root: str | Path, overwrite: bool = False) -> Path:
-    """Write ``cfg.num_train`` / ``cfg.num_test`` scenes per split as GOO pickles."""
+    """Write ``cfg.num_train`` / ``cfg.num_test`` scenes per split in GOO-Synth's released
+    layout: ``picklefiles/trainpickle2to19human.pickle`` with images under
+    ``1person/GazeDatasets/``, ``picklefiles/testpickle120.pickle`` with images under ``test/``
+    (file names with a ``\\`` separator, as Windows-written pickles have)."""
     root = _fresh(Path(root), overwrite)
     sx, sy = BASIS_W / cfg.width, BASIS_H / cfg.height
     for split in ("train", "test"):
-        (root / split).mkdir(parents=True, exist_ok=True)
+        pickle_file, image_dir = GOO_LAYOUTS["GOO-Synth release"][split]
+        (root / image_dir / "scene0").mkdir(parents=True, exist_ok=True)
         entries = []
         for index in range(getattr(cfg, SPLIT_SIZE[split])):
             image, lay, _ = render_scene(cfg, split, index, in_frame=True)  # GOO: all in frame
-            image.save(root / split / f"{index:06d}.jpg", quality=92)
+            image.save(root / image_dir / "scene0" / f"{index:06d}.jpg", quality=92)
             tx, ty = lay["target"]
             entries.append({
-                "filename": f"{split}\\{index:06d}.jpg", "width": cfg.width,
+                "filename": f"scene0\\{index:06d}.jpg", "width": cfg.width,
                 "height": cfg.height, "ann": {"bboxes": np.zeros((0, 4)), "labels": []},
                 "gaze_item": 0, "gazeIdx": 0, "gaze_cx": tx * sx, "gaze_cy": ty * sy,
                 "hx": lay["hx"] * sx, "hy": lay["hy"] * sy, "seg": None, "occluded": False})
-        (root / f"goosynth_{split}.pickle").write_bytes(pickle.dumps(entries))
+        (root / pickle_file).parent.mkdir(parents=True, exist_ok=True)
+        (root / pickle_file).write_bytes(pickle.dumps(entries))
     write_manifest(root, cfg, layout="goo")
     return root
 
