@@ -174,7 +174,8 @@ class DiffusionConfig:
     # --offset_noise_strength, default 0.1); an alternative to offset_noise_strength.
     noise_changer: bool = False
     noise_changer_strength: float = 0.1
-    # none (the original's "constant") | min_snr_<gamma> (e.g. min_snr_5) | trunc_snr
+    # none (the original's "constant") | min_snr_<gamma> (e.g. min_snr_5) | max_snr_<gamma>
+    # | trunc_snr | snr | inv_snr
     mse_loss_weight_type: str = "none"
 
 
@@ -721,10 +722,11 @@ def _validate_diffusion(config: Config) -> None:
            "recoverable from eps at the last step (Lin et al. 2024); use "
            "diffusion.prediction=v or x0")
     weight = diff.mse_loss_weight_type
-    _check(weight in ("none", "constant", "trunc_snr") or (weight.startswith("min_snr_") and
+    _check(weight in ("none", "constant", "trunc_snr", "snr", "inv_snr") or (
+           weight.startswith(("min_snr_", "max_snr_")) and
            weight[len("min_snr_"):].replace(".", "", 1).isdigit()),
-           f"diffusion.mse_loss_weight_type='{weight}' must be none (or constant), trunc_snr or "
-           "min_snr_<gamma> (e.g. min_snr_5)")
+           f"diffusion.mse_loss_weight_type='{weight}' must be none (or constant), trunc_snr, "
+           "snr, inv_snr, min_snr_<gamma> or max_snr_<gamma> (e.g. min_snr_5)")
     _check(diff.offset_noise_strength >= 0 and diff.noise_changer_strength >= 0,
            "diffusion.offset_noise_strength and noise_changer_strength must be >= 0")
     _check(not (diff.noise_changer and diff.offset_noise_strength > 0), "diffusion.noise_changer "

@@ -270,3 +270,19 @@ def test_save_and_evaluate_every_count_epochs(tiny_world, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "step 4 validation" in out and "step 8 validation" in out
     assert "step 2 validation" not in out
+
+
+@pytest.mark.parametrize("kind", ["min_snr_5", "max_snr_5", "trunc_snr", "snr", "inv_snr"])
+def test_every_original_mse_weight_with_x0_prediction_is_the_originals(kind):
+    """The original's x_0 weights: min(SNR, k), max(SNR, k), max(SNR, 1), SNR and 1 / SNR."""
+    import torch
+
+    from gazefollow.config import DiffusionConfig
+    from gazefollow.diffusion.gaussian import GaussianDiffusion
+    diffusion = GaussianDiffusion(DiffusionConfig(prediction="x0", mse_loss_weight_type=kind))
+    t = torch.tensor([0, 10, 250, 500, 999])
+    snr = diffusion.snr(t)
+    expected = {"min_snr_5": torch.clamp(snr, max=5.0), "max_snr_5": torch.clamp(snr, min=5.0),
+                "trunc_snr": torch.clamp(snr, min=1.0), "snr": snr, "inv_snr": 1 / snr}[kind]
+    assert torch.allclose(diffusion.mse_weight(t), expected, rtol=1e-5)
+    _config(["--mse_loss_weight_type", kind])  # accepted from the command line

@@ -213,17 +213,26 @@ class GaussianDiffusion:
         """Per-sample weight [B] of the MSE for ``mse_loss_weight_type``, None for "none" (the
         original research code calls it "constant").
 
-        ``min_snr_<gamma>`` (Hang et al. 2023) weights the eps-equivalent loss by
-        min(SNR, gamma) / SNR; ``trunc_snr`` (Salimans & Ho 2022) by max(SNR, 1) / SNR. The
-        weight is converted to the prediction type: an x_0 error is an eps error / SNR, a v
-        error an eps error * (SNR + 1) / SNR.
+        Each kind is a weight of the eps-equivalent loss: ``min_snr_<gamma>`` (Hang et al.
+        2023) min(SNR, gamma) / SNR, ``max_snr_<gamma>`` max(SNR, gamma) / SNR, ``trunc_snr``
+        (Salimans & Ho 2022) max(SNR, 1) / SNR, ``snr`` 1 and ``inv_snr`` 1 / SNR^2 (the
+        original research code's x_0 weights SNR and 1 / SNR). It is converted to the
+        prediction type: an x_0 error is an eps error / SNR, a v error an eps error
+        * (SNR + 1) / SNR. With x_0 prediction every kind equals the original's weight.
         """
         kind = self.cfg.mse_loss_weight_type
         if kind in ("none", "constant"):
             return None
         snr = self.snr(t)
-        if kind.startswith("min_snr_"):
-            eps_weight = torch.clamp(snr, max=float(kind[len("min_snr_"):])) / snr
+        if kind.startswith(("min_snr_", "max_snr_")):
+            gamma = float(kind[len("min_snr_"):])
+            bound = torch.clamp(snr, max=gamma) if kind.startswith("min") else \
+                torch.clamp(snr, min=gamma)
+            eps_weight = bound / snr
+        elif kind == "snr":
+            eps_weight = torch.ones_like(snr)
+        elif kind == "inv_snr":
+            eps_weight = 1.0 / snr ** 2
         else:  # trunc_snr
             eps_weight = torch.clamp(snr, min=1.0) / snr
         if self.mean_type is ModelMeanType.START_X:
