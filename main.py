@@ -116,7 +116,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def train_and_evaluate(config) -> dict:
-    from gazefollow.checkpoint import load_checkpoint
     from gazefollow.evaluate import evaluate_checkpoint
     from gazefollow.run_lock import run_lock
     from gazefollow.run_records import peak_memory_mib
@@ -131,8 +130,7 @@ def train_and_evaluate(config) -> dict:
     with run_lock(run_dir_for(config), enabled=main_process):
         outcome = train(config)
         if outcome.interrupted_by:
-            raise TrainingInterrupted(outcome.interrupted_by, load_checkpoint(
-                outcome.run_dir)["step"], outcome.run_dir)
+            raise TrainingInterrupted(outcome.interrupted_by, outcome.step, outcome.run_dir)
         if not outcome.finished:
             return {}  # halted early (run.halt_at_step): evaluation waits for the run's end
         run_dir = outcome.run_dir

@@ -764,6 +764,24 @@ def validate(config: Config) -> None:
     _validate_parts(config)
 
 
+def config_changes(stored: dict, config: Config) -> dict[str, list]:
+    """{dotted key: [stored value, ``config``'s value]} for every key where a config stored by
+    a checkpoint (of any version: migrated, with defaults for the keys it predates) differs
+    from ``config``; sorted by key."""
+    changes: dict[str, list] = {}
+
+    def walk(a: dict, b: dict, prefix: str) -> None:
+        for key in sorted(set(a) | set(b)):
+            old, new = a.get(key), b.get(key)
+            if isinstance(old, dict) and isinstance(new, dict):
+                walk(old, new, f"{prefix}{key}.")
+            elif old != new:
+                changes[prefix + key] = [old, new]
+
+    walk(to_dict(build_config(base=stored)), to_dict(config), "")
+    return changes
+
+
 def to_yaml(config: Config) -> str:
     """The resolved config as YAML (written to every run directory)."""
     return OmegaConf.to_yaml(OmegaConf.structured(config))

@@ -363,21 +363,10 @@ EVALUATION_KEYS = ("data.", "eval.", "sampling.", "optim.ema_on")
 def differs_from_training(config, stored: dict) -> dict:
     """{dotted key: [training value, evaluation value]} for the evaluation-time keys that
     differ from the checkpoint's own config (``eval.eval_weights`` aside)."""
-    from gazefollow.config import build_config, to_dict
+    from gazefollow.config import config_changes
 
-    def flat(tree: dict, prefix: str = "") -> dict:
-        out = {}
-        for key, value in tree.items():
-            if isinstance(value, dict) and not key.startswith("part_"):
-                out.update(flat(value, f"{prefix}{key}."))
-            else:
-                out[prefix + key] = value
-        return out
-
-    trained, now = flat(to_dict(build_config(base=stored))), flat(to_dict(config))
-    return {key: [trained.get(key), value] for key, value in now.items()
-            if key.startswith(EVALUATION_KEYS) and key != "eval.eval_weights"
-            and trained.get(key) != value}
+    return {key: change for key, change in config_changes(stored, config).items()
+            if key.startswith(EVALUATION_KEYS) and key != "eval.eval_weights"}
 
 
 def _short_hash(values: dict) -> str:

@@ -44,6 +44,7 @@ class TrainOutcome:
     run_dir: Path  # checkpoints/, config.yaml, train_log.jsonl, train_stats.json
     finished: bool  # False when run.halt_at_step or a signal ended the session early
     interrupted_by: str | None = None  # "SIGINT" / "SIGTERM": stopped on request, saved
+    step: int = 0  # the step this session ended at (its checkpoint's)
 
 
 def train_loader(dataset, config: Config) -> DataLoader:
@@ -135,4 +136,5 @@ def train(config: Config, log=print) -> TrainOutcome:
         save(state, parts, config, run_dir, accelerator)
         end_session(state, first_step, time.perf_counter() - loop_start, clock, bad_inputs,
                     config, run_dir, accelerator, log)
-    return TrainOutcome(run_dir, state.step >= state.total_steps, state.interrupted_by)
+    return TrainOutcome(run_dir, state.step >= state.total_steps, state.interrupted_by,
+                        state.step)

@@ -10,7 +10,7 @@ from accelerate import Accelerator
 from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
 
-from gazefollow.config import Config, ConfigError, build_config, to_dict
+from gazefollow.config import Config, ConfigError, config_changes, to_dict
 from gazefollow.evaluate import protocol_of, run_split
 from gazefollow.visualize import save_prediction_grid
 
@@ -57,24 +57,16 @@ RESUMABLE_CHANGES = ("run.max_steps", "run.halt_at_step", "run.print_every", "ru
                      "optim.max_nonfinite_steps")
 
 
-def resume_conflicts(stored: dict, current: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ between a checkpoint's config and this run's."""
-    out = []
-    for key in sorted(set(stored) | set(current)):
-        dotted, a, b = prefix + key, stored.get(key), current.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += resume_conflicts(a, b, dotted + ".")
-        elif a != b and not any(dotted.startswith(ok) for ok in RESUMABLE_CHANGES):
-            out.append(f"{dotted}: {a!r} -> {b!r}")
-    return out
+def resume_conflicts(stored: dict, config: Config) -> list[str]:
+    """The changes from a checkpoint's config to this run's that a resume cannot take."""
+    return [f"{key}: {old!r} -> {new!r}" for key, (old, new) in
+            config_changes(stored, config).items() if not key.startswith(RESUMABLE_CHANGES)]
 
 
 def restore(state: dict, config: Config, processes: int, net, ema, optimizer,
             lr_scheduler) -> int:
     """Put a checkpoint's model, EMA, optimizer and LR schedule back; return its step."""
-    # the stored config in today's keys, with defaults for keys it predates
-    stored = to_dict(build_config(base=state["config"]))
-    conflicts = resume_conflicts(stored, to_dict(config))
+    conflicts = resume_conflicts(state["config"], config)
     if conflicts:
         raise ConfigError("the run directory holds a checkpoint made with another config ("
                           + "; ".join(conflicts[:6]) + "); use --no_resume or another --tag")

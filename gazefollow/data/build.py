@@ -108,14 +108,20 @@ def read_split(config: Config, root: Path, split: str,
     image checked (``data.verify_images``: decoded too), and the loading report (logged)."""
     data = config.data
     configured = data.train_annotations if split == "train" else data.test_annotations
-    file = root / (configured or DEFAULT_ANNOTATIONS.get(data.source_dataset, {}).get(split, ""))
-    if data.source_dataset == "goo":
+    if data.source_dataset == "goo":  # a layout of its own: pickle and image folder per split
         instances, report = read_goo(*goo_files(root, split, data), data.on_bad_input)
-    elif data.source_dataset == "videoattentiontarget":
+        return _checked(instances, report, root, data, log)
+    file = root / (configured or DEFAULT_ANNOTATIONS[data.source_dataset][split])
+    if data.source_dataset == "videoattentiontarget":
         stride = data.frame_stride if split == "train" else 1  # the protocol scores every frame
         instances, report = read_vat(file, data.image_dir or "images", data.on_bad_input, stride)
     else:
         instances, report = read_annotations(file, split, data.on_bad_input)
+    return _checked(instances, report, root, data, log)
+
+
+def _checked(instances, report, root: Path, data, log) -> tuple[list[HeadInstance], LoadReport]:
+    """Every image opened (decoded with ``data.verify_images``), the loading report logged."""
     instances = check_images(instances, root, report, decode=data.verify_images)
     log(report.summary())
     return instances, report

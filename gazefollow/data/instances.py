@@ -105,11 +105,10 @@ def _image_size(file: Path, decode: bool) -> tuple[tuple[int, int] | None, str, 
         return None, "unreadable image", f"{file}: {err}"
 
 
-def _geometry_problem(instance: HeadInstance, width: int,
+def _geometry_problem(instance: HeadInstance, box: np.ndarray, fixed: np.ndarray, width: int,
                       height: int) -> tuple[str, str] | None:
-    """(reason, detail) when the head box or the gaze points cannot be in this image."""
-    box = pixel_box(instance, width, height)
-    fixed = fix_box(box, width, height)
+    """(reason, detail) when the head box (as annotated, in pixels, and after the quirk fixes)
+    or the gaze points cannot be in this image."""
     if fixed[2] - fixed[0] < 1 or fixed[3] - fixed[1] < 1:
         return "head box empty inside the image", \
             f"head box {np.round(box, 2).tolist()} in a {width}x{height} image"
@@ -135,14 +134,17 @@ def check_images(instances: list[HeadInstance], root: Path, report: LoadReport,
         if inst.path not in sizes:
             sizes[inst.path] = _image_size(root / inst.path, decode)
         size, reason, detail = sizes[inst.path]
-        problem = (reason, detail) if size is None else _geometry_problem(inst, *size)
+        problem = (reason, detail)
+        if size is not None:
+            box = pixel_box(inst, *size)
+            fixed = fix_box(box, *size)
+            problem = _geometry_problem(inst, box, fixed, *size)
         if problem is not None:
             report.bad(f"{report.source}, rows {inst.rows}", *problem)
             continue
-        box = pixel_box(inst, *size)
         ordered = [min(box[0], box[2]), min(box[1], box[3]), max(box[0], box[2]),
                    max(box[1], box[3])]
-        if not np.allclose(ordered, fix_box(box, *size)):
+        if not np.allclose(ordered, fixed):
             report.fixed["head box clamped to the image"] += 1
         kept.append(inst)
     report.instances = len(kept)
