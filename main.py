@@ -4,6 +4,7 @@
     python main.py --yaml_diffusion configs/diffusion.yaml --yaml_gaze configs/gaze.yaml \\
         --tag trial_gaze [legacy flags] [section.key=value ...]
     python main.py --eval_weights RUN_DIR_OR_CHECKPOINT [section.key=value ...]
+    python main.py --eval_weights ckpt_last.pth [--yaml_diffusion F --yaml_gaze G]  # original's
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ ROOT = Path(__file__).resolve().parent
 DEFAULT_DIFFUSION = ROOT / "configs" / "diffusion.yaml"
 DEFAULT_GAZE = ROOT / "configs" / "gaze.yaml"
 DEFAULT_EXPERIMENT = ROOT / "configs" / "experiments" / "synthetic_cpu.yaml"
+# The original model configuration: the default for the original's own checkpoints (.pth)
+ORIGINAL_EXPERIMENT = ROOT / "configs" / "experiments" / "original.yaml"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +58,9 @@ def parse(argv: list[str]) -> tuple[list[Path], list, str | None]:
     """-> (YAML layers, overrides, checkpoint to evaluate or None), in LAYER_STACK's order.
 
     With --eval_weights the checkpoint's stored config is the base, so only --config layers
-    and overrides apply; --yaml_diffusion / --yaml_gaze / --experiment are refused there.
+    and overrides apply; --yaml_diffusion / --yaml_gaze / --experiment are refused there. A
+    checkpoint of the original research code (``.pth``) stores no config: the whole stack
+    applies, with the original model configuration as the default experiment.
     """
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
@@ -80,18 +85,19 @@ def parse(argv: list[str]) -> tuple[list[Path], list, str | None]:
         overrides = [("data.subsample_test", True), ("data.subsample_size", args.quick_val),
                      *overrides]
     extra = [Path(p) for p in args.config]
-    if eval_weights:
+    if eval_weights and not eval_weights.endswith(".pth"):
         if args.yaml_diffusion or args.yaml_gaze or args.experiment:
             raise ConfigError("--eval_weights evaluates with the checkpoint's own config; "
                               "--yaml_diffusion/--yaml_gaze/--experiment do not apply (use "
                               "--config FILE or section.key=value to change evaluation settings)")
         return extra, overrides, eval_weights
     layers = [Path(args.yaml_diffusion or DEFAULT_DIFFUSION), Path(args.yaml_gaze or DEFAULT_GAZE)]
-    default = None if (args.yaml_diffusion or args.yaml_gaze) else str(DEFAULT_EXPERIMENT)
+    default = ORIGINAL_EXPERIMENT if eval_weights else DEFAULT_EXPERIMENT
+    default = None if (args.yaml_diffusion or args.yaml_gaze) else str(default)
     experiment = args.experiment or default
     if experiment and experiment != "none":
         layers.append(Path(experiment))
-    return layers + extra, overrides, None
+    return layers + extra, overrides, eval_weights
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -106,7 +112,9 @@ def main(argv: list[str] | None = None) -> dict:
             return evaluate_checkpoint(eval_weights, overrides, layers=layers)
         config = build_config(layers, overrides)
         if config.eval.eval_weights:  # an original YAML file naming weights: evaluate them
-            return evaluate_checkpoint(config.eval.eval_weights, overrides)
+            original = config.eval.eval_weights.endswith(".pth")  # its config is these files'
+            return evaluate_checkpoint(config.eval.eval_weights, overrides,
+                                       layers=layers if original else [])
         return train_and_evaluate(config)
     finally:
         # several processes: training keeps the process group for the sharded evaluation;

@@ -54,7 +54,7 @@ class RunConfig:
     # Weights loaded into the model before training (gazefollow/init_weights.py): a file, or a
     # checkpoint / run folder. Every missing, unexpected or mis-shaped key is reported.
     init_weights: Optional[str] = None
-    init_format: str = "auto"  # auto | gazefollow | torchvision (ImageNet ResNet) | classic
+    init_format: str = "auto"  # auto | gazefollow | torchvision (ImageNet) | classic | original
     init_partial: bool = False  # load what fits when keys are missing/unexpected (else refuse)
     # The encoder's ResNet parts an ImageNet (torchvision) file initialises; [] = all of them
     init_resnet_parts: list[str] = field(default_factory=list)
@@ -76,6 +76,7 @@ class SyntheticConfig:
     out_of_frame_share: float = 0.2  # train people looking outside the image
     num_distractors: int = 4
     annotator_jitter: float = 0.015  # std of annotator points around the target, normalised
+    depth_maps: bool = False  # also write <image>_depth.png (16-bit) for the depth branch
 
 
 @dataclass
@@ -99,6 +100,13 @@ class DataConfig:
     test_annotations: Optional[str] = None
     image_dir: str = ""  # image folder under dataset_dir (GOO file names; VAT: "" = images)
     frame_stride: int = 1  # VAT: keep every k-th frame of each train track (test: all frames)
+    # A depth map per image for model.depth_branch: the image's path with its extension
+    # replaced by this suffix (e.g. "_depth.png": 8/16-bit PNG; ".npy": float array); "" = none
+    depth_suffix: str = ""
+    train_in_frame_only: bool = False  # train on in-frame people only (the original w/o --x_loss)
+    # [lo, hi]: each target's sigma drawn as an integer in [lo, hi] at train AND test (at 64 px),
+    # the original's --random_flag ([7, 10]); [] = data.heatmap_sigma
+    sigma_randint: list[int] = field(default_factory=list)
     # Training augmentations (Chong et al. 2020 recipe); probabilities, 0 switches one off.
     augment: bool = False
     augment_box_jitter: float = 0.5
@@ -150,7 +158,11 @@ class ModelConfig:
     channels_last: bool = False
     compile: bool = False  # torch.compile the training model (inductor needs a C++ compiler)
     compile_backend: str = "inductor"  # torch.compile backend; aot_eager checks graphs fast
-    adm_attention_module: bool = False  # ADM's own attention block: not yet supported
+    # --- the original encoder (model.encoder=original): options of the original research code
+    adm_attention_module: bool = False  # head-position attention over the scene map
+    depth_branch: bool = False  # a third ResNet over a depth map (data.depth_suffix)
+    depth_layers: list[int] = field(default_factory=lambda: [3, 4, 6, 3, 2])
+    depth_inplanes: int = 64
 
 
 @dataclass
@@ -163,6 +175,9 @@ class DiffusionConfig:
     diff_normalization: float = 1.0  # heatmap [0,1] -> [-s, s] inside diffusion
     timestep_sampling: str = "sqrt"  # uniform | sqrt (t = T * sqrt(u): biased to high noise)
     norm_std: bool = False  # standardise x_start by one ground-truth heatmap's mean and std
+    # the original's --norm_std_flag: x_t divided by its own per-sample std after noising and
+    # after every sampling step
+    per_sample_std: bool = False
     random_sigma: bool = False  # training targets with sigma x U(0.5, 1.5) (data.heatmap_sigma)
     learn_sigma: bool = False  # ADM learned_range variances (UNet outputs 2 channels per map)
     use_kl: bool = False  # train on the variational bound alone (ADM's KL loss)
@@ -196,8 +211,14 @@ class LossConfig:
     inout_weight: float = 0.5
     heatmap_weight: float = 1.0  # the heatmap term's weight (the original's diffuion_weight)
     direction_weight: float = 1.0  # 1 - cos(predicted, true gaze direction), in-frame samples
-    kl_div_loss: bool = False
+    # The original's --other_loss: MSE between the soft-argmax of the predicted x_0 heatmap and
+    # the gaze point (both normalised here), weighted by point_weight; with kl_div_loss (its
+    # --kl_div_loss) a KL term between the two maps' softmaxes instead, weighted by kl_weight.
     other_loss: bool = False
+    point_weight: float = 10000.0
+    soft_argmax_beta: float = 100.0
+    kl_div_loss: bool = False
+    kl_weight: float = 10.0
 
 
 @dataclass
@@ -209,7 +230,11 @@ class OptimConfig:
     # e.g. {scene: 1.0e-5}; a part's lr is part_lr, else gaze_lr (not for the head), else lr.
     part_lr: dict[str, float] = field(default_factory=dict)
     part_weight_decay: dict[str, float] = field(default_factory=dict)
-    lr_schedule: str = "constant"  # constant | cosine (warm-up first in both)
+    optimizer: str = "adamw"  # adamw | adam (the original's; weight decay added to gradients)
+    # constant | cosine (per step, after warmup_steps) | epoch_warmup_cosine (the original's
+    # --lr_schedular: linear warm-up over int(0.1 x epochs) epochs, then cosine, per epoch)
+    lr_schedule: str = "constant"
+    schedule_parts: list[str] = field(default_factory=list)  # parts it scales; [] = every part
     warmup_steps: int = 500
     epochs: int = 30
     grad_clip: float = 1.0
@@ -220,6 +245,8 @@ class OptimConfig:
     ema_rate: float = 0.999  # the EMA decay ceiling
     ema_warmup: bool = True  # off: diffusers' ramp (1 + step) / (10 + step), capped at ema_rate
     ema_power: float = 0.75  # EMA warm-up: decay = 1 - (1 + step)^-power, capped at ema_rate
+    ema_fixed: bool = False  # decay = ema_rate from the first step (the original's EMA)
+    ema_parts: list[str] = field(default_factory=list)  # parts the EMA covers; [] = every part
 
 
 @dataclass
@@ -315,11 +342,11 @@ LEGACY_FLAGS: dict[str, tuple[str, Any]] = {
     "watch_wandb": ("logging.watch_wandb", "true"),
     "no_wandb": ("logging.wandb", {None: "disabled"}),
     "diff_normalization": ("diffusion.diff_normalization", "value"),
-    "norm_std_flag": ("diffusion.norm_std", "true"),
+    "norm_std_flag": ("diffusion.per_sample_std", "true"),
     "predict_sthg": ("diffusion.prediction", {"pred_noise": "eps", "pred_x0": "x0"}),
     "adm_predict_xstart": ("diffusion.prediction", {None: "x0"}),
     "adm_predict_v": ("diffusion.prediction", {None: "v"}),
-    "random_flag": ("diffusion.random_sigma", "true"),
+    "random_flag": ("data.sigma_randint", {None: [7, 10]}),
     "train_time_steps": ("diffusion.train_time_steps", "value"),
     "sample_time_steps": ("sampling.steps", "value"),
     # the original applies offset noise only with --noise_changer
@@ -340,7 +367,7 @@ LEGACY_FLAGS: dict[str, tuple[str, Any]] = {
     "other_loss": ("loss.other_loss", "true"),
     "lr": ("optim.lr", "value"),
     "weight_decay": ("optim.weight_decay", "value"),
-    "lr_schedular": ("optim.lr_schedule", {None: "cosine"}),
+    "lr_schedular": ("optim.lr_schedule", {None: "epoch_warmup_cosine"}),
     "lr_anneal_steps": (None, "value"),  # declared by the original, never read (NO_EFFECT)
     "epochs": ("optim.epochs", "value"),
     "evaluate_every": ("eval.evaluate_every_epochs", "value"),  # the original counts epochs
@@ -361,6 +388,24 @@ LEGACY_FLAGS: dict[str, tuple[str, Any]] = {
     "max_steps": ("run.max_steps", "value"),
 }
 
+# Keys a legacy flag also sets when given (the original's behaviour spans several typed keys).
+LEGACY_FLAG_ALSO: dict[str, list[tuple[str, Any]]] = {
+    "lr_schedular": [("optim.schedule_parts", ["head"])],  # the UNet group only
+    "ema_on": [("optim.ema_parts", ["head", "inout_head"]), ("optim.ema_fixed", True)],
+}
+# ... and what a bare flag written ``false`` in the original's YAML files implies.
+LEGACY_FLAG_ABSENT: dict[str, list[tuple[str, Any]]] = {
+    "x_loss": [("data.train_in_frame_only", True)],  # no BCE: in-frame people only
+}
+# What a file in the original's YAML layout implies beyond its keys: the original model and
+# the parts of its recipe its code fixes (configs/experiments/original.yaml states the same).
+ORIGINAL_RECIPE: list[tuple[str, Any]] = [
+    ("model.encoder", "original"), ("model.unet_norm_groups", 8), ("model.inout_hidden", 512),
+    ("loss.direction_weight", 0.0), ("diffusion.timestep_sampling", "uniform"),
+    ("optim.optimizer", "adam"), ("optim.warmup_steps", 0), ("optim.ema_fixed", True),
+    ("data.augment", True), ("data.head_enlarge", 0.0),
+]
+
 # The original's YAML files: sections, and the keys they hold beside the flag names. Each
 # key -> (config key or None, kind): "value" sets the key; ("require", v, why) accepts only
 # the value v (the behaviour gazefollow has) and refuses another with ``why``; ("no-op", why)
@@ -378,9 +423,9 @@ ORIGINAL_YAML_KEYS: dict[str, tuple[Optional[str], Any]] = {
                                               "the UNet resamples with convolutions")),
     "resblock_updown": (None, ("require", False, "residual up/down-sampling blocks are not "
                                                  "yet supported")),
-    "depth_flag": (None, ("require", False, "the depth branch is not yet supported")),
-    "list_resnet_depth_layers": (None, ("no-op", "the depth branch is off (depth_flag)")),
-    "resnet_depth_inplanes": (None, ("no-op", "the depth branch is off (depth_flag)")),
+    "depth_flag": ("model.depth_branch", "value"),
+    "list_resnet_depth_layers": ("model.depth_layers", "value"),
+    "resnet_depth_inplanes": ("model.depth_inplanes", "value"),
     "head_flag": (None, ("no-op", "declared in some of the original's files, never read by "
                                   "its code")),
     "schedule_type": (None, ("no-op", "declared in some of the original's files, never read "
@@ -389,15 +434,12 @@ ORIGINAL_YAML_KEYS: dict[str, tuple[Optional[str], Any]] = {
 
 # Keys whose non-default values need later work. Refused loudly rather than ignored.
 NOT_YET_SUPPORTED = {
-    "model.adm_attention_module": False,
     "model.unet_inout_channels": 1,  # heatmaps are one channel until multi-channel targets exist
-    "loss.kl_div_loss": False,
-    "loss.other_loss": False,
 }
 
 CHOICES = {
     "run.device": ("auto", "cpu", "cuda", "mps"),
-    "run.init_format": ("auto", "gazefollow", "torchvision", "classic"),
+    "run.init_format": ("auto", "gazefollow", "torchvision", "classic", "original"),
     "data.source_dataset": ("synthetic", "gazefollow", "videoattentiontarget", "goo"),
     "model.block": ("basic", "bottleneck"),
     "model.head": ("diffusion", "regression"),
@@ -405,7 +447,8 @@ CHOICES = {
     "diffusion.beta_schedule": ("linear", "cosine"),
     "diffusion.prediction": ("eps", "x0", "v"),
     "diffusion.timestep_sampling": ("uniform", "sqrt"),
-    "optim.lr_schedule": ("constant", "cosine"),
+    "optim.lr_schedule": ("constant", "cosine", "epoch_warmup_cosine"),
+    "optim.optimizer": ("adamw", "adam"),
     "optim.amp": ("no", "fp16", "bf16"),
     "eval.split": ("test", "val"),
     "data.on_bad_input": ("strict", "skip"),
@@ -508,7 +551,7 @@ def translate_original_yaml(content: dict, path: Path, log=None) -> list[tuple[s
                 continue  # a key the original never reads, at its default: nothing to say
             elif value is not None and value != "":
                 given[name] = value
-    return legacy_overrides(given) + extra
+    return ORIGINAL_RECIPE + legacy_overrides(given) + extra
 
 
 def _is_bare(flag: str) -> bool:
@@ -522,10 +565,10 @@ def _bare_from_yaml(flag: str, value) -> list[tuple[str, Any]]:
     would set to a value (``--adm``, ``--no_save`` ...) at its default."""
     key, kind = LEGACY_FLAGS[flag]
     if value:
-        return [legacy_to_override(flag, None)]
+        return [legacy_to_override(flag, None), *LEGACY_FLAG_ALSO.get(flag, [])]
     if kind in ("true", "false"):
-        return [(key, kind == "false")]
-    return []
+        return [(key, kind == "false"), *LEGACY_FLAG_ABSENT.get(flag, [])]
+    return LEGACY_FLAG_ABSENT.get(flag, [])
 
 
 def _original_yaml_key(name: str, value, where: str, log) -> list[tuple[str, Any]]:
@@ -625,10 +668,11 @@ def legacy_overrides(given: dict[str, Any]) -> list[tuple[str, Any]]:
     for flag in [f for f in given if LEGACY_FLAGS[f][0] is None]:
         print(f"note: --{flag}: {NO_EFFECT}", file=sys.stderr)
         given = {f: v for f, v in given.items() if f != flag}
-    pairs = [legacy_to_override(flag, value) for flag, value in given.items()]
+    pairs = [(flag, legacy_to_override(flag, value)) for flag, value in given.items()]
+    pairs += [(flag, also) for flag in given for also in LEGACY_FLAG_ALSO.get(flag, [])]
     chosen: dict[str, tuple[str, Any]] = {}
-    for flag, (key, value) in zip(given, pairs):
-        if flag == "adm" and len([k for k, _ in pairs if k == key]) > 1:
+    for flag, (key, value) in pairs:
+        if flag == "adm" and len([k for _, (k, _) in pairs if k == key]) > 1:
             continue
         if key in chosen and chosen[key][1] != value:
             raise ConfigError(f"conflicting flags: --{chosen[key][0]} and --{flag} both set {key}")
@@ -659,9 +703,13 @@ def _validate_parts(config: Config) -> None:
     except KeyError as err:
         raise ConfigError(f"model.encoder: {err.args[0]}") from None
     parts = list(model_parts(encoder))
+    problem = encoder.config_problem(config.model, config.data)
+    _check(problem is None, f"model.encoder={config.model.encoder}: {problem}")
     optim = config.optim
     for key, table in (("optim.part_lr", optim.part_lr),
-                       ("optim.part_weight_decay", optim.part_weight_decay)):
+                       ("optim.part_weight_decay", optim.part_weight_decay),
+                       ("optim.ema_parts", optim.ema_parts),
+                       ("optim.schedule_parts", optim.schedule_parts)):
         for part in table:
             _check(part in parts, f"{key} has the key '{part}', which is not a model part; "
                    f"the parts are {parts}.{_suggest(part, parts)}")
@@ -694,6 +742,15 @@ def _validate_data(config: Config) -> None:
     _check(data.augment_box_jitter_max >= 0, "data.augment_box_jitter_max must be >= 0")
     _check(data.frame_stride >= 1, "data.frame_stride must be >= 1")
     _check(0 < data.val_fraction < 1, "data.val_fraction must be in (0, 1)")
+    _check(not data.sigma_randint or (len(data.sigma_randint) == 2 and
+                                      0 < data.sigma_randint[0] <= data.sigma_randint[1]),
+           f"data.sigma_randint={data.sigma_randint} must be [] or [lo, hi] with 0 < lo <= hi")
+    _check(not (data.sigma_randint and config.diffusion.random_sigma), "data.sigma_randint and "
+           "diffusion.random_sigma are two random target widths: use one")
+    _check(not config.model.depth_branch or data.depth_suffix, "model.depth_branch reads a "
+           "depth map per image: set data.depth_suffix (e.g. _depth.png or .npy)")
+    _check(not config.loss.kl_div_loss or config.loss.other_loss, "loss.kl_div_loss "
+           "(--kl_div_loss) only acts with loss.other_loss (--other_loss), as in the original")
     _check(0 <= data.annotator_quantile < 1, "data.annotator_quantile (--gaze_point_threshold) "
            "is a quantile: use [0, 1), 0 = off")
     _check(config.run.save_every_epochs >= 0 and config.eval.evaluate_every_epochs >= 0,

@@ -304,8 +304,11 @@ def load_for_eval(checkpoint: str | Path, overrides: list = (), layers: list = (
     from gazefollow.config import build_config
     from gazefollow.models.gaze_model import build_model
     from gazefollow.runtime import eval_device
+    from gazefollow.training_parts import ema_parameters
 
     path = resolve_checkpoint(checkpoint)
+    if path.suffix == ORIGINAL_SUFFIX:
+        return _load_original_for_eval(path, build_config(layers, overrides))
     state = load_checkpoint(path)
     latest = latest_checkpoint(run_dir_of(path))
     config = build_config(layers, overrides, base=state["config"])
@@ -313,9 +316,9 @@ def load_for_eval(checkpoint: str | Path, overrides: list = (), layers: list = (
     model.load_state_dict(state["model"])
     weights = "raw"
     if config.optim.ema_on and state.get("ema"):
-        ema = EMAModel(model.parameters())
+        ema = EMAModel(ema_parameters(model, config.optim))
         ema.load_state_dict(state["ema"])
-        ema.copy_to(model.parameters())
+        ema.copy_to(ema_parameters(model, config.optim))
         weights = "ema"
     device = eval_device(config)
     return {"config": config, "model": model.to(device), "weights": weights, "state": state,
@@ -323,6 +326,28 @@ def load_for_eval(checkpoint: str | Path, overrides: list = (), layers: list = (
             # outputs of an older checkpoint of the run are named by its step, so they never
             # overwrite those of the newest
             "suffix": "" if latest in (None, path.parent) else f"-step{state['step']}"}
+
+
+# The original research code's checkpoints (ckpt_last.pth, ckpt_epoch_N.pth); ours are state.pt.
+ORIGINAL_SUFFIX = ".pth"
+
+
+def _load_original_for_eval(path: Path, config) -> dict:
+    """load_for_eval's answer for a checkpoint of the original research code: it stores no
+    config, so ``config`` (the original model configuration) describes it; outputs go beside
+    it, in <its folder>/gazefollow-eval/."""
+    from gazefollow.config import to_dict
+    from gazefollow.models.gaze_model import build_model
+    from gazefollow.original_weights import load_original_checkpoint
+    from gazefollow.runtime import eval_device
+
+    model = build_model(config)
+    report = load_original_checkpoint(model, path, config)
+    device = eval_device(config)
+    state = {"config": to_dict(config), "step": f"epoch {report['epoch']}"}
+    return {"config": config, "model": model.to(device), "device": device, "path": path,
+            "weights": "ema" if config.optim.ema_on else "raw", "state": state,
+            "run_dir": path.parent / "gazefollow-eval", "suffix": f"-{path.stem}"}
 
 
 def evaluate_checkpoint(checkpoint: str | Path, overrides: list = (), out_dir=None,

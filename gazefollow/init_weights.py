@@ -6,6 +6,11 @@
   Our ResNet keeps these names, so each key goes to ``gaze.<part>.<key>`` for every ResNet part
   the encoder declares (``RESNET_PARTS``), or those in ``run.init_resnet_parts``; the ImageNet
   classifier (``fc.``) is dropped on purpose.
+- ``original``: the original research code's ``pretrained/init_weights.pt``: ``{"model": ...}``
+  whose ``scene_backbone.``, ``face_backbone.`` and ``attn.`` keys go to ``gaze.`` + key, as
+  its ``load_pretrained`` renamed them (for ``model.encoder=original``); it loaded the rest
+  ``strict=False``, i.e. ignored it, so the rest is "dropped" (and listed) here, as is ``attn``
+  when the configuration has no head-position attention.
 - ``classic``: the gaze-following initial weights of Chong et al. (CVPR 2020): ``{"model": ...}``
   with ResNet-50 scene and face branches (``conv1_scene``, ``layer1_face.0.conv1`` ...);
   ``<name>_<part><rest>`` goes to ``gaze.<part>.<name><rest>``. Their other layers
@@ -31,6 +36,7 @@ from gazefollow.config import ConfigError
 
 TORCHVISION_KEY = re.compile(r"(conv1|bn1|layer\d+|fc)\.")
 CLASSIC_KEY = re.compile(r"(conv1|bn1|layer\d+)_(scene|face)(\..+)")
+ORIGINAL_KEY = re.compile(r"(scene_backbone|face_backbone|attn)\.")
 SHOWN_IN_ERRORS = 5
 
 
@@ -66,6 +72,8 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
     known = None
     if isinstance(content, dict) and "model" in content and "config" in content:
         content, known = migrate_model_keys(content["model"], content["config"]), "gazefollow"
+    elif isinstance(content, dict) and isinstance(content.get("model_state_dict"), dict):
+        content = content["model_state_dict"]  # the original's first choice
     elif isinstance(content, dict) and isinstance(content.get("model"), dict):
         content = content["model"]  # the classic files wrap their state dict so
     if not isinstance(content, dict) or not all(
@@ -98,6 +106,8 @@ def detect_format(keys: list[str], model_keys: set[str], path: Path) -> str:
     """The file's format from its key names (the classic files also hold non-ResNet layers)."""
     if any(CLASSIC_KEY.fullmatch(k) for k in keys):
         return "classic"
+    if any(k.startswith(("scene_backbone.", "face_backbone.")) for k in keys):
+        return "original"
     if keys and all(TORCHVISION_KEY.match(k) for k in keys):
         return "torchvision"
     top_names = {k.split(".")[0] for k in model_keys}
@@ -116,6 +126,8 @@ def model_names(key: str, fmt: str, prefixes: dict[str, str]) -> list[str] | Non
         return [key]
     if fmt == "torchvision":
         return None if key.startswith("fc.") else [prefix + key for prefix in prefixes.values()]
+    if fmt == "original":
+        return ["gaze." + key] if ORIGINAL_KEY.match(key) else None
     match = CLASSIC_KEY.fullmatch(key)
     return [f"{prefixes[match[2]]}{match[1]}{match[3]}"] if match and match[2] in prefixes else []
 
@@ -151,7 +163,9 @@ def match_keys(state: dict, renamed: dict, fmt: str, prefixes: dict[str, str],
             lists["unexpected"].append(file_key)
         for model_key in targets or []:
             value = state[file_key]
-            if model_key not in own:
+            if fmt == "original" and model_key.startswith("gaze.attn.") and model_key not in own:
+                lists["dropped"].append(file_key)  # built by the original even when unused
+            elif model_key not in own:
                 lists["unexpected"].append(file_key if model_key == file_key
                                            else f"{file_key} -> {model_key}")
             elif value.shape == own[model_key].shape:
@@ -229,7 +243,7 @@ def _resnet_prefixes(model: nn.Module, fmt: str, named: list[str]) -> dict[str, 
     of the encoder's ResNet parts when empty) for ImageNet files; the scene and face
     branches for the classic files."""
     prefixes = model.resnet_prefixes()
-    if fmt == "classic":
+    if fmt in ("classic", "original"):
         return {part: prefix for part, prefix in prefixes.items() if part in ("scene", "face")}
     return {part: prefixes[part] for part in (named or prefixes)}
 

@@ -20,7 +20,7 @@ from gazefollow.config import Config
 from gazefollow.data.build import build_datasets
 from gazefollow.data.dataset import BAD_KEY, collate_samples
 from gazefollow.data.order import EpochShuffle
-from gazefollow.models.gaze_model import build_model, optimizer_parameter_groups
+from gazefollow.models.gaze_model import build_model
 from gazefollow.models.heads import HEADS
 from gazefollow.objective import training_losses
 from gazefollow.run_records import StepLog
@@ -29,7 +29,7 @@ from gazefollow.stopping import StopRequest, ignore_signals_in_worker
 from gazefollow.train_state import (OptimizerStep, TrainParts, checkpoint_to_resume,
                                     end_session, epoch_batches, load_start_weights, plan_run,
                                     restore_rng, resume_or_start, save)
-from gazefollow.training_parts import (ProgressLog, make_ema, make_lr_scheduler,
+from gazefollow.training_parts import (ProgressLog, make_ema, make_lr_scheduler, make_optimizer,
                                        start_trackers, step_logs, timed, validate)
 
 
@@ -82,9 +82,9 @@ def train(config: Config, log=print) -> TrainOutcome:
         load_start_weights(net, config, run_dir, accelerator, log)
     if config.model.channels_last:
         net = net.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(optimizer_parameter_groups(net, config.optim))
-    parts = TrainParts(net, make_ema(net, config.optim), optimizer,
-                       make_lr_scheduler(optimizer, config.optim, state.total_steps))
+    optimizer = make_optimizer(net, config.optim)
+    parts = TrainParts(net, make_ema(net, config.optim), optimizer, make_lr_scheduler(
+        optimizer, config.optim, state.total_steps, state.steps_per_epoch))
 
     # 3. resume or start; then what runs: DDP, compiled; the RNG streams come back last
     resume_or_start(state, latest, parts, config, run_dir, accelerator, log)

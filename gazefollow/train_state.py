@@ -18,7 +18,7 @@ from gazefollow.checkpoint import (CHECKPOINTS_DIR, find_resumable, incomplete_c
 from gazefollow.config import Config, ConfigError, to_dict, to_yaml
 from gazefollow.init_weights import load_initial_weights
 from gazefollow.run_records import git_commit, peak_memory_mib, write_train_stats
-from gazefollow.training_parts import all_finite, restore
+from gazefollow.training_parts import all_finite, ema_parameters, restore
 
 
 @dataclass
@@ -194,7 +194,7 @@ class OptimizerStep:
         if finite:
             self.in_a_row = 0
             if not parts.optimizer.step_was_skipped:
-                parts.ema.step(parts.net.parameters())
+                parts.ema.step(ema_parameters(parts.net, self.config.optim))
         else:
             self._skipped()
         return StepResult(finite, losses)

@@ -2,16 +2,19 @@
 per-step diagnostics and validation."""
 from __future__ import annotations
 
+import math
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from diffusers.optimization import get_scheduler
 from diffusers.training_utils import EMAModel
+from torch.optim.lr_scheduler import LambdaLR
 
 from gazefollow.config import Config, ConfigError, config_changes, to_dict
 from gazefollow.evaluate import protocol_of, run_split
+from gazefollow.models.gaze_model import optimizer_parameter_groups
 from gazefollow.visualize import save_prediction_grid
 
 
@@ -33,19 +36,70 @@ def start_trackers(accelerator: Accelerator, config: Config, run_dir: Path, run_
             model, log="gradients", log_freq=config.logging.watch_every)
 
 
-def make_lr_scheduler(optimizer, optim, total_steps: int):
-    """Linear warm-up over ``optim.warmup_steps``, then constant or cosine decay to zero at
-    ``total_steps``; every parameter group keeps its own base rate under the same factor."""
-    name = {"constant": "constant_with_warmup", "cosine": "cosine"}[optim.lr_schedule]
-    return get_scheduler(name, optimizer, num_warmup_steps=optim.warmup_steps,
-                         num_training_steps=max(total_steps, 1))
+def make_optimizer(net, optim) -> torch.optim.Optimizer:
+    """AdamW (decoupled weight decay), or the original's Adam, one group per model part."""
+    groups = optimizer_parameter_groups(net, optim)
+    return (torch.optim.Adam if optim.optimizer == "adam" else torch.optim.AdamW)(groups)
+
+
+def _warmup(step: int, warmup: int) -> float:
+    return step / max(1, warmup)
+
+
+def _constant(step: int, warmup: int, total: int) -> float:
+    return _warmup(step, warmup) if step < warmup else 1.0
+
+
+def _cosine(step: int, warmup: int, total: int) -> float:
+    if step < warmup:
+        return _warmup(step, warmup)
+    return max(0.0, 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup))))
+
+
+def _epoch_warmup_cosine(step: int, steps_per_epoch: int, epochs: int) -> float:
+    """The original's schedule, by epoch e: warm-up e / (W - 1) over W = int(0.1 x epochs)
+    epochs (from 0 at epoch 0), then 0.5 (1 + cos(pi (e - W) / (epochs - W))). W <= 1: no
+    warm-up (the original divides by zero at W = 1)."""
+    epoch, warm = step // steps_per_epoch, int(0.1 * epochs)
+    if warm > 1 and epoch < warm:
+        return epoch / (warm - 1)
+    warm = warm if warm > 1 else 0
+    return 0.5 * (1 + math.cos(math.pi * min(epoch - warm, epochs - warm) / max(1, epochs - warm)))
+
+
+def lr_factor(optim, total_steps: int, steps_per_epoch: int):
+    """The schedule's factor of a group's base rate at optimizer step s (0-based):
+    ``constant`` / ``cosine`` after a linear warm-up of ``optim.warmup_steps`` (the formulas
+    of diffusers' constant_with_warmup / cosine schedules), or ``epoch_warmup_cosine``."""
+    if optim.lr_schedule == "epoch_warmup_cosine":
+        return partial(_epoch_warmup_cosine, steps_per_epoch=steps_per_epoch, epochs=optim.epochs)
+    schedule = _cosine if optim.lr_schedule == "cosine" else _constant
+    return partial(schedule, warmup=optim.warmup_steps, total=max(total_steps, 1))
+
+
+def make_lr_scheduler(optimizer, optim, total_steps: int, steps_per_epoch: int = 1):
+    """The schedule on the groups of ``optim.schedule_parts`` (every group when empty); the
+    other groups keep their base rate. Each group keeps its own base rate under the factor."""
+    factor = lr_factor(optim, total_steps, steps_per_epoch)
+    scheduled = set(optim.schedule_parts)
+    return LambdaLR(optimizer, [factor if not scheduled or group.get("name") in scheduled
+                                else (lambda step: 1.0) for group in optimizer.param_groups])
+
+
+def ema_parameters(net, optim) -> list[torch.nn.Parameter]:
+    """The trainable parameters the EMA covers: those of ``optim.ema_parts`` (all if empty)."""
+    parts = net.trainable_parts()
+    return [p for name, params in parts.items()
+            if not optim.ema_parts or name in optim.ema_parts for p in params]
 
 
 def make_ema(net, optim) -> EMAModel:
-    """EMA of every parameter: decay ceiling ``optim.ema_rate``; with ``optim.ema_warmup`` the
-    decay ramps as 1 - (1 + step)^-ema_power, else as (1 + step) / (10 + step)."""
-    return EMAModel(net.parameters(), decay=optim.ema_rate, use_ema_warmup=optim.ema_warmup,
-                    inv_gamma=1.0, power=optim.ema_power)
+    """EMA of ``ema_parameters``: decay ceiling ``optim.ema_rate``; with ``optim.ema_warmup``
+    the decay ramps as 1 - (1 + step)^-ema_power, else as (1 + step) / (10 + step);
+    ``optim.ema_fixed``: ema_rate from the second step on (the first copies the weights)."""
+    return EMAModel(ema_parameters(net, optim), decay=optim.ema_rate,
+                    min_decay=optim.ema_rate if optim.ema_fixed else 0.0,
+                    use_ema_warmup=optim.ema_warmup, inv_gamma=1.0, power=optim.ema_power)
 
 
 # Keys that may change when a run is resumed; any other difference is refused, because the
@@ -160,15 +214,15 @@ def validate(net, ema, dataset, config: Config, accelerator: Accelerator, step: 
     Every process scores its share of the split. With ``eval.debugging_maps`` (the original's
     ``--Debugging_maps``) the first validation samples are also drawn:
     ``debugging_maps/step_<N>.png`` in the run directory."""
-    ema.store(net.parameters())
-    ema.copy_to(net.parameters())
+    ema.store(ema_parameters(net, config.optim))
+    ema.copy_to(ema_parameters(net, config.optim))
     steps = config.sampling.steps
     keep = config.eval.num_visualize if config.eval.debugging_maps else 0
     result = run_split(net, dataset, [steps], config.sampling, batch_size=config.eval.batch_size,
                        seed=config.run.seed, device=accelerator.device, num_keep=keep,
                        prior_inout=0.5, protocol=protocol_of(config), desc="val",
                        shard=(accelerator.process_index, accelerator.num_processes))
-    ema.restore(net.parameters())
+    ema.restore(ema_parameters(net, config.optim))
     net.train()
     metrics = {**result.model[steps], "inout_ap": result.inout_ap}
     accelerator.log({f"val/{k}": v for k, v in metrics.items()}, step=step)

@@ -49,7 +49,13 @@ def test_default_experiment_only_without_yaml_files():
     (["--no_wandb"], "logging.wandb", "disabled"),
     (["--no_resume"], "run.resume", False),
     (["--no_save"], "run.keep_last", 1),
-    (["--lr_schedular"], "optim.lr_schedule", "cosine"),
+    (["--lr_schedular"], "optim.lr_schedule", "epoch_warmup_cosine"),
+    (["--lr_schedular"], "optim.schedule_parts", ["head"]),  # the UNet group only
+    (["--ema_on"], "optim.ema_parts", ["head", "inout_head"]),
+    (["--ema_on"], "optim.ema_fixed", True),
+    (["--random_flag"], "data.sigma_randint", [7, 10]),
+    (["--norm_std_flag"], "diffusion.per_sample_std", True),
+    (["--other_loss", "--kl_div_loss"], "loss.kl_div_loss", True),
     (["--source_dataset_dir", "/data/gf"], "data.dataset_dir", "/data/gf"),
     (["--unet_context_vector", "64"], "model.context_dim", 64),
     (["--is_subsample_test_set"], "data.subsample_test", False),  # the original's store_false
@@ -98,10 +104,12 @@ def test_eval_weights_refuses_training_yaml_layers():
     assert weights == "run" and overrides == ["eval.split=val"] and layers == []
 
 
-def test_not_yet_supported_flag_is_refused_not_ignored():
-    layers, overrides, _ = parse(["--other_loss"])
-    with pytest.raises(ConfigError, match="not yet supported"):
+def test_an_option_of_another_encoder_is_refused_not_ignored():
+    layers, overrides, _ = parse(["--adm_attention_module"])
+    with pytest.raises(ConfigError, match="option of the original encoder"):
         build_config(layers, overrides)
+    with pytest.raises(ConfigError, match="only acts with loss.other_loss"):
+        build_config(*parse(["--kl_div_loss"])[:2])
 
 
 def test_unknown_flag_suggests():

@@ -26,7 +26,7 @@ class ToyConvEncoder(GazeEncoder):
 
     PARTS = {"convs": ("scene_convs", "face_convs"), "tokens": ("to_tokens",)}
 
-    def __init__(self, model_cfg, output_size: int):
+    def __init__(self, model_cfg, data_cfg):
         super().__init__()
         self.scene_convs = nn.Sequential(nn.Conv2d(4, 8, 3, stride=2, padding=1), nn.ReLU(),
                                          nn.Conv2d(8, 8, 3, stride=2, padding=1))

@@ -120,7 +120,12 @@ def test_the_original_files_translate_to_typed_keys(tmp_path, capsys):
         "model.scene_layers": [3, 4, 6, 3, 2], "model.face_layers": [3, 4, 6, 3, 2],
         "logging.watch_wandb": True, "sampling.steps": 50, "sampling.clip_denoised": False,
         "diffusion.prediction": "x0", "diffusion.diff_normalization": 0.1,
-        "diffusion.norm_std": True, "diffusion.random_sigma": True,
+        "diffusion.per_sample_std": True, "data.sigma_randint": [7, 10],
+        "diffusion.norm_std": False, "diffusion.random_sigma": False,
+        # the original model and the parts of its recipe its code fixes
+        "model.encoder": "original", "model.unet_norm_groups": 8, "model.inout_hidden": 512,
+        "optim.optimizer": "adam", "diffusion.timestep_sampling": "uniform",
+        "model.depth_branch": False, "model.depth_layers": [3, 4, 6, 3, 2],
         "diffusion.noise_changer": False, "diffusion.noise_changer_strength": 0.1,
         "diffusion.mse_loss_weight_type": "constant", "loss.inout_bce": True,
         "loss.inout_weight": 100.0, "loss.heatmap_weight": 100000.0,
@@ -129,7 +134,6 @@ def test_the_original_files_translate_to_typed_keys(tmp_path, capsys):
     for dotted, value in expected.items():
         section, key = dotted.split(".")
         assert getattr(getattr(config, section), key) == value, dotted
-    assert "resnet_depth_inplanes' has no effect" in capsys.readouterr().err
 
 
 def test_a_command_line_flag_still_wins_over_the_files(tmp_path):
@@ -142,8 +146,11 @@ def test_unknown_and_unsupported_keys_are_refused_with_the_file_and_section(tmp_
     with pytest.raises(ConfigError, match=r"section Diffusion, key 'unet_inplane'.*"
                                           r"Did you mean 'unet_inplanes'"):
         _config(_files(tmp_path, diffusion=typo))
+    updown = ORIGINAL_DIFFUSION.replace("resblock_updown: false", "resblock_updown: true")
+    with pytest.raises(ConfigError, match="resblock_updown'.*not yet supported"):
+        _config(_files(tmp_path, diffusion=updown))
     depth = ORIGINAL_GAZE.replace("depth_flag: false", "depth_flag: true")
-    with pytest.raises(ConfigError, match="depth_flag'.*not yet supported"):
+    with pytest.raises(ConfigError, match="set data.depth_suffix"):
         _config(_files(tmp_path, gaze=depth))
     mixed = ORIGINAL_GAZE + "model:\n  head: regression\n"
     with pytest.raises(ConfigError, match="mixes the original's sections"):
@@ -169,7 +176,7 @@ Diffusion:
   list_unet_inplanes_multipliers: [1, 2]
   list_unet_attention_levels: [2]
   unet_spatial_tf_heads: 2
-  unet_context_vector: 32
+  unet_context_vector: 128
   sample_time_steps: 1
   inout_weight: 100
   diffuion_weight: 1000
@@ -185,8 +192,8 @@ losses_parameters:
 """
 TINY_GAZE = """
 Gaze:
-    list_resnet_scene_layers: [1, 1]
-    list_resnet_face_layers: [1]
+    list_resnet_scene_layers: [1, 1, 1, 1, 1]
+    list_resnet_face_layers: [1, 1, 1, 1, 1]
     resnet_scene_inplanes: 8
     resnet_face_inplanes: 8
     depth_flag: false
@@ -197,7 +204,7 @@ def test_original_layout_files_train_and_evaluate_through_main(tiny_world, tmp_p
     root, _ = tiny_world
     diffusion = TINY_ORIGINAL.format(world=root, out=tmp_path / "output")
     argv = [*_files(tmp_path, diffusion, TINY_GAZE), "--tag", "trial_gaze", "--max_steps", "2",
-            "data.face_size=16", "model.unet_norm_groups=4", "model.scene_token_grid=2"]
+            "data.face_size=16", "eval.extra_steps=[]"]
     results = main(argv)
     assert 0 <= results["model"]["auc"] <= 1
     run_dir = tmp_path / "output" / "gazefollow-diffusion-x0" / "trial_gaze"

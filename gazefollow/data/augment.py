@@ -67,8 +67,10 @@ def color_jitter(image: Image.Image, rng: np.random.Generator, spread: float) ->
 
 
 def augment(image: Image.Image, box: np.ndarray, points: np.ndarray, rng: np.random.Generator,
-            settings: AugmentSettings) -> tuple[Image.Image, np.ndarray, np.ndarray]:
-    """One training view: (image, head box xyxy, in-frame gaze points [N, 2]), in pixels.
+            settings: AugmentSettings, depth: Image.Image | None = None) -> tuple:
+    """One training view: (image, head box xyxy, in-frame gaze points [N, 2], depth), in
+    pixels; a ``depth`` map of the image's size is cropped and flipped with it (never
+    colour-jittered), else None.
 
     An out-of-frame person has no points: the crop then only keeps the head, and the person
     stays out of frame. Which augmentations apply is drawn first, in a fixed order, so changing
@@ -82,9 +84,15 @@ def augment(image: Image.Image, box: np.ndarray, points: np.ndarray, rng: np.ran
     if draws[0] < settings.box_jitter:
         box = jitter_box(box, jitter_share, width, height)
     if draws[1] < settings.crop:
-        image, box, points = random_crop(image, box, points, rng)
+        image, cropped_box, points = random_crop(image, box, points, rng)
+        if depth is not None:  # the same window: the offset the box moved by, the new size
+            x0, y0 = (box - cropped_box)[:2]
+            depth = depth.crop((int(x0), int(y0), int(x0) + image.size[0],
+                                               int(y0) + image.size[1]))
+        box = cropped_box
     if draws[2] < settings.flip:
         image, box, points = flip(image, box, points)
+        depth = None if depth is None else depth.transpose(Image.FLIP_LEFT_RIGHT)
     if draws[3] < settings.color:
         image = color_jitter(image, rng, settings.color_range)
-    return image, box, points
+    return image, box, points, depth

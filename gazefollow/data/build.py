@@ -144,10 +144,16 @@ def build_datasets(config: Config, splits=("train", "val", "test"), log=print) -
     root = dataset_root(config, log)
     kwargs = dict(input_size=data.input_size, output_size=data.output_size,
                   face_size=data.face_size, heatmap_sigma=data.heatmap_sigma,
-                  head_enlarge=data.head_enlarge, on_bad_input=data.on_bad_input)
+                  head_enlarge=data.head_enlarge, on_bad_input=data.on_bad_input,
+                  sigma_randint=data.sigma_randint, depth_suffix=data.depth_suffix)
     out = {}
     if {"train", "val"} & set(splits):
         instances, report = read_split(config, root, "train", log)
+        if data.train_in_frame_only:
+            kept = [i for i in instances if i.inout]
+            log(f"train split: data.train_in_frame_only kept the {len(kept)} in-frame people of "
+                f"{len(instances)} ({len(instances) - len(kept)} out of frame left out)")
+            instances = kept
         group = show_group if data.source_dataset == "videoattentiontarget" else image_group
         train, val = split_by_image(instances, data.val_fraction, config.run.seed, group)
         out["train"] = HeadDataset(root, train, augment=augment_settings(config),

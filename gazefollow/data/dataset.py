@@ -9,6 +9,7 @@ from PIL import Image
 from torch.utils.data import Dataset, default_collate
 
 from gazefollow.data.augment import AugmentSettings, augment
+from gazefollow.data.depth import depth_channels, depth_path, read_depth
 from gazefollow.data.heatmap import gaussian_heatmap, pad_points
 from gazefollow.data.instances import BadInput, HeadInstance, fix_box, pixel_box
 from gazefollow.data.preprocess import model_inputs
@@ -36,12 +37,14 @@ class HeadDataset(Dataset):
     ``gaze_points`` [20, 2] (normalised, -1 padding), ``inout`` (1 in frame, 0 out),
     ``head_box`` [4] (normalised xyxy, after quirk fixes), ``index`` (sample id), ``position``
     (in this dataset), ``path``,
-    ``width`` and ``height`` (original image size).
+    ``width`` and ``height`` (original image size); with a ``depth_suffix``, ``depth``
+    [3, S, S] (``gazefollow/data/depth.py``).
 
     An item is a position, or (position, epoch) from the training sampler: with ``augment``
     settings (and ``random_sigma``: the target Gaussian's sigma drawn in 0.5-1.5x) the view is
     drawn from a generator seeded by (seed, epoch, sample id), so it does
-    not depend on workers, batch size or resumes. With ``on_bad_input="skip"`` an image that
+    not depend on workers, batch size or resumes. ``sigma_randint`` [lo, hi] draws each view's
+    sigma as an integer in [lo, hi] (at 64 px), in every split (the original's random_flag). With ``on_bad_input="skip"`` an image that
     fails to decode (or a box empty inside its image) gives ``{"bad_input": message}``, which
     ``collate_samples`` drops and reports; "strict" raises, naming the file and rows.
     """
@@ -50,13 +53,15 @@ class HeadDataset(Dataset):
                  output_size: int = 64, face_size: int = 224, heatmap_sigma: float = 3.0,
                  head_enlarge: float = 0.1, augment: AugmentSettings | None = None,
                  on_bad_input: str = "strict", random_sigma: bool = False, seed: int = 0,
-                 load_report=None):
+                 load_report=None, sigma_randint: list[int] | None = None,
+                 depth_suffix: str = ""):
         self.root = Path(root)
         self.instances = instances
         self.input_size, self.output_size, self.face_size = input_size, output_size, face_size
         self.heatmap_sigma, self.head_enlarge = heatmap_sigma, head_enlarge
         self.augment, self.on_bad_input = augment, on_bad_input
         self.random_sigma, self.seed = random_sigma, seed
+        self.sigma_randint, self.depth_suffix = sigma_randint or [], depth_suffix
         self.load_report = load_report  # what reading the annotations fixed and dropped
 
     def __len__(self) -> int:
@@ -101,16 +106,24 @@ class HeadDataset(Dataset):
         image = self._load_image(instance)
         width, height = image.size  # the original size, reported for the GazeFollow AUC
         box, points = self._pixel_annotation(instance, width, height)
+        depth = None
+        if self.depth_suffix:
+            depth = read_depth(depth_path(self.root / instance.path, self.depth_suffix),
+                               image.size, instance.rows)
         rng = np.random.default_rng([self.seed, epoch, instance.index])
         if self.augment is not None:
-            image, box, points = augment(image, box, points, rng, self.augment)
-        # diffusion.random_sigma: a random target width per view (drawn after the augmentations,
-        # so switching it does not change them)
+            image, box, points, depth = augment(image, box, points, rng, self.augment, depth)
+        # random target widths per view (drawn after the augmentations, so switching them does
+        # not change those)
         sigma = self.heatmap_sigma * (rng.uniform(0.5, 1.5) if self.random_sigma else 1.0)
+        if self.sigma_randint:
+            sigma = float(rng.integers(self.sigma_randint[0], self.sigma_randint[1] + 1))
         view_w, view_h = image.size
         points = points / [view_w, view_h]
+        extra = {} if depth is None else {"depth": depth_channels(depth, self.input_size)}
         return {
             **model_inputs(image, box, self.input_size, self.face_size, self.head_enlarge),
+            **extra,
             "heatmap": gaussian_heatmap(points, self.output_size, sigma),
             "gaze_points": pad_points(points),
             "inout": torch.tensor(float(instance.inout)),

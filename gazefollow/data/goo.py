@@ -28,10 +28,15 @@ GOO_LAYOUTS = {
     "GOO-Synth release": {"train": ("picklefiles/trainpickle2to19human.pickle",
                                     "1person/GazeDatasets"),
                           "test": ("picklefiles/testpickle120.pickle", "test")},
+    # GOO-Real as released on Zenodo since December 2021 (its download notes: the pickles'
+    # names end in "New"), then the earlier release's names and image folder
+    "GOO-Real release": {"train": ("oneshotrealhumansNew.pickle", "finalrealdatasetImgsV3"),
+                         "test": ("testrealhumansNew.pickle", "finalrealdatasetImgsV3")},
+    "GOO-Real earlier release": {"train": ("oneshotrealhumans.pickle", "finalrealdatasetImgsV2"),
+                                 "test": ("testrealhumans.pickle", "finalrealdatasetImgsV2")},
     "earlier gazefollow synthetic GOO": {"train": ("goosynth_train.pickle", ""),
                                          "test": ("goosynth_test.pickle", "")},
 }
-
 
 
 def goo_head_box(hx: float, hy: float) -> np.ndarray:

@@ -17,6 +17,7 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -24,6 +25,7 @@ from gazefollow.config import SyntheticConfig
 from gazefollow.data.instances import BadInput
 
 MANIFEST = "synthetic_world.json"  # written last: its presence marks a complete world
+DEPTH_SUFFIX = "_depth.png"  # with synthetic.depth_maps: set data.depth_suffix to this
 TRAIN_FILE = "train_annotations_release.txt"
 TEST_FILE = "test_annotations_release.txt"
 _SPLIT_IDS = {"train": 1, "test": 2}
@@ -126,7 +128,29 @@ def render_scene(cfg: SyntheticConfig, split: str, index: int, in_frame: bool) -
     if lay["target"]:
         _draw_object(draw, rng, *lay["target"], lay["obj_r"])
     body = _draw_person(draw, rng, lay["hx"], lay["hy"], lay["radius"], lay["theta"])
+    lay["objects"] = placed
     return image, lay, body
+
+
+def render_depth(cfg: SyntheticConfig, lay: dict, body: tuple) -> np.ndarray:
+    """A 16-bit depth map of a scene: a ground plane receding towards the top of the image,
+    with the objects and the person standing on it nearer than the ground behind them."""
+    w, h = cfg.width, cfg.height
+    ramp = 0.95 - 0.65 * (np.arange(h, dtype=np.float64) / (h - 1))  # far (1) at the top
+    depth = np.repeat(ramp[:, None], w, axis=1)
+    pixels = Image.fromarray(np.zeros((h, w), np.uint8))
+    draw = ImageDraw.Draw(pixels)
+    r = lay["obj_r"]
+    for x, y in lay["objects"]:
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=int(255 * ramp[min(int(y + r), h - 1)]))
+    bx, by, bw, bh = body
+    person = int(255 * ramp[min(int(by + bh), h - 1)])  # at the depth of its feet
+    draw.rectangle((bx, by, bx + bw, by + bh), fill=person)
+    hr = lay["radius"]
+    draw.ellipse((lay["hx"] - hr, lay["hy"] - hr, lay["hx"] + hr, lay["hy"] + hr), fill=person)
+    drawn = np.asarray(pixels, np.float64) / 255.0
+    depth = np.where(drawn > 0, drawn - 0.05, depth)
+    return np.round(np.clip(depth, 0, 1) * 65535).astype(np.uint16)
 
 
 def _row_prefix(path: str, index: int, cfg: SyntheticConfig, lay: dict, body: tuple) -> list:
@@ -158,6 +182,9 @@ def write_split(cfg: SyntheticConfig, root: Path, split: str) -> int:
         image, lay, body = render_scene(cfg, split, index, in_frame)
         path = f"{split}/{index:06d}.jpg"
         image.save(root / path, quality=92)
+        if cfg.depth_maps:
+            cv2.imwrite(str(root / f"{split}/{index:06d}{DEPTH_SUFFIX}"),
+                        render_depth(cfg, lay, body))
         prefix = _row_prefix(path, index, cfg, lay, body)
         box = _head_box(lay, cfg)
         if split == "train":
@@ -218,7 +245,8 @@ def ensure_world(cfg: SyntheticConfig, root: str | Path, log=print) -> Path:
     root = Path(root)
     manifest = root / MANIFEST
     if manifest.is_file():
-        stored = json.loads(manifest.read_text())["config"]
+        # settings added since a world was written have their defaults, its behaviour then
+        stored = {**asdict(SyntheticConfig()), **json.loads(manifest.read_text())["config"]}
         if stored != asdict(cfg):
             diff = {k: (stored.get(k), v) for k, v in asdict(cfg).items() if stored.get(k) != v}
             raise BadInput(

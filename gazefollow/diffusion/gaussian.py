@@ -149,6 +149,13 @@ class GaussianDiffusion:
         return (_extract(self.sqrt_alphas_cumprod, t, x_start.ndim) * x_start
                 + _extract(self.sqrt_one_minus_alphas_cumprod, t, x_start.ndim) * noise)
 
+    def standardize(self, x_t: torch.Tensor) -> torch.Tensor:
+        """``per_sample_std`` (the original's norm_std_flag): x_t divided by its own std over
+        each sample's map, after noising and before every sampling step; else unchanged."""
+        if not self.cfg.per_sample_std:
+            return x_t
+        return x_t / x_t.std(dim=tuple(range(1, x_t.ndim)), keepdim=True)
+
     def q_posterior(self, x_start: torch.Tensor, x_t: torch.Tensor,
                     t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, log variance) of q(x_{t-1} | x_t, x_0)  (Ho et al. eq. 6-7)."""

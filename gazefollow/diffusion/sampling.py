@@ -91,6 +91,7 @@ def sample(model, diffusion: GaussianDiffusion, cond: dict, noise: torch.Tensor,
     low, high = diffusion.clip_range()
     betas = respaced_betas(diffusion, timesteps).float().to(x_t.device)
     for i, t in enumerate(timesteps):
+        x_t = diffusion.standardize(x_t)
         model_output, t_batch = _denoise(model, diffusion, x_t, t, cond)
         mean_out, var_values = diffusion.split_output(model_output)
         pred_x0 = diffusion.pred_xstart(mean_out, x_t, t_batch)  # 1. predicted x_0
@@ -149,6 +150,7 @@ def make_dpm_solver(diffusion: GaussianDiffusion, timesteps: list[int]) -> DPMSo
 def _dpm_solver(model, diffusion, cond, x_t, timesteps, trajectory) -> torch.Tensor:
     scheduler = make_dpm_solver(diffusion, timesteps)
     for t in scheduler.timesteps.tolist():
+        x_t = diffusion.standardize(x_t)
         model_output, t_batch = _denoise(model, diffusion, x_t, int(t), cond)
         mean_out, _ = diffusion.split_output(model_output)
         if trajectory is not None:

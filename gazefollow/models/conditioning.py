@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 class _Required(TypedDict):
     context: torch.Tensor  # [B, N, D] tokens the UNet cross-attends to
-    inout_features: torch.Tensor  # [B, F] pooled features for the in/out head
+    # [B, F] pooled features for the in/out head, or [B, F, g, g] maps (widths.inout_grid = g)
+    inout_features: torch.Tensor
 
 
 class Conditioning(_Required, total=False):
@@ -34,6 +35,7 @@ class ConditioningWidths:
 
     context: int  # D
     inout: int  # F
+    inout_grid: int = 0  # g when inout_features are maps (the Chong-style in/out head)
     spatial: int = 0  # C; 0 = no spatial map
     field: int = 0  # G; 0 = no direction field
 

@@ -3,7 +3,8 @@
 To add one, write a ``GazeEncoder`` subclass anywhere, decorate it with
 ``@register_encoder("name")`` and set ``model.encoder: name``. It must:
 
-- take ``(model_cfg, output_size)`` (the ``model`` config section, the heatmap size);
+- take ``(model_cfg, data_cfg)`` (the ``model`` and ``data`` config sections: its own
+  keys, and the input, face and heatmap sizes);
 - set ``self.widths`` (``ConditioningWidths``) in ``__init__``;
 - map a batch (``image`` [B, 3, S, S], ``head_channel`` [B, 1, S, S], ``face`` [B, 3, F, F],
   ``head_box`` [B, 4] normalised xyxy) to a ``Conditioning``;
@@ -37,6 +38,15 @@ class GazeEncoder(nn.Module, abc.ABC):
     @abc.abstractmethod
     def forward(self, batch: dict) -> Conditioning:
         """The batch's conditioning (see the module docstring for the batch keys)."""
+
+    @classmethod
+    def config_problem(cls, model_cfg, data_cfg) -> str | None:
+        """Why this encoder cannot be built from these config sections (None: it can); the
+        config is refused with that reason before anything runs."""
+        for key in ("adm_attention_module", "depth_branch"):
+            if getattr(model_cfg, key):
+                return f"model.{key} is an option of the original encoder (model.encoder=original)"
+        return None
 
     def part_modules(self, part: str) -> dict[str, nn.Module]:
         """{attribute name: submodule} of one part (attributes set to None are absent)."""
@@ -73,8 +83,8 @@ def model_parts(encoder: type[GazeEncoder]) -> tuple[str, ...]:
     return (*encoder.PARTS, *MODEL_OWN_PARTS)
 
 
-def build_encoder(model_cfg, output_size: int) -> GazeEncoder:
-    encoder = encoder_class(model_cfg.encoder)(model_cfg, output_size)
+def build_encoder(model_cfg, data_cfg) -> GazeEncoder:
+    encoder = encoder_class(model_cfg.encoder)(model_cfg, data_cfg)
     if not isinstance(getattr(encoder, "widths", None), ConditioningWidths):
         raise TypeError(f"encoder '{model_cfg.encoder}' must set self.widths "
                         "(a ConditioningWidths) in __init__")
@@ -82,4 +92,4 @@ def build_encoder(model_cfg, output_size: int) -> GazeEncoder:
 
 
 # The built-in encoders register themselves on import (after the names above exist).
-from gazefollow.models import resnet_pair  # noqa: E402,F401
+from gazefollow.models import original, resnet_pair  # noqa: E402,F401

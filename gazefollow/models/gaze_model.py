@@ -25,6 +25,29 @@ class InOutHead(nn.Module):
         return self.net(features).squeeze(1)
 
 
+class ConvInOutHead(nn.Module):
+    """Feature maps [B, F, g, g] -> in-frame logit [B], as Chong et al. (CVPR 2020) and the
+    original research code: 1x1 convolutions F -> hidden -> 1 with BatchNorm and ReLU, then
+    one linear layer over the g² locations."""
+
+    def __init__(self, in_channels: int, hidden: int, grid: int):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(in_channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden),
+            nn.ReLU(inplace=True), nn.Conv2d(hidden, 1, 1, bias=False), nn.BatchNorm2d(1),
+            nn.ReLU(inplace=True))
+        self.fc = nn.Linear(grid * grid, 1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(features).flatten(1)).squeeze(1)
+
+
+def build_inout_head(widths, hidden: int) -> nn.Module:
+    if widths.inout_grid:
+        return ConvInOutHead(widths.inout, hidden, widths.inout_grid)
+    return InOutHead(widths.inout, hidden)
+
+
 class GazeModel(nn.Module):
     """``encode`` runs once per sample; the head's ``predict`` reuses its conditioning for
     every sampler step and draw. ``forward`` is the training entry (one call, so DDP sees
@@ -37,8 +60,8 @@ class GazeModel(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        self.gaze = build_encoder(config.model, config.data.output_size)
-        self.inout_head = InOutHead(self.gaze.widths.inout, config.model.inout_hidden)
+        self.gaze = build_encoder(config.model, config.data)
+        self.inout_head = build_inout_head(self.gaze.widths, config.model.inout_hidden)
         self.head = build_head(config, self.gaze.widths)
         self.frozen = [module for part in frozen_parts(config.model)
                        for module in self.gaze.part_modules(part).values()]
@@ -77,8 +100,10 @@ class GazeModel(nn.Module):
         """Key prefix of each ResNet part an ImageNet file can initialise, e.g. "gaze.scene."."""
         out = {}
         for part in self.gaze.RESNET_PARTS:
-            (name,) = self.gaze.part_modules(part)  # a ResNet part is one module
-            out[part] = f"gaze.{name}."
+            modules = self.gaze.part_modules(part)  # a ResNet part is one module, or absent
+            if modules:
+                (name,) = modules
+                out[part] = f"gaze.{name}."
         return out
 
 

@@ -23,6 +23,11 @@ from gazefollow.models.conditioning import Conditioning, ConditioningWidths, con
 from gazefollow.models.denoiser import HeatmapDenoiser
 
 
+# The loss terms' key of the head's predicted heatmap [B, 1, O, O] (with its gradient), which
+# the objective's point and KL losses read and never log.
+PREDICTED_HEATMAP = "predicted_heatmap"
+
+
 def build_diffusion(config) -> GaussianDiffusion:
     """The Gaussian diffusion of a Config; ``norm_std`` standardises by one ground-truth
     heatmap at the image centre (its statistics hardly depend on where the peak is)."""
@@ -52,7 +57,8 @@ class DiffusionHead(nn.Module):
 
     def loss(self, cond: Conditioning, heatmap: torch.Tensor, generator=None) -> tuple:
         """Noise the target at a random t and score the denoiser's output (ADM's loss types);
-        terms hold "mse" [B], "t" [B] and, with learned sigmas or the KL loss, "vb" [B]."""
+        terms hold "mse" [B], "t" [B], the predicted heatmap (``PREDICTED_HEATMAP``) and, with
+        learned sigmas or the KL loss, "vb" [B]."""
         diffusion = self.diffusion
         x_start = diffusion.heatmap_to_x(heatmap)
         noise = torch.randn(x_start.shape, generator=generator, device=x_start.device)
@@ -62,10 +68,14 @@ class DiffusionHead(nn.Module):
             noise = noise + offset * torch.randn(shape, generator=generator,
                                                  device=x_start.device)
         t = diffusion.sample_timesteps(x_start.shape[0], x_start.device, generator)
-        x_t = diffusion.q_sample(x_start, t, noise)
+        x_t = diffusion.standardize(diffusion.q_sample(x_start, t, noise))
         model_output = self.denoiser(x_t, diffusion.model_timesteps(t), cond)
         per_sample, terms = denoising_losses(diffusion, model_output, x_start, x_t, noise, t)
         terms["t"] = t
+        mean_out, _ = diffusion.split_output(model_output.float())
+        # the predicted x_0 as a heatmap, with its gradient, for the point and KL losses
+        terms[PREDICTED_HEATMAP] = diffusion.x_to_heatmap(
+            diffusion.pred_xstart(mean_out, x_t, t), clamp=False)
         return per_sample, terms
 
     @torch.no_grad()
@@ -145,7 +155,7 @@ class RegressionHead(nn.Module):
     def loss(self, cond: Conditioning, heatmap: torch.Tensor, generator=None) -> tuple:
         prediction = self.decoder(cond)
         per_sample = ((prediction.float() - heatmap.float()) ** 2).mean(dim=(1, 2, 3))
-        return per_sample, {"mse": per_sample.detach()}
+        return per_sample, {"mse": per_sample.detach(), PREDICTED_HEATMAP: prediction.float()}
 
     @torch.no_grad()
     def predict(self, cond: Conditioning, ids: list[int], seed: int, steps: int, sampling,

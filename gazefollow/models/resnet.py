@@ -65,12 +65,17 @@ class ResNet(nn.Module):
         in_channels (int, default 3): input channels (RGB plus any extra maps).
         block (str, default "basic"): "basic" or "bottleneck".
         stem_pool (bool, default True): the stem's 3x3 stride-2 max-pool.
+        planes (list[int], optional): each stage's width instead of inplanes * 2**i.
+        strides (list[int], optional): each stage's stride instead of 1, 2, 2 ...
     """
 
     def __init__(self, layers: list[int], inplanes: int = 64, in_channels: int = 3,
-                 block: str = "basic", stem_pool: bool = True):
+                 block: str = "basic", stem_pool: bool = True,
+                 planes: list[int] | None = None, strides: list[int] | None = None):
         super().__init__()
         block_cls = BLOCKS[block]
+        planes = planes or [inplanes * 2**stage for stage in range(len(layers))]
+        strides = strides or [1] + [2] * (len(layers) - 1)
         self.conv1 = nn.Conv2d(in_channels, inplanes, 7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(inplanes)
         self.relu = nn.ReLU(inplace=True)
@@ -78,9 +83,9 @@ class ResNet(nn.Module):
         self.stride = 4 if stem_pool else 2
         channels = inplanes
         for stage, blocks in enumerate(layers):
-            planes, stride = inplanes * 2**stage, 1 if stage == 0 else 2
-            self.stride *= stride
-            stage_blocks, channels = self._make_stage(block_cls, channels, planes, blocks, stride)
+            self.stride *= strides[stage]
+            stage_blocks, channels = self._make_stage(block_cls, channels, planes[stage], blocks,
+                                                      strides[stage])
             self.add_module(f"layer{stage + 1}", stage_blocks)
         self.num_stages = len(layers)
         self.out_channels = channels

@@ -93,9 +93,9 @@ class ResNetPairEncoder(GazeEncoder):
     PARTS = {"scene": ("scene",), "face": ("face",), "conditioner": ("conditioner", "direction")}
     RESNET_PARTS = ("scene", "face")
 
-    def __init__(self, model_cfg, output_size: int):
+    def __init__(self, model_cfg, data_cfg):
         super().__init__()
-        self.output_size = output_size
+        self.output_size = data_cfg.output_size
         self.coords = model_cfg.scene_coord_channels
         self.scene = ResNet(model_cfg.scene_layers, model_cfg.scene_inplanes,
                             in_channels=4 + 2 * self.coords, block=model_cfg.block,
