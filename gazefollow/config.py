@@ -192,6 +192,9 @@ class DiffusionConfig:
     # none (the original's "constant") | min_snr_<gamma> (e.g. min_snr_5) | max_snr_<gamma>
     # | trunc_snr | snr | inv_snr
     mse_loss_weight_type: str = "none"
+    # Classifier-free guidance (Ho & Salimans 2022; the original's later versions): the share of
+    # training samples whose conditioning is replaced by a learned null one; 0 = off
+    cond_drop_prob: float = 0.0
 
 
 @dataclass
@@ -203,6 +206,11 @@ class SamplingConfig:
     clip_denoised: bool = True  # clamp predicted x_0 to the heatmap range between steps
     start_from_picture: bool = False  # start from the centre prior noised to start_timestep
     start_timestep: int = 0  # the timestep of that start
+    # Classifier-free guidance (needs diffusion.cond_drop_prob > 0 in training): the output is
+    # null + cond_scale x (conditional - null); 1 = off. rescaled_phi mixes in the guided
+    # output rescaled to the conditional output's std (Lin et al. 2024); 0 = off
+    cond_scale: float = 1.0
+    rescaled_phi: float = 0.0
 
 
 @dataclass
@@ -386,6 +394,10 @@ LEGACY_FLAGS: dict[str, tuple[str, Any]] = {
     "ema_on": ("optim.ema_on", "true"),
     "ema_rate": ("optim.ema_rate", "value"),
     "max_steps": ("run.max_steps", "value"),
+    # classifier-free guidance, from the original's first versions
+    "cond_drop_prob": ("diffusion.cond_drop_prob", "value"),
+    "cond_scale": ("sampling.cond_scale", "value"),
+    "rescaled_phi": ("sampling.rescaled_phi", "value"),
 }
 
 # Keys a legacy flag also sets when given (the original's behaviour spans several typed keys).
@@ -789,6 +801,13 @@ def _validate_diffusion(config: Config) -> None:
     _check(not (diff.noise_changer and diff.offset_noise_strength > 0), "diffusion.noise_changer "
            "(the original's offset noise, at noise_changer_strength) and "
            "diffusion.offset_noise_strength are two ways to ask for the same noise: use one")
+    _check(0 <= diff.cond_drop_prob < 1, "diffusion.cond_drop_prob must be in [0, 1)")
+    _check(diff.cond_drop_prob == 0 or config.model.head == "diffusion",
+           "diffusion.cond_drop_prob (classifier-free guidance) needs model.head=diffusion")
+    _check(0 <= sampling.rescaled_phi <= 1, "sampling.rescaled_phi must be in [0, 1]")
+    _check(sampling.cond_scale == 1 or diff.cond_drop_prob > 0, "sampling.cond_scale "
+           f"{sampling.cond_scale} guides with the null conditioning, which only a model trained "
+           "with diffusion.cond_drop_prob > 0 has")
     if sampling.start_from_picture:
         _check(0 < sampling.start_timestep < diff.train_time_steps, "sampling.start_timestep "
                f"must be in (0, {diff.train_time_steps}) with sampling.start_from_picture")

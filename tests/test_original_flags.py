@@ -137,3 +137,26 @@ def _argv(tmp_path, *extra):
 def test_each_original_flag_trains_two_steps_and_evaluates(tmp_path, flags):
     results = main(_argv(tmp_path, *flags))
     assert 0 <= results["model"]["auc"] <= 1
+
+
+def test_classifier_free_guidance_trains_and_guides(tmp_path):
+    from gazefollow.models.heads import GuidedDenoiser
+    results = main(_argv(tmp_path, "--cond_drop_prob", "0.5", "--cond_scale", "2.0",
+                         "--rescaled_phi", "0.7"))
+    assert 0 <= results["model"]["auc"] <= 1
+    config = tiny_config(tmp_path, "diffusion.cond_drop_prob=0.5", "sampling.cond_scale=3")
+    head = build_model(config).head
+    cond = {"context": torch.randn(2, 5, config.model.context_dim),
+            "spatial": torch.randn(2, 4, 4, 4), "field": torch.rand(2, 2, 16, 16)}
+    x_t, t = torch.randn(2, 1, 16, 16), torch.tensor([10, 500])
+    null = head.null_conditioning(cond, torch.tensor([True, False]))
+    assert torch.equal(null["context"][0], cond["context"][0])
+    assert torch.equal(null["context"][1], head.null_context[0].expand(5, -1))
+    assert null["spatial"][1].abs().sum() == 0
+    with torch.no_grad():
+        conditional = head.denoise(x_t, t, cond)
+        unconditional = head.denoise(x_t, t, head.null_conditioning(cond, torch.zeros(2) > 0))
+        guided = GuidedDenoiser(head, config.sampling).denoise(x_t, t, cond)
+    assert torch.allclose(guided, unconditional + 3 * (conditional - unconditional), atol=1e-5)
+    with pytest.raises(Exception, match="cond_drop_prob > 0"):
+        tiny_config(tmp_path, "sampling.cond_scale=2")

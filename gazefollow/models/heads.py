@@ -46,6 +46,9 @@ class DiffusionHead(nn.Module):
         self.denoiser = HeatmapDenoiser(config.model, config.data.output_size, channels, widths)
         self.diffusion = build_diffusion(config)
         self.output_size = config.data.output_size
+        self.cond_drop_prob = config.diffusion.cond_drop_prob
+        if self.cond_drop_prob > 0:  # the learned null context of classifier-free guidance
+            self.null_context = nn.Parameter(torch.randn(1, 1, widths.context))
 
     @staticmethod
     def run_label(config) -> str:
@@ -54,6 +57,18 @@ class DiffusionHead(nn.Module):
     def denoise(self, x_t: torch.Tensor, t: torch.Tensor, cond: Conditioning) -> torch.Tensor:
         """One denoiser call (the samplers' model interface)."""
         return self.denoiser(x_t, t, cond)
+
+    def null_conditioning(self, cond: Conditioning, keep: torch.Tensor) -> Conditioning:
+        """``cond`` with the samples where ``keep`` [B] is False unconditioned: the learned
+        null context in place of the tokens, the per-pixel maps zeroed."""
+        shaped = keep.view(-1, 1, 1)
+        out = dict(cond)
+        out["context"] = torch.where(shaped, cond["context"],
+                                     self.null_context.to(cond["context"].dtype))
+        for key in ("spatial", "field"):
+            if key in cond:
+                out[key] = cond[key] * keep.view(-1, 1, 1, 1).to(cond[key].dtype)
+        return out
 
     def loss(self, cond: Conditioning, heatmap: torch.Tensor, generator=None) -> tuple:
         """Noise the target at a random t and score the denoiser's output (ADM's loss types);
@@ -68,6 +83,9 @@ class DiffusionHead(nn.Module):
             noise = noise + offset * torch.randn(shape, generator=generator,
                                                  device=x_start.device)
         t = diffusion.sample_timesteps(x_start.shape[0], x_start.device, generator)
+        if self.cond_drop_prob > 0:
+            keep = torch.rand(x_start.shape[0], generator=generator, device=x_start.device)
+            cond = self.null_conditioning(cond, keep >= self.cond_drop_prob)
         x_t = diffusion.standardize(diffusion.q_sample(x_start, t, noise))
         model_output = self.denoiser(x_t, diffusion.model_timesteps(t), cond)
         per_sample, terms = denoising_losses(diffusion, model_output, x_start, x_t, noise, t)
@@ -86,13 +104,14 @@ class DiffusionHead(nn.Module):
         draw's predicted x_0 after each step."""
         size, device = self.output_size, cond["context"].device
         picture = center_prior_heatmap(size) if sampling.start_from_picture else None
+        model = self if sampling.cond_scale == 1 else GuidedDenoiser(self, sampling)
         total = None
         for draw in range(first_draw, first_draw + draws):
             x_T = initial_noise(ids, (1, size, size), seed, draw).to(device)
             # ancestral DDPM: the noise of step i is seeded by sample id too
             step_noise = (lambda i, d=draw: initial_noise(ids, (1, size, size), seed,
                                                           d + 1000 * (i + 1)))
-            heatmap = sample(self, self.diffusion, cond, x_T, steps, sampling.sampler,
+            heatmap = sample(model, self.diffusion, cond, x_T, steps, sampling.sampler,
                              trajectory if draw == first_draw else None, step_noise,
                              clip_denoised=sampling.clip_denoised, start_picture=picture,
                              start_timestep=sampling.start_timestep)[:, 0].cpu().numpy()
@@ -110,6 +129,27 @@ class DiffusionHead(nn.Module):
     @staticmethod
     def eval_label(sampling) -> str:
         return f"{sampling.sampler}{sampling.steps}"
+
+
+class GuidedDenoiser:
+    """The samplers' model interface with classifier-free guidance: null + s (cond - null),
+    and with ``rescaled_phi`` = phi a share phi of that output rescaled to the conditional
+    output's per-sample std (Lin et al. 2024, as the original's later versions)."""
+
+    def __init__(self, head: DiffusionHead, sampling):
+        self.head, self.scale, self.phi = head, sampling.cond_scale, sampling.rescaled_phi
+
+    def denoise(self, x_t: torch.Tensor, t: torch.Tensor, cond: Conditioning) -> torch.Tensor:
+        drop = torch.zeros(x_t.shape[0], dtype=torch.bool, device=x_t.device)
+        conditional = self.head.denoise(x_t, t, cond)
+        null = self.head.denoise(x_t, t, self.head.null_conditioning(cond, drop))
+        guided = null + self.scale * (conditional - null)
+        if not self.phi:
+            return guided
+        dims = tuple(range(1, guided.ndim))
+        rescaled = guided * (conditional.std(dim=dims, keepdim=True)
+                             / guided.std(dim=dims, keepdim=True))
+        return self.phi * rescaled + (1 - self.phi) * guided
 
 
 class RegressionDecoder(nn.Module):
