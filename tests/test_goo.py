@@ -81,5 +81,22 @@ def test_a_folder_in_goo_synths_released_layout_needs_no_other_key(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     config = tiny_config(tmp_path, "data.source_dataset=goo", f"data.dataset_dir={empty}")
-    with pytest.raises(FileNotFoundError, match="picklefiles/trainpickle2to19human.pickle"):
+    with pytest.raises(FileNotFoundError, match="picklefiles/trainpickle2to19human.pickle.*"
+                                                "oneshotrealhumansNew.pickle"):
         build_datasets(config, splits=("train",), log=lambda *_: None)
+
+
+@pytest.mark.parametrize("release", ["GOO-Real release", "GOO-Real earlier release"])
+def test_goo_real_as_released_is_found_from_its_root(tmp_path, release):
+    """oneshotrealhumansNew.pickle / testrealhumansNew.pickle with finalrealdatasetImgsV3/
+    (the Zenodo release's names), or the earlier names with finalrealdatasetImgsV2/."""
+    from gazefollow.config import SyntheticConfig
+    from gazefollow.data.goo import GOO_LAYOUTS
+    from gazefollow.data.synthetic_layouts import write_goo_world
+    root = write_goo_world(SyntheticConfig(num_train=8, num_test=3, width=96, height=72),
+                           tmp_path / "gooreal", release=release)
+    pickle_file, image_dir = GOO_LAYOUTS[release]["test"]
+    assert (root / pickle_file).is_file() and (root / image_dir).is_dir()
+    config = tiny_config(tmp_path, "data.source_dataset=goo", f"data.dataset_dir={root}")
+    datasets = build_datasets(config, log=lambda *_: None)
+    assert len(datasets["test"]) == 3 and datasets["test"][0]["image"].shape[0] == 3

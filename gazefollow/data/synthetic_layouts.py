@@ -61,15 +61,16 @@ def write_vat_world(cfg: SyntheticConfig, root: str | Path, frames_per_clip: int
     return root
 
 
-def write_goo_world(cfg: SyntheticConfig, root: str | Path, overwrite: bool = False) -> Path:
-    """Write ``cfg.num_train`` / ``cfg.num_test`` scenes per split in GOO-Synth's released
-    layout: ``picklefiles/trainpickle2to19human.pickle`` with images under
-    ``1person/GazeDatasets/``, ``picklefiles/testpickle120.pickle`` with images under ``test/``
-    (file names with a ``\\`` separator, as Windows-written pickles have)."""
+def write_goo_world(cfg: SyntheticConfig, root: str | Path, overwrite: bool = False,
+                    release: str = "GOO-Synth release") -> Path:
+    """Write ``cfg.num_train`` / ``cfg.num_test`` scenes per split in a released GOO layout
+    (``GOO_LAYOUTS``; by default GOO-Synth's: ``picklefiles/trainpickle2to19human.pickle`` with
+    images under ``1person/GazeDatasets/``, ``picklefiles/testpickle120.pickle`` with images
+    under ``test/``), file names with a ``\\`` separator, as Windows-written pickles have."""
     root = _fresh(Path(root), overwrite)
     sx, sy = BASIS_W / cfg.width, BASIS_H / cfg.height
     for split in ("train", "test"):
-        pickle_file, image_dir = GOO_LAYOUTS["GOO-Synth release"][split]
+        pickle_file, image_dir = GOO_LAYOUTS[release][split]
         (root / image_dir / "scene0").mkdir(parents=True, exist_ok=True)
         entries = []
         for index in range(getattr(cfg, SPLIT_SIZE[split])):
