@@ -263,13 +263,42 @@ def evaluate_run(config, model, run_dir: str | Path, device, weights: str, log=p
                        shard[1])
     results["info"].update(differs_from_training=differs or {}, output_dir=str(run_dir))
     if shard[0] == 0:
-        _write_outputs(config, Path(run_dir), results, main, max(steps_list), run_id, log)
+        extremes = extreme_auc_samples(model, datasets[split], main, steps_list, config,
+                                       {**common, "shard": (0, 1)})
+        _write_outputs(config, Path(run_dir), results, main, max(steps_list), run_id, log,
+                       extremes)
     return results
 
 
+EXTREMES = 4  # test samples drawn at each end of the per-sample AUC ranking
+
+
+def extreme_auc_samples(model, dataset, main: SplitResult, steps_list, config,
+                        common: dict) -> dict[str, list[dict]]:
+    """{"best_auc": samples, "worst_auc": samples}: the EXTREMES in-frame instances with the
+    highest and lowest AUC, predicted again (seeded by sample id: the same heatmaps) so they
+    can be drawn, as the original logged its best / worst test samples to wandb."""
+    import copy
+
+    count = min(EXTREMES, config.eval.num_visualize)
+    scored = sorted((record["auc"], record["id"]) for record in main.records
+                    if not math.isnan(record.get("auc", math.nan)))
+    if not count or not scored or not steps_list:
+        return {}
+    by_id = {instance.index: instance for instance in dataset.instances}
+    out = {}
+    for name, chosen in (("best_auc", scored[::-1][:count]), ("worst_auc", scored[:count])):
+        view = copy.copy(dataset)
+        view.instances = [by_id[sample_id] for _, sample_id in chosen]
+        out[name] = run_split(model, view, steps_list[:1], config.sampling, num_keep=count,
+                              desc=name, **common).samples
+    return out
+
+
 def _write_outputs(config, run_dir: Path, results: dict, main: SplitResult, max_steps: int,
-                   run_id: str | None, log) -> None:
-    """metrics.json, predictions.csv, the pictures, wandb, and the printed table."""
+                   run_id: str | None, log, extremes: dict[str, list[dict]]) -> None:
+    """metrics.json, predictions.csv, the pictures (with the best / worst AUC samples), wandb,
+    and the printed table."""
     from gazefollow.visualize import save_prediction_grid, save_trajectories
 
     write_metrics(results, run_dir / "metrics.json")
@@ -279,6 +308,9 @@ def _write_outputs(config, run_dir: Path, results: dict, main: SplitResult, max_
         root = Path(config.data.dataset_dir)
         save_prediction_grid(main.samples, root, pictures[0])
         save_trajectories(main.samples[:4], root, pictures[1], max_steps)
+    for name, samples in extremes.items():
+        pictures.append(run_dir / f"{name}.png")
+        save_prediction_grid(samples, Path(config.data.dataset_dir), pictures[-1])
     log_to_wandb(config, run_dir, results, pictures, run_id)
     info = results["info"]
     if info["skipped_unreadable"]:

@@ -77,6 +77,27 @@ def test_predictions_file_and_pictures(trained):
     assert (run_dir / "predictions_grid.png").stat().st_size > 10_000
 
 
+def test_the_best_and_worst_auc_samples_are_drawn_with_their_own_heatmaps(trained):
+    """As the original's wandb pictures: the samples at both ends of the AUC ranking, predicted
+    again (seeded by sample id) and drawn, each with the same point as predictions.csv."""
+    from gazefollow.evaluate import load_for_eval, run_split, extreme_auc_samples
+    from gazefollow.data.build import build_datasets
+    _, run_dir, results = trained
+    assert (run_dir / "best_auc.png").is_file() and (run_dir / "worst_auc.png").is_file()
+    loaded = load_for_eval(run_dir)
+    config = loaded["config"]
+    test = build_datasets(config, splits=("test",), log=lambda *_: None)["test"]
+    common = dict(batch_size=4, seed=config.run.seed, device="cpu", prior_inout=0.5)
+    main_pass = run_split(loaded["model"], test, [1], config.sampling, **common)
+    extremes = extreme_auc_samples(loaded["model"], test, main_pass, [1], config, common)
+    ranked = sorted((r["auc"], r["id"]) for r in main_pass.records)
+    assert [s["index"] for s in extremes["worst_auc"]] == [i for _, i in ranked[:4]]
+    assert [s["index"] for s in extremes["best_auc"]] == [i for _, i in ranked[::-1][:4]]
+    by_id = {r["id"]: r for r in main_pass.records}
+    for sample in extremes["best_auc"] + extremes["worst_auc"]:
+        assert sample["pred"] == (by_id[sample["index"]]["pred_x"], by_id[sample["index"]]["pred_y"])
+
+
 def test_mean_of_several_samples_is_reported_separately(trained, capsys):
     _, run_dir, results = trained
     out = main(["--eval_weights", str(run_dir), "eval.num_samples=3", "eval.extra_steps=[3]"])
