@@ -24,7 +24,8 @@ PREFIXES = {"gaze_model.": "gaze.", "sequential.": "inout_head.conv.",
 FIXED_BUFFERS = ("gaze_model.postional_embedding_",)
 # ADM ResBlock layers -> diffusers ResnetBlock2D layers.
 RESBLOCK = {"in_layers.0.": "norm1.", "in_layers.2.": "conv1.", "emb_layers.1.": "time_emb_proj.",
-            "out_layers.0.": "norm2.", "out_layers.3.": "conv2.", "skip_connection.": "conv_shortcut."}
+            "out_layers.0.": "norm2.", "out_layers.3.": "conv2.",
+            "skip_connection.": "conv_shortcut."}
 
 
 def adm_unet_key_map(model_cfg) -> dict[str, tuple[str, str]]:

@@ -18,7 +18,8 @@ from tests.conftest import TINY, tiny_config
 
 
 def test_per_sample_std_divides_x_t_by_its_own_std_in_training_and_at_every_step():
-    diffusion = GaussianDiffusion(build_config(overrides=["diffusion.per_sample_std=true"]).diffusion)
+    config = build_config(overrides=["diffusion.per_sample_std=true"])
+    diffusion = GaussianDiffusion(config.diffusion)
     x = torch.randn(3, 1, 8, 8) * torch.tensor([0.1, 1.0, 7.0]).view(3, 1, 1, 1)
     assert diffusion.standardize(x).std(dim=(1, 2, 3)).tolist() == pytest.approx([1, 1, 1])
 

@@ -118,7 +118,8 @@ def test_the_original_unet_keys_map_one_to_one_onto_the_diffusers_unet():
         "down_blocks.0.downsamplers.0.conv.weight")
     assert mapped["model.input_blocks.3.1.transformer_blocks.0.attn2.to_k.weight"].endswith(
         "down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight")
-    assert mapped["model.output_blocks.1.2.conv.bias"].endswith("up_blocks.0.upsamplers.0.conv.bias")
+    assert mapped["model.output_blocks.1.2.conv.bias"].endswith(
+        "up_blocks.0.upsamplers.0.conv.bias")
     assert mapped["model.output_blocks.3.0.out_layers.3.weight"].endswith(
         "up_blocks.1.resnets.1.conv2.weight")
     assert mapped["model.input_blocks.3.0.emb_layers.1.weight"].endswith(

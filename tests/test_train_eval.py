@@ -95,7 +95,8 @@ def test_the_best_and_worst_auc_samples_are_drawn_with_their_own_heatmaps(traine
     assert [s["index"] for s in extremes["best_auc"]] == [i for _, i in ranked[::-1][:4]]
     by_id = {r["id"]: r for r in main_pass.records}
     for sample in extremes["best_auc"] + extremes["worst_auc"]:
-        assert sample["pred"] == (by_id[sample["index"]]["pred_x"], by_id[sample["index"]]["pred_y"])
+        record = by_id[sample["index"]]
+        assert sample["pred"] == (record["pred_x"], record["pred_y"])
 
 
 def test_mean_of_several_samples_is_reported_separately(trained, capsys):
