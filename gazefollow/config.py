@@ -249,6 +249,9 @@ class OptimConfig:
     grad_accumulation: int = 1  # batches per optimizer step (global batch = batch x this x procs)
     max_nonfinite_steps: int = 5  # NaN/Inf loss or gradient: update skipped; more in a row stop
     amp: str = "no"  # no | fp16 | bf16
+    # fp16 on a machine without CUDA: full precision with a notice instead of a refusal (the
+    # original's --amp O1 / O2 / O3 set it: without apex and a GPU it ran without amp)
+    amp_fallback: bool = False
     ema_on: bool = True  # evaluate with EMA weights
     ema_rate: float = 0.999  # the EMA decay ceiling
     ema_warmup: bool = True  # off: diffusers' ramp (1 + step) / (10 + step), capped at ema_rate
@@ -316,7 +319,8 @@ RETIRED_KEYS = ("model.attention_layout", "optim.lr_anneal_steps")
 # separated), "true" (sets True), "false" (sets False), or a dict mapping the flag's value.
 LEGACY_FLAGS: dict[str, tuple[str, Any]] = {
     "tag": ("run.tag", "value"),
-    "device": ("run.device", "value"),
+    # the original's "cuda" is the GPU when there is one: "auto" (the CPU otherwise, said)
+    "device": ("run.device", {"cuda": "auto", "cpu": "cpu", "auto": "auto", "mps": "mps"}),
     "input_size": ("data.input_size", "value"),
     "output_size": ("data.output_size", "value"),
     "batch_size": ("data.batch_size", "value"),
@@ -404,6 +408,7 @@ LEGACY_FLAGS: dict[str, tuple[str, Any]] = {
 LEGACY_FLAG_ALSO: dict[str, list[tuple[str, Any]]] = {
     "lr_schedular": [("optim.schedule_parts", ["head"])],  # the UNet group only
     "ema_on": [("optim.ema_parts", ["head", "inout_head"]), ("optim.ema_fixed", True)],
+    "amp": [("optim.amp_fallback", True)],
 }
 # ... and what a bare flag written ``false`` in the original's YAML files implies.
 LEGACY_FLAG_ABSENT: dict[str, list[tuple[str, Any]]] = {

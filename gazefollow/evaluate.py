@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +95,9 @@ class SplitResult:
     records: list[dict]  # predictions.csv rows at the first step count
     samples: list[dict]  # the first num_keep instances with heatmaps and trajectories
     bad_input: list[str]  # samples skipped because they failed to load (skip mode)
+    # {"best_auc": samples, "worst_auc": samples}: the instances at both ends of the
+    # per-sample AUC ranking at the first step count, with their heatmaps
+    extremes: dict = field(default_factory=dict)
 
 
 def _predict_batch(model, cond, batch, steps_list, seed, num_samples, sampling,
@@ -129,15 +132,47 @@ def _batch_entries(batch, heatmaps, mean_map, trajectory, inout_prob, prior, ste
                  "inout_score": float(inout_prob[i]), "label": int(batch["inout"][i])}
         if steps_list:
             entry["record"] = _record(batch, i, entry["steps"][first], float(inout_prob[i]))
-        if position < num_keep and steps_list:
-            entry["kept"] = {
+        if steps_list:
+            entry["drawable"] = {
                 "path": batch["path"][i], "index": int(batch["index"][i]),
                 "head_box": batch["head_box"][i].cpu().numpy(), "points": points,
                 "heatmap": heatmaps[first][i], "pred": entry["steps"][first]["pred"],
-                "inout_prob": float(inout_prob[i]),
-                "trajectory": [step[i, 0].numpy() for step in trajectory]}
+                "inout_prob": float(inout_prob[i])}
+        if position < num_keep and steps_list:
+            entry["kept"] = {**entry["drawable"],
+                             "trajectory": [step[i, 0].numpy() for step in trajectory]}
         entries.append(entry)
     return entries
+
+
+EXTREMES = 4  # instances drawn at each end of the per-sample AUC ranking
+
+
+class ExtremeAUC:
+    """The EXTREMES instances with the highest and the lowest AUC seen so far, with their
+    heatmaps (as the original logged its best / worst test samples to wandb); entries are
+    offered batch by batch, so no other heatmap is kept."""
+
+    def __init__(self, count: int):
+        self.count, self.best, self.worst = count, [], []
+
+    def offer(self, entries: list[dict], first) -> None:
+        for entry in entries:
+            drawable = entry.pop("drawable", None)
+            auc = entry["steps"][first]["auc"] if first is not None else math.nan
+            if drawable is None or math.isnan(auc) or not self.count:
+                continue
+            item = (auc, entry["position"], drawable)
+            self.best = sorted([*self.best, item], key=lambda x: (-x[0], x[1]))[:self.count]
+            self.worst = sorted([*self.worst, item], key=lambda x: (x[0], x[1]))[:self.count]
+
+    def merged(self, shard: tuple[int, int]) -> dict[str, list[dict]]:
+        """Every process's extremes merged (a collective call with several processes)."""
+        best = sorted(_gather(self.best, shard), key=lambda x: (-x[0], x[1]))[:self.count]
+        worst = sorted(_gather(self.worst, shard), key=lambda x: (x[0], x[1]))[:self.count]
+        if not best:
+            return {}
+        return {"best_auc": [x[2] for x in best], "worst_auc": [x[2] for x in worst]}
 
 
 @torch.no_grad()
@@ -160,6 +195,7 @@ def run_split(model, dataset, steps_list: list[int], sampling, *, batch_size: in
                         generator=torch.Generator())
     prior = center_prior_heatmap(dataset.output_size)
     entries, bad = [], []
+    extremes = ExtremeAUC(min(EXTREMES, num_keep))
     progress = tqdm(total=len(positions), desc=desc, unit="sample", leave=False,
                     disable=None if shard[0] == 0 else True)
     for batch in loader:
@@ -170,8 +206,10 @@ def run_split(model, dataset, steps_list: list[int], sampling, *, batch_size: in
         keep_path = min(batch["position"].tolist()) < num_keep
         predicted = _predict_batch(model, cond, batch, steps_list, seed, num_samples, sampling,
                                    keep_path)
-        entries += _batch_entries(batch, *predicted, inout_prob, prior, steps_list, protocol,
-                                  num_keep)
+        batch_entries = _batch_entries(batch, *predicted, inout_prob, prior, steps_list,
+                                       protocol, num_keep)
+        extremes.offer(batch_entries, (steps_list or [None])[0])
+        entries += batch_entries
         progress.update(len(batch["position"]))
     progress.close()
     # dataset order, so means and AP are summed as with one process, to the last bit
@@ -187,7 +225,7 @@ def run_split(model, dataset, steps_list: list[int], sampling, *, batch_size: in
         mean_of_samples=summarize([e["mean"] for e in entries], protocol) if has_mean else None,
         records=[e["record"] for e in entries if "record" in e],
         samples=[e["kept"] for e in entries if "kept" in e],
-        bad_input=_gather(bad, shard))
+        bad_input=_gather(bad, shard), extremes=extremes.merged(shard))
 
 
 def _results(config, model, main: SplitResult, inout: SplitResult, steps_list, datasets,
@@ -263,40 +301,12 @@ def evaluate_run(config, model, run_dir: str | Path, device, weights: str, log=p
                        shard[1])
     results["info"].update(differs_from_training=differs or {}, output_dir=str(run_dir))
     if shard[0] == 0:
-        extremes = extreme_auc_samples(model, datasets[split], main, steps_list, config,
-                                       {**common, "shard": (0, 1)})
-        _write_outputs(config, Path(run_dir), results, main, max(steps_list), run_id, log,
-                       extremes)
+        _write_outputs(config, Path(run_dir), results, main, max(steps_list), run_id, log)
     return results
 
 
-EXTREMES = 4  # test samples drawn at each end of the per-sample AUC ranking
-
-
-def extreme_auc_samples(model, dataset, main: SplitResult, steps_list, config,
-                        common: dict) -> dict[str, list[dict]]:
-    """{"best_auc": samples, "worst_auc": samples}: the EXTREMES in-frame instances with the
-    highest and lowest AUC, predicted again (seeded by sample id: the same heatmaps) so they
-    can be drawn, as the original logged its best / worst test samples to wandb."""
-    import copy
-
-    count = min(EXTREMES, config.eval.num_visualize)
-    scored = sorted((record["auc"], record["id"]) for record in main.records
-                    if not math.isnan(record.get("auc", math.nan)))
-    if not count or not scored or not steps_list:
-        return {}
-    by_id = {instance.index: instance for instance in dataset.instances}
-    out = {}
-    for name, chosen in (("best_auc", scored[::-1][:count]), ("worst_auc", scored[:count])):
-        view = copy.copy(dataset)
-        view.instances = [by_id[sample_id] for _, sample_id in chosen]
-        out[name] = run_split(model, view, steps_list[:1], config.sampling, num_keep=count,
-                              desc=name, **common).samples
-    return out
-
-
 def _write_outputs(config, run_dir: Path, results: dict, main: SplitResult, max_steps: int,
-                   run_id: str | None, log, extremes: dict[str, list[dict]]) -> None:
+                   run_id: str | None, log) -> None:
     """metrics.json, predictions.csv, the pictures (with the best / worst AUC samples), wandb,
     and the printed table."""
     from gazefollow.visualize import save_prediction_grid, save_trajectories
@@ -308,7 +318,7 @@ def _write_outputs(config, run_dir: Path, results: dict, main: SplitResult, max_
         root = Path(config.data.dataset_dir)
         save_prediction_grid(main.samples, root, pictures[0])
         save_trajectories(main.samples[:4], root, pictures[1], max_steps)
-    for name, samples in extremes.items():
+    for name, samples in main.extremes.items():
         pictures.append(run_dir / f"{name}.png")
         save_prediction_grid(samples, Path(config.data.dataset_dir), pictures[-1])
     log_to_wandb(config, run_dir, results, pictures, run_id)

@@ -2,6 +2,7 @@
 for training and evaluation alike."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import torch
@@ -22,11 +23,17 @@ def make_accelerator(config: Config, run_dir: Path) -> Accelerator:
     if config.run.device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("run.device=cuda but no CUDA device is available")
     cpu = runs_on_cpu(config)
-    if cpu and config.optim.amp == "fp16":
-        raise ConfigError("optim.amp=fp16 (--amp O1/O2/O3) needs a GPU; on a CPU use "
-                          "optim.amp=bf16, or --amp O0 for none")
+    precision = config.optim.amp
+    if cpu and precision == "fp16":
+        if not config.optim.amp_fallback:
+            raise ConfigError("optim.amp=fp16 needs a GPU; on a CPU use optim.amp=bf16, or "
+                              "optim.amp=no for none")
+        print("note: optim.amp=fp16 (the original's --amp O1/O2/O3) needs a GPU; none is "
+              "present, so this run trains in full precision, as the original did without "
+              "apex and CUDA", file=sys.stderr)
+        precision = "no"
     log_with = None if config.logging.wandb == "disabled" else "wandb"
-    return Accelerator(cpu=cpu, mixed_precision=config.optim.amp, log_with=log_with,
+    return Accelerator(cpu=cpu, mixed_precision=precision, log_with=log_with,
                        gradient_accumulation_steps=config.optim.grad_accumulation,
                        project_dir=str(run_dir))
 

@@ -161,3 +161,19 @@ def test_classifier_free_guidance_trains_and_guides(tmp_path):
     assert torch.allclose(guided, unconditional + 3 * (conditional - unconditional), atol=1e-5)
     with pytest.raises(Exception, match="cond_drop_prob > 0"):
         tiny_config(tmp_path, "sampling.cond_scale=2")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the fallback is for machines without CUDA")
+def test_the_originals_cuda_and_apex_levels_fall_back_to_the_cpu_in_full_precision(tmp_path,
+                                                                                   capsys):
+    from main import parse
+    from gazefollow.config import ConfigError
+    from gazefollow.runtime import make_accelerator
+    layers, overrides, _ = parse(["--device", "cuda", "--amp", "O1"])
+    config = build_config(layers, overrides)
+    assert (config.run.device, config.optim.amp, config.optim.amp_fallback) == ("auto", "fp16",
+                                                                                 True)
+    assert make_accelerator(config, tmp_path).mixed_precision == "no"
+    assert "trains in full precision" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="needs a GPU"):  # our own key stays strict
+        make_accelerator(build_config(overrides=["optim.amp=fp16"]), tmp_path)

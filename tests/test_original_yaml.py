@@ -109,8 +109,9 @@ def _config(argv):
 def test_the_original_files_translate_to_typed_keys(tmp_path, capsys):
     config = _config([*_files(tmp_path), "--tag", "trial_gaze"])
     expected = {
-        "run.tag": "trial_gaze", "run.device": "cuda", "run.init_weights":
-        "pretrained/init_weights.pt", "run.resume": True, "run.output_dir": "output",
+        "run.tag": "trial_gaze", "run.device": "auto", "optim.amp_fallback": True,
+        "run.init_weights": "pretrained/init_weights.pt", "run.resume": True,
+        "run.output_dir": "output",
         "data.dataset_dir": "gaze/datasets/gazefollow_extended", "data.num_workers": 8,
         "data.batch_size": 16, "data.heatmap_sigma": 3.0, "data.subsample_test": False,
         "optim.lr": 2.5e-4, "optim.epochs": 60, "optim.amp": "fp16", "optim.ema_rate": 0.9999,
@@ -167,8 +168,8 @@ Dataset:
   input_size: 32
   output_size: 16
   epochs: 1
-  amp: 'O0'
-  device: "cpu"
+  amp: 'O1'  # the original's values: full precision on the CPU when no GPU is present
+  device: "cuda"
   no_wandb: true
   eval_weights :
 Diffusion:

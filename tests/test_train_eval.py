@@ -78,25 +78,28 @@ def test_predictions_file_and_pictures(trained):
 
 
 def test_the_best_and_worst_auc_samples_are_drawn_with_their_own_heatmaps(trained):
-    """As the original's wandb pictures: the samples at both ends of the AUC ranking, predicted
-    again (seeded by sample id) and drawn, each with the same point as predictions.csv."""
-    from gazefollow.evaluate import load_for_eval, run_split, extreme_auc_samples
+    """As the original's wandb pictures: the instances at both ends of the AUC ranking, kept
+    during the pass and drawn, each with the point predictions.csv has for it."""
     from gazefollow.data.build import build_datasets
+    from gazefollow.evaluate import load_for_eval, run_split
     _, run_dir, results = trained
     assert (run_dir / "best_auc.png").is_file() and (run_dir / "worst_auc.png").is_file()
     loaded = load_for_eval(run_dir)
     config = loaded["config"]
     test = build_datasets(config, splits=("test",), log=lambda *_: None)["test"]
-    common = dict(batch_size=4, seed=config.run.seed, device="cpu", prior_inout=0.5)
-    main_pass = run_split(loaded["model"], test, [1], config.sampling, **common)
-    extremes = extreme_auc_samples(loaded["model"], test, main_pass, [1], config, common)
-    ranked = sorted((r["auc"], r["id"]) for r in main_pass.records)
-    assert [s["index"] for s in extremes["worst_auc"]] == [i for _, i in ranked[:4]]
-    assert [s["index"] for s in extremes["best_auc"]] == [i for _, i in ranked[::-1][:4]]
-    by_id = {r["id"]: r for r in main_pass.records}
-    for sample in extremes["best_auc"] + extremes["worst_auc"]:
+    result = run_split(loaded["model"], test, [1], config.sampling, batch_size=3,
+                       seed=config.run.seed, device="cpu", prior_inout=0.5, num_keep=4)
+    ranked = sorted((r["auc"], position) for position, r in enumerate(result.records))
+    ids = [result.records[position]["id"] for _, position in ranked]
+    assert [s["index"] for s in result.extremes["worst_auc"]] == ids[:4]
+    best = sorted(ranked, key=lambda x: (-x[0], x[1]))[:4]
+    assert [s["index"] for s in result.extremes["best_auc"]] == [
+        result.records[position]["id"] for _, position in best]
+    by_id = {r["id"]: r for r in result.records}
+    for sample in result.extremes["best_auc"] + result.extremes["worst_auc"]:
         record = by_id[sample["index"]]
         assert sample["pred"] == (record["pred_x"], record["pred_y"])
+
 
 
 def test_mean_of_several_samples_is_reported_separately(trained, capsys):
