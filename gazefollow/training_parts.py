@@ -15,7 +15,6 @@ from torch.optim.lr_scheduler import LambdaLR
 from gazefollow.config import Config, ConfigError, config_changes, to_dict
 from gazefollow.evaluate import protocol_of, run_split
 from gazefollow.models.gaze_model import optimizer_parameter_groups
-from gazefollow.visualize import save_prediction_grid
 
 
 def start_trackers(accelerator: Accelerator, config: Config, run_dir: Path, run_id: str,
@@ -229,6 +228,7 @@ def validate(net, ema, dataset, config: Config, accelerator: Accelerator, step: 
     log(f"step {step} validation (EMA, {net.head.describe(config.sampling)} {steps} steps): " +
         "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     if result.samples and accelerator.is_main_process:
+        from gazefollow.visualize import save_prediction_grid  # matplotlib: only when drawing
         (run_dir / "debugging_maps").mkdir(exist_ok=True)
         save_prediction_grid(result.samples, Path(config.data.dataset_dir),
                              run_dir / "debugging_maps" / f"step_{step:07d}.png")

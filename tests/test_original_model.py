@@ -224,8 +224,8 @@ def test_the_original_configuration_at_224_px_trains_2_steps(tmp_path):
     """The acceptance run: the full original model at 224 px, 2 steps, 1 DDIM step."""
     results = main(["--experiment", str(ORIGINAL), "--max_steps", "2", "data.batch_size=2",
                     "data.num_workers=0", "sampling.steps=1", "eval.extra_steps=[]",
-                    "eval.batch_size=4", "eval.num_visualize=2", "logging.wandb=disabled",
-                    "run.device=cpu", "synthetic.num_train=8", "synthetic.num_test=3",
+                    "eval.batch_size=2", "eval.num_visualize=2", "logging.wandb=disabled",
+                    "run.device=cpu", "synthetic.num_train=6", "synthetic.num_test=2",
                     "synthetic.width=96", "synthetic.height=72", "synthetic.annotators=2",
                     f"data.dataset_dir={tmp_path / 'world'}", f"run.output_dir={tmp_path}"])
     assert 0 <= results["model"]["auc"] <= 1

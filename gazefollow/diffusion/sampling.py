@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from diffusers import DPMSolverMultistepScheduler
 
 from gazefollow.diffusion.gaussian import GaussianDiffusion, get_betas
 
@@ -130,8 +129,11 @@ def _ddpm_step(diffusion, x_t, x0, var_values, t: int, beta: torch.Tensor,
     return mean + torch.exp(0.5 * log_var) * noise
 
 
-def make_dpm_solver(diffusion: GaussianDiffusion, timesteps: list[int]) -> DPMSolverMultistepScheduler:
-    """diffusers' DPM-Solver++ (2nd order, multistep) on the training betas and our timesteps."""
+def make_dpm_solver(diffusion: GaussianDiffusion, timesteps: list[int]):
+    """diffusers' DPM-Solver++ (2nd order, multistep) on the training betas and our timesteps
+    (imported here: diffusers' schedulers pull in scipy.stats, a second per process)."""
+    from diffusers import DPMSolverMultistepScheduler
+
     cfg = diffusion.cfg
     scheduler = DPMSolverMultistepScheduler(
         num_train_timesteps=diffusion.num_timesteps,
