@@ -613,8 +613,21 @@ def _override_node(item: Override) -> tuple[DictConfig, str]:
         return OmegaConf.create(_renamed(node)), f"{key}={value}"
     if "=" not in item:
         raise ConfigError(f"override '{item}' is not of the form section.key=value")
+    key, raw = item.split("=", 1)
+    if _schema_type(key) == "str":  # YAML would read "no", "off" ... as booleans
+        return _override_node((key, raw.strip("'\"")))
     node = OmegaConf.to_container(OmegaConf.from_dotlist([item]))
     return OmegaConf.create(_renamed(node)), item
+
+
+def _schema_type(dotted: str) -> str | None:
+    """The annotation of a schema key ("str", "int" ...), None for an unknown key."""
+    section, _, name = dotted.partition(".")
+    schemas = {f.name: f.default_factory for f in fields(Config)}
+    if section not in schemas or not callable(schemas[section]):
+        return None
+    types = {f.name: f.type for f in fields(schemas[section]())}
+    return types.get(name)
 
 
 def migrate_stored(stored: dict) -> dict:

@@ -27,7 +27,7 @@ def make_accelerator(config: Config, run_dir: Path) -> Accelerator:
     if cpu and precision == "fp16":
         if not config.optim.amp_fallback:
             raise ConfigError("optim.amp=fp16 needs a GPU; on a CPU use optim.amp=bf16, or "
-                              "optim.amp=no for none")
+                              "--amp O0 (optim.amp=no) for none")
         print("note: optim.amp=fp16 (the original's --amp O1/O2/O3) needs a GPU; none is "
               "present, so this run trains in full precision, as the original did without "
               "apex and CUDA", file=sys.stderr)

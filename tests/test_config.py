@@ -134,3 +134,8 @@ def test_per_part_and_init_weights_keys_are_checked(override, message):
         build_config(overrides=[override])
     good = build_config(overrides=["optim.part_lr.scene=1e-5", "optim.part_weight_decay.face=0"])
     assert good.optim.part_lr == {"scene": 1e-5} and good.optim.part_weight_decay == {"face": 0}
+
+
+def test_a_string_key_keeps_words_yaml_reads_as_booleans():
+    config = build_config(overrides=["optim.amp=no", "run.tag=off", "run.device=cpu"])
+    assert (config.optim.amp, config.run.tag, config.run.device) == ("no", "off", "cpu")
