@@ -211,6 +211,11 @@ def _migrate(state: dict) -> dict:
     return state
 
 
+def reading_error(err: Exception) -> str:
+    """An unreadable file's exception as one short line (pickle messages can span two)."""
+    return f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
+
+
 def load_checkpoint(path: str | Path) -> dict:
     """Read a checkpoint (see resolve_checkpoint), refusing files that are not ours; one of
     an earlier version comes back in today's names."""
@@ -218,8 +223,7 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # noqa: BLE001  any unreadable file (pickle, zip, memory) is one error
-        raise CheckpointError(f"cannot read checkpoint {path}: {type(err).__name__}: "
-                              f"{str(err)[:200]}") from None
+        raise CheckpointError(f"cannot read checkpoint {path}: {reading_error(err)}") from None
     missing = {"model", "config", "step"} - set(state) if isinstance(state, dict) else {"model"}
     if missing:
         raise CheckpointError(f"{path} is not a gazefollow checkpoint (missing "
@@ -235,7 +239,7 @@ def load_rng_state(checkpoint_dir: Path, process_index: int, device: torch.devic
     try:
         state = torch.load(path, weights_only=False)
     except Exception as err:  # noqa: BLE001  one named error, whatever broke the file
-        raise CheckpointError(f"cannot read the RNG state {path}: {type(err).__name__}: "
-                              f"{str(err)[:200]}") from None
+        raise CheckpointError(f"cannot read the RNG state {path}: {reading_error(err)}") \
+            from None
     set_rng_state(state, device)
     return True

@@ -31,7 +31,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gazefollow.checkpoint import CheckpointError, migrate_model_keys, resolve_checkpoint
+from gazefollow.checkpoint import (CheckpointError, migrate_model_keys, reading_error,
+                                   resolve_checkpoint)
 from gazefollow.config import ConfigError
 
 TORCHVISION_KEY = re.compile(r"(conv1|bn1|layer\d+|fc)\.")
@@ -68,7 +69,7 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
         content = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # noqa: BLE001  any unreadable file is one named error
         raise CheckpointError(f"run.init_weights: cannot read {path} as a torch file: "
-                              f"{type(err).__name__}: {str(err)[:200]}") from None
+                              f"{reading_error(err)}") from None
     known = None
     if isinstance(content, dict) and "model" in content and "config" in content:
         content, known = migrate_model_keys(content["model"], content["config"]), "gazefollow"

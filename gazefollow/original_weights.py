@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from gazefollow.checkpoint import CheckpointError
+from gazefollow.checkpoint import CheckpointError, reading_error
 
 UNET_PREFIX = "head.denoiser.unet."
 PREFIXES = {"gaze_model.": "gaze.", "sequential.": "inout_head.conv.",
@@ -98,8 +98,7 @@ def read_original_checkpoint(path: Path) -> dict:
     try:
         content = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # noqa: BLE001  any unreadable file is one named error
-        raise CheckpointError(f"cannot read {path}: {type(err).__name__}: {str(err)[:200]}") \
-            from None
+        raise CheckpointError(f"cannot read {path}: {reading_error(err)}") from None
     if not is_original_checkpoint(content):
         raise CheckpointError(f"{path} is not a checkpoint of the original research code (no "
                               "'model' dict with gaze_model.* keys)")
