@@ -1,0 +1,37 @@
+"""Export trained weights in the Hugging Face convention.
+
+    python scripts/export.py RUN_DIR OUT_DIR [--raw] [--overwrite]
+
+RUN_DIR is a run directory, a checkpoint directory or a state.pt. OUT_DIR receives
+model.safetensors (the EMA weights; --raw for the raw ones), config.json (the resolved
+config) and README.md (what it was trained on, and the run's test metrics when it has
+metrics.json). Load it with GazePredictor.from_pretrained(OUT_DIR).
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gazefollow.checkpoint import resolve_checkpoint, run_dir_of  # noqa: E402
+from gazefollow.predict import GazePredictor  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("weights")
+    parser.add_argument("out")
+    parser.add_argument("--raw", action="store_true", help="the raw weights, not the EMA ones")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier export")
+    args = parser.parse_args()
+    predictor = GazePredictor.from_pretrained(args.weights, device="cpu", ema=not args.raw)
+    metrics_file = run_dir_of(resolve_checkpoint(args.weights)) / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
+    out = predictor.save_pretrained(args.out, overwrite=args.overwrite, metrics=metrics)
+    print(f"exported {args.weights} ({predictor.weights} weights) -> {out}")
+
+
+if __name__ == "__main__":
+    main()
