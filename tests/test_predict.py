@@ -128,3 +128,122 @@ def test_export_round_trip_gives_identical_predictions_in_a_fresh_process(run, t
     (export / "config.json").write_text(json.dumps(stored))
     with pytest.raises(CheckpointError, match="not a gazefollow export"):
         GazePredictor.from_pretrained(export)
+
+
+# --- finding heads and the demo -------------------------------------------------------------
+
+def test_the_face_to_head_rule_and_the_detector_wrapper(monkeypatch):
+    from gazefollow import heads_found
+    # side 1.5 x max(40, 50) = 75 around the face centre (120, 125) moved up 0.2 x 50
+    assert heads_found.face_to_head((100, 100, 40, 50), 640, 480) == (82.5, 77.5, 157.5, 152.5)
+    assert heads_found.face_to_head((0, 0, 40, 40), 640, 480)[:2] == (0.0, 0.0)  # clamped
+    seen = []
+
+    def fake_detect(bgr, conf):
+        seen.append(bgr)
+        return np.array([90], np.uint16), np.array([[100, 50, 40, 40]], np.uint16), None
+
+    detector = heads_found.FaceHeadDetector.__new__(heads_found.FaceHeadDetector)
+    detector._detect, detector.confidence = fake_detect, 0.6
+    rgb = np.zeros((1000, 1920, 3), np.uint8)
+    rgb[..., 0] = 255  # red
+    found = detector(rgb[:, ::-1])  # a flipped, non-contiguous view
+    assert seen[0].flags["C_CONTIGUOUS"] and seen[0].shape == (500, 960, 3)
+    assert seen[0][0, 0].tolist() == [0, 0, 255]  # handed over as BGR
+    scale = 1920 / 960  # boxes come back in the image's pixels
+    assert found[0].score == pytest.approx(0.9)
+    assert found[0].box == pytest.approx(heads_found.face_to_head(
+        (100 * scale, 50 * scale, 40 * scale, 40 * scale), 1920, 1000))
+
+
+def test_boxes_files_json_csv_and_vat_tracks(tmp_path):
+    from gazefollow.heads_found import read_boxes_file
+    (tmp_path / "b.json").write_text(json.dumps({"a.jpg": [[1, 2, 30, 40]], "3": []}))
+    assert read_boxes_file(tmp_path / "b.json") == {"a.jpg": [[1, 2, 30, 40]], "3": []}
+    (tmp_path / "b.csv").write_text("image,x1,y1,x2,y2\na.jpg,1,2,30,40\na.jpg,5,5,9,9\n")
+    assert read_boxes_file(tmp_path / "b.csv") == {"a.jpg": [[1, 2, 30, 40], [5, 5, 9, 9]]}
+    tracks = tmp_path / "clip"
+    tracks.mkdir()
+    (tracks / "s00.txt").write_text("00001.jpg,1,2,30,40,-1,-1\n00002.jpg,2,2,31,40,10,10\n")
+    (tracks / "s01.txt").write_text("00001.jpg,50,2,80,40,5,5\n")
+    assert read_boxes_file(tracks)["00001.jpg"] == [[1, 2, 30, 40], [50, 2, 80, 40]]
+    (tmp_path / "bad.csv").write_text("image,x1,y1,x2,y2\na.jpg,1,2,x,40\n")
+    with pytest.raises(BadInput, match="bad.csv, 2: a box is four pixel numbers"):
+        read_boxes_file(tmp_path / "bad.csv")
+
+
+def _demo(run_dir, *args):
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "--weights",
+                           str(run_dir), *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_demo_on_a_folder_with_given_boxes(run, tmp_path):
+    _, run_dir = run
+    predictor = GazePredictor.from_pretrained(run_dir, device="cpu")
+    _, images, boxes, _ = _test_people(predictor)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for image in images[:3]:
+        (folder / image.name).write_bytes(image.read_bytes())
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    given = {image.name: [list(map(float, b)) for b in bs] for image, bs in
+             zip(images[:2], boxes[:2])}
+    given[images[2].name] = []  # named with no heads: kept, with no people
+    (tmp_path / "boxes.json").write_text(json.dumps(given))
+    printed = _demo(run_dir, "--input", folder, "--boxes", tmp_path / "boxes.json",
+                    "--num_samples", "2", "--output", tmp_path / "out")
+    assert "1 without a head found; 1 unreadable" in printed and "broken.jpg" in printed
+    entries = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert [e["image"] for e in entries] == sorted(i.name for i in images[:3])
+    person = next(e for e in entries if e["image"] == images[0].name)["people"][0]
+    assert set(person) == {"id", "head_box", "box_source", "point", "point_px", "inout",
+                           "hypotheses"}
+    assert person["box_source"] == "given" and len(person["hypotheses"]) == 2
+    assert (tmp_path / "out" / f"{images[0].stem}_gaze.png").is_file()
+    assert len((tmp_path / "out" / "predictions.csv").read_text().splitlines()) == 1 + 2
+
+
+def test_demo_on_a_short_video_keeps_frames_size_and_person_ids(run, tmp_path):
+    import cv2
+    _, run_dir = run
+    predictor = GazePredictor.from_pretrained(run_dir, device="cpu")
+    _, images, boxes, _ = _test_people(predictor)
+    first = cv2.imread(str(images[0]))
+    height, width = first.shape[:2]
+    video = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (width, height))
+    for _ in range(5):
+        writer.write(first)
+    writer.release()
+    box = list(map(float, boxes[0][0]))
+    (tmp_path / "boxes.json").write_text(json.dumps(
+        {str(i): [box, [b + 2 for b in box]] if i < 4 else [] for i in range(5)}))
+    _demo(run_dir, "--input", video, "--boxes", tmp_path / "boxes.json", "--smoothing", "0.5",
+          "--output", tmp_path / "out")
+    written = cv2.VideoCapture(str(tmp_path / "out" / "clip_gaze.mp4"))
+    assert int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+    assert (int(written.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            int(written.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (width, height)
+    entries = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert [e["image"] for e in entries] == ["0", "1", "2", "3", "4"]
+    ids = [[p["id"] for p in e["people"]] for e in entries]
+    assert ids[:4] == [ids[0]] * 4 and entries[4]["people"] == []
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo.py"), "--weights",
+                           str(run_dir), "--input", str(empty), "--boxes",
+                           str(tmp_path / "boxes.json"), "--output", str(tmp_path / "o2")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode != 0 and "empty.mp4" in done.stderr
+
+
+def test_the_real_detector_reads_any_rgb_array():
+    pytest.importorskip("yuface")
+    from gazefollow.heads_found import FaceHeadDetector
+    found = FaceHeadDetector()(np.zeros((1080, 1920, 3), np.uint8)[:, ::-1])  # a flipped view
+    assert found == []  # nothing on a blank frame, and no error on a large, non-contiguous one
+    with pytest.raises(BadInput, match="H x W x 3"):
+        FaceHeadDetector()(np.zeros((10, 10), np.uint8))

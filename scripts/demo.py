@@ -1,0 +1,71 @@
+"""Where is each person looking? Predict on an image, a folder of images or a video.
+
+    python scripts/demo.py --weights RUN_DIR_OR_EXPORT --input PATH [--boxes FILE]
+        [--num_samples K] [--steps S] [--smoothing A] --output DIR
+
+PATH is an image, a folder of images or a video file (read and written with OpenCV). Head
+boxes come from --boxes (JSON, CSV or VideoAttentionTarget track files; see
+docs/predict.md) or, for the images and frames it does not name, from the offline face
+detector (yuface). DIR receives annotated pictures (or an annotated MP4), predictions.json
+(one entry per image or frame) and predictions.csv (one row per person). An unreadable image
+is named and counted (--strict stops instead); a frame without heads is kept with no people.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gazefollow.data.instances import BadInput  # noqa: E402
+from gazefollow.demo import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, Demo, run_images,  # noqa: E402
+                             run_video, write_outputs)
+from gazefollow.heads_found import FaceHeadDetector, read_boxes_file  # noqa: E402
+from gazefollow.predict import GazePredictor  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", required=True)
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--boxes", help="head boxes per image name or frame index")
+    parser.add_argument("--num_samples", type=int, default=1)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoothing", type=float, default=0.0,
+                        help="video: exponential smoothing of each track's point, 0 = off")
+    parser.add_argument("--confidence", type=float, default=0.6, help="face detector threshold")
+    parser.add_argument("--strict", action="store_true", help="stop at an unreadable image")
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty DIR")
+    args = parser.parse_args()
+    source, out = Path(args.input), Path(args.output)
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        sys.exit(f"error: {out} exists and is not empty; choose another folder or --overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    boxes = read_boxes_file(args.boxes) if args.boxes else None
+    demo = Demo(GazePredictor.from_pretrained(args.weights), boxes,
+                lambda: FaceHeadDetector(args.confidence), args.num_samples, args.steps,
+                args.seed, args.smoothing)
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        run_images(demo, files, out, args.strict)
+    elif source.suffix.lower() in VIDEO_SUFFIXES:
+        run_video(demo, source, out)
+    elif source.is_file():
+        run_images(demo, [source], out, args.strict)
+    else:
+        sys.exit(f"error: no image, folder or video at {source}")
+    write_outputs(demo.report, out)
+    report = demo.report
+    print(f"{len(report.entries)} image(s) or frame(s) -> {out}; {len(report.without_heads)} "
+          f"without a head found; {len(report.unreadable)} unreadable")
+    for line in report.unreadable:
+        print(f"  SKIPPED {line}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (BadInput, FileNotFoundError) as err:  # named in one line, as main.py does
+        sys.exit(f"error: {err}")
