@@ -86,10 +86,14 @@ def make_lr_scheduler(optimizer, optim, total_steps: int, steps_per_epoch: int =
 
 
 def ema_parameters(net, optim) -> list[torch.nn.Parameter]:
-    """The trainable parameters the EMA covers: those of ``optim.ema_parts`` (all if empty)."""
-    parts = net.trainable_parts()
-    return [p for name, params in parts.items()
-            if not optim.ema_parts or name in optim.ema_parts for p in params]
+    """The parameters the EMA covers, in the model's parameter order (the order its saved
+    state lists them in): the trainable ones of ``optim.ema_parts``, or every parameter when
+    it is empty (as checkpoints before ``ema_parts`` have them)."""
+    if not optim.ema_parts:
+        return list(net.parameters())
+    covered = {id(p) for name, params in net.trainable_parts().items()
+               if name in optim.ema_parts for p in params}
+    return [p for p in net.parameters() if id(p) in covered]
 
 
 def make_ema(net, optim) -> EMAModel:
