@@ -1,0 +1,119 @@
+"""Prediction speed on this machine: ms per person through GazePredictor.
+
+    python scripts/bench_predict.py [--batch 8] [--repeats 3] [--threads 2]
+
+Rows: the default experiment's model and the full-size model (configs/diffusion.yaml +
+gaze.yaml, 224 px) at 1, 4 and 10 DDIM steps, the full-size regression head; their encoders
+alone; as the physical reference, two plain ResNet-50 forward passes at 224 px built with our
+own ResNet class (what the classic two-branch gaze-following model costs); and the face
+detector's ms per 640x480 image. Weights are freshly initialised: speed does not depend on
+them. Each number is the best of ``--repeats`` timed calls after one warm-up call, on
+``--batch`` people in one image. Prints a markdown table.
+"""
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from gazefollow.config import build_config  # noqa: E402
+from gazefollow.models.gaze_model import build_model  # noqa: E402
+from gazefollow.models.resnet import ResNet  # noqa: E402
+from gazefollow.predict import GazePredictor  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = [ROOT / "configs" / "diffusion.yaml", ROOT / "configs" / "gaze.yaml"]
+MODELS = {
+    "default experiment (64 px)": (BASE + [ROOT / "configs" / "experiments" /
+                                           "synthetic_cpu.yaml"], []),
+    "full size (224 px)": (BASE, []),
+    "full size, regression head": (BASE, ["model.head=regression"]),
+}
+
+
+def best_ms(call, repeats: int) -> float:
+    call()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return 1000 * min(times)
+
+
+def people(batch: int, rng) -> tuple[np.ndarray, list]:
+    image = rng.integers(0, 255, size=(480, 640, 3), dtype=np.uint8)
+    boxes = [(20 + 60 * (i % 8), 40 + 100 * (i // 8), 70 + 60 * (i % 8), 100 + 100 * (i // 8))
+             for i in range(batch)]
+    return image, boxes
+
+
+def model_rows(batch: int, repeats: int, rng) -> list[tuple[str, float]]:
+    rows = []
+    image, boxes = people(batch, rng)
+    for name, (layers, overrides) in MODELS.items():
+        config = build_config(layers, [*overrides, f"eval.batch_size={batch}", "run.device=cpu"])
+        torch.manual_seed(0)
+        predictor = GazePredictor(build_model(config), config, "cpu", "raw")
+        steps = [1] if config.model.head == "regression" else [1, 4, 10]
+        for count in steps:
+            ms = best_ms(lambda: predictor.predict([image], [boxes], steps=count), repeats)
+            label = "" if config.model.head == "regression" else f", {count} step(s)"
+            rows.append((f"{name}{label}", ms / batch))
+        inputs, _ = predictor._inputs([image], [boxes])
+        stacked = {k: torch.stack([p[k] for p in inputs]) for k in inputs[0]}
+        with torch.no_grad():
+            ms = best_ms(lambda: predictor.model.encode(stacked), repeats)
+        rows.append((f"{name}: encoders and in/out head only", ms / batch))
+    return rows
+
+
+def reference_row(batch: int, repeats: int) -> tuple[str, float]:
+    torch.manual_seed(0)
+    scene = ResNet([3, 4, 6, 3], block="bottleneck", in_channels=4).eval()
+    face = ResNet([3, 4, 6, 3], block="bottleneck").eval()
+    x4, x3 = torch.randn(batch, 4, 224, 224), torch.randn(batch, 3, 224, 224)
+    with torch.no_grad():
+        ms = best_ms(lambda: (scene(x4), face(x3)), repeats)
+    return "reference: two ResNet-50 forward passes at 224 px (our ResNet)", ms / batch
+
+
+def detector_row(repeats: int, rng) -> tuple[str, float] | None:
+    try:
+        from gazefollow.heads_found import FaceHeadDetector
+        detector = FaceHeadDetector()
+    except ImportError:
+        return None
+    image = rng.integers(0, 255, size=(480, 640, 3), dtype=np.uint8)
+    return "face detector (yuface), ms per 640x480 image", best_ms(lambda: detector(image),
+                                                                    repeats)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    rows = model_rows(args.batch, args.repeats, rng) + [reference_row(args.batch, args.repeats)]
+    detector = detector_row(args.repeats, rng)
+    print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"{args.threads} threads, torch {torch.__version__}, CPU; batch {args.batch}, best "
+          f"of {args.repeats} after a warm-up\n")
+    print("| what | ms per person |")
+    print("|---|---|")
+    for name, ms in rows + ([detector] if detector else []):
+        print(f"| {name} | {ms:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
