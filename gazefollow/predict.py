@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gazefollow.data.instances import BadInput, fix_box
+from gazefollow.data.instances import BadInput, usable_box
 from gazefollow.data.preprocess import model_inputs
 from gazefollow.export import CONFIG_FILE, WEIGHTS_FILE, load_exported, save_exported
 from gazefollow.metrics import heatmap_argmax, upsample_heatmap
@@ -71,11 +71,7 @@ def checked_box(box, width: int, height: int, name: str) -> np.ndarray:
     values = np.asarray(box, dtype=np.float64).reshape(-1)
     if values.shape != (4,) or not np.isfinite(values).all():
         raise BadInput(f"{name}: a head box is 4 finite pixel values x1, y1, x2, y2; got {box}")
-    clamped = fix_box(values, width, height)
-    if clamped[2] - clamped[0] < 1 or clamped[3] - clamped[1] < 1:
-        raise BadInput(f"{name}: head box {values.tolist()} is empty inside the "
-                       f"{width}x{height} image")
-    return clamped
+    return usable_box(values, width, height, name)
 
 
 class GazePredictor:

@@ -11,7 +11,7 @@ from torch.utils.data import Dataset, default_collate
 from gazefollow.data.augment import AugmentSettings, augment
 from gazefollow.data.depth import depth_channels, depth_path, read_depth
 from gazefollow.data.heatmap import gaussian_heatmap, pad_points
-from gazefollow.data.instances import BadInput, HeadInstance, fix_box, pixel_box
+from gazefollow.data.instances import BadInput, HeadInstance, pixel_box, usable_box
 from gazefollow.data.preprocess import model_inputs
 
 BAD_KEY = "bad_input"  # a sample that failed to load in skip mode: {BAD_KEY: message}
@@ -79,11 +79,9 @@ class HeadDataset(Dataset):
     def _pixel_annotation(self, instance: HeadInstance, width: int,
                           height: int) -> tuple[np.ndarray, np.ndarray]:
         """(head box xyxy after quirk fixes, in-frame gaze points [N, 2]) in image pixels."""
-        box = fix_box(pixel_box(instance, width, height), width, height)
-        if box[2] - box[0] < 1 or box[3] - box[1] < 1:
-            raise BadInput(f"{self.root / instance.path} (annotation rows {instance.rows}): "
-                           f"head box {instance.head_box.tolist()} is empty inside the "
-                           f"{width}x{height} image")
+        box = usable_box(pixel_box(instance, width, height), width, height,
+                         f"{self.root / instance.path} (annotation rows {instance.rows})",
+                         shown=instance.head_box)
         points = np.asarray(instance.gaze_points, dtype=np.float64).reshape(-1, 2)
         if not instance.inout:
             points = np.zeros((0, 2))

@@ -80,6 +80,17 @@ def fix_box(box: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.clip([x0, y0, x1, y1], 0, [width - 1, height - 1, width - 1, height - 1])
 
 
+def usable_box(box: np.ndarray, width: int, height: int, where: str,
+               shown=None) -> np.ndarray:
+    """``fix_box``, and BadInput (naming ``where`` and the box as ``shown``, default ``box``)
+    when nothing of it is left inside the image."""
+    fixed = fix_box(box, width, height)
+    if fixed[2] - fixed[0] < 1 or fixed[3] - fixed[1] < 1:
+        shown = np.asarray(box if shown is None else shown).tolist()
+        raise BadInput(f"{where}: head box {shown} is empty inside the {width}x{height} image")
+    return fixed
+
+
 def pixel_box(instance: HeadInstance, width: int, height: int) -> np.ndarray:
     """The annotated head box in this image's pixels (GOO's basis rescaled), before fixes."""
     box = np.asarray(instance.head_box, dtype=np.float64)
