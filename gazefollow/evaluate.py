@@ -123,6 +123,11 @@ def _batch_entries(batch, heatmaps, mean_map, trajectory, inout_prob, prior, ste
     """Per-instance scores of one batch (model at every step count, prior, mean of draws)."""
     entries, first = [], (steps_list or [None])[0]
     for i, position in enumerate(batch["position"].tolist()):
+        for steps in steps_list:  # diverged weights: one named error, not a metric's crash
+            if not np.isfinite(heatmaps[steps][i]).all():
+                raise FloatingPointError(
+                    f"{batch['path'][i]} (sample {int(batch['index'][i])}): the model's "
+                    f"{steps}-step heatmap holds NaN or Inf; its weights have diverged")
         points = batch["gaze_points"][i].cpu().numpy()
         args = (points, float(batch["inout"][i]), int(batch["width"][i]),
                 int(batch["height"][i]), protocol, batch["eye"][i].cpu().numpy())

@@ -120,7 +120,7 @@ def test_a_checkpoint_of_the_earlier_layout_evaluates_the_same(tmp_path):
 
 def test_the_dataset_builds_its_inputs_with_the_shared_function(tiny_world):
     from gazefollow.data.build import build_datasets
-    from gazefollow.data.dataset import fix_box
+    from gazefollow.data.instances import fix_box
     from gazefollow.data.preprocess import model_inputs
     root, config = tiny_world
     dataset = build_datasets(config, splits=("test",), log=lambda *_: None)["test"]

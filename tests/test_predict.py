@@ -247,3 +247,17 @@ def test_the_real_detector_reads_any_rgb_array():
     assert found == []  # nothing on a blank frame, and no error on a large, non-contiguous one
     with pytest.raises(BadInput, match="H x W x 3"):
         FaceHeadDetector()(np.zeros((10, 10), np.uint8))
+
+
+def test_diverged_weights_are_one_named_error_at_evaluation(run):
+    from gazefollow.evaluate import load_for_eval, run_split
+    _, run_dir = run
+    loaded = load_for_eval(run_dir)
+    model, config = loaded["model"], loaded["config"]
+    with torch.no_grad():
+        next(model.head.parameters()).fill_(float("nan"))
+    test = build_datasets(config, splits=("test",), log=lambda *_: None)["test"]
+    with pytest.raises(FloatingPointError, match=r"sample \d+\): the model's 1-step heatmap "
+                                                 "holds NaN"):
+        run_split(model, test, [1], config.sampling, batch_size=4, seed=0, device="cpu",
+                  prior_inout=0.5)
