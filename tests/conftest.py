@@ -21,6 +21,19 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 TINY = ROOT / "configs" / "experiments" / "tiny_test.yaml"
 
 
+def run_script(name: str, *args) -> None:
+    """scripts/<name> run as a command in this process (no second start-up of torch, which
+    costs seconds per process on these machines)."""
+    import runpy
+    import sys
+    argv = sys.argv
+    sys.argv = [name, *map(str, args)]
+    try:
+        runpy.run_path(str(ROOT / "scripts" / name), run_name="__main__")
+    finally:
+        sys.argv = argv
+
+
 def tiny_config(tmp: Path, *overrides: str):
     """The tiny test configuration with its data and outputs under ``tmp``."""
     return build_config(

@@ -1,8 +1,6 @@
 """A real 2-step training run on the tiny config, then evaluation of its checkpoint."""
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +10,7 @@ from gazefollow.checkpoint import load_checkpoint
 from gazefollow.config import ConfigError, build_config
 from gazefollow.run_records import read_step_log
 from main import main
-from tests.conftest import ROOT, TINY
+from tests.conftest import TINY, run_script
 
 
 def _argv(tmp_path, *extra):
@@ -116,11 +114,8 @@ def test_mean_of_several_samples_is_reported_separately(trained, capsys):
 
 def test_visualize_script_draws_chosen_samples(trained, tmp_path):
     _, run_dir, _ = trained
-    script = ROOT / "scripts" / "visualize.py"
-    done = subprocess.run([sys.executable, str(script), "--weights", str(run_dir), "--ids", "0",
-                           "2", "--steps", "3", "--out", str(tmp_path)], capture_output=True,
-                          text=True, cwd=ROOT, timeout=300)
-    assert done.returncode == 0, done.stderr
+    run_script("visualize.py", "--weights", run_dir, "--ids", "0", "2", "--steps", "3",
+               "--out", tmp_path)
     for name in ("grid.png", "trajectories.png", "sample_0.png", "sample_2.png"):
         assert (tmp_path / name).stat().st_size > 5_000, name
 
