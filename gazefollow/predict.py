@@ -25,6 +25,7 @@ from gazefollow.data.instances import BadInput, usable_box
 from gazefollow.data.preprocess import model_inputs
 from gazefollow.export import CONFIG_FILE, WEIGHTS_FILE, load_exported, save_exported
 from gazefollow.metrics import heatmap_argmax, upsample_heatmap
+from gazefollow.runtime import eval_device
 
 
 @dataclass
@@ -96,8 +97,7 @@ class GazePredictor:
             from gazefollow.evaluate import load_for_eval
             loaded = load_for_eval(path, [f"optim.ema_on={ema}", *overrides])
             model, config, weights = loaded["model"], loaded["config"], loaded["weights"]
-        device = device or ("cuda" if torch.cuda.is_available() and
-                            config.run.device in ("auto", "cuda") else "cpu")
+        device = device or eval_device(config)
         return cls(model.to(device), config, device, weights)
 
     def save_pretrained(self, directory: str | Path, overwrite: bool = False,
