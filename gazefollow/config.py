@@ -146,7 +146,10 @@ class ModelConfig:
     unet_inplanes: int = 64
     unet_multipliers: list[int] = field(default_factory=lambda: [1, 2, 4])
     unet_attention_levels: list[int] = field(default_factory=lambda: [2])  # levels with cross-attn
-    unet_layers_per_block: int = 2  # unet_residual
+    unet_layers_per_block: int = 1  # unet_residual
+    # the UNet runs at output_size / unet_patch_size: pixel-unshuffle in, pixel-shuffle out
+    # (4x fewer positions at 2, where most of its cost was; docs/predict.md, Speed)
+    unet_patch_size: int = 2
     unet_heads: int = 4
     unet_transformer_layers: int = 1
     unet_dropout: float = 0.0
@@ -418,6 +421,7 @@ LEGACY_FLAG_ABSENT: dict[str, list[tuple[str, Any]]] = {
 # the parts of its recipe its code fixes (configs/experiments/original.yaml states the same).
 ORIGINAL_RECIPE: list[tuple[str, Any]] = [
     ("model.encoder", "original"), ("model.unet_norm_groups", 8), ("model.inout_hidden", 512),
+    ("model.unet_patch_size", 1),
     ("loss.direction_weight", 0.0), ("diffusion.timestep_sampling", "uniform"),
     ("optim.optimizer", "adam"), ("optim.warmup_steps", 0), ("optim.ema_fixed", True),
     ("data.augment", True), ("data.head_enlarge", 0.0),
@@ -636,6 +640,9 @@ def migrate_stored(stored: dict) -> dict:
     run = stored.get("run", {})
     if "keep_snapshots" in run:  # one-file checkpoints + snapshots/ became checkpoints/
         run["keep_last"] = 0 if run.pop("keep_snapshots") else 1
+    model = stored.get("model")
+    if model is not None and "unet_patch_size" not in model:  # UNets before the key existed
+        model["unet_patch_size"] = 1  # ran at the heatmap resolution
     return stored
 
 
@@ -790,9 +797,12 @@ def _validate_data(config: Config) -> None:
         _check(0 <= level < levels, f"model.unet_attention_levels has level {level}, but the "
                f"UNet has {levels} levels (model.unet_multipliers="
                f"{config.model.unet_multipliers}).")
-    _check(data.output_size % (2 ** (levels - 1)) == 0,
+    patch = config.model.unet_patch_size
+    _check(patch >= 1, f"model.unet_patch_size must be >= 1, got {patch}")
+    _check(data.output_size % (patch * 2 ** (levels - 1)) == 0,
            f"data.output_size={data.output_size} must be divisible by "
-           f"{2 ** (levels - 1)} for a {levels}-level UNet.")
+           f"{patch * 2 ** (levels - 1)} for a {levels}-level UNet with "
+           f"model.unet_patch_size={patch}.")
 
 
 def _validate_diffusion(config: Config) -> None:

@@ -3,8 +3,9 @@
     python scripts/bench_predict.py [--batch 8] [--repeats 3] [--threads 2]
 
 Rows: the default experiment's model and the full-size model (configs/diffusion.yaml +
-gaze.yaml, 224 px) at 1, 4 and 10 DDIM steps, the full-size regression head; their encoders
-alone; as the physical reference, two plain ResNet-50 forward passes at 224 px built with our
+gaze.yaml, 224 px) at 1, 4 and 10 DDIM steps, the full-size model with the UNet it had
+before (64x64, two blocks per level), the full-size regression head; their encoders alone and
+one UNet call alone; as the physical reference, two plain ResNet-50 forward passes at 224 px built with our
 own ResNet class (what the classic two-branch gaze-following model costs); and the face
 detector's ms per 640x480 image. Weights are freshly initialised: speed does not depend on
 them. Each number is the best of ``--repeats`` timed calls after one warm-up call, on
@@ -33,6 +34,9 @@ MODELS = {
     "default experiment (64 px)": (BASE + [ROOT / "configs" / "experiments" /
                                            "synthetic_cpu.yaml"], []),
     "full size (224 px)": (BASE, []),
+    # the full-size UNet before this speed work: at the 64x64 heatmap, 2 blocks per level
+    "full size, earlier UNet": (BASE, ["model.unet_patch_size=1",
+                                       "model.unet_layers_per_block=2"]),
     "full size, regression head": (BASE, ["model.head=regression"]),
 }
 
@@ -70,8 +74,20 @@ def model_rows(batch: int, repeats: int, rng) -> list[tuple[str, float]]:
         stacked = {k: torch.stack([p[k] for p in inputs]) for k in inputs[0]}
         with torch.no_grad():
             ms = best_ms(lambda: predictor.model.encode(stacked), repeats)
-        rows.append((f"{name}: encoders and in/out head only", ms / batch))
+            rows.append((f"{name}: encoders and in/out head only", ms / batch))
+            if config.model.head != "regression":
+                rows.append((f"{name}: one UNet call", unet_ms(predictor, stacked, repeats)
+                             / batch))
     return rows
+
+
+def unet_ms(predictor: GazePredictor, stacked: dict, repeats: int) -> float:
+    """One denoiser call on encoded people: the cost each extra sampling step adds."""
+    cond = predictor.model.encode(stacked)
+    size = predictor.config.data.output_size
+    x_t = torch.randn(len(stacked["face"]), 1, size, size)
+    t = torch.full((len(x_t),), 500)
+    return best_ms(lambda: predictor.model.head.denoise(x_t, t, cond), repeats)
 
 
 def reference_row(batch: int, repeats: int) -> tuple[str, float]:

@@ -1,8 +1,14 @@
-"""The diffusion study: prediction type, fixed vs learned sigma, diffusion vs regression,
-each trained once on the default synthetic configuration and sampled with DDIM and
-DPM-Solver++ at 1, 2, 4, 10 and 50 steps.
+"""The diffusion studies, each variant trained once on the synthetic world and sampled with
+DDIM and DPM-Solver++ at 1, 2, 4, 10 and 50 steps.
 
     python scripts/study_diffusion.py [--out outputs/study] [--steps 1 2 4 10 50]
+    python scripts/study_diffusion.py --suite unet [--max_steps 300] [--steps 1 4]
+
+``--suite diffusion`` (default): prediction type, fixed vs learned sigma, diffusion vs
+regression, on the default synthetic configuration. ``--suite unet``: the full-size UNet's
+shapes (the earlier one at the 64x64 heatmap with two blocks per level, and the patched ones
+with one) at the full-size data sizes, 224 px scene and face, 64x64 heatmap, on the default
+experiment's small encoders so it fits a CPU (the encoders are the same in every variant).
 
 Runs go to <out>/<variant>/ (a finished run is reused: rerunning only evaluates). Metrics come
 from the evaluation code (GazeFollow protocol on the test split; in/out AP on the validation
@@ -37,6 +43,24 @@ VARIANTS = {  # name: (run tag, overrides)
                                                "diffusion.rescale_learned_sigmas=true"]),
     "regression": ("regression", ["model.head=regression"]),
 }
+# The full-size UNet at the full-size data sizes (configs/gaze.yaml) on small encoders.
+FULL_SIZE_UNET = ["data.input_size=224", "data.face_size=224", "data.output_size=64",
+                  "model.scene_stem_pool=true", "model.unet_inplanes=64",
+                  "model.unet_multipliers=[1,2,4]", "model.unet_norm_groups=32",
+                  "data.batch_size=8", "optim.warmup_steps=50"]
+UNET_VARIANTS = {
+    "earlier UNet: 64x64, 2 blocks/level": ("unet_p1_b2", [
+        "model.unet_patch_size=1", "model.unet_layers_per_block=2",
+        "model.unet_attention_levels=[2]"]),
+    "patch 2 (32x32), 1 block/level": ("unet_p2_b1", [
+        "model.unet_patch_size=2", "model.unet_layers_per_block=1",
+        "model.unet_attention_levels=[2]"]),
+    "patch 4 (16x16), 1 block/level": ("unet_p4_b1", [
+        "model.unet_patch_size=4", "model.unet_layers_per_block=1",
+        "model.unet_attention_levels=[1]"]),
+}
+SUITES = {"diffusion": ([], VARIANTS, ["ddim", "dpm_solver"]),
+          "unet": (FULL_SIZE_UNET, UNET_VARIANTS, ["ddim"])}
 
 
 def milliseconds_per_image(loaded: dict, batches: list[dict], steps: int) -> float:
@@ -54,7 +78,7 @@ def milliseconds_per_image(loaded: dict, batches: list[dict], steps: int) -> flo
 
 
 def study_variant(name: str, tag: str, overrides: list[str], out: Path,
-                  steps_list: list[int]) -> list:
+                  steps_list: list[int], samplers: list[str]) -> list:
     config = build_config(LAYERS, [f"run.output_dir={out}", f"run.tag={tag}",
                                    "logging.wandb=disabled", "eval.extra_steps=[]", *overrides])
     run_dir = train(config, log=lambda *_: None).run_dir
@@ -68,7 +92,7 @@ def study_variant(name: str, tag: str, overrides: list[str], out: Path,
         batch.pop(BAD_KEY)
         batches.append(batch)
     rows, ap = [], None
-    for sampler in (["ddim", "dpm_solver"] if "regression" not in name else ["one pass"]):
+    for sampler in (samplers if "regression" not in name else ["one pass"]):
         loaded = load_for_eval(run_dir, [] if sampler == "one pass" else
                                [f"sampling.sampler={sampler}"])
         common = dict(batch_size=config.eval.batch_size, seed=config.run.seed,
@@ -91,18 +115,27 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="outputs/study")
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 10, 50])
+    parser.add_argument("--suite", choices=sorted(SUITES), default="diffusion")
+    parser.add_argument("--max_steps", type=int, help="shorten every training run")
     args = parser.parse_args()
+    common, variants, samplers = SUITES[args.suite]
+    if args.max_steps:
+        common = [*common, f"run.max_steps={args.max_steps}"]
     rows = []
-    for name, (tag, overrides) in VARIANTS.items():
-        rows += study_variant(name, tag, overrides, Path(args.out), args.steps)
-    print(f"\nmachine: {torch.get_num_threads()} torch threads, {sys.platform}; default "
-          "synthetic configuration (configs/experiments/synthetic_cpu.yaml), EMA weights, "
-          "test split (300 heads), in/out AP on validation\n")
+    for name, (tag, overrides) in variants.items():
+        rows += study_variant(name, tag, [*common, *overrides], Path(args.out), args.steps,
+                              samplers)
+    setting = " ".join(common) or "configs/experiments/synthetic_cpu.yaml"
+    print(f"\nmachine: {torch.get_num_threads()} torch threads, {sys.platform}; synthetic "
+          f"world, suite {args.suite} ({setting}), EMA weights, test split (300 heads), "
+          "in/out AP on validation\n")
     print("| variant | sampler | steps | AUC | Avg L2 | Min L2 | in/out AP | ms / image |")
     print("|---|---|---|---|---|---|---|---|")
     for name, sampler, steps, m, ap, ms in rows:
         print(f"| {name} | {sampler} | {steps} | {m['auc']:.4f} | {m['avg_l2']:.4f} | "
               f"{m['min_l2']:.4f} | {ap:.4f} | {ms:.2f} |")
+    if args.suite != "diffusion":
+        return
     regression_ms = next(ms for name, *_, ms in rows if name == "regression")
     diffusion_rows = [r for r in rows if r[0] != "regression"]
     few = max((r for r in diffusion_rows if r[2] <= 4), key=lambda r: r[3]["auc"])

@@ -88,12 +88,14 @@ def test_stored_configs_migrate(tmp_path):
     old["loss"].update(x_loss=True, x_loss_weight=0.3)
     old["model"]["decoder"] = old["model"].pop("head")
     old["optim"]["part_lr"] = {"denoiser": 2e-4}
+    del old["model"]["unet_patch_size"]  # its UNets ran at the heatmap resolution
     for key in ("inout_bce", "inout_weight"):
         old["loss"].pop(key)
     del old["sampling"]
     migrated = build_config(base=old)
     assert migrated.sampling.steps == 4 and migrated.loss.inout_weight == 0.3
     assert migrated.diffusion.random_sigma and migrated.optim.part_lr == {"head": 2e-4}
+    assert migrated.model.unet_patch_size == 1 and build_config().model.unet_patch_size == 2
 
 
 def test_a_checkpoint_of_the_earlier_layout_evaluates_the_same(tmp_path):

@@ -26,6 +26,8 @@ def _batch(config, batch=2):
     ["model.unet_attention_levels=[0,1]", "model.unet_layers_per_block=2",
      "model.unet_transformer_layers=2", "model.scene_stem_pool=false"],
     ["data.output_size=32", "model.unet_multipliers=[1,2,2]", "model.unet_attention_levels=[]"],
+    ["model.unet_patch_size=1"],
+    ["data.output_size=32", "model.unet_patch_size=4"],
 ])
 def test_forward_shapes(tmp_path, overrides):
     config = tiny_config(tmp_path, *overrides)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
 from torch import nn
 
@@ -16,6 +17,10 @@ class HeatmapDenoiser(nn.Module):
     prototype of the synthetic task found that cross-attention tokens alone learn *where*
     very slowly. Levels listed in ``unet_attention_levels`` (0 = highest resolution) get
     cross-attention blocks; the mid block always has one.
+
+    With ``unet_patch_size`` p > 1 the UNet sees the input folded into p x p patches
+    (pixel-unshuffle: p*p times the channels at 1/p the size) and its output is unfolded back:
+    every level then costs p*p times less, and no input pixel is thrown away.
     """
 
     def __init__(self, model_cfg, output_size: int, out_channels: int,
@@ -24,14 +29,16 @@ class HeatmapDenoiser(nn.Module):
         cfg = model_cfg
         channels = tuple(cfg.unet_inplanes * m for m in cfg.unet_multipliers)
         attention = set(cfg.unet_attention_levels)
+        self.patch = cfg.unet_patch_size
+        area = self.patch ** 2
         down = tuple("CrossAttnDownBlock2D" if lvl in attention else "DownBlock2D"
                      for lvl in range(len(channels)))
         up = tuple("CrossAttnUpBlock2D" if lvl in attention else "UpBlock2D"
                    for lvl in reversed(range(len(channels))))
         self.unet = UNet2DConditionModel(
-            sample_size=output_size,
-            in_channels=cfg.unet_inout_channels + widths.map_channels,
-            out_channels=out_channels,
+            sample_size=output_size // self.patch,
+            in_channels=(cfg.unet_inout_channels + widths.map_channels) * area,
+            out_channels=out_channels * area,
             down_block_types=down,
             up_block_types=up,
             block_out_channels=channels,
@@ -48,6 +55,8 @@ class HeatmapDenoiser(nn.Module):
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: Conditioning) -> torch.Tensor:
         """x_t [B, C, O, O], t [B] (training timesteps) -> model output [B, C_out, O, O]."""
-        inputs = [x_t, *conditioning_maps(cond, x_t)]
-        return self.unet(torch.cat(inputs, dim=1), t,
-                         encoder_hidden_states=cond["context"]).sample
+        inputs = torch.cat([x_t, *conditioning_maps(cond, x_t)], dim=1)
+        if self.patch > 1:
+            inputs = F.pixel_unshuffle(inputs, self.patch)
+        out = self.unet(inputs, t, encoder_hidden_states=cond["context"]).sample
+        return F.pixel_shuffle(out, self.patch) if self.patch > 1 else out
