@@ -107,6 +107,7 @@ class Demo:
         self.num_samples, self.steps, self.seed = num_samples, steps, seed
         self.smoothing = smoothing
         self.report, self.smoothed = DemoReport(), {}
+        self.wants_depth = predictor.config.model.depth_branch
 
     def _heads(self, name: str, rgb: np.ndarray) -> tuple[list, list]:
         if self.boxes is not None and name in self.boxes:
@@ -117,10 +118,13 @@ class Demo:
         found = [d.box for d in self.detector(rgb)]
         return found, ["detected"] * len(found)
 
-    def frame(self, name: str, rgb: np.ndarray, tracker: IoUTracker | None) -> np.ndarray:
+    def frame(self, name: str, rgb: np.ndarray, tracker: IoUTracker | None,
+              depth=None) -> np.ndarray:
         boxes, sources = self._heads(name, rgb)
         people = self.predictor.predict([rgb], [boxes], num_samples=self.num_samples,
-                                        steps=self.steps, seed=self.seed)[0] if boxes else []
+                                        steps=self.steps, seed=self.seed,
+                                        depths=None if depth is None else [depth])[0] \
+            if boxes else []
         ids = (tracker.assign([p.head_box for p in people]) if tracker
                else list(range(len(people))))
         if tracker and self.smoothing:
@@ -141,21 +145,29 @@ class Demo:
 
 
 def run_images(demo: Demo, files: list[Path], out: Path, strict: bool) -> None:
-    from gazefollow.predict import as_rgb_image
+    from gazefollow.data.depth import depth_path
+    from gazefollow.predict import as_depth_image, as_rgb_image
 
+    # a depth-branch model reads each image's depth map beside it, named as in its datasets
+    suffix = demo.predictor.config.data.depth_suffix if demo.wants_depth else ""
     for file in tqdm(files, desc="images", unit="image"):
         try:
             rgb = np.asarray(as_rgb_image(file))
+            depth = as_depth_image(depth_path(file, suffix), (rgb.shape[1], rgb.shape[0]),
+                                   file.name) if suffix else None
         except BadInput as err:
             if strict:
                 raise
             demo.report.unreadable.append(f"{file}: {err}")
             continue
-        annotated = demo.frame(file.name, rgb, None)
+        annotated = demo.frame(file.name, rgb, None, depth)
         cv2.imwrite(str(out / f"{file.stem}_gaze.png"), annotated[:, :, ::-1])
 
 
 def run_video(demo: Demo, video: Path, out: Path) -> None:
+    if demo.wants_depth:
+        raise BadInput(f"{video}: this model has a depth branch and a video has no depth maps; "
+                       "predict on its frames as images with a depth map beside each")
     capture = cv2.VideoCapture(str(video))
     if not capture.isOpened():
         raise BadInput(f"cannot open video {video}")

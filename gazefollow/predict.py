@@ -9,7 +9,9 @@ Weights come from a run directory, a checkpoint directory or ``state.pt`` (EMA w
 ``ema=False``), or a folder written by ``save_pretrained`` (``model.safetensors`` +
 ``config.json``, the Hugging Face convention). Every person goes through
 ``gazefollow.data.preprocess.model_inputs``, the function the datasets use, and the head's own
-predictor with noise seeded by (seed, person id), so a call is deterministic.
+predictor with noise seeded by (seed, person id), so a call is deterministic. A model with a
+depth branch (``model.depth_branch``) takes one depth map per image (``depths=``: a path read
+as the datasets read it, or an H x W array), in the datasets' own processing too.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from gazefollow.data.depth import depth_channels, depth_image, read_depth
 from gazefollow.data.instances import BadInput, usable_box
 from gazefollow.data.preprocess import model_inputs
 from gazefollow.export import CONFIG_FILE, WEIGHTS_FILE, load_exported, save_exported
@@ -67,6 +70,15 @@ def as_rgb_image(image, name: str = "image") -> Image.Image:
         raise BadInput(f"cannot read image {image}: {err}") from None
 
 
+def as_depth_image(depth, size: tuple[int, int], name: str) -> Image.Image:
+    """A depth map for an image of ``size``: a path (``.png`` by bit depth, ``.npy`` by its
+    range, as ``data.depth_suffix`` files are read) or an H x W array (8/16-bit integers by
+    bit depth, floats by their range) -> the 8-bit grey image the datasets make."""
+    if isinstance(depth, (str, Path)):
+        return read_depth(Path(depth), size, name)
+    return depth_image(np.asarray(depth), size, f"depth map of {name}")
+
+
 def checked_box(box, width: int, height: int, name: str) -> np.ndarray:
     """A pixel xyxy box clamped to the image; BadInput when it is empty inside it."""
     values = np.asarray(box, dtype=np.float64).reshape(-1)
@@ -81,9 +93,6 @@ class GazePredictor:
     def __init__(self, model, config, device, weights: str = "ema"):
         self.model, self.config, self.device = model.eval(), config, torch.device(device)
         self.weights = weights
-        if config.model.depth_branch:
-            raise ValueError("the predictor does not read depth maps yet: a model with "
-                             "model.depth_branch is evaluated with main.py --eval_weights")
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device=None, ema: bool = True,
@@ -106,33 +115,40 @@ class GazePredictor:
         return save_exported(self.model, self.config, directory, self.weights, overwrite,
                              metrics)
 
-    def _inputs(self, images, head_boxes) -> tuple[list[dict], list[tuple]]:
+    def _inputs(self, images, head_boxes, depths=None) -> tuple[list[dict], list[tuple]]:
         """Every person's model inputs, and (image index, person index, box, size) of each."""
         data = self.config.data
         if len(images) != len(head_boxes):
             raise ValueError(f"{len(images)} images but {len(head_boxes)} lists of head boxes")
+        wants_depth = self.config.model.depth_branch
+        if wants_depth and (depths is None or len(depths) != len(images)):
+            raise ValueError("this model has a depth branch (model.depth_branch): give one "
+                             f"depth map per image, depths=[...] ({len(images)} images)")
         inputs, where = [], []
         for i, (image, boxes) in enumerate(zip(images, head_boxes)):
             name = str(image) if isinstance(image, (str, Path)) else f"image {i}"
             rgb = as_rgb_image(image, name)
+            extra = ({"depth": depth_channels(as_depth_image(depths[i], rgb.size, name),
+                                              data.input_size)} if wants_depth else {})
             for j, box in enumerate(boxes):
                 pixels = checked_box(box, *rgb.size, f"{name}, person {j}")
-                inputs.append(model_inputs(rgb, pixels, data.input_size, data.face_size,
-                                           data.head_enlarge))
+                inputs.append({**model_inputs(rgb, pixels, data.input_size, data.face_size,
+                                              data.head_enlarge), **extra})
                 where.append((i, j, tuple(pixels.tolist()), rgb.size))
         return inputs, where
 
     @torch.no_grad()
     def predict(self, images, head_boxes, num_samples: int = 1, steps: int | None = None,
-                seed: int = 0, sampler: str | None = None,
-                person_ids: list[int] | None = None) -> list[list[Prediction]]:
+                seed: int = 0, sampler: str | None = None, person_ids: list[int] | None = None,
+                depths: list | None = None) -> list[list[Prediction]]:
         """One ``Prediction`` per person per image, batched over people and images.
 
         ``images``: PIL images, HxWx3 RGB arrays or paths; ``head_boxes``: one list of pixel
         xyxy boxes per image. ``steps`` / ``sampler`` change the sampler for this call only.
         The noise of each person is seeded by (``seed``, its id): its position in the call,
-        or ``person_ids`` (e.g. a dataset's sample ids, to reproduce its evaluation)."""
-        inputs, where = self._inputs(images, head_boxes)
+        or ``person_ids`` (e.g. a dataset's sample ids, to reproduce its evaluation).
+        ``depths``: one depth map per image, for a model with a depth branch only."""
+        inputs, where = self._inputs(images, head_boxes, depths)
         if person_ids is not None and len(person_ids) != len(inputs):
             raise ValueError(f"{len(person_ids)} person ids for {len(inputs)} people")
         if num_samples > 1 and not self.model.head.stochastic:

@@ -7,8 +7,8 @@ import torch
 
 from gazefollow.checkpoint import load_checkpoint
 from gazefollow.config import build_config
-from gazefollow.run_records import read_step_log
 from gazefollow.data.synthetic import generate_world
+from gazefollow.run_records import read_step_log
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,3 +74,47 @@ def straight(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("resume")
     _train(tmp, "straight")
     return tmp, read_step_log(_run_dir(tmp, "straight")), load_checkpoint(_run_dir(tmp, "straight"))
+
+
+def first_test_heads(predictor, depth_suffix: str = ""):
+    """The test split's first heads as (split, image paths, pixel boxes, sample ids, depth map
+    paths)."""
+    from PIL import Image
+
+    from gazefollow.data.build import build_datasets
+    from gazefollow.data.depth import depth_path
+    from gazefollow.data.instances import fix_box, pixel_box
+    test = build_datasets(predictor.config, splits=("test",), log=lambda *_: None)["test"]
+    images, boxes, ids = [], [], []
+    for instance in test.instances[:5]:
+        file = test.root / instance.path
+        with Image.open(file) as image:
+            width, height = image.size
+        images.append(file)
+        boxes.append([fix_box(pixel_box(instance, width, height), width, height)])
+        ids.append(instance.index)
+    depths = [depth_path(f, depth_suffix) for f in images] if depth_suffix else None
+    return test, images, boxes, ids, depths
+
+
+def assert_predictor_matches_evaluation(run_dir) -> None:
+    """GazePredictor on dataset samples gives the evaluation path's heatmaps (1e-6), points
+    and in/out probabilities."""
+    import numpy as np
+
+    from gazefollow.evaluate import load_for_eval, run_split
+    from gazefollow.predict import GazePredictor
+    predictor = GazePredictor.from_pretrained(run_dir, device="cpu")
+    test, images, boxes, ids, depths = first_test_heads(predictor, predictor.config.data.depth_suffix)
+    loaded = load_for_eval(run_dir)
+    config = loaded["config"]
+    result = run_split(loaded["model"], test, [config.sampling.steps], config.sampling,
+                       batch_size=config.eval.batch_size, seed=config.run.seed, device="cpu",
+                       prior_inout=0.5, num_keep=5)
+    people = predictor.predict(images, boxes, seed=config.run.seed, person_ids=ids,
+                               depths=depths)
+    assert len(result.samples) == len(people) == len(images)
+    for person, kept in zip([p[0] for p in people], result.samples):
+        assert np.abs(person.heatmap - kept["heatmap"]).max() < 1e-6
+        assert person.point == kept["pred"]
+        assert abs(person.inout - kept["inout_prob"]) < 1e-6

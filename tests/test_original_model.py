@@ -5,13 +5,15 @@ import math
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from gazefollow.config import build_config
 from gazefollow.models.gaze_model import build_model
 from gazefollow.models.original import feature_grid, sinusoidal_2d
 from gazefollow.original_weights import adm_unet_key_map, map_original_key
+from gazefollow.predict import GazePredictor
 from main import main
-from tests.conftest import ROOT
+from tests.conftest import ROOT, assert_predictor_matches_evaluation, first_test_heads
 
 ORIGINAL = ROOT / "configs" / "experiments" / "original.yaml"
 STACK = [ROOT / "configs" / "diffusion.yaml", ROOT / "configs" / "gaze.yaml", ORIGINAL]
@@ -218,6 +220,16 @@ def test_the_original_configuration_trains_and_evaluates(tmp_path, extra):
     assert 0 <= results["model"]["auc"] <= 1
     if "model.depth_branch=true" in extra:
         assert len(list((tmp_path / "world" / "train").glob("*_depth.png"))) == 24
+        run_dir = next(tmp_path.glob("*/original"))
+        assert_predictor_matches_evaluation(run_dir)  # depth maps given as files
+        predictor = GazePredictor.from_pretrained(run_dir, device="cpu")
+        _, images, boxes, _, depths = first_test_heads(predictor, "_depth.png")
+        with pytest.raises(ValueError, match="give one depth map per image"):
+            predictor.predict(images[:1], boxes[:1])
+        grey = np.asarray(Image.open(depths[0]))  # the same map as a 16-bit array
+        as_array = predictor.predict(images[:1], boxes[:1], depths=[grey])[0][0]
+        as_file = predictor.predict(images[:1], boxes[:1], depths=depths[:1])[0][0]
+        assert np.array_equal(as_array.heatmap, as_file.heatmap)
 
 
 def test_the_original_configuration_at_224_px_trains_2_steps(tmp_path):

@@ -12,10 +12,16 @@ from PIL import Image
 
 from gazefollow.checkpoint import CheckpointError
 from gazefollow.data.build import build_datasets
-from gazefollow.data.instances import BadInput, fix_box, pixel_box
+from gazefollow.data.instances import BadInput
 from gazefollow.predict import GazePredictor
 from main import main
-from tests.conftest import ROOT, TINY, run_script
+from tests.conftest import (
+    ROOT,
+    TINY,
+    assert_predictor_matches_evaluation,
+    first_test_heads,
+    run_script,
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,41 +32,15 @@ def run(tmp_path_factory):
     return tmp, tmp / "out" / "synthetic-diffusion-x0" / "tiny"
 
 
-def _test_people(predictor):
-    """The test split's first heads as (image paths, pixel boxes, sample ids)."""
-    test = build_datasets(predictor.config, splits=("test",), log=lambda *_: None)["test"]
-    images, boxes, ids = [], [], []
-    for instance in test.instances[:5]:
-        file = test.root / instance.path
-        with Image.open(file) as image:
-            width, height = image.size
-        images.append(file)
-        boxes.append([fix_box(pixel_box(instance, width, height), width, height)])
-        ids.append(instance.index)
-    return test, images, boxes, ids
-
-
 def test_a_dataset_sample_gives_the_evaluation_paths_heatmap(run):
-    from gazefollow.evaluate import load_for_eval, run_split
     _, run_dir = run
-    predictor = GazePredictor.from_pretrained(run_dir, device="cpu")
-    test, images, boxes, ids = _test_people(predictor)
-    loaded = load_for_eval(run_dir)
-    config = loaded["config"]
-    result = run_split(loaded["model"], test, [config.sampling.steps], config.sampling,
-                       batch_size=2, seed=config.run.seed, device="cpu", prior_inout=0.5,
-                       num_keep=5)
-    people = predictor.predict(images, boxes, seed=config.run.seed, person_ids=ids)
-    for person, kept in zip([p[0] for p in people], result.samples):
-        assert np.abs(person.heatmap - kept["heatmap"]).max() < 1e-6
-        assert person.point == kept["pred"]
-        assert person.inout == pytest.approx(kept["inout_prob"], abs=1e-6)
+    assert_predictor_matches_evaluation(run_dir)
 
 
 def test_predictions_are_seeded_batched_and_carry_hypotheses(run):
     _, run_dir = run
     predictor = GazePredictor.from_pretrained(run_dir, device="cpu")
-    _, images, boxes, _ = _test_people(predictor)
+    _, images, boxes, _ = first_test_heads(predictor)
     array = np.asarray(Image.open(images[1]).convert("RGB"))[:, ::-1][:, ::-1]  # not contiguous
     two_people = [boxes[0][0], boxes[0][0] + np.array([5, 5, 5, 5])]
     first = predictor.predict([images[0], array], [two_people, boxes[1]], num_samples=3, seed=4)
@@ -82,7 +62,7 @@ def test_predictions_are_seeded_batched_and_carry_hypotheses(run):
 def test_bad_boxes_and_images_are_named(run, tmp_path):
     _, run_dir = run
     predictor = GazePredictor.from_pretrained(run_dir, device="cpu")
-    _, images, _, _ = _test_people(predictor)
+    _, images, _, _ = first_test_heads(predictor)
     width, height = Image.open(images[0]).size
     clamped = predictor.predict([images[0]], [[(-20, -20, 30, 30)]])[0][0]
     assert clamped.head_box[:2] == (0, 0)  # partly outside: clamped
@@ -97,7 +77,7 @@ def test_bad_boxes_and_images_are_named(run, tmp_path):
 def test_export_round_trip_gives_identical_predictions_in_a_fresh_process(run, tmp_path):
     _, run_dir = run
     predictor = GazePredictor.from_pretrained(run_dir, device="cpu")
-    _, images, boxes, _ = _test_people(predictor)
+    _, images, boxes, _ = first_test_heads(predictor)
     export = tmp_path / "export"
     run_script("export.py", run_dir, export)
     assert {p.name for p in export.iterdir()} == {"model.safetensors", "config.json",
@@ -188,7 +168,7 @@ def _demo(run_dir, *args, capsys=None):
 def test_demo_on_a_folder_with_given_boxes(run, tmp_path, capsys):
     _, run_dir = run
     predictor = GazePredictor.from_pretrained(run_dir, device="cpu")
-    _, images, boxes, _ = _test_people(predictor)
+    _, images, boxes, _ = first_test_heads(predictor)
     folder = tmp_path / "photos"
     folder.mkdir()
     for image in images[:3]:
@@ -215,7 +195,7 @@ def test_demo_on_a_short_video_keeps_frames_size_and_person_ids(run, tmp_path):
     import cv2
     _, run_dir = run
     predictor = GazePredictor.from_pretrained(run_dir, device="cpu")
-    _, images, boxes, _ = _test_people(predictor)
+    _, images, boxes, _ = first_test_heads(predictor)
     first = cv2.imread(str(images[0]))
     height, width = first.shape[:2]
     video = tmp_path / "clip.mp4"

@@ -30,19 +30,27 @@ def read_depth(file: Path, size: tuple[int, int], rows) -> Image.Image:
     if not file.is_file():
         raise BadInput(f"{where}: no such file (data.depth_suffix names it)")
     try:
-        if file.suffix == ".npy":
+        if file.suffix == ".npy":  # any float unit: scaled by its own range
             depth = np.load(file).astype(np.float64)
-        else:
+        else:  # PNG: by its bit depth
             depth = cv2.imread(str(file), cv2.IMREAD_ANYDEPTH)
             if depth is None:
                 raise ValueError("cannot decode it")
-            depth = depth.astype(np.float64) / (65535.0 if depth.dtype == np.uint16 else 255.0)
     except (OSError, ValueError) as err:
         raise BadInput(f"{where}: {err}") from None
+    return depth_image(depth, size, where)
+
+
+def depth_image(depth: np.ndarray, size: tuple[int, int], where: str) -> Image.Image:
+    """A depth array -> an 8-bit grey image of ``size``: 8- and 16-bit integers by their bit
+    depth, floats by their own minimum and maximum."""
     if depth.ndim != 2 or not np.isfinite(depth).all():
         raise BadInput(f"{where}: a depth map is one finite channel, got shape "
                        f"{depth.shape}{'' if np.isfinite(depth).all() else ' with NaN/Inf'}")
-    if file.suffix == ".npy":
+    if depth.dtype in (np.uint8, np.uint16):
+        depth = depth.astype(np.float64) / (65535.0 if depth.dtype == np.uint16 else 255.0)
+    else:
+        depth = depth.astype(np.float64)
         low, high = depth.min(), depth.max()
         depth = (depth - low) / (high - low) if high > low else np.zeros_like(depth)
     grey = Image.fromarray(np.round(np.clip(depth, 0, 1) * 255).astype(np.uint8), mode="L")
