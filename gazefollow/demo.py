@@ -150,6 +150,7 @@ def run_images(demo: Demo, files: list[Path], out: Path, strict: bool) -> None:
 
     # a depth-branch model reads each image's depth map beside it, named as in its datasets
     suffix = demo.predictor.config.data.depth_suffix if demo.wants_depth else ""
+    files = [f for f in files if not (suffix and f.name.endswith(suffix))]  # maps, not images
     for file in tqdm(files, desc="images", unit="image"):
         try:
             rgb = np.asarray(as_rgb_image(file))

@@ -1,6 +1,8 @@
 """The original research code's model as a configuration: its encoder, its UNet's key names,
 its checkpoints and initial weights, its depth branch."""
+import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from gazefollow.models.original import feature_grid, sinusoidal_2d
 from gazefollow.original_weights import adm_unet_key_map, map_original_key
 from gazefollow.predict import GazePredictor
 from main import main
-from tests.conftest import ROOT, assert_predictor_matches_evaluation, first_test_heads
+from tests.conftest import ROOT, assert_predictor_matches_evaluation, first_test_heads, run_script
 
 ORIGINAL = ROOT / "configs" / "experiments" / "original.yaml"
 STACK = [ROOT / "configs" / "diffusion.yaml", ROOT / "configs" / "gaze.yaml", ORIGINAL]
@@ -230,6 +232,17 @@ def test_the_original_configuration_trains_and_evaluates(tmp_path, extra):
         as_array = predictor.predict(images[:1], boxes[:1], depths=[grey])[0][0]
         as_file = predictor.predict(images[:1], boxes[:1], depths=depths[:1])[0][0]
         assert np.array_equal(as_array.heatmap, as_file.heatmap)
+        folder = tmp_path / "photos"  # the demo reads each map beside its image
+        folder.mkdir()
+        for file in [images[0], depths[0]]:
+            shutil.copy(file, folder / file.name)
+        given = {images[0].name: [list(map(float, boxes[0][0]))]}
+        (tmp_path / "boxes.json").write_text(json.dumps(given))
+        run_script("demo.py", "--weights", run_dir, "--input", folder, "--boxes",
+                   tmp_path / "boxes.json", "--output", tmp_path / "demo")
+        entries = json.loads((tmp_path / "demo" / "predictions.json").read_text())
+        assert [e["image"] for e in entries] == [images[0].name]
+        assert entries[0]["people"][0]["point"] == pytest.approx(list(as_file.point))
 
 
 def test_the_original_configuration_at_224_px_trains_2_steps(tmp_path):
