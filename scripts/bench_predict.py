@@ -7,7 +7,8 @@ gaze.yaml, 224 px) at 1, 4 and 10 DDIM steps, the full-size model with the UNet 
 before (64x64, two blocks per level), the full-size regression head; their encoders alone and
 one UNet call alone; as the physical reference, two plain ResNet-50 forward passes at 224 px built with our
 own ResNet class (what the classic two-branch gaze-following model costs); and the face
-detector's ms per 640x480 image. Weights are freshly initialised: speed does not depend on
+detector's ms per 640x480 image. A second table times one UNet call for each full-size UNet
+shape (UNET_SHAPES): where its time goes. Weights are freshly initialised: speed does not depend on
 them. Each number is the best of ``--repeats`` timed calls after one warm-up call, on
 ``--batch`` people in one image. Prints a markdown table.
 """
@@ -90,6 +91,39 @@ def unet_ms(predictor: GazePredictor, stacked: dict, repeats: int) -> float:
     return best_ms(lambda: predictor.model.head.denoise(x_t, t, cond), repeats)
 
 
+# Where the full-size UNet's time goes: one denoiser call per shape (configs/gaze.yaml widths).
+UNET_SHAPES = {
+    "earlier: 64x64, 2 blocks/level, attention at 16x16 + mid":
+        ["model.unet_patch_size=1", "model.unet_layers_per_block=2"],
+    "earlier without attention (mid block keeps one)":
+        ["model.unet_patch_size=1", "model.unet_layers_per_block=2",
+         "model.unet_attention_levels=[]"],
+    "64x64, 1 block/level": ["model.unet_patch_size=1", "model.unet_layers_per_block=1"],
+    "patch 2 (32x32), 2 blocks/level": ["model.unet_patch_size=2",
+                                        "model.unet_layers_per_block=2"],
+    "patch 2 (32x32), 1 block/level (the default)": [],
+    "patch 4 (16x16), 1 block/level, attention at 8x8 + mid":
+        ["model.unet_patch_size=4", "model.unet_attention_levels=[1]"],
+}
+
+
+def unet_shape_rows(batch: int, repeats: int, rng) -> list[tuple[str, float, float]]:
+    """(shape, ms per person per UNet call, parameters in millions) of each UNET_SHAPES."""
+    image, boxes = people(batch, rng)
+    rows = []
+    for name, overrides in UNET_SHAPES.items():
+        config = build_config(BASE, [*overrides, f"eval.batch_size={batch}", "run.device=cpu"])
+        torch.manual_seed(0)
+        predictor = GazePredictor(build_model(config), config, "cpu", "raw")
+        inputs, _ = predictor._inputs([image], [boxes])
+        stacked = {k: torch.stack([p[k] for p in inputs]) for k in inputs[0]}
+        with torch.no_grad():
+            ms = unet_ms(predictor, stacked, repeats) / batch
+        size = sum(p.numel() for p in predictor.model.head.denoiser.parameters()) / 1e6
+        rows.append((name, ms, size))
+    return rows
+
+
 def reference_row(batch: int, repeats: int) -> tuple[str, float]:
     torch.manual_seed(0)
     scene = ResNet([3, 4, 6, 3], block="bottleneck", in_channels=4).eval()
@@ -129,6 +163,10 @@ def main() -> None:
     print("|---|---|")
     for name, ms in rows + ([detector] if detector else []):
         print(f"| {name} | {ms:.1f} |")
+    print("\n| full-size UNet shape | ms per person per call | UNet parameters (M) |")
+    print("|---|---|---|")
+    for name, ms, size in unet_shape_rows(args.batch, args.repeats, rng):
+        print(f"| {name} | {ms:.1f} | {size:.2f} |")
 
 
 if __name__ == "__main__":
