@@ -143,7 +143,7 @@ class ModelConfig:
     direction_gammas: list[float] = field(default_factory=lambda: [1.0, 8.0])  # cone sharpness
     # --- the heatmap heads (the UNet; the regression decoder uses its width and norm groups)
     unet_inout_channels: int = 1  # heatmap channels denoised by the UNet
-    unet_inplanes: int = 64
+    unet_inplanes: int = 32
     unet_multipliers: list[int] = field(default_factory=lambda: [1, 2, 4])
     unet_attention_levels: list[int] = field(default_factory=lambda: [2])  # levels with cross-attn
     unet_layers_per_block: int = 1  # unet_residual
@@ -153,7 +153,7 @@ class ModelConfig:
     unet_heads: int = 4
     unet_transformer_layers: int = 1
     unet_dropout: float = 0.0
-    unet_norm_groups: int = 32
+    unet_norm_groups: int = 16
     unet_scale_shift_norm: bool = False  # time embedding as scale and shift (ADM's option)
     inout_hidden: int = 128
     freeze_scene: bool = False

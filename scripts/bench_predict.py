@@ -35,9 +35,11 @@ MODELS = {
     "default experiment (64 px)": (BASE + [ROOT / "configs" / "experiments" /
                                            "synthetic_cpu.yaml"], []),
     "full size (224 px)": (BASE, []),
-    # the full-size UNet before this speed work: at the 64x64 heatmap, 2 blocks per level
+    # the full-size UNet before this speed work: at the 64x64 heatmap, 2 blocks per level,
+    # widths 64/128/256
     "full size, earlier UNet": (BASE, ["model.unet_patch_size=1",
-                                       "model.unet_layers_per_block=2"]),
+                                       "model.unet_layers_per_block=2",
+                                       "model.unet_inplanes=64", "model.unet_norm_groups=32"]),
     "full size, regression head": (BASE, ["model.head=regression"]),
 }
 
@@ -92,18 +94,20 @@ def unet_ms(predictor: GazePredictor, stacked: dict, repeats: int) -> float:
 
 
 # Where the full-size UNet's time goes: one denoiser call per shape (configs/gaze.yaml widths).
+WIDTH_64 = ["model.unet_inplanes=64", "model.unet_norm_groups=32"]
 UNET_SHAPES = {
-    "earlier: 64x64, 2 blocks/level, attention at 16x16 + mid":
-        ["model.unet_patch_size=1", "model.unet_layers_per_block=2"],
-    "earlier without attention (mid block keeps one)":
-        ["model.unet_patch_size=1", "model.unet_layers_per_block=2",
+    "earlier: 64x64, 2 blocks/level, width 64, attention at 16x16 + mid":
+        [*WIDTH_64, "model.unet_patch_size=1", "model.unet_layers_per_block=2"],
+    "earlier without attention (the mid block keeps one)":
+        [*WIDTH_64, "model.unet_patch_size=1", "model.unet_layers_per_block=2",
          "model.unet_attention_levels=[]"],
-    "64x64, 1 block/level": ["model.unet_patch_size=1", "model.unet_layers_per_block=1"],
-    "patch 2 (32x32), 2 blocks/level": ["model.unet_patch_size=2",
-                                        "model.unet_layers_per_block=2"],
-    "patch 2 (32x32), 1 block/level (the default)": [],
-    "patch 4 (16x16), 1 block/level, attention at 8x8 + mid":
-        ["model.unet_patch_size=4", "model.unet_attention_levels=[1]"],
+    "64x64, 1 block/level, width 64": [*WIDTH_64, "model.unet_patch_size=1"],
+    "patch 2 (32x32), 2 blocks/level, width 64": [*WIDTH_64, "model.unet_layers_per_block=2"],
+    "patch 2 (32x32), 1 block/level, width 64": WIDTH_64,
+    "patch 2 (32x32), 1 block/level, width 48": ["model.unet_inplanes=48"],
+    "patch 2 (32x32), 1 block/level, width 32 (the default)": [],
+    "patch 4 (16x16), 1 block/level, width 64, attention at 8x8 + mid":
+        [*WIDTH_64, "model.unet_patch_size=4", "model.unet_attention_levels=[1]"],
 }
 
 

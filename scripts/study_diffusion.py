@@ -49,13 +49,19 @@ FULL_SIZE_UNET = ["data.input_size=224", "data.face_size=224", "data.output_size
                   "model.unet_multipliers=[1,2,4]", "model.unet_norm_groups=32",
                   "data.batch_size=8", "optim.warmup_steps=50"]
 UNET_VARIANTS = {
-    "earlier UNet: 64x64, 2 blocks/level": ("unet_p1_b2", [
+    "earlier UNet: 64x64, 2 blocks/level, width 64": ("unet_p1_b2", [
         "model.unet_patch_size=1", "model.unet_layers_per_block=2",
         "model.unet_attention_levels=[2]"]),
-    "patch 2 (32x32), 1 block/level": ("unet_p2_b1", [
+    "patch 2 (32x32), 1 block/level, width 64": ("unet_p2_b1", [
         "model.unet_patch_size=2", "model.unet_layers_per_block=1",
         "model.unet_attention_levels=[2]"]),
-    "patch 4 (16x16), 1 block/level": ("unet_p4_b1", [
+    "patch 2, width 48 (16 norm groups)": ("unet_p2_b1_w48", [
+        "model.unet_patch_size=2", "model.unet_layers_per_block=1",
+        "model.unet_attention_levels=[2]", "model.unet_inplanes=48", "model.unet_norm_groups=16"]),
+    "patch 2, width 32 (16 norm groups)": ("unet_p2_b1_w32", [
+        "model.unet_patch_size=2", "model.unet_layers_per_block=1",
+        "model.unet_attention_levels=[2]", "model.unet_inplanes=32", "model.unet_norm_groups=16"]),
+    "patch 4 (16x16), 1 block/level, width 64": ("unet_p4_b1", [
         "model.unet_patch_size=4", "model.unet_layers_per_block=1",
         "model.unet_attention_levels=[1]"]),
 }
@@ -117,12 +123,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 10, 50])
     parser.add_argument("--suite", choices=sorted(SUITES), default="diffusion")
     parser.add_argument("--max_steps", type=int, help="shorten every training run")
+    parser.add_argument("--only", nargs="+", help="run the variants whose tags are listed")
     args = parser.parse_args()
     common, variants, samplers = SUITES[args.suite]
     if args.max_steps:
         common = [*common, f"run.max_steps={args.max_steps}"]
     rows = []
     for name, (tag, overrides) in variants.items():
+        if args.only and tag not in args.only:
+            continue
         rows += study_variant(name, tag, [*common, *overrides], Path(args.out), args.steps,
                               samplers)
     setting = " ".join(common) or "configs/experiments/synthetic_cpu.yaml"
