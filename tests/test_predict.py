@@ -40,7 +40,7 @@ def test_a_dataset_sample_gives_the_evaluation_paths_heatmap(run):
 def test_predictions_are_seeded_batched_and_carry_hypotheses(run):
     _, run_dir = run
     predictor = GazePredictor.from_pretrained(run_dir, device="cpu")
-    _, images, boxes, _ = first_test_heads(predictor)
+    _, images, boxes, _, _ = first_test_heads(predictor)
     array = np.asarray(Image.open(images[1]).convert("RGB"))[:, ::-1][:, ::-1]  # not contiguous
     two_people = [boxes[0][0], boxes[0][0] + np.array([5, 5, 5, 5])]
     first = predictor.predict([images[0], array], [two_people, boxes[1]], num_samples=3, seed=4)
@@ -62,7 +62,7 @@ def test_predictions_are_seeded_batched_and_carry_hypotheses(run):
 def test_bad_boxes_and_images_are_named(run, tmp_path):
     _, run_dir = run
     predictor = GazePredictor.from_pretrained(run_dir, device="cpu")
-    _, images, _, _ = first_test_heads(predictor)
+    _, images, _, _, _ = first_test_heads(predictor)
     width, height = Image.open(images[0]).size
     clamped = predictor.predict([images[0]], [[(-20, -20, 30, 30)]])[0][0]
     assert clamped.head_box[:2] == (0, 0)  # partly outside: clamped
@@ -77,7 +77,7 @@ def test_bad_boxes_and_images_are_named(run, tmp_path):
 def test_export_round_trip_gives_identical_predictions_in_a_fresh_process(run, tmp_path):
     _, run_dir = run
     predictor = GazePredictor.from_pretrained(run_dir, device="cpu")
-    _, images, boxes, _ = first_test_heads(predictor)
+    _, images, boxes, _, _ = first_test_heads(predictor)
     export = tmp_path / "export"
     run_script("export.py", run_dir, export)
     assert {p.name for p in export.iterdir()} == {"model.safetensors", "config.json",
@@ -188,7 +188,7 @@ def _demo(run_dir, *args, capsys=None):
 def test_demo_on_a_folder_with_given_boxes(run, tmp_path, capsys):
     _, run_dir = run
     predictor = GazePredictor.from_pretrained(run_dir, device="cpu")
-    _, images, boxes, _ = first_test_heads(predictor)
+    _, images, boxes, _, _ = first_test_heads(predictor)
     folder = tmp_path / "photos"
     folder.mkdir()
     for image in images[:3]:
@@ -215,7 +215,7 @@ def test_demo_on_a_short_video_keeps_frames_size_and_person_ids(run, tmp_path):
     import cv2
     _, run_dir = run
     predictor = GazePredictor.from_pretrained(run_dir, device="cpu")
-    _, images, boxes, _ = first_test_heads(predictor)
+    _, images, boxes, _, _ = first_test_heads(predictor)
     first = cv2.imread(str(images[0]))
     height, width = first.shape[:2]
     video = tmp_path / "clip.mp4"
