@@ -1,0 +1,1 @@
+"""Gaze estimation: face image -> 3D gaze direction (``run.task: estimation``)."""
