@@ -1,0 +1,1 @@
+"""Gaze-estimation readers, one per file; each returns ``sample.face_sample`` dicts."""
