@@ -1,4 +1,6 @@
 """Gaze-estimation readers on generated files in the released layouts, and the protocols."""
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -84,3 +86,46 @@ def test_leave_one_subject_out_never_mixes_subjects():
     unigaze = mpii_unigaze_split()
     assert unigaze.train[-1] == "p09" and unigaze.test == tuple(f"p{k}" for k in range(10, 15))
     assert mpii_unigaze_split(1).val == ("p09",) and "p09" not in mpii_unigaze_split(1).train
+
+
+def write_xgaze_subject(path, faces_bgr, gaze, pose):
+    """An ETH-XGaze subjectXXXX.h5 with the keys of the release."""
+    n = len(faces_bgr)
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("face_patch", data=faces_bgr)
+        h5.create_dataset("face_gaze", data=gaze.astype(np.float32))
+        h5.create_dataset("face_head_pose", data=pose.astype(np.float32))
+        h5.create_dataset("frame_index", data=np.arange(n).reshape(n, 1))
+        h5.create_dataset("cam_index", data=np.zeros((n, 1), np.int64))
+
+
+def test_ethxgaze_round_trip_and_validation_split(tmp_path):
+    from gazefollow.estimation.data.ethxgaze import ETHXGaze, train_subjects
+    from gazefollow.estimation.protocols import ethxgaze_validation
+    rng = np.random.default_rng(2)
+    (tmp_path / "train").mkdir()
+    names = [f"subject{k:04d}.h5" for k in range(3)]
+    (tmp_path / "train_test_split.json").write_text(json.dumps(
+        {"train": names, "test": ["subject0100.h5"], "test_person_specific": []}))
+    faces = rng.integers(0, 255, size=(4, 24, 24, 3), dtype=np.uint8)
+    gaze, pose = rng.uniform(-0.5, 0.5, size=(4, 2)), rng.uniform(-0.5, 0.5, size=(4, 2))
+    for name in names:
+        write_xgaze_subject(tmp_path / "train" / name, faces, gaze, pose)
+    assert train_subjects(tmp_path) == names
+    split = ethxgaze_validation(names, val_subjects=1)
+    assert split.val == ("subject0002.h5",) and split.test == ()
+    reader = ETHXGaze(tmp_path, list(split.train))
+    assert len(reader) == 8
+    sample = reader[5]
+    assert sample["subject"] == "subject0001" and sample["index"] == 5
+    assert np.array_equal(sample["face"], faces[1][:, :, ::-1])  # BGR -> RGB
+    assert sample["gaze"] == pytest.approx(gaze[1]) and sample["head_pose"] == pytest.approx(
+        pose[1])
+    gaze[2, 1] = np.inf
+    write_xgaze_subject(tmp_path / "train" / names[0], faces, gaze, pose[:3])
+    with pytest.raises(BadInput, match=r"subject0000.h5: wrong shape: face_gaze \(4, 2\) and "
+                                       r"face_head_pose \(3, 2\)"):
+        ETHXGaze(tmp_path, names[:1])
+    write_xgaze_subject(tmp_path / "train" / names[0], faces, gaze, pose)
+    skipped = ETHXGaze(tmp_path, names[:2], policy="skip")
+    assert len(skipped) == 7 and dict(skipped.report.skipped) == {"NaN label": 1}

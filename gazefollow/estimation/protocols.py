@@ -45,3 +45,13 @@ def mpii_unigaze_split(val_subjects: int = 0) -> SubjectSplit:
         raise ValueError(f"{val_subjects} validation subjects leave none of p00-p09 to train on")
     train = MPII_SUBJECTS[:10]
     return SubjectSplit(train[:10 - val_subjects], train[10 - val_subjects:], MPII_SUBJECTS[10:])
+
+
+def ethxgaze_validation(train_files: list[str], val_subjects: int = 5) -> SubjectSplit:
+    """ETH-XGaze's test labels are hidden: validation is the last ``val_subjects`` of its
+    ``train`` subjects (in file-name order), held out of training; there is no local test."""
+    files = tuple(sorted(train_files))
+    if not 0 < val_subjects < len(files):
+        raise ValueError(f"{val_subjects} validation subjects of {len(files)} leave none to "
+                         "train on")
+    return SubjectSplit(files[:-val_subjects], files[-val_subjects:], ())
