@@ -129,3 +129,31 @@ def test_ethxgaze_round_trip_and_validation_split(tmp_path):
     write_xgaze_subject(tmp_path / "train" / names[0], faces, gaze, pose)
     skipped = ETHXGaze(tmp_path, names[:2], policy="skip")
     assert len(skipped) == 7 and dict(skipped.report.skipped) == {"NaN label": 1}
+
+
+def test_gaze360_round_trip_and_bad_lines(tmp_path):
+    from PIL import Image
+
+    from gazefollow.estimation.data.gaze360 import Gaze360Frames
+    folder = tmp_path / "imgs" / "rec_027" / "head" / "000001"
+    folder.mkdir(parents=True)
+    for frame in (13, 14):
+        Image.new("RGB", (20, 20), (frame, 0, 0)).save(folder / f"{frame:06d}.jpg")
+    lines = ["rec_027/head/000001/000013.jpg 0.6 0.0 -0.8 ",  # the release's trailing space
+             "rec_027/head/000001/000014.jpg\t0.0\t0.6\t-0.8"]
+    (tmp_path / "validation.txt").write_text("\n".join(lines) + "\n")
+    reader = Gaze360Frames(tmp_path, "val")
+    assert len(reader) == 2 and reader[0]["subject"] == "rec_027"
+    assert reader[0]["gaze"] == pytest.approx([0, np.arctan2(0.6, 0.8)])  # Gaze360's yaw
+    assert reader[1]["gaze"] == pytest.approx([np.arcsin(0.6), 0])  # and its pitch
+    assert reader[1]["face"].shape == (20, 20, 3)
+    bad = lines + ["rec_027/head/000001/000015.jpg 0.6 0.0 -0.8",
+                   "rec_027/head/000001/000013.jpg 0 0 0", "rec_027/head/000001/000013.jpg x"]
+    (tmp_path / "test.txt").write_text("\n".join(bad) + "\n")
+    with pytest.raises(BadInput, match=r"test.txt, line 3: missing image: no imgs/rec_027"):
+        Gaze360Frames(tmp_path, "test")
+    skipped = Gaze360Frames(tmp_path, "test", policy="skip")
+    assert len(skipped) == 2
+    assert dict(skipped.report.skipped) == {"missing image": 1, "malformed line": 2}
+    with pytest.raises(FileNotFoundError, match="no train.txt"):
+        Gaze360Frames(tmp_path, "train")
