@@ -1,0 +1,1 @@
+"""Gaze-estimation networks: face image -> (pitch, yaw)."""
