@@ -157,3 +157,30 @@ def test_gaze360_round_trip_and_bad_lines(tmp_path):
     assert dict(skipped.report.skipped) == {"missing image": 1, "malformed line": 2}
     with pytest.raises(FileNotFoundError, match="no train.txt"):
         Gaze360Frames(tmp_path, "train")
+
+
+def test_the_synthetic_face_world_is_read_by_the_mpiifacegaze_reader(tmp_path):
+    from gazefollow.estimation.data.synthetic_faces import (FaceWorldConfig, render_face,
+                                                            rotation, write_face_world)
+    from gazefollow.estimation.metrics import angular_error, pitchyaw_to_vector
+    head, eyes = (0.2, -0.3), (-0.1, 0.25)
+    # the rotation maps "at the camera" to the direction of (pitch, yaw)
+    assert rotation(*head) @ [0, 0, -1] == pytest.approx(pitchyaw_to_vector([head])[0])
+    cfg = FaceWorldConfig(subjects=2, per_subject=3, size=32, seed=5)
+    write_face_world(cfg, tmp_path / "faces", log=lambda *_: None)
+    reader = MPIIFaceGazeMat(tmp_path / "faces", ["p00", "p01"])
+    assert len(reader) == 6 and reader[0]["face"].shape == (32, 32, 3)
+    again = MPIIFaceGazeMat(tmp_path / "faces", ["p00"])[2]  # deterministic by seed
+    assert np.array_equal(reader[2]["face"], again["face"])
+    # a subject's gaze combines head and eyes: not the head pose alone
+    gaze, pose = np.stack([reader[i]["gaze"] for i in range(6)]), np.stack(
+        [reader[i]["head_pose"] for i in range(6)])
+    assert angular_error(gaze, pose).max() > 5
+    subject_rng = np.random.default_rng([5, 0])
+    from gazefollow.estimation.data.synthetic_faces import make_subject
+    face, label, landmarks = render_face(make_subject(subject_rng), 32, head, eyes)
+    expected = rotation(*head) @ rotation(*eyes) @ np.array([0, 0, -1.0])
+    assert angular_error([label], [expected])[0] < 1e-6
+    assert landmarks.shape == (6, 2) and (landmarks > 0).all() and (landmarks < 32).all()
+    with pytest.raises(FileExistsError, match="not empty"):
+        write_face_world(cfg, tmp_path / "faces", log=lambda *_: None)
