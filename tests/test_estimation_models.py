@@ -34,3 +34,15 @@ def test_gazenet_shapes_init_and_imagenet_loading():
     assert torch.equal(model.backbone[3].conv[1][0].weight, imagenet["features.3.conv.1.0.weight"])
     with pytest.raises(KeyError, match="fit no layer"):
         load_imagenet_backbone(model, {"features.99.weight": torch.zeros(1)})
+
+
+def test_resnet_baselines_shapes_and_sizes():
+    from gazefollow.estimation.models.resnet_gaze import ResNetGaze
+    r18, r50 = ResNetGaze.named("resnet18"), ResNetGaze.named("resnet50")
+    # torchvision's ResNet-18 / -50 without their 1000-way classifiers
+    assert sum(p.numel() for p in r18.backbone.parameters()) == 11_689_512 - 513_000
+    assert sum(p.numel() for p in r50.backbone.parameters()) == 25_557_032 - 2_049_000
+    tiny = ResNetGaze([1, 1], inplanes=8).eval()
+    assert tiny(torch.randn(2, 3, 64, 64)).shape == (2, 2)
+    with pytest.raises(ValueError, match="unknown ResNet 'resnet7'"):
+        ResNetGaze.named("resnet7")
