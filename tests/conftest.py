@@ -105,7 +105,8 @@ def assert_predictor_matches_evaluation(run_dir) -> None:
     from gazefollow.evaluate import load_for_eval, run_split
     from gazefollow.predict import GazePredictor
     predictor = GazePredictor.from_pretrained(run_dir, device="cpu")
-    test, images, boxes, ids, depths = first_test_heads(predictor, predictor.config.data.depth_suffix)
+    suffix = predictor.config.data.depth_suffix
+    test, images, boxes, ids, depths = first_test_heads(predictor, suffix)
     loaded = load_for_eval(run_dir)
     config = loaded["config"]
     result = run_split(loaded["model"], test, [config.sampling.steps], config.sampling,
