@@ -1,0 +1,162 @@
+"""Checks of a merged configuration: a value that cannot run fails here, naming the key."""
+from __future__ import annotations
+
+from typing import Any
+
+
+from gazefollow.config.legacy import LEGACY_FLAGS
+from gazefollow.config.schema import (CHOICES, NOT_YET_SUPPORTED, Config, ConfigError, ModelConfig,
+                                      _suggest)
+
+
+
+def get_key(config: Config, dotted: str) -> Any:
+    """config.section.key from "section.key"."""
+    obj = config
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _validate_parts(config: Config) -> None:
+    """Per-part optimiser settings, frozen parts and the ResNet parts an ImageNet file
+    initialises, against the parts the chosen encoder declares (its registry entry)."""
+    from gazefollow.models.encoders import encoder_class, model_parts
+
+    try:
+        encoder = encoder_class(config.model.encoder)
+    except KeyError as err:
+        raise ConfigError(f"model.encoder: {err.args[0]}") from None
+    parts = list(model_parts(encoder))
+    problem = encoder.config_problem(config.model, config.data)
+    _check(problem is None, f"model.encoder={config.model.encoder}: {problem}")
+    optim = config.optim
+    for key, table in (("optim.part_lr", optim.part_lr),
+                       ("optim.part_weight_decay", optim.part_weight_decay),
+                       ("optim.ema_parts", optim.ema_parts),
+                       ("optim.schedule_parts", optim.schedule_parts)):
+        for part in table:
+            _check(part in parts, f"{key} has the key '{part}', which is not a model part; "
+                   f"the parts are {parts}.{_suggest(part, parts)}")
+    for part, lr in optim.part_lr.items():
+        _check(lr > 0, f"optim.part_lr.{part}={lr} must be > 0 (freeze an encoder instead)")
+    for part, decay in optim.part_weight_decay.items():
+        _check(decay >= 0, f"optim.part_weight_decay.{part}={decay} must be >= 0")
+    for part in frozen_parts(config.model):
+        _check(part in encoder.PARTS, f"model.freeze_{part}: the encoder "
+               f"'{config.model.encoder}' has no part '{part}' (its parts: {list(encoder.PARTS)})")
+    named = config.run.init_resnet_parts
+    _check(len(set(named)) == len(named), f"run.init_resnet_parts names a part twice: {named}")
+    for part in named:
+        _check(part in encoder.RESNET_PARTS, f"run.init_resnet_parts has '{part}'; the ResNet "
+               f"parts of the encoder '{config.model.encoder}' are {list(encoder.RESNET_PARTS)}")
+
+
+def frozen_parts(model_cfg: ModelConfig) -> list[str]:
+    """The encoder parts ``--freeze_scene`` / ``--freeze_face`` freeze."""
+    return [part for part, frozen in (("scene", model_cfg.freeze_scene),
+                                      ("face", model_cfg.freeze_face)) if frozen]
+
+
+def _validate_data(config: Config) -> None:
+    data = config.data
+    for key in ("box_jitter", "crop", "flip", "color"):
+        share = getattr(data, f"augment_{key}")
+        _check(0 <= share <= 1, f"data.augment_{key}={share} is a probability: use [0, 1]")
+    _check(0 <= data.augment_color_range < 1, "data.augment_color_range must be in [0, 1)")
+    _check(data.augment_box_jitter_max >= 0, "data.augment_box_jitter_max must be >= 0")
+    _check(data.frame_stride >= 1, "data.frame_stride must be >= 1")
+    _check(0 < data.val_fraction < 1, "data.val_fraction must be in (0, 1)")
+    _check(not data.sigma_randint or (len(data.sigma_randint) == 2 and
+                                      0 < data.sigma_randint[0] <= data.sigma_randint[1]),
+           f"data.sigma_randint={data.sigma_randint} must be [] or [lo, hi] with 0 < lo <= hi")
+    _check(not (data.sigma_randint and config.diffusion.random_sigma), "data.sigma_randint and "
+           "diffusion.random_sigma are two random target widths: use one")
+    _check(not config.model.depth_branch or data.depth_suffix, "model.depth_branch reads a "
+           "depth map per image: set data.depth_suffix (e.g. _depth.png or .npy)")
+    _check(not config.loss.kl_div_loss or config.loss.other_loss, "loss.kl_div_loss "
+           "(--kl_div_loss) only acts with loss.other_loss (--other_loss), as in the original")
+    _check(0 <= data.annotator_quantile < 1, "data.annotator_quantile (--gaze_point_threshold) "
+           "is a quantile: use [0, 1), 0 = off")
+    _check(config.run.save_every_epochs >= 0 and config.eval.evaluate_every_epochs >= 0,
+           "run.save_every_epochs and eval.evaluate_every_epochs must be >= 0")
+    levels = len(config.model.unet_multipliers)
+    for level in config.model.unet_attention_levels:
+        _check(0 <= level < levels, f"model.unet_attention_levels has level {level}, but the "
+               f"UNet has {levels} levels (model.unet_multipliers="
+               f"{config.model.unet_multipliers}).")
+    patch = config.model.unet_patch_size
+    _check(patch >= 1, f"model.unet_patch_size must be >= 1, got {patch}")
+    _check(data.output_size % (patch * 2 ** (levels - 1)) == 0,
+           f"data.output_size={data.output_size} must be divisible by "
+           f"{patch * 2 ** (levels - 1)} for a {levels}-level UNet with "
+           f"model.unet_patch_size={patch}.")
+
+
+def _validate_diffusion(config: Config) -> None:
+    diff, sampling = config.diffusion, config.sampling
+    _check(diff.train_time_steps >= 50, "diffusion.train_time_steps must be >= 50 (the linear "
+           "schedule's betas, scaled by 1000/T, must stay well below 1)")
+    step_counts = [sampling.steps, *config.eval.extra_steps]
+    for steps in step_counts:
+        _check(1 <= steps <= diff.train_time_steps, f"sampler step count {steps} must be in "
+               f"[1, diffusion.train_time_steps={diff.train_time_steps}]")
+    _check(diff.diff_normalization > 0, "diffusion.diff_normalization must be > 0")
+    _check(not (diff.zero_terminal_snr and diff.prediction == "eps"),
+           "diffusion.zero_terminal_snr cannot be used with eps prediction: x_0 is not "
+           "recoverable from eps at the last step (Lin et al. 2024); use "
+           "diffusion.prediction=v or x0")
+    weight = diff.mse_loss_weight_type
+    _check(weight in ("none", "constant", "trunc_snr", "snr", "inv_snr") or (
+           weight.startswith(("min_snr_", "max_snr_")) and
+           weight[len("min_snr_"):].replace(".", "", 1).isdigit()),
+           f"diffusion.mse_loss_weight_type='{weight}' must be none (or constant), trunc_snr, "
+           "snr, inv_snr, min_snr_<gamma> or max_snr_<gamma> (e.g. min_snr_5)")
+    _check(diff.offset_noise_strength >= 0 and diff.noise_changer_strength >= 0,
+           "diffusion.offset_noise_strength and noise_changer_strength must be >= 0")
+    _check(not (diff.noise_changer and diff.offset_noise_strength > 0), "diffusion.noise_changer "
+           "(the original's offset noise, at noise_changer_strength) and "
+           "diffusion.offset_noise_strength are two ways to ask for the same noise: use one")
+    _check(0 <= diff.cond_drop_prob < 1, "diffusion.cond_drop_prob must be in [0, 1)")
+    _check(diff.cond_drop_prob == 0 or config.model.head == "diffusion",
+           "diffusion.cond_drop_prob (classifier-free guidance) needs model.head=diffusion")
+    _check(0 <= sampling.rescaled_phi <= 1, "sampling.rescaled_phi must be in [0, 1]")
+    _check(sampling.cond_scale == 1 or diff.cond_drop_prob > 0, "sampling.cond_scale "
+           f"{sampling.cond_scale} guides with the null conditioning, which only a model trained "
+           "with diffusion.cond_drop_prob > 0 has")
+    if sampling.start_from_picture:
+        _check(0 < sampling.start_timestep < diff.train_time_steps, "sampling.start_timestep "
+               f"must be in (0, {diff.train_time_steps}) with sampling.start_from_picture")
+        for steps in step_counts:
+            _check(steps <= sampling.start_timestep + 1, f"{steps} sampling steps do not fit "
+                   f"below sampling.start_timestep={sampling.start_timestep}")
+
+
+def validate(config: Config) -> None:
+    """Refuse values outside their choices or ranges, and options that need later work."""
+    for key, choices in CHOICES.items():
+        value = get_key(config, key)
+        _check(value in choices, f"{key}='{value}' is not one of {list(choices)}.")
+    flag_of = {k: f for f, (k, kind) in LEGACY_FLAGS.items()}
+    for key, default in NOT_YET_SUPPORTED.items():
+        value = get_key(config, key)
+        flag = f" (--{flag_of[key]})" if key in flag_of else ""
+        _check(value == default, f"{key}={value}{flag} is not yet supported in this version of "
+               f"gazefollow (docs/legacy.md). Leave it at {default!r}.")
+    for key in ("run.save_every", "run.print_every", "data.batch_size", "eval.batch_size",
+                "logging.watch_every",
+                "eval.num_samples", "optim.grad_accumulation",
+                "data.input_size", "data.output_size", "data.face_size"):
+        _check(get_key(config, key) >= 1, f"{key} must be >= 1")
+    _check(config.run.keep_last >= 0, "run.keep_last must be >= 0 (0 keeps every checkpoint)")
+    _check(config.run.halt_at_step is None or config.run.halt_at_step >= 1,
+           "run.halt_at_step must be >= 1")
+    _validate_data(config)
+    _validate_diffusion(config)
+    _validate_parts(config)
