@@ -220,21 +220,32 @@ def write_manifest(root: Path, cfg: SyntheticConfig, **facts) -> None:
     (root / MANIFEST).write_text(json.dumps({"config": asdict(cfg), **facts}, indent=2))
 
 
-def generate_world(cfg: SyntheticConfig, root: str | Path, log=print,
-                   overwrite: bool = False) -> Path:
-    """Write a complete world under ``root`` atomically (a temp folder renamed into place).
-    An existing non-empty ``root`` is refused unless ``overwrite`` and it is a world we
-    wrote."""
+def write_world_atomically(root: str | Path, overwrite: bool, write) -> Path:
+    """Call ``write(folder)`` on a temporary folder beside ``root`` and rename it into place,
+    so a world is complete or absent, never half written. An existing non-empty ``root`` is
+    refused unless ``overwrite`` and it is a world we wrote (``refuse_to_overwrite``)."""
     root = Path(root)
     refuse_to_overwrite(root, overwrite)
     tmp = root.with_name(root.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    rows = {split: write_split(cfg, tmp, split) for split in ("train", "test")}
-    write_manifest(tmp, cfg, layout="gazefollow", rows=rows)
+    write(tmp)
     if root.exists():
         shutil.rmtree(root)
     tmp.rename(root)
+    return root
+
+
+def generate_world(cfg: SyntheticConfig, root: str | Path, log=print,
+                   overwrite: bool = False) -> Path:
+    """Write a complete world under ``root`` atomically (``write_world_atomically``)."""
+    rows = {}
+
+    def write(folder: Path) -> None:
+        rows.update({split: write_split(cfg, folder, split) for split in ("train", "test")})
+        write_manifest(folder, cfg, layout="gazefollow", rows=rows)
+
+    root = write_world_atomically(root, overwrite, write)
     log(f"synthetic gaze world written to {root}: {rows['train']} train rows, "
         f"{rows['test']} test rows ({cfg.num_test} heads)")
     return root

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import h5py
 import numpy as np
 from PIL import Image, ImageDraw
 
-from gazefollow.data.synthetic import MANIFEST, refuse_to_overwrite
+from gazefollow.data.synthetic import MANIFEST, write_world_atomically
 from gazefollow.estimation.metrics import vector_to_pitchyaw
 
 SUPERSAMPLE = 3  # drawn at 3x and scaled down, for smooth edges
@@ -141,24 +140,20 @@ def subject_faces(cfg: FaceWorldConfig, index: int) -> tuple[np.ndarray, np.ndar
 
 def write_face_world(cfg: FaceWorldConfig, root: str | Path, overwrite: bool = False,
                      log=print) -> Path:
-    """``p00.mat`` .. under ``root`` (atomically: a temporary folder renamed into place); a
-    non-empty folder only with ``overwrite`` and only when it holds a world we wrote."""
-    root = Path(root)
-    refuse_to_overwrite(root, overwrite)
-    tmp = root.with_name(root.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for index in range(cfg.subjects):
-        faces, labels = subject_faces(cfg, index)
-        with h5py.File(tmp / f"p{index:02d}.mat", "w") as mat:
-            # compressed: the same keys, shapes and dtypes to a reader, a tenth of the disk
-            mat.create_dataset("Data/data", data=faces, compression="gzip", compression_opts=1)
-            mat.create_dataset("Data/label", data=labels)
-    (tmp / MANIFEST).write_text(json.dumps({"config": asdict(cfg), "layout": "mpiifacegaze"},
-                                           indent=2))
-    if root.exists():
-        shutil.rmtree(root)
-    tmp.rename(root)
+    """``p00.mat`` .. under ``root``, atomically (``write_world_atomically``: a non-empty
+    folder only with ``overwrite`` and only when it holds a world we wrote)."""
+    def write(folder: Path) -> None:
+        for index in range(cfg.subjects):
+            faces, labels = subject_faces(cfg, index)
+            with h5py.File(folder / f"p{index:02d}.mat", "w") as mat:
+                # compressed: the same keys, shapes and dtypes to a reader, a tenth of the disk
+                mat.create_dataset("Data/data", data=faces, compression="gzip",
+                                   compression_opts=1)
+                mat.create_dataset("Data/label", data=labels)
+        (folder / MANIFEST).write_text(json.dumps({"config": asdict(cfg),
+                                                   "layout": "mpiifacegaze"}, indent=2))
+
+    root = write_world_atomically(root, overwrite, write)
     log(f"synthetic face world written to {root}: {cfg.subjects} subjects x "
         f"{cfg.per_subject} faces of {cfg.size} px")
     return root
