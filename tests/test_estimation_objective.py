@@ -1,4 +1,4 @@
-"""Gaze-estimation losses and the flip augmentation's labels."""
+"""Gaze-estimation losses and augmentations (the labels move with the face)."""
 import math
 
 import numpy as np
@@ -7,7 +7,9 @@ import torch
 
 from gazefollow.estimation.data.sample import face_sample
 from gazefollow.estimation.metrics import angular_error, pitchyaw_to_vector
-from gazefollow.estimation.objective import LOSSES, flip_sample, pitchyaw_to_vector_torch
+from gazefollow.estimation.augment import (FaceAugmentSettings, augment_face, crop_sample,
+                                           flip_sample)
+from gazefollow.estimation.objective import LOSSES, pitchyaw_to_vector_torch
 
 
 def test_the_losses_match_the_metric_and_have_gradients():
@@ -46,3 +48,18 @@ def test_a_flipped_samples_label_maps_back():
         assert np.allclose(back[key], sample[key])
     assert math.isclose(float(angular_error([sample["gaze"]], [back["gaze"]])[0]), 0,
                         abs_tol=1e-4)
+
+
+def test_a_crop_moves_the_landmarks_with_the_face_and_augmentation_is_seeded():
+    face = np.zeros((40, 40, 3), np.uint8)
+    face[20, 30] = 255  # one bright pixel, at a landmark
+    sample = face_sample(face, [0.1, 0.2], "p00", 0, landmarks=[[30.5, 20.5]])
+    cropped = crop_sample(sample, np.random.default_rng(3), 0.1)
+    x, y = cropped["landmarks"][0]
+    bright = np.unravel_index(np.argmax(cropped["face"][..., 0]), (40, 40))
+    assert abs(bright[1] + 0.5 - x) < 1.0 and abs(bright[0] + 0.5 - y) < 1.0
+    assert cropped["gaze"] == pytest.approx(sample["gaze"])
+    settings = FaceAugmentSettings(flip=1.0, crop=1.0, color=1.0)
+    one = augment_face(sample, np.random.default_rng(7), settings)
+    two = augment_face(sample, np.random.default_rng(7), settings)
+    assert np.array_equal(one["face"], two["face"]) and one["gaze"][1] == pytest.approx(-0.2)

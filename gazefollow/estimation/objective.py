@@ -1,4 +1,4 @@
-"""Gaze-estimation losses and the label side of augmentation.
+"""Gaze-estimation losses.
 
 Losses take predicted and true (pitch, yaw) [B, 2] in radians and return a per-sample loss
 [B]: ``l1`` (the mean absolute angle error; the GazeNet and UniGaze recipes) and ``angular``
@@ -7,7 +7,6 @@ cosine just inside [-1, 1]).
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 COSINE_LIMIT = 1 - 1e-6  # arccos has an infinite slope at +-1
@@ -30,18 +29,3 @@ def angular_loss(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
 
 
 LOSSES = {"l1": l1_loss, "angular": angular_loss}
-
-
-def flip_sample(sample: dict) -> dict:
-    """A sample mirrored left-right: the face flipped, yaw negated (and with it the gaze
-    vector's x), head-pose yaw negated, landmarks mirrored (x -> W - x). Pitch is unchanged."""
-    width = sample["face"].shape[1]
-    flipped = dict(sample)
-    flipped["face"] = np.ascontiguousarray(sample["face"][:, ::-1])
-    flipped["gaze"] = sample["gaze"] * np.array([1, -1], np.float32)
-    flipped["gaze_vector"] = sample["gaze_vector"] * np.array([-1, 1, 1], np.float32)
-    flipped["head_pose"] = sample["head_pose"] * np.array([1, -1], np.float32)
-    landmarks = sample["landmarks"].copy()
-    landmarks[:, 0] = width - landmarks[:, 0]
-    flipped["landmarks"] = landmarks
-    return flipped
