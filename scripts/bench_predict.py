@@ -5,12 +5,12 @@
 Rows: the default experiment's model and the full-size model (configs/diffusion.yaml +
 gaze.yaml, 224 px) at 1, 4 and 10 DDIM steps, the full-size model with the UNet it had
 before (64x64, two blocks per level), the full-size regression head; their encoders alone and
-one UNet call alone; as the physical reference, two plain ResNet-50 forward passes at 224 px built with our
-own ResNet class (what the classic two-branch gaze-following model costs); and the face
-detector's ms per 640x480 image. A second table times one UNet call for each full-size UNet
-shape (UNET_SHAPES): where its time goes. Weights are freshly initialised: speed does not depend on
-them. Each number is the best of ``--repeats`` timed calls after one warm-up call, on
-``--batch`` people in one image. Prints a markdown table.
+one UNet call alone; as the physical reference, two plain ResNet-50 forward passes at 224 px
+built with our own ResNet class (what the classic two-branch gaze-following model costs); and
+the face detector's ms per 640x480 image. A second table times one UNet call for each
+full-size UNet shape (UNET_SHAPES): where its time goes. Weights are freshly initialised:
+speed does not depend on them. Each number is the best of ``--repeats`` timed calls after one
+warm-up call, on ``--batch`` people in one image. Prints markdown tables.
 """
 import argparse
 import os
@@ -73,8 +73,7 @@ def model_rows(batch: int, repeats: int, rng) -> list[tuple[str, float]]:
             ms = best_ms(lambda: predictor.predict([image], [boxes], steps=count), repeats)
             label = "" if config.model.head == "regression" else f", {count} step(s)"
             rows.append((f"{name}{label}", ms / batch))
-        inputs, _ = predictor._inputs([image], [boxes])
-        stacked = {k: torch.stack([p[k] for p in inputs]) for k in inputs[0]}
+        stacked = stacked_inputs(predictor, image, boxes)
         with torch.no_grad():
             ms = best_ms(lambda: predictor.model.encode(stacked), repeats)
             rows.append((f"{name}: encoders and in/out head only", ms / batch))
@@ -82,6 +81,12 @@ def model_rows(batch: int, repeats: int, rng) -> list[tuple[str, float]]:
                 rows.append((f"{name}: one UNet call", unet_ms(predictor, stacked, repeats)
                              / batch))
     return rows
+
+
+def stacked_inputs(predictor: GazePredictor, image: np.ndarray, boxes: list) -> dict:
+    """The people of one image as one batch of model inputs."""
+    inputs, _ = predictor._inputs([image], [boxes])
+    return {k: torch.stack([p[k] for p in inputs]) for k in inputs[0]}
 
 
 def unet_ms(predictor: GazePredictor, stacked: dict, repeats: int) -> float:
@@ -119,10 +124,8 @@ def unet_shape_rows(batch: int, repeats: int, rng) -> list[tuple[str, float, flo
         config = build_config(BASE, [*overrides, f"eval.batch_size={batch}", "run.device=cpu"])
         torch.manual_seed(0)
         predictor = GazePredictor(build_model(config), config, "cpu", "raw")
-        inputs, _ = predictor._inputs([image], [boxes])
-        stacked = {k: torch.stack([p[k] for p in inputs]) for k in inputs[0]}
         with torch.no_grad():
-            ms = unet_ms(predictor, stacked, repeats) / batch
+            ms = unet_ms(predictor, stacked_inputs(predictor, image, boxes), repeats) / batch
         size = sum(p.numel() for p in predictor.model.head.denoiser.parameters()) / 1e6
         rows.append((name, ms, size))
     return rows

