@@ -22,13 +22,18 @@ def pitchyaw_to_vector(pitchyaw: np.ndarray) -> np.ndarray:
                      -np.cos(pitch) * np.cos(yaw)], axis=1)
 
 
+def _require_direction(lengths: np.ndarray) -> None:
+    """A gaze vector of length 0 has no direction: named by its row."""
+    if (lengths == 0).any():
+        raise ValueError(f"a gaze vector of length 0 has no direction (row "
+                         f"{int(np.flatnonzero(lengths == 0)[0])})")
+
+
 def vector_to_pitchyaw(vectors: np.ndarray) -> np.ndarray:
     """(N, 3) gaze vectors (any length but 0) -> (N, 2) pitch, yaw in radians."""
     vectors = np.asarray(vectors, dtype=np.float64).reshape(-1, 3)
     lengths = np.linalg.norm(vectors, axis=1, keepdims=True)
-    if (lengths == 0).any():
-        raise ValueError(f"a gaze vector of length 0 has no direction (row "
-                         f"{int(np.flatnonzero(lengths[:, 0] == 0)[0])})")
+    _require_direction(lengths[:, 0])
     g = vectors / lengths
     return np.stack([np.arcsin(np.clip(-g[:, 1], -1, 1)), np.arctan2(-g[:, 0], -g[:, 2])],
                     axis=1)
@@ -53,9 +58,7 @@ def angular_error(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     if p.shape != t.shape:
         raise ValueError(f"pred has {len(p)} samples but true has {len(t)}")
     lengths = np.linalg.norm(p, axis=1) * np.linalg.norm(t, axis=1)
-    if (lengths == 0).any():
-        raise ValueError(f"a gaze vector of length 0 has no direction (row "
-                         f"{int(np.flatnonzero(lengths == 0)[0])})")
+    _require_direction(lengths)
     cosine = np.clip(np.sum(p * t, axis=1) / lengths, -1.0, 1.0)
     return np.degrees(np.arccos(cosine))
 
