@@ -5,6 +5,9 @@
         --tag trial_gaze [legacy flags] [section.key=value ...]
     python main.py --eval_weights RUN_DIR_OR_CHECKPOINT [section.key=value ...]
     python main.py --eval_weights ckpt_last.pth [--yaml_diffusion F --yaml_gaze G]  # original's
+    python main.py --task estimation                 # gaze estimation on the synthetic faces
+    python main.py --task estimation --config configs/estimation/data/mpiifacegaze.yaml \
+        data.dataset_dir=PATH --all_folds            # the 15 leave-one-subject-out folds
 """
 from __future__ import annotations
 
@@ -24,12 +27,24 @@ DEFAULT_GAZE = ROOT / "configs" / "gaze.yaml"
 DEFAULT_EXPERIMENT = ROOT / "configs" / "experiments" / "synthetic_cpu.yaml"
 # The original model configuration: the default for the original's own checkpoints (.pth)
 ORIGINAL_EXPERIMENT = ROOT / "configs" / "experiments" / "original.yaml"
+# Gaze estimation (--task estimation): the full-size defaults (the GazeNet recipe) and the
+# default experiment (the synthetic face world on a CPU)
+ESTIMATION_BASE = ROOT / "configs" / "estimation" / "base.yaml"
+ESTIMATION_EXPERIMENT = ROOT / "configs" / "estimation" / "synthetic_cpu.yaml"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__ + "\nConfig layers, later wins:\n  " + "\n  < ".join(LAYER_STACK),
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", choices=("following", "estimation"), default="following",
+                        help="following (default): where a person looks in the scene; "
+                             f"estimation: a face's 3D gaze direction ({ESTIMATION_BASE.name} "
+                             f"and, unless --experiment or --config is given, "
+                             f"{ESTIMATION_EXPERIMENT.name} from configs/estimation/)")
+    parser.add_argument("--all_folds", action="store_true",
+                        help="estimation: train and test every fold of the protocol "
+                             "(eval.fold = 0, 1, ...) and print the per-fold table and mean")
     parser.add_argument("--yaml_diffusion", help=f"diffusion settings (default {DEFAULT_DIFFUSION})")
     parser.add_argument("--yaml_gaze", help=f"gaze model and data settings (default {DEFAULT_GAZE})")
     parser.add_argument("--experiment", help="experiment YAML applied after the two files; "
@@ -68,8 +83,8 @@ def parse(argv: list[str]) -> tuple[list[Path], list, str | None]:
         if item.startswith("-"):
             name = item.lstrip("-").split("=")[0]
             close = difflib.get_close_matches(name, list(LEGACY_FLAGS) + ["yaml_diffusion",
-                                              "yaml_gaze", "experiment", "config",
-                                              "quick_val", "debug"], n=1)
+                                              "yaml_gaze", "experiment", "config", "task",
+                                              "all_folds", "quick_val", "debug"], n=1)
             hint = f" Did you mean '--{close[0]}'?" if close else ""
             raise ConfigError(f"unknown flag '{item}'.{hint}")
         args.overrides.append(item)
@@ -85,12 +100,22 @@ def parse(argv: list[str]) -> tuple[list[Path], list, str | None]:
         overrides = [("data.subsample_test", True), ("data.subsample_size", args.quick_val),
                      *overrides]
     extra = [Path(p) for p in args.config]
+    if args.task == "estimation":
+        overrides = [("run.task", "estimation"), *overrides]
     if eval_weights and not eval_weights.endswith(".pth"):
         if args.yaml_diffusion or args.yaml_gaze or args.experiment:
             raise ConfigError("--eval_weights evaluates with the checkpoint's own config; "
                               "--yaml_diffusion/--yaml_gaze/--experiment do not apply (use "
                               "--config FILE or section.key=value to change evaluation settings)")
         return extra, overrides, eval_weights
+    if args.task == "estimation":
+        if args.yaml_diffusion or args.yaml_gaze:
+            raise ConfigError("--task estimation starts from configs/estimation/base.yaml; "
+                              "--yaml_diffusion/--yaml_gaze are gaze following's files (use "
+                              "--config FILE for more layers)")
+        experiment = args.experiment or (None if extra else str(ESTIMATION_EXPERIMENT))
+        experiment = [] if experiment in (None, "none") else [Path(experiment)]
+        return [ESTIMATION_BASE, *experiment, *extra], overrides, eval_weights
     layers = [Path(args.yaml_diffusion or DEFAULT_DIFFUSION), Path(args.yaml_gaze or DEFAULT_GAZE)]
     default = ORIGINAL_EXPERIMENT if eval_weights else DEFAULT_EXPERIMENT
     default = None if (args.yaml_diffusion or args.yaml_gaze) else str(default)
@@ -106,8 +131,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     from gazefollow.evaluate import evaluate_checkpoint
 
-    layers, overrides, eval_weights = parse(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    layers, overrides, eval_weights = parse(argv)
     try:
+        if "--all_folds" in argv:
+            if eval_weights:
+                raise ConfigError("--all_folds trains every fold; it does not take --eval_weights")
+            return run_all_folds(layers, overrides)
         if eval_weights:
             return evaluate_checkpoint(eval_weights, overrides, layers=layers)
         config = build_config(layers, overrides)
@@ -151,6 +181,49 @@ def train_and_evaluate(config) -> dict:
     (run_dir / "run_stats.json").write_text(json.dumps(
         {"wall_seconds": round(wall, 1), "peak_rss_mib": round(peak)}, indent=2))
     return results
+
+
+def run_all_folds(layers: list[Path], overrides: list) -> dict:
+    """Every fold of an estimation protocol, each its own run (<dataset>-<model>-fold<k>), then the
+    per-fold table and the mean; the summary goes to <output_dir>/<dataset>-<model>-all_folds/
+    <tag>/folds.json."""
+    from gazefollow.estimation.data.build import fold_count
+
+    config = build_config(layers, overrides)
+    folds = fold_count(config) if config.run.task == "estimation" else 1
+    if folds < 2:
+        raise ConfigError("--all_folds runs the folds of a cross-validated gaze-estimation "
+                          f"protocol; run.task={config.run.task} with data.source_dataset="
+                          f"{config.data.source_dataset} has none (data.split_protocol="
+                          f"{config.data.split_protocol})")
+    rows = []
+    for fold in range(folds):
+        results = train_and_evaluate(build_config(layers, [*overrides, ("eval.fold", fold)]))
+        if not results:  # halted early: its evaluation waits for the run's end
+            print(f"fold {fold}: halted before its end; run the same command again to resume")
+            continue
+        rows.append({"fold": fold, "test": results["info"]["subjects"],
+                     "model": results["model"]["angular_error"],
+                     "mean_gaze": results["mean_gaze"]["angular_error"]})
+    summary = {"folds": rows, "mean": {key: sum(r[key] for r in rows) / len(rows)
+                                       for key in ("model", "mean_gaze")} if rows else {}}
+    print_folds(summary)
+    out = (Path(config.run.output_dir) /
+           f"{config.data.source_dataset}-{config.model.estimator}-all_folds" / config.run.tag)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "folds.json").write_text(json.dumps(summary, indent=2))
+    print(f"-> {out / 'folds.json'}")
+    return summary
+
+
+def print_folds(summary: dict) -> None:
+    print(f"\n{'fold':<6}{'test subjects':<24}{'model (deg)':>12}{'mean gaze (deg)':>17}")
+    for row in summary["folds"]:
+        print(f"{row['fold']:<6}{', '.join(row['test']):<24}{row['model']:>12.2f}"
+              f"{row['mean_gaze']:>17.2f}")
+    if summary["mean"]:
+        print(f"{'mean':<30}{summary['mean']['model']:>12.2f}"
+              f"{summary['mean']['mean_gaze']:>17.2f}")
 
 
 def run_command_line() -> None:

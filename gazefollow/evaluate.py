@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from gazefollow import metrics
+from gazefollow.config import ConfigError
 from gazefollow.data.heatmap import PRIOR_SIGMA_AT_64, center_prior_heatmap
 from gazefollow.reporting import format_table, log_to_wandb, write_metrics, write_predictions
 
@@ -349,8 +350,8 @@ def load_for_eval(checkpoint: str | Path, overrides: list = (), layers: list = (
     from gazefollow.checkpoint import (latest_checkpoint, load_checkpoint, resolve_checkpoint,
                                        run_dir_of)
     from gazefollow.config import build_config
-    from gazefollow.models.gaze_model import build_model
     from gazefollow.runtime import eval_device
+    from gazefollow.tasks import task_of
     from gazefollow.training_parts import ema_parameters
 
     path = resolve_checkpoint(checkpoint)
@@ -359,7 +360,7 @@ def load_for_eval(checkpoint: str | Path, overrides: list = (), layers: list = (
     state = load_checkpoint(path)
     latest = latest_checkpoint(run_dir_of(path))
     config = build_config(layers, overrides, base=state["config"])
-    model = build_model(config)
+    model = task_of(config).build_model(config)
     model.load_state_dict(state["model"])
     weights = "raw"
     if config.optim.ema_on and state.get("ema"):
@@ -404,16 +405,21 @@ def evaluate_checkpoint(checkpoint: str | Path, overrides: list = (), out_dir=No
     ``optim.ema_on=false`` for the raw weights, ``eval.batch_size=1``)."""
     from gazefollow.config import to_yaml
     from gazefollow.runtime import eval_processes
+    from gazefollow.tasks import task_of
 
     loaded = load_for_eval(checkpoint, overrides, layers)
     config, path, weights, model = (loaded["config"], loaded["path"], loaded["weights"],
                                     loaded["model"])
+    task = task_of(config)
     differs = differs_from_training(config, loaded["state"]["config"])
+    if "eval.fold" in differs:  # the other folds' test subjects are this model's training ones
+        raise ConfigError(f"eval.fold {differs['eval.fold'][0]} -> {differs['eval.fold'][1]}: a "
+                          "model is tested on its own fold only (it trained on the others)")
     if out_dir is None:
         tail = "-subsampled" if config.data.subsample_test and config.eval.split == "test" else ""
         tail += f"-{_short_hash(differs)}" if differs else ""
         out_dir = loaded["run_dir"] / (f"eval-{config.eval.split}-"
-                                       f"{model.head.eval_label(config.sampling)}-{weights}"
+                                       f"{task.eval_label(config, model)}-{weights}"
                                        f"{tail}{loaded['suffix']}")
     processes = eval_processes(config)
     if processes.is_main_process:
@@ -421,10 +427,10 @@ def evaluate_checkpoint(checkpoint: str | Path, overrides: list = (), out_dir=No
         (Path(out_dir) / "eval_config.yaml").write_text(to_yaml(config))
         log(f"evaluating {path} (step {loaded['state']['step']}, {processes.num_processes} "
             f"process(es)) -> {out_dir}")
-    return evaluate_run(config, model, out_dir, loaded["device"], weights, log,
-                        run_id=loaded["state"].get("wandb_run_id"),
-                        shard=(processes.process_index, processes.num_processes),
-                        differs=differs)
+    return task.evaluate_run(config, model, out_dir, loaded["device"], weights, log,
+                             run_id=loaded["state"].get("wandb_run_id"),
+                             shard=(processes.process_index, processes.num_processes),
+                             differs=differs)
 
 
 # What an evaluation may change from training and that its folder name must tell apart (the

@@ -17,15 +17,12 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from gazefollow.config import Config
-from gazefollow.data.build import build_datasets
 from gazefollow.data.dataset import BAD_KEY, collate_samples
 from gazefollow.data.order import EpochShuffle
-from gazefollow.models.gaze_model import build_model
-from gazefollow.models.heads import HEADS
-from gazefollow.objective import training_losses
 from gazefollow.run_records import StepLog
 from gazefollow.runtime import describe_setup, make_accelerator
 from gazefollow.stopping import StopRequest, ignore_signals_in_worker
+from gazefollow.tasks import task_of
 from gazefollow.train_state import (OptimizerStep, TrainParts, checkpoint_to_resume,
                                     end_session, epoch_batches, load_start_weights, plan_run,
                                     restore_rng, resume_or_start, save)
@@ -34,8 +31,9 @@ from gazefollow.training_parts import (ProgressLog, make_ema, make_lr_scheduler,
 
 
 def run_dir_for(config: Config) -> Path:
-    """output_dir/<dataset>-<what the head is>/<tag>, e.g. synthetic-diffusion-x0/default."""
-    label = HEADS[config.model.head].run_label(config)
+    """output_dir/<dataset>-<model id>/<tag>, e.g. synthetic-diffusion-x0/default or
+    synthetic_faces-resnet-fold00/default (the task's ``run_label``)."""
+    label = task_of(config).run_label(config)
     return Path(config.run.output_dir) / f"{config.data.source_dataset}-{label}" / config.run.tag
 
 
@@ -61,7 +59,7 @@ def train_loader(dataset, config: Config) -> DataLoader:
 
 def train(config: Config, log=print) -> TrainOutcome:
     """Train as configured (resuming the run directory's newest complete checkpoint)."""
-    run_dir = run_dir_for(config)
+    task, run_dir = task_of(config), run_dir_for(config)
     accelerator = make_accelerator(config, run_dir)
     set_seed(config.run.seed + accelerator.process_index)  # each process its own noise
     if not accelerator.is_main_process:
@@ -70,14 +68,15 @@ def train(config: Config, log=print) -> TrainOutcome:
     # 1. data: the main process builds the synthetic world (if needed) before the others read
     # it; every split the run will use is read and checked now, not after hours of training
     with accelerator.main_process_first():
-        datasets = build_datasets(config, splits=("train", "val", config.eval.split), log=log)
+        datasets = task.build_datasets(config, splits=("train", "val", config.eval.split),
+                                       log=log)
     loader = accelerator.prepare(train_loader(datasets["train"], config))
     state = plan_run(config, len(loader), accelerator.num_processes, len(datasets["train"]))
     latest = checkpoint_to_resume(config, run_dir, accelerator)
 
     # 2. model, optimiser (one group per part), LR schedule (stepped by hand once per optimizer
     # step, never prepared: a prepared one steps once per process), EMA
-    net = build_model(config)
+    net = task.build_model(config)
     if config.run.init_weights and latest is None:  # a resumed run has its own weights
         load_start_weights(net, config, run_dir, accelerator, log)
     if config.model.channels_last:
@@ -102,7 +101,7 @@ def train(config: Config, log=print) -> TrainOutcome:
     parts.model.train()
     progress = tqdm(total=state.total_steps, initial=state.step, unit="step", desc="train",
                     disable=None if accelerator.is_main_process else True)
-    optimizer_step = OptimizerStep(accelerator, parts, config, state, training_losses,
+    optimizer_step = OptimizerStep(accelerator, parts, config, state, task.training_losses,
                                    run_dir, log)
     printer, clock, bad_inputs = ProgressLog(state.total_steps, log), {"data_wait": 0.0}, []
     loop_start, first_step = time.perf_counter(), state.step
@@ -123,8 +122,8 @@ def train(config: Config, log=print) -> TrainOutcome:
                     progress.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
                 printer.maybe_print(state.step, config.run.print_every, state.stop_step)
                 if state.due(config.eval.evaluate_every, config.eval.evaluate_every_epochs):
-                    validate(net, parts.ema, datasets["val"], config, accelerator, state.step,
-                             run_dir, log)
+                    validate(net, parts.ema, datasets.get("val"), config, accelerator,
+                             state.step, run_dir, log)
                 if state.due(config.run.save_every, config.run.save_every_epochs):
                     save(state, parts, config, run_dir, accelerator)
                 if stop.requested(accelerator):  # SIGINT / SIGTERM: end after this step

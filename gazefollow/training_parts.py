@@ -13,7 +13,6 @@ from diffusers.training_utils import EMAModel
 from torch.optim.lr_scheduler import LambdaLR
 
 from gazefollow.config import Config, ConfigError, config_changes, to_dict
-from gazefollow.evaluate import protocol_of, run_split
 from gazefollow.models.gaze_model import optimizer_parameter_groups
 
 
@@ -36,8 +35,11 @@ def start_trackers(accelerator: Accelerator, config: Config, run_dir: Path, run_
 
 
 def make_optimizer(net, optim) -> torch.optim.Optimizer:
-    """AdamW (decoupled weight decay), or the original's Adam, one group per model part."""
+    """AdamW (decoupled weight decay), the original's Adam, or SGD with ``optim.momentum``
+    (the GazeNet recipe), one group per model part."""
     groups = optimizer_parameter_groups(net, optim)
+    if optim.optimizer == "sgd":
+        return torch.optim.SGD(groups, momentum=optim.momentum)
     return (torch.optim.Adam if optim.optimizer == "adam" else torch.optim.AdamW)(groups)
 
 
@@ -66,10 +68,21 @@ def _epoch_warmup_cosine(step: int, steps_per_epoch: int, epochs: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(epoch - warm, epochs - warm) / max(1, epochs - warm)))
 
 
+def _multistep(step: int, steps_per_epoch: int, milestones: list[int], gamma: float) -> float:
+    """gamma ** (the milestones reached by the step's epoch), as torch's MultiStepLR stepped
+    once per epoch."""
+    epoch = step // steps_per_epoch
+    return gamma ** sum(epoch >= milestone for milestone in milestones)
+
+
 def lr_factor(optim, total_steps: int, steps_per_epoch: int):
     """The schedule's factor of a group's base rate at optimizer step s (0-based):
     ``constant`` / ``cosine`` after a linear warm-up of ``optim.warmup_steps`` (the formulas
-    of diffusers' constant_with_warmup / cosine schedules), or ``epoch_warmup_cosine``."""
+    of diffusers' constant_with_warmup / cosine schedules), ``epoch_warmup_cosine``, or
+    ``multistep`` (by epoch, ``optim.lr_milestones`` and ``optim.lr_gamma``)."""
+    if optim.lr_schedule == "multistep":
+        return partial(_multistep, steps_per_epoch=steps_per_epoch,
+                       milestones=list(optim.lr_milestones), gamma=optim.lr_gamma)
     if optim.lr_schedule == "epoch_warmup_cosine":
         return partial(_epoch_warmup_cosine, steps_per_epoch=steps_per_epoch, epochs=optim.epochs)
     schedule = _cosine if optim.lr_schedule == "cosine" else _constant
@@ -114,10 +127,15 @@ RESUMABLE_CHANGES = ("run.max_steps", "run.halt_at_step", "run.print_every", "ru
                      "optim.max_nonfinite_steps")
 
 
+# ... except these: another fold trains on other subjects
+NOT_RESUMABLE = ("eval.fold",)
+
+
 def resume_conflicts(stored: dict, config: Config) -> list[str]:
     """The changes from a checkpoint's config to this run's that a resume cannot take."""
     return [f"{key}: {old!r} -> {new!r}" for key, (old, new) in
-            config_changes(stored, config).items() if not key.startswith(RESUMABLE_CHANGES)]
+            config_changes(stored, config).items()
+            if not key.startswith(RESUMABLE_CHANGES) or key in NOT_RESUMABLE]
 
 
 def restore(state: dict, config: Config, processes: int, net, ema, optimizer,
@@ -160,7 +178,8 @@ def step_logs(losses: dict, optimizer, epoch: int, config: Config) -> dict:
     per-quartile denoising loss. (.item() syncs with the device: once per value.)"""
     return {"loss": losses["loss"].item(), "epoch": epoch,
             **{f"lr/{group['name']}": group["lr"] for group in optimizer.param_groups},
-            **{k: losses[k].item() for k in ("inout_bce", "direction_loss") if k in losses},
+            **{k: losses[k].item() for k in ("inout_bce", "direction_loss", "gaze_angle")
+               if k in losses},
             **quartile_losses(losses, config.diffusion.train_time_steps)}
 
 
@@ -213,26 +232,27 @@ def timed(batches, clock: dict):
 
 def validate(net, ema, dataset, config: Config, accelerator: Accelerator, step: int,
              run_dir: Path, log) -> None:
-    """Validation metrics with the EMA weights (swapped in, then back), logged; never test.
-    Every process scores its share of the split. With ``eval.debugging_maps`` (the original's
-    ``--Debugging_maps``) the first validation samples are also drawn:
+    """The task's validation metrics with the EMA weights (swapped in, then back), logged;
+    never test. Every process scores its share of the split (None: the protocol has no
+    validation split, and this says so). With ``eval.debugging_maps`` (the original's
+    ``--Debugging_maps``) the first gaze-following validation samples are also drawn:
     ``debugging_maps/step_<N>.png`` in the run directory."""
+    from gazefollow.tasks import task_of
+
+    if dataset is None:
+        log(f"step {step}: no validation split (data.val_subjects=0), nothing to validate")
+        return
     ema.store(ema_parameters(net, config.optim))
     ema.copy_to(ema_parameters(net, config.optim))
-    steps = config.sampling.steps
-    keep = config.eval.num_visualize if config.eval.debugging_maps else 0
-    result = run_split(net, dataset, [steps], config.sampling, batch_size=config.eval.batch_size,
-                       seed=config.run.seed, device=accelerator.device, num_keep=keep,
-                       prior_inout=0.5, protocol=protocol_of(config), desc="val",
-                       shard=(accelerator.process_index, accelerator.num_processes))
+    metrics, sampled, drawn = task_of(config).validation_metrics(net, dataset, config,
+                                                                 accelerator)
     ema.restore(ema_parameters(net, config.optim))
     net.train()
-    metrics = {**result.model[steps], "inout_ap": result.inout_ap}
     accelerator.log({f"val/{k}": v for k, v in metrics.items()}, step=step)
-    log(f"step {step} validation (EMA, {net.head.describe(config.sampling)} {steps} steps): " +
+    log(f"step {step} validation (EMA, {sampled}): " +
         "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-    if result.samples and accelerator.is_main_process:
+    if drawn and accelerator.is_main_process:
         from gazefollow.visualize import save_prediction_grid  # matplotlib: only when drawing
         (run_dir / "debugging_maps").mkdir(exist_ok=True)
-        save_prediction_grid(result.samples, Path(config.data.dataset_dir),
+        save_prediction_grid(drawn, Path(config.data.dataset_dir),
                              run_dir / "debugging_maps" / f"step_{step:07d}.png")

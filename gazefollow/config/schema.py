@@ -29,6 +29,8 @@ LAYER_STACK = (
 
 @dataclass
 class RunConfig:
+    # following: scene + head -> gaze heatmap | estimation: face crop -> 3D gaze direction
+    task: str = "following"
     tag: str = "default"  # run name; outputs go under output_dir/<model id>/<tag>
     output_dir: str = "outputs"
     seed: int = 0
@@ -71,8 +73,24 @@ class SyntheticConfig:
 
 
 @dataclass
+class SyntheticFacesConfig:
+    """The generated face world of gaze estimation, written as normalized MPIIFaceGaze."""
+
+    subjects: int = 15  # p00 .. p14, as MPIIFaceGaze
+    per_subject: int = 200
+    size: int = 112  # face pixels: the GazeNet recipe's input (the release has 448)
+    seed: int = 0
+    head_pitch: float = 0.35  # radians, uniform in +-
+    head_yaw: float = 0.6
+    eye_pitch: float = 0.3
+    eye_yaw: float = 0.45
+
+
+@dataclass
 class DataConfig:
-    source_dataset: str = "synthetic"  # synthetic | gazefollow | videoattentiontarget | goo
+    # following: synthetic | gazefollow | videoattentiontarget | goo; estimation:
+    # synthetic_faces | mpiifacegaze | mpiifacegaze_pickle | ethxgaze | gaze360 | columbia
+    source_dataset: str = "synthetic"
     dataset_dir: str = "datasets/synthetic_gazeworld"
     input_size: int = 224  # scene input (px)
     output_size: int = 64  # heatmap (px)
@@ -112,6 +130,10 @@ class DataConfig:
     subsample_test: bool = False  # quick validation on a seeded subsample of test HEADS
     subsample_size: int = 500
     subsample_seed: int = 0
+    # --- gaze estimation (docs/estimation.md): which subjects train, validate and test
+    split_protocol: str = "loso"  # MPIIFaceGaze: loso (eval.fold) | unigaze (p00-p09 / p10-p14)
+    val_subjects: int = 1  # training subjects held out for validation (0: none, no val split)
+    augment_crop_share: float = 0.08  # estimation crop: at most this share cut from each edge
 
 
 @dataclass
@@ -157,6 +179,9 @@ class ModelConfig:
     depth_branch: bool = False  # a third ResNet over a depth map (data.depth_suffix)
     depth_layers: list[int] = field(default_factory=lambda: [3, 4, 6, 3, 2])
     depth_inplanes: int = 64
+    # --- gaze estimation (run.task=estimation): gazenet (the MobileNetV2 recipe) | resnet (our
+    # ResNet shaped by face_layers / block / face_inplanes / face_stem_pool: ResNet-18 or -50)
+    estimator: str = "gazenet"
 
 
 @dataclass
@@ -221,6 +246,7 @@ class LossConfig:
     soft_argmax_beta: float = 100.0
     kl_div_loss: bool = False
     kl_weight: float = 10.0
+    gaze_loss: str = "l1"  # estimation: l1 (on pitch, yaw) | angular (radians between vectors)
 
 
 @dataclass
@@ -232,10 +258,15 @@ class OptimConfig:
     # e.g. {scene: 1.0e-5}; a part's lr is part_lr, else gaze_lr (not for the head), else lr.
     part_lr: dict[str, float] = field(default_factory=dict)
     part_weight_decay: dict[str, float] = field(default_factory=dict)
-    optimizer: str = "adamw"  # adamw | adam (the original's; weight decay added to gradients)
+    # adamw | adam (the original's; weight decay added to gradients) | sgd (with momentum)
+    optimizer: str = "adamw"
+    momentum: float = 0.9  # sgd only
     # constant | cosine (per step, after warmup_steps) | epoch_warmup_cosine (the original's
     # --lr_schedular: linear warm-up over int(0.1 x epochs) epochs, then cosine, per epoch)
+    # | multistep: the rate times lr_gamma at each epoch of lr_milestones (the GazeNet recipe)
     lr_schedule: str = "constant"
+    lr_milestones: list[int] = field(default_factory=lambda: [4, 8])
+    lr_gamma: float = 0.1
     schedule_parts: list[str] = field(default_factory=list)  # parts it scales; [] = every part
     warmup_steps: int = 500
     epochs: int = 30
@@ -257,6 +288,7 @@ class OptimConfig:
 @dataclass
 class EvalConfig:
     eval_weights: Optional[str] = None  # run dir or checkpoint: evaluate only
+    fold: int = 0  # estimation: the cross-validation fold (test subject k of leave-one-out)
     split: str = "test"  # test | val
     extra_steps: list[int] = field(default_factory=list)  # more sampler step counts to report
     num_samples: int = 1  # > 1: also report the mean heatmap of this many diffusion samples
@@ -279,6 +311,7 @@ class Config:
     run: RunConfig = field(default_factory=RunConfig)
     data: DataConfig = field(default_factory=DataConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    synthetic_faces: SyntheticFacesConfig = field(default_factory=SyntheticFacesConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -295,15 +328,21 @@ NOT_YET_SUPPORTED = {
 CHOICES = {
     "run.device": ("auto", "cpu", "cuda", "mps"),
     "run.init_format": ("auto", "gazefollow", "torchvision", "classic", "original"),
-    "data.source_dataset": ("synthetic", "gazefollow", "videoattentiontarget", "goo"),
+    "run.task": ("following", "estimation"),
+    "data.source_dataset": ("synthetic", "gazefollow", "videoattentiontarget", "goo",
+                            "synthetic_faces", "mpiifacegaze", "mpiifacegaze_pickle", "ethxgaze",
+                            "gaze360", "columbia"),
+    "data.split_protocol": ("loso", "unigaze"),
+    "model.estimator": ("gazenet", "resnet"),
+    "loss.gaze_loss": ("l1", "angular"),
     "model.block": ("basic", "bottleneck"),
     "model.head": ("diffusion", "regression"),
     "sampling.sampler": ("ddim", "ddpm", "dpm_solver"),
     "diffusion.beta_schedule": ("linear", "cosine"),
     "diffusion.prediction": ("eps", "x0", "v"),
     "diffusion.timestep_sampling": ("uniform", "sqrt"),
-    "optim.lr_schedule": ("constant", "cosine", "epoch_warmup_cosine"),
-    "optim.optimizer": ("adamw", "adam"),
+    "optim.lr_schedule": ("constant", "cosine", "epoch_warmup_cosine", "multistep"),
+    "optim.optimizer": ("adamw", "adam", "sgd"),
     "optim.amp": ("no", "fp16", "bf16"),
     "eval.split": ("test", "val"),
     "data.on_bad_input": ("strict", "skip"),

@@ -33,9 +33,19 @@ def _validate_parts(config: Config) -> None:
         encoder = encoder_class(config.model.encoder)
     except KeyError as err:
         raise ConfigError(f"model.encoder: {err.args[0]}") from None
-    parts = list(model_parts(encoder))
     problem = encoder.config_problem(config.model, config.data)
     _check(problem is None, f"model.encoder={config.model.encoder}: {problem}")
+    _validate_part_tables(config, list(model_parts(encoder)))
+    for part in frozen_parts(config.model):
+        _check(part in encoder.PARTS, f"model.freeze_{part}: the encoder "
+               f"'{config.model.encoder}' has no part '{part}' (its parts: {list(encoder.PARTS)})")
+    for part in config.run.init_resnet_parts:
+        _check(part in encoder.RESNET_PARTS, f"run.init_resnet_parts has '{part}'; the ResNet "
+               f"parts of the encoder '{config.model.encoder}' are {list(encoder.RESNET_PARTS)}")
+
+
+def _validate_part_tables(config: Config, parts: list[str]) -> None:
+    """The optim tables keyed by part name name parts of the model, with usable values."""
     optim = config.optim
     for key, table in (("optim.part_lr", optim.part_lr),
                        ("optim.part_weight_decay", optim.part_weight_decay),
@@ -48,14 +58,8 @@ def _validate_parts(config: Config) -> None:
         _check(lr > 0, f"optim.part_lr.{part}={lr} must be > 0 (freeze an encoder instead)")
     for part, decay in optim.part_weight_decay.items():
         _check(decay >= 0, f"optim.part_weight_decay.{part}={decay} must be >= 0")
-    for part in frozen_parts(config.model):
-        _check(part in encoder.PARTS, f"model.freeze_{part}: the encoder "
-               f"'{config.model.encoder}' has no part '{part}' (its parts: {list(encoder.PARTS)})")
     named = config.run.init_resnet_parts
     _check(len(set(named)) == len(named), f"run.init_resnet_parts names a part twice: {named}")
-    for part in named:
-        _check(part in encoder.RESNET_PARTS, f"run.init_resnet_parts has '{part}'; the ResNet "
-               f"parts of the encoder '{config.model.encoder}' are {list(encoder.RESNET_PARTS)}")
 
 
 def frozen_parts(model_cfg: ModelConfig) -> list[str]:
@@ -138,6 +142,51 @@ def _validate_diffusion(config: Config) -> None:
                    f"below sampling.start_timestep={sampling.start_timestep}")
 
 
+ESTIMATION_SOURCES = ("synthetic_faces", "mpiifacegaze", "mpiifacegaze_pickle", "ethxgaze",
+                      "gaze360", "columbia")
+
+
+def _validate_task(config: Config) -> None:
+    """Each task reads its own datasets; estimation's model, protocol and schedule keys."""
+    source, estimation = config.data.source_dataset, config.run.task == "estimation"
+    if estimation != (source in ESTIMATION_SOURCES):
+        reads = (list(ESTIMATION_SOURCES) if estimation else
+                 [s for s in CHOICES["data.source_dataset"] if s not in ESTIMATION_SOURCES])
+        raise ConfigError(f"data.source_dataset={source} is not a dataset of run.task="
+                          f"{config.run.task}, which reads {reads} (python main.py --task "
+                          "estimation starts from configs/estimation/)")
+    optim, data = config.optim, config.data
+    _check(optim.lr_milestones == sorted(optim.lr_milestones) and
+           all(m >= 1 for m in optim.lr_milestones),
+           f"optim.lr_milestones={optim.lr_milestones} must be increasing epochs >= 1")
+    _check(0 < optim.lr_gamma <= 1, "optim.lr_gamma must be in (0, 1]")
+    _check(0 <= optim.momentum < 1, "optim.momentum must be in [0, 1)")
+    _check(data.val_subjects >= 0 and config.eval.fold >= 0,
+           "data.val_subjects and eval.fold must be >= 0")
+    _check(0 <= data.augment_crop_share < 0.5, "data.augment_crop_share must be in [0, 0.5)")
+    if not estimation:
+        return
+    _check(config.model.estimator != "gazenet" or data.face_size == 112, "model.estimator="
+           "gazenet is built for 112 px faces (its FC layer takes 256 x 4 x 4): set "
+           f"data.face_size=112, not {data.face_size}")
+    if source == "ethxgaze":
+        _check(config.eval.split == "val" and data.val_subjects >= 1, "ETH-XGaze's test labels "
+               "are hidden: evaluate on held-out train subjects (eval.split=val, "
+               "data.val_subjects >= 1; configs/estimation/ethxgaze.yaml)")
+    _check(config.eval.split != "val" or data.val_subjects >= 1 or source == "gaze360",
+           "eval.split=val needs data.val_subjects >= 1 (there is no validation split)")
+    _check(source != "columbia" or data.split_protocol == "loso",
+           "data.split_protocol=unigaze is MPIIFaceGaze's split; ColumbiaGaze uses eval.fold")
+    from gazefollow.estimation.models import ESTIMATION_PARTS
+    _validate_part_tables(config, list(ESTIMATION_PARTS))
+    for part in frozen_parts(config.model):
+        raise ConfigError(f"model.freeze_{part} freezes a gaze-following encoder part; the "
+                          f"estimation parts are {list(ESTIMATION_PARTS)}")
+    for part in config.run.init_resnet_parts:
+        _check(part == "backbone" and config.model.estimator == "resnet", "run.init_resnet_"
+               f"parts has '{part}'; a resnet estimator's ResNet part is 'backbone'")
+
+
 def validate(config: Config) -> None:
     """Refuse values outside their choices or ranges, and options that need later work."""
     for key, choices in CHOICES.items():
@@ -158,5 +207,7 @@ def validate(config: Config) -> None:
     _check(config.run.halt_at_step is None or config.run.halt_at_step >= 1,
            "run.halt_at_step must be >= 1")
     _validate_data(config)
-    _validate_diffusion(config)
-    _validate_parts(config)
+    _validate_task(config)
+    if config.run.task == "following":
+        _validate_diffusion(config)
+        _validate_parts(config)

@@ -47,6 +47,7 @@ class LoadReport:
     fixed: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
+    unit: str = "head instances"  # what a kept row is called (gaze estimation: "faces")
 
     def bad(self, where: str, reason: str, detail: str) -> None:
         """Raise (strict) or count and remember (skip) one bad input."""
@@ -64,7 +65,7 @@ class LoadReport:
                 "skipped_examples": list(self.examples)}
 
     def summary(self) -> str:
-        parts = [f"{self.source}: {self.rows} rows -> {self.instances} head instances"]
+        parts = [f"{self.source}: {self.rows} rows -> {self.instances} {self.unit}"]
         parts += [f"fixed {n} x {reason}" for reason, n in sorted(self.fixed.items())]
         parts += [f"SKIPPED {n} x {reason}" for reason, n in sorted(self.skipped.items())]
         text = "; ".join(parts)

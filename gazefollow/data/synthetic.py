@@ -251,13 +251,14 @@ def generate_world(cfg: SyntheticConfig, root: str | Path, log=print,
     return root
 
 
-def ensure_world(cfg: SyntheticConfig, root: str | Path, log=print) -> Path:
-    """Generate the world on first use; refuse a folder generated with other settings."""
+def ensure_world(cfg, root: str | Path, log=print, generate=None) -> Path:
+    """Generate the world on first use (``generate(cfg, root, log)``, default the gaze world;
+    the face world passes its own); refuse a folder generated with other settings."""
     root = Path(root)
     manifest = root / MANIFEST
     if manifest.is_file():
         # settings added since a world was written have their defaults, its behaviour then
-        stored = {**asdict(SyntheticConfig()), **json.loads(manifest.read_text())["config"]}
+        stored = {**asdict(type(cfg)()), **json.loads(manifest.read_text())["config"]}
         if stored != asdict(cfg):
             diff = {k: (stored.get(k), v) for k, v in asdict(cfg).items() if stored.get(k) != v}
             raise BadInput(
@@ -268,4 +269,4 @@ def ensure_world(cfg: SyntheticConfig, root: str | Path, log=print) -> Path:
     if root.exists() and any(root.iterdir()):
         raise BadInput(f"{root} exists but has no {MANIFEST}: it is not a complete synthetic "
                          "world; delete it or set data.dataset_dir elsewhere.")
-    return generate_world(cfg, root, log)
+    return (generate or generate_world)(cfg, root, log=log)

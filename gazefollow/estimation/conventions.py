@@ -29,3 +29,14 @@ def from_gaze360(vectors: np.ndarray) -> np.ndarray:
     Gaze360's own 2D target (yaw = atan2(x, -z), pitch = asin(y))."""
     g = np.asarray(vectors, dtype=np.float64).reshape(-1, 3)
     return vector_to_pitchyaw(g * np.array([-1.0, -1.0, 1.0]))
+
+
+def from_columbia(vertical_deg: np.ndarray, horizontal_deg: np.ndarray) -> np.ndarray:
+    """ColumbiaGaze's file-name angles (degrees, gaze relative to the camera: ``V`` vertical,
+    ``H`` horizontal) -> pitch, yaw in radians: pitch = V (looking up is positive in both) and
+    yaw = H. No public loader we could read settles the sign of H; within Columbia it does
+    not matter (negating yaw alone is a reflection, which keeps angles between directions),
+    only when a Columbia model is compared on another dataset."""
+    angles = np.stack([np.asarray(vertical_deg, np.float64).reshape(-1),
+                       np.asarray(horizontal_deg, np.float64).reshape(-1)], axis=1)
+    return np.radians(angles)

@@ -55,3 +55,14 @@ def ethxgaze_validation(train_files: list[str], val_subjects: int = 5) -> Subjec
         raise ValueError(f"{val_subjects} validation subjects of {len(files)} leave none to "
                          "train on")
     return SubjectSplit(files[:-val_subjects], files[-val_subjects:], ())
+
+
+def hold_out_last(train: tuple[str, ...], val_subjects: int,
+                  test: tuple[str, ...]) -> SubjectSplit:
+    """A fold's training subjects with the last ``val_subjects`` of them held out for
+    validation (the test subjects are never among them)."""
+    if not 0 <= val_subjects < len(train):
+        raise ValueError(f"{val_subjects} validation subjects of {len(train)} training ones "
+                         "leave none to train on")
+    cut = len(train) - val_subjects
+    return SubjectSplit(train[:cut], train[cut:], test)

@@ -40,7 +40,8 @@ class ETHXGaze:
 
     def __init__(self, root: str | Path, subjects: list[str], policy: str = "strict"):
         self.root, self.files = Path(root), SubjectFiles()
-        self.report = LoadReport(source=f"ethxgaze {self.root}", policy=policy)
+        self.report = LoadReport(source=f"ethxgaze {self.root}", policy=policy,
+                                 unit="faces")
         self.rows: list[tuple[Path, int, np.ndarray, np.ndarray]] = []
         for name in subjects:
             file = self.root / "train" / name
@@ -67,6 +68,10 @@ class ETHXGaze:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def gaze_labels(self) -> np.ndarray:
+        """[N, 2] pitch, yaw of every sample (project convention), without reading a face."""
+        return from_ethxgaze(np.array([gaze for _, _, gaze, _ in self.rows]).reshape(-1, 2))
 
     def __getitem__(self, index: int) -> dict:
         file, row, gaze, pose = self.rows[index]

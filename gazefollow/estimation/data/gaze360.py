@@ -42,7 +42,8 @@ class Gaze360Frames:
         if not file.is_file():
             raise FileNotFoundError(f"no {SPLIT_FILES[split]} in {self.root} (Gaze360's split "
                                     "files lie beside imgs/)")
-        self.report = LoadReport(source=f"gaze360 {file}", policy=policy)
+        self.report = LoadReport(source=f"gaze360 {file}", policy=policy,
+                                 unit="faces")
         self.rows: list[tuple[str, np.ndarray, int]] = []  # (image path, pitch/yaw, line)
         for number, line in enumerate(file.read_text(encoding="utf-8-sig").splitlines(), 1):
             fields = line.split()
@@ -63,6 +64,10 @@ class Gaze360Frames:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def gaze_labels(self) -> np.ndarray:
+        """[N, 2] pitch, yaw of every sample (project convention), without reading a face."""
+        return np.array([gaze for _, gaze, _ in self.rows]).reshape(-1, 2)
 
     def __getitem__(self, index: int) -> dict:
         path, gaze, _ = self.rows[index]

@@ -37,7 +37,8 @@ class MPIIFaceGazeMat:
 
     def __init__(self, root: str | Path, subjects: list[str], policy: str = "strict"):
         self.root, self.files = Path(root), SubjectFiles()
-        self.report = LoadReport(source=f"mpiifacegaze {self.root}", policy=policy)
+        self.report = LoadReport(source=f"mpiifacegaze {self.root}", policy=policy,
+                                 unit="faces")
         self.rows: list[tuple[str, int, np.ndarray]] = []  # (subject, row in file, labels)
         for subject in subjects:
             file = subject_file(self.root, subject)
@@ -60,6 +61,10 @@ class MPIIFaceGazeMat:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def gaze_labels(self) -> np.ndarray:
+        """[N, 2] pitch, yaw of every sample (project convention), without reading a face."""
+        return from_mpiifacegaze(np.array([label[0:2] for _, _, label in self.rows]).reshape(-1, 2))
 
     def __getitem__(self, index: int) -> dict:
         subject, row, label = self.rows[index]

@@ -24,22 +24,15 @@ import h5py
 import numpy as np
 from PIL import Image, ImageDraw
 
-from gazefollow.data.synthetic import MANIFEST, write_world_atomically
+from gazefollow.config.schema import SyntheticFacesConfig
+from gazefollow.data.synthetic import MANIFEST, ensure_world, write_world_atomically
 from gazefollow.estimation.metrics import vector_to_pitchyaw
 
 SUPERSAMPLE = 3  # drawn at 3x and scaled down, for smooth edges
 
 
-@dataclass(frozen=True)
-class FaceWorldConfig:
-    subjects: int = 15  # p00 .. p14, as MPIIFaceGaze
-    per_subject: int = 200
-    size: int = 112  # face pixels: the GazeNet recipe's input (the release has 448)
-    seed: int = 0
-    head_pitch: float = 0.35  # radians, uniform in +-
-    head_yaw: float = 0.6
-    eye_pitch: float = 0.3
-    eye_yaw: float = 0.45
+# The world's settings are the config section ``synthetic_faces``.
+FaceWorldConfig = SyntheticFacesConfig
 
 
 def rotation(pitch: float, yaw: float) -> np.ndarray:
@@ -157,3 +150,9 @@ def write_face_world(cfg: FaceWorldConfig, root: str | Path, overwrite: bool = F
     log(f"synthetic face world written to {root}: {cfg.subjects} subjects x "
         f"{cfg.per_subject} faces of {cfg.size} px")
     return root
+
+
+def ensure_face_world(cfg: FaceWorldConfig, root: str | Path, log=print) -> Path:
+    """The face world under ``root``, written on first use; a folder written with other
+    settings is refused (``data.synthetic.ensure_world``)."""
+    return ensure_world(cfg, root, log, generate=write_face_world)

@@ -1,1 +1,50 @@
-"""Gaze-estimation networks: face image -> (pitch, yaw)."""
+"""Gaze-estimation networks (face image -> pitch, yaw), chosen by ``model.estimator``.
+
+Each network names its optimiser parts in ``trainable_parts()`` (``backbone`` and ``head``:
+``optim.part_lr.backbone`` ...) and, when its backbone is our ResNet, the key prefix an
+ImageNet ResNet file (``run.init_weights``) initialises in ``resnet_prefixes()``. A ResNet
+estimator's ``backbone`` has the shape of the gaze-following face ResNet of the same
+``model.face_layers`` / ``block`` / ``face_inplanes``, which is what lets its weights start
+the face branch of gaze following (``run.init_weights`` of an estimation run).
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from gazefollow.estimation.models.gazenet import GazeNet
+from gazefollow.estimation.models.resnet_gaze import ResNetGaze
+
+ESTIMATION_PARTS = ("backbone", "head")
+
+
+def _split_parts(model: nn.Module) -> dict[str, list[nn.Parameter]]:
+    """backbone: the ``backbone`` module's trainable parameters; head: every other one."""
+    backbone = {id(p) for p in model.backbone.parameters()}
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    return {"backbone": [p for p in parameters if id(p) in backbone],
+            "head": [p for p in parameters if id(p) not in backbone]}
+
+
+class GazeNetEstimator(GazeNet):
+    """The GazeNet recipe with the optimiser parts the training loop asks for."""
+
+    trainable_parts = _split_parts
+
+    def resnet_prefixes(self) -> dict[str, str]:
+        return {}  # a MobileNetV2: ImageNet files load through gazenet.load_imagenet_backbone
+
+
+class ResNetEstimator(ResNetGaze):
+    trainable_parts = _split_parts
+
+    def resnet_prefixes(self) -> dict[str, str]:
+        return {"backbone": "backbone."}
+
+
+def build_estimator(model_cfg) -> nn.Module:
+    """``model.estimator``: ``gazenet`` (the recipe, 112 px) or ``resnet`` (our ResNet shaped by
+    ``model.face_layers``, ``block``, ``face_inplanes``, ``face_stem_pool``)."""
+    if model_cfg.estimator == "gazenet":
+        return GazeNetEstimator()
+    return ResNetEstimator(model_cfg.face_layers, model_cfg.block, model_cfg.face_inplanes,
+                           stem_pool=model_cfg.face_stem_pool)

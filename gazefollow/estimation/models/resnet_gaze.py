@@ -12,9 +12,10 @@ SHAPES = {"resnet18": ([2, 2, 2, 2], "basic"), "resnet50": ([3, 4, 6, 3], "bottl
 
 
 class ResNetGaze(nn.Module):
-    def __init__(self, layers: list[int], block: str = "basic", inplanes: int = 64):
+    def __init__(self, layers: list[int], block: str = "basic", inplanes: int = 64,
+                 stem_pool: bool = True):
         super().__init__()
-        self.backbone = ResNet(layers, inplanes=inplanes, block=block)
+        self.backbone = ResNet(layers, inplanes=inplanes, block=block, stem_pool=stem_pool)
         self.fc = nn.Linear(self.backbone.out_channels, 2)
 
     @classmethod

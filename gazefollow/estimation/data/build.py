@@ -1,0 +1,107 @@
+"""The data config of a gaze-estimation run -> train / val / test datasets, by protocol.
+
+Which subjects go where (``protocols.py``; validation never holds a test subject):
+
+| data.source_dataset | test | validation | train |
+|---|---|---|---|
+| synthetic_faces, mpiifacegaze, mpiifacegaze_pickle (``data.split_protocol: loso``) | subject ``eval.fold`` | the ``data.val_subjects`` after it | the rest |
+| the same with ``unigaze`` | p10-p14 | the last ``data.val_subjects`` of p00-p09 | the rest of p00-p09 |
+| ethxgaze | none (hidden labels) | the last ``data.val_subjects`` train subjects | the rest |
+| gaze360 | ``test.txt`` | ``validation.txt`` | ``train.txt`` |
+| columbia | fold ``eval.fold`` of 5 | the last ``data.val_subjects`` of the others | the rest |
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from gazefollow.config import Config, ConfigError
+from gazefollow.data.instances import BadInput
+from gazefollow.estimation import protocols
+from gazefollow.estimation.augment import FaceAugmentSettings
+from gazefollow.estimation.data.columbia import (FOLDS, ColumbiaGaze, columbia_folds,
+                                                  subjects_under)
+from gazefollow.estimation.data.dataset import FaceDataset
+from gazefollow.estimation.data.ethxgaze import ETHXGaze, train_subjects
+from gazefollow.estimation.data.gaze360 import Gaze360Frames
+from gazefollow.estimation.data.mpiifacegaze import MPIIFaceGazeMat
+from gazefollow.estimation.data.mpiifacegaze_pickle import MPIIFaceGazePickle
+from gazefollow.estimation.data.synthetic_faces import ensure_face_world
+
+SUBJECT_READERS = {"synthetic_faces": MPIIFaceGazeMat, "mpiifacegaze": MPIIFaceGazeMat,
+                   "mpiifacegaze_pickle": MPIIFaceGazePickle, "ethxgaze": ETHXGaze,
+                   "columbia": ColumbiaGaze}
+
+
+def world_subjects(config: Config) -> tuple[str, ...]:
+    """The subjects of an MPIIFaceGaze-layout source: p00-p14, or the face world's count."""
+    if config.data.source_dataset == "synthetic_faces":
+        return tuple(f"p{k:02d}" for k in range(config.synthetic_faces.subjects))
+    return protocols.MPII_SUBJECTS
+
+
+def fold_count(config: Config) -> int:
+    """How many folds ``--all_folds`` runs (1 for a source with fixed splits)."""
+    source = config.data.source_dataset
+    if source in ("synthetic_faces", "mpiifacegaze", "mpiifacegaze_pickle"):
+        return len(world_subjects(config)) if config.data.split_protocol == "loso" else 1
+    if source == "columbia":
+        return FOLDS
+    return 1
+
+
+def subject_split(config: Config, root: Path) -> protocols.SubjectSplit:
+    """Train / val / test subjects of a per-subject source under the configured protocol."""
+    source, data, fold = config.data.source_dataset, config.data, config.eval.fold
+    try:
+        if source == "ethxgaze":
+            return protocols.ethxgaze_validation(train_subjects(root), data.val_subjects)
+        if source == "columbia":
+            train, test = columbia_folds(subjects_under(root), fold)
+            return protocols.hold_out_last(tuple(train), data.val_subjects, tuple(test))
+        if data.split_protocol == "unigaze":
+            return protocols.mpii_unigaze_split(data.val_subjects)
+        return protocols.leave_one_subject_out(world_subjects(config), fold, data.val_subjects)
+    except ValueError as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def augment_settings(config: Config) -> FaceAugmentSettings | None:
+    data = config.data
+    if not data.augment:
+        return None
+    return FaceAugmentSettings(flip=data.augment_flip, crop=data.augment_crop,
+                               crop_share=data.augment_crop_share, color=data.augment_color,
+                               color_range=data.augment_color_range)
+
+
+def face_readers(config: Config, splits, log=print) -> dict:
+    """{split: reader} for the splits the protocol has (ETH-XGaze: no test; no validation
+    with ``data.val_subjects: 0``)."""
+    data = config.data
+    root = Path(data.dataset_dir)
+    if data.source_dataset == "synthetic_faces":
+        ensure_face_world(config.synthetic_faces, root, log)
+    elif not root.is_dir():
+        raise FileNotFoundError(f"data.dataset_dir={root} does not exist")
+    if data.source_dataset == "gaze360":
+        return {split: Gaze360Frames(root, split, data.on_bad_input) for split in splits}
+    chosen = subject_split(config, root)
+    reader = SUBJECT_READERS[data.source_dataset]
+    return {split: reader(root, list(getattr(chosen, split)), data.on_bad_input)
+            for split in splits if getattr(chosen, split)}
+
+
+def build_face_datasets(config: Config, splits=("train", "val", "test"), log=print) -> dict:
+    """Datasets by split name; each reader's report is logged. A split the protocol lacks is
+    absent; a split that should have samples but has none is an error."""
+    readers = face_readers(config, splits, log)
+    out = {}
+    for split, reader in readers.items():
+        log(f"{split}: {reader.report.summary()}")
+        if len(reader) == 0:
+            raise BadInput(f"the {split} split is empty after loading {reader.report.source}: "
+                           f"{reader.report.summary()}")
+        out[split] = FaceDataset(reader, config.data.face_size,
+                                 augment_settings(config) if split == "train" else None,
+                                 config.data.on_bad_input, config.run.seed)
+    return out

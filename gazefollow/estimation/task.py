@@ -1,0 +1,47 @@
+"""The gaze-estimation task (``run.task: estimation``): face crop -> pitch, yaw."""
+from __future__ import annotations
+
+import torch
+
+from gazefollow.estimation.data.build import build_face_datasets, fold_count
+from gazefollow.estimation.evaluate import evaluate_estimation, mean_error, predict_split
+from gazefollow.estimation.models import build_estimator
+from gazefollow.estimation.objective import LOSSES, angular_loss
+from gazefollow.tasks import Task
+
+
+def run_label(config) -> str:
+    """e.g. "resnet-fold03" (leave-one-out and Columbia folds), "gazenet-unigaze", "resnet"."""
+    label = config.model.estimator
+    if config.data.split_protocol == "unigaze" and "mpii" in config.data.source_dataset:
+        return f"{label}-unigaze"
+    return f"{label}-fold{config.eval.fold:02d}" if fold_count(config) > 1 else label
+
+
+def estimation_losses(model, batch: dict, loss_cfg, generator=None) -> dict:
+    """``loss.gaze_loss`` per sample, averaged; the angle in degrees is logged beside it."""
+    pred = model(batch["face"]).float()
+    true = batch["gaze"].float()
+    per_sample = LOSSES[loss_cfg.gaze_loss](pred, true)
+    with torch.no_grad():
+        degrees = torch.rad2deg(angular_loss(pred, true)).mean()
+    return {"loss": per_sample.mean(), "gaze_angle": degrees}
+
+
+def validation_metrics(net, dataset, config, accelerator) -> tuple[dict, str, list]:
+    rows, _ = predict_split(net, dataset, batch_size=config.eval.batch_size,
+                            device=accelerator.device, desc="val",
+                            shard=(accelerator.process_index, accelerator.num_processes))
+    return {"angular_error": mean_error(rows)}, "one pass", []
+
+
+ESTIMATION = Task(
+    name="estimation",
+    run_label=run_label,
+    build_datasets=build_face_datasets,
+    build_model=lambda config: build_estimator(config.model),
+    training_losses=estimation_losses,
+    validation_metrics=validation_metrics,
+    evaluate_run=evaluate_estimation,
+    eval_label=lambda config, model: "gaze",
+)

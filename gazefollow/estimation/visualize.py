@@ -1,0 +1,35 @@
+"""A picture of gaze-estimation predictions: each face with its true (green) and predicted
+(red) gaze drawn from the face's centre, and the angle between them."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on these machines
+import matplotlib.pyplot as plt  # noqa: E402
+
+from gazefollow.estimation.evaluate import gaze_arrow  # noqa: E402
+
+
+def save_gaze_grid(samples: list[dict], path: Path, columns: int = 8) -> None:
+    """``samples``: {"face" (H x W x 3 RGB), "pred", "true" (pitch, yaw), "error" (degrees),
+    "subject", "index"}."""
+    rows = math.ceil(len(samples) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False)
+    for ax, sample in zip(axes.flat, samples):
+        height, width = sample["face"].shape[:2]
+        ax.imshow(sample["face"])
+        for gaze, colour in ((sample["true"], "lime"), (sample["pred"], "red")):
+            dx, dy = gaze_arrow(gaze, 0.45 * width)
+            ax.arrow(width / 2, height / 2, dx, dy, color=colour, width=0.012 * width,
+                     length_includes_head=True)
+        ax.set_title(f"{sample['subject']} #{sample['index']}  {sample['error']:.1f} deg",
+                     fontsize=6)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle("gaze: true (green), predicted (red)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
