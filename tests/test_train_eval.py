@@ -175,8 +175,12 @@ def test_debugging_maps_draw_validation_predictions(tmp_path):
     assert [m.name for m in maps] == ["step_0000001.png", "step_0000002.png"]
 
 
-def _nan_at(steps_with_nan):
-    """training_losses that returns a NaN loss at the given (1-based) calls."""
+def _nan_at(monkeypatch, steps_with_nan):
+    """The following task's training_losses, returning a NaN loss at the given (1-based)
+    calls."""
+    import dataclasses
+
+    import gazefollow.following as following
     from gazefollow.objective import training_losses
     calls = []
 
@@ -186,12 +190,12 @@ def _nan_at(steps_with_nan):
         if len(calls) in steps_with_nan:
             out["loss"] = out["loss"] * float("nan")
         return out
-    return patched
+    monkeypatch.setattr(following, "FOLLOWING",
+                        dataclasses.replace(following.FOLLOWING, training_losses=patched))
 
 
 def test_a_nan_step_is_skipped_and_counted(tmp_path, monkeypatch):
-    import gazefollow.train as train_module
-    monkeypatch.setattr(train_module, "training_losses", _nan_at({2}))
+    _nan_at(monkeypatch, {2})
     main(_argv(tmp_path, "--max_steps", "3", "--tag", "nan"))
     run_dir = tmp_path / "out" / "synthetic-diffusion-x0" / "nan"
     stats = json.loads((run_dir / "train_stats.json").read_text())
@@ -202,8 +206,7 @@ def test_a_nan_step_is_skipped_and_counted(tmp_path, monkeypatch):
 
 
 def test_too_many_nan_steps_stop_with_the_last_good_state(tmp_path, monkeypatch):
-    import gazefollow.train as train_module
-    monkeypatch.setattr(train_module, "training_losses", _nan_at(set(range(2, 100))))
+    _nan_at(monkeypatch, set(range(2, 100)))
     with pytest.raises(FloatingPointError, match="non-finite steps in a row"):
         main(_argv(tmp_path, "--max_steps", "6", "optim.max_nonfinite_steps=2", "--tag", "nan"))
     state = load_checkpoint(tmp_path / "out" / "synthetic-diffusion-x0" / "nan")
@@ -224,8 +227,7 @@ def test_training_starts_from_initial_weights_and_reports_them(trained, tmp_path
 
 
 def test_a_nan_last_step_still_ends_the_run_on_time(tmp_path, monkeypatch):
-    import gazefollow.train as train_module
-    monkeypatch.setattr(train_module, "training_losses", _nan_at({3}))
+    _nan_at(monkeypatch, {3})
     main(_argv(tmp_path, "--max_steps", "3", "--tag", "nan_last"))
     run_dir = tmp_path / "out" / "synthetic-diffusion-x0" / "nan_last"
     assert load_checkpoint(run_dir)["step"] == 3
