@@ -1,0 +1,157 @@
+"""Gaze estimation through main.py: 2 training steps and an evaluation on a generated folder
+of each dataset in its released layout, --all_folds over 15 subjects, and the refusals."""
+import json
+import pickle
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gazefollow.config import ConfigError
+from main import main
+from tests.conftest import ROOT
+from tests.test_estimation_data import _labels, write_mpii_subject, write_xgaze_subject
+
+TINY_ESTIMATION = ROOT / "configs" / "estimation" / "tiny_test.yaml"
+FACE = 24  # generated faces are this size; the tiny config resizes them to 32
+
+
+def _estimate(tmp_path, *extra):
+    return main(["--task", "estimation", "--experiment", str(TINY_ESTIMATION),
+                 f"run.output_dir={tmp_path / 'out'}", "--max_steps", "2", *extra])
+
+
+def _faces(n, rng):
+    return rng.integers(0, 255, size=(n, FACE, FACE, 3), dtype=np.uint8)
+
+
+def _check_run(tmp_path, run_name, results, subjects):
+    run_dir = tmp_path / "out" / run_name / "tiny"
+    stored = json.loads((run_dir / "metrics.json").read_text())
+    assert stored["model"]["angular_error"] == pytest.approx(results["model"]["angular_error"])
+    assert 0 <= stored["model"]["angular_error"] <= 180
+    assert stored["mean_gaze"]["angular_error"] >= 0
+    assert sorted(stored["per_subject"]) == sorted(subjects)
+    assert (run_dir / "predictions.csv").is_file() and (run_dir / "predictions_grid.png").is_file()
+    return stored
+
+
+def test_the_synthetic_face_world_trains_and_evaluates(tmp_path):
+    results = _estimate(tmp_path, f"data.dataset_dir={tmp_path / 'faces'}")
+    stored = _check_run(tmp_path, "synthetic_faces-resnet-fold00", results, ["p00"])
+    assert stored["info"]["weights"] == "ema"
+    assert (tmp_path / "faces" / "p02.mat").is_file()
+
+
+def write_pickle_subject(root, subject_id, faces_rgb, labels):
+    """The GazeNet recipe's layout: <root>/<sid>/0000.png ... and labels.dict (a pickle)."""
+    folder = root / subject_id
+    folder.mkdir(parents=True)
+    images = []
+    for number, face in enumerate(faces_rgb):
+        Image.fromarray(face).save(folder / f"{number:04d}.png")
+        images.append(str(folder / f"{number:04d}.png"))
+    with (folder / "labels.dict").open("wb") as handle:
+        pickle.dump({"subject_id": subject_id, "images": images, "labels": list(labels)}, handle)
+
+
+def test_mpiifacegaze_pickle_trains_and_evaluates(tmp_path):
+    rng = np.random.default_rng(0)
+    for k in range(15):
+        write_pickle_subject(tmp_path / "pickle", f"{k:02d}", _faces(2, rng), _labels(2, rng))
+    results = _estimate(tmp_path, "data.source_dataset=mpiifacegaze_pickle",
+                        f"data.dataset_dir={tmp_path / 'pickle'}", "eval.fold=3")
+    _check_run(tmp_path, "mpiifacegaze_pickle-resnet-fold03", results, ["p03"])
+
+
+def test_ethxgaze_trains_and_evaluates_on_held_out_train_subjects(tmp_path):
+    rng = np.random.default_rng(1)
+    names = [f"subject{k:04d}.h5" for k in range(3)]
+    (tmp_path / "xgaze" / "train").mkdir(parents=True)
+    (tmp_path / "xgaze" / "train_test_split.json").write_text(json.dumps(
+        {"train": names, "test": ["subject0100.h5"], "test_person_specific": []}))
+    for name in names:
+        write_xgaze_subject(tmp_path / "xgaze" / "train" / name, _faces(4, rng),
+                            rng.uniform(-0.5, 0.5, (4, 2)), rng.uniform(-0.5, 0.5, (4, 2)))
+    results = _estimate(tmp_path, "data.source_dataset=ethxgaze", "eval.split=val",
+                        f"data.dataset_dir={tmp_path / 'xgaze'}")
+    _check_run(tmp_path, "ethxgaze-resnet", results, ["subject0002"])
+
+
+def test_gaze360_trains_and_evaluates_on_its_splits(tmp_path):
+    rng = np.random.default_rng(2)
+    root = tmp_path / "gaze360"
+    for split, recording in (("train", "rec_001"), ("validation", "rec_002"), ("test", "rec_003")):
+        folder = root / "imgs" / recording / "head" / "000000"
+        folder.mkdir(parents=True)
+        lines = []
+        for frame, face in enumerate(_faces(4, rng)):
+            Image.fromarray(face).save(folder / f"{frame:06d}.jpg")
+            gaze = rng.normal(size=3) * [0.3, 0.3, 0.1] + [0, 0, -1]
+            gaze /= np.linalg.norm(gaze)
+            lines.append(f"{recording}/head/000000/{frame:06d}.jpg " + " ".join(map(str, gaze)))
+        (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    results = _estimate(tmp_path, "data.source_dataset=gaze360", f"data.dataset_dir={root}")
+    _check_run(tmp_path, "gaze360-resnet", results, ["rec_003"])
+
+
+def test_columbia_trains_and_evaluates_a_cross_subject_fold(tmp_path):
+    rng = np.random.default_rng(3)
+    root = tmp_path / "columbia"
+    for subject in range(1, 7):
+        (root / f"{subject:04d}").mkdir(parents=True)
+        for face, (pose, vertical, horizontal) in zip(_faces(2, rng), [(0, 10, -5), (15, 0, 10)]):
+            name = f"{subject:04d}_2m_{pose}P_{vertical}V_{horizontal}H.jpg"
+            Image.fromarray(face).save(root / f"{subject:04d}" / name)
+    results = _estimate(tmp_path, "data.source_dataset=columbia", f"data.dataset_dir={root}")
+    # fold 0 of 5 tests every fifth subject from the first
+    _check_run(tmp_path, "columbia-resnet-fold00", results, ["0001", "0006"])
+
+
+def test_all_folds_runs_every_leave_one_subject_out_fold(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    (tmp_path / "mpii").mkdir()
+    for k in range(15):
+        faces = _faces(2, rng).transpose(0, 3, 1, 2)  # the .mat layout: N, 3, H, W
+        write_mpii_subject(tmp_path / "mpii" / f"p{k:02d}.mat", faces, _labels(2, rng))
+    summary = _estimate(tmp_path, "--all_folds", "data.source_dataset=mpiifacegaze",
+                        f"data.dataset_dir={tmp_path / 'mpii'}", "optim.optimizer=sgd",
+                        "optim.momentum=0.9", "optim.lr_schedule=multistep")
+    assert [row["fold"] for row in summary["folds"]] == list(range(15))
+    assert [row["test"] for row in summary["folds"]] == [[f"p{k:02d}"] for k in range(15)]
+    mean = np.mean([row["model"] for row in summary["folds"]])
+    assert summary["mean"]["model"] == pytest.approx(mean)
+    table = capsys.readouterr().out.split("\nfold ")[-1].splitlines()
+    assert len(table) == 1 + 15 + 2  # header, folds, mean, the path
+    written = tmp_path / "out" / "mpiifacegaze-resnet-all_folds" / "tiny" / "folds.json"
+    assert json.loads(written.read_text()) == json.loads(json.dumps(summary))
+    fold3 = tmp_path / "out" / "mpiifacegaze-resnet-fold03" / "tiny"
+    with pytest.raises(ConfigError, match="eval.fold 3 -> 4: a model is tested on its own fold"):
+        main(["--eval_weights", str(fold3), "eval.fold=4"])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["data.source_dataset=synthetic"], "not a dataset of run.task=estimation"),
+    (["model.estimator=gazenet"], "built for 112 px faces"),
+    (["data.source_dataset=ethxgaze"], "ETH-XGaze's test labels are hidden"),
+    (["optim.lr_milestones=[8, 4]"], "must be increasing"),
+    (["data.source_dataset=columbia", "data.split_protocol=unigaze"], "ColumbiaGaze uses"),
+])
+def test_estimation_configs_are_refused_with_the_reason(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        _estimate(tmp_path, *overrides)
+
+
+def test_a_following_run_refuses_an_estimation_dataset(tmp_path):
+    with pytest.raises(ConfigError, match="not a dataset of run.task=following"):
+        main(["data.source_dataset=mpiifacegaze", f"run.output_dir={tmp_path}"])
+
+
+def test_the_multistep_schedule_steps_down_by_epoch():
+    from types import SimpleNamespace
+
+    from gazefollow.training_parts import lr_factor
+    optim = SimpleNamespace(lr_schedule="multistep", lr_milestones=[2, 3], lr_gamma=0.1)
+    factor = lr_factor(optim, total_steps=40, steps_per_epoch=10)
+    assert [factor(s) for s in (0, 19, 20, 29, 30, 39)] == pytest.approx(
+        [1, 1, 0.1, 0.1, 0.01, 0.01])
