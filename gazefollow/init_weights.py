@@ -11,6 +11,10 @@
   its ``load_pretrained`` renamed them (for ``model.encoder=original``); it loaded the rest
   ``strict=False``, i.e. ignored it, so the rest is "dropped" (and listed) here, as is ``attn``
   when the configuration has no head-position attention.
+- ``estimation``: a gaze-estimation run of this project (``run.task: estimation``, a ResNet
+  estimator): its ``backbone.`` keys go to the gaze-following face branch (``gaze.face.``),
+  its regression head is dropped. Into another estimator it loads whole, as ``gazefollow``.
+  The raw (not the EMA) weights are read, as for every checkpoint here.
 - ``classic``: the gaze-following initial weights of Chong et al. (CVPR 2020): ``{"model": ...}``
   with ResNet-50 scene and face branches (``conv1_scene``, ``layer1_face.0.conv1`` ...);
   ``<name>_<part><rest>`` goes to ``gaze.<part>.<name><rest>``. Their other layers
@@ -72,7 +76,9 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
                               f"{reading_error(err)}") from None
     known = None
     if isinstance(content, dict) and "model" in content and "config" in content:
-        content, known = migrate_model_keys(content["model"], content["config"]), "gazefollow"
+        task = content["config"].get("run", {}).get("task", "following")
+        content = migrate_model_keys(content["model"], content["config"])
+        known = "estimation" if task == "estimation" else "gazefollow"
     elif isinstance(content, dict) and isinstance(content.get("model_state_dict"), dict):
         content = content["model_state_dict"]  # the original's first choice
     elif isinstance(content, dict) and isinstance(content.get("model"), dict):
@@ -125,6 +131,9 @@ def model_names(key: str, fmt: str, prefixes: dict[str, str]) -> list[str] | Non
     prefix, for the parts this load targets."""
     if fmt == "gazefollow":
         return [key]
+    if fmt == "estimation":
+        return [prefixes["face"] + key.removeprefix("backbone.")] if key.startswith(
+            "backbone.") else None
     if fmt == "torchvision":
         return None if key.startswith("fc.") else [prefix + key for prefix in prefixes.values()]
     if fmt == "original":
@@ -220,6 +229,8 @@ def load_initial_weights(model: nn.Module, run_cfg, log=print,
         fmt = run_cfg.init_format
     elif fmt is None:
         fmt = detect_format(list(renamed), set(own), path)
+    if fmt == "estimation":
+        fmt = _estimation_target(model, state, path)
     prefixes = _resnet_prefixes(model, fmt, run_cfg.init_resnet_parts)
     loaded, lists = match_keys(state, renamed, fmt, prefixes, own)
     missing, defaulted = missing_keys(own, loaded, lists["mismatched"],
@@ -246,7 +257,25 @@ def _resnet_prefixes(model: nn.Module, fmt: str, named: list[str]) -> dict[str, 
     prefixes = model.resnet_prefixes()
     if fmt in ("classic", "original"):
         return {part: prefix for part, prefix in prefixes.items() if part in ("scene", "face")}
+    if fmt == "estimation":
+        return {"face": prefixes["face"]}
     return {part: prefixes[part] for part in (named or prefixes)}
+
+
+def _estimation_target(model: nn.Module, state: dict, path: Path) -> str:
+    """An estimation run's weights: "estimation" (into the face branch) for a gaze-following
+    model, "gazefollow" (the whole model) for another estimator."""
+    if "face" not in model.resnet_prefixes():
+        if hasattr(model, "gaze"):  # a following model whose encoder has no ResNet face
+            raise ConfigError(f"run.init_weights: {path} is a gaze-estimation run, which "
+                              "initialises a ResNet face branch; this model.encoder has none")
+        return "gazefollow"
+    if any(key.startswith("backbone.features.") for key in state):
+        raise ConfigError(f"run.init_weights: {path} is a GazeNet estimation run: its MobileNetV2 "
+                          "has no place in the gaze-following face branch, a ResNet. Train the "
+                          "estimator with model.estimator=resnet and the face branch's "
+                          "model.face_layers, block and face_inplanes")
+    return "estimation"
 
 
 def _log_report(report: dict, log) -> None:

@@ -184,3 +184,73 @@ def test_the_synthetic_face_world_is_read_by_the_mpiifacegaze_reader(tmp_path):
     assert landmarks.shape == (6, 2) and (landmarks > 0).all() and (landmarks < 32).all()
     with pytest.raises(FileExistsError, match="not empty"):
         write_face_world(cfg, tmp_path / "faces", log=lambda *_: None)
+
+
+def test_mpiifacegaze_pickle_round_trip_and_bad_input(tmp_path):
+    import pickle
+
+    from PIL import Image
+
+    from gazefollow.estimation.data.mpiifacegaze_pickle import MPIIFaceGazePickle
+    rng = np.random.default_rng(3)
+    faces = rng.integers(0, 255, size=(3, 8, 8, 3), dtype=np.uint8)
+    labels = _labels(3, rng)
+    for folder in ("00", "p01"):  # the recipe's "00" and a "p01" folder both serve
+        (tmp_path / folder).mkdir()
+        for k, face in enumerate(faces):
+            Image.fromarray(face).save(tmp_path / folder / f"{k:04d}.png")
+    # image paths as stored: absolute, relative to the subject folder, relative to the root
+    images = [str(tmp_path / "00" / "0000.png"), "0001.png", "00/0002.png"]
+    content = {"subject_id": "00", "images": images, "labels": list(labels)}
+    (tmp_path / "00" / "labels.dict").write_bytes(pickle.dumps(content))
+    reader = MPIIFaceGazePickle(tmp_path, ["p00"])
+    assert len(reader) == 3 and reader.report.summary().endswith("3 rows -> 3 faces")
+    sample = reader[1]
+    assert np.array_equal(sample["face"], faces[1]) and sample["subject"] == "p00"
+    assert sample["gaze"] == pytest.approx(-labels[1, 0:2])  # as the .mat file's labels
+    assert sample["landmarks"] == pytest.approx(labels[1, 4:16].reshape(6, 2))
+    assert reader.gaze_labels() == pytest.approx(-labels[:, 0:2])
+    bad_labels = labels.copy()
+    bad_labels[2, 1] = np.nan
+    bad = {"images": ["0000.png", "9999.png", "0002.png"], "labels": list(bad_labels)}
+    (tmp_path / "p01" / "labels.dict").write_bytes(pickle.dumps(bad))
+    with pytest.raises(BadInput, match=r"p01/labels.dict, sample 1: missing image: no 9999.png"):
+        MPIIFaceGazePickle(tmp_path, ["p01"])
+    with pytest.raises(BadInput, match=r"p02/labels.dict: missing subject file"):
+        MPIIFaceGazePickle(tmp_path, ["p02"])
+    skipped = MPIIFaceGazePickle(tmp_path, ["p00", "p01", "p02"], policy="skip")
+    assert len(skipped) == 4
+    assert dict(skipped.report.skipped) == {"missing image": 1, "NaN label": 1,
+                                            "missing subject file": 1}
+
+
+def test_columbia_round_trip_folds_and_bad_names(tmp_path):
+    from PIL import Image
+
+    from gazefollow.estimation.data.columbia import (ColumbiaGaze, columbia_folds, parse_name,
+                                                      subjects_under)
+    assert parse_name("0001_2m_-15P_10V_-5H.jpg") == ("0001", -15, 10, -5)
+    assert parse_name("0001_2m_-15P_10V.jpg") is None
+    for subject in ("0001", "0002"):
+        (tmp_path / subject).mkdir()
+        Image.new("RGB", (6, 6), (int(subject), 0, 0)).save(
+            tmp_path / subject / f"{subject}_2m_30P_-10V_15H.jpg")
+    reader = ColumbiaGaze(tmp_path, ["0002"])
+    assert len(reader) == 1 and reader[0]["subject"] == "0002"
+    assert reader[0]["face"][0, 0].tolist()[0] in (1, 2, 3)  # JPEG: about (2, 0, 0)
+    assert reader[0]["gaze"] == pytest.approx(np.radians([-10, 15]))
+    assert reader[0]["head_pose"] == pytest.approx(np.radians([0, 30]))
+    assert subjects_under(tmp_path) == ["0001", "0002"]
+    subjects = [f"{k:04d}" for k in range(1, 57)]
+    tests = [columbia_folds(subjects, k)[1] for k in range(5)]
+    assert sorted(sum(tests, [])) == subjects  # every subject tested once
+    for k in range(5):
+        train, test = columbia_folds(subjects, k)
+        assert not set(train) & set(test) and len(train) + len(test) == 56
+    with pytest.raises(ValueError, match="folds 0..4"):
+        columbia_folds(subjects, 5)
+    Image.new("RGB", (6, 6)).save(tmp_path / "0001" / "0001_2m_30P.jpg")
+    with pytest.raises(BadInput, match=r"0001_2m_30P.jpg: malformed file name"):
+        ColumbiaGaze(tmp_path, ["0001"])
+    skipped = ColumbiaGaze(tmp_path, ["0001", "0002"], policy="skip")
+    assert len(skipped) == 2 and dict(skipped.report.skipped) == {"malformed file name": 1}

@@ -4,7 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from gazefollow.estimation.conventions import from_ethxgaze, from_gaze360, from_mpiifacegaze
+from gazefollow.estimation.conventions import (from_columbia, from_ethxgaze, from_gaze360,
+                                               from_mpiifacegaze)
 from gazefollow.estimation.metrics import (angular_error, mean_gaze_error, pitchyaw_to_vector,
                                            vector_to_pitchyaw)
 
@@ -65,3 +66,7 @@ def test_each_datasets_labels_by_hand():
     sideways = from_gaze360([[0.6, 0, -0.8]])[0]
     assert sideways == pytest.approx([0, math.atan2(0.6, 0.8)])  # its own 2D target's yaw
     assert pitchyaw_to_vector([sideways])[0] == pytest.approx([-0.6, 0, -0.8])
+    # ColumbiaGaze 0001_2m_0P_10V_-5H.jpg: 10 degrees up, 5 degrees horizontally
+    assert from_columbia([10], [-5])[0] == pytest.approx([math.radians(10), math.radians(-5)])
+    up = pitchyaw_to_vector(from_columbia([10], [0]))[0]
+    assert up == pytest.approx([0, -math.sin(math.radians(10)), -math.cos(math.radians(10))])

@@ -243,3 +243,49 @@ def test_refused_load_still_writes_its_report(tmp_path):
         load_initial_weights(model, run, _quiet, report_file=tmp_path / "report.json")
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["unexpected"] == ["unknown_layer.weight"]
+
+
+def _estimation_run(model_cfg) -> dict:
+    """A checkpoint of a gaze-estimation run as training saves it (weights + its config)."""
+    from gazefollow.estimation.models import build_estimator
+    torch.manual_seed(1)
+    estimator = build_estimator(model_cfg)
+    return {"model": estimator.state_dict(), "step": 2,
+            "config": {"run": {"task": "estimation"}, "model": to_dict(model_cfg)}}
+
+
+def test_an_estimation_run_initialises_the_face_branch(tmp_path):
+    config = tiny_config(tmp_path, "model.estimator=resnet")
+    run = _estimation_run(config.model)
+    model, run_cfg = _setup(tmp_path, run)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    report = load_initial_weights(model, run_cfg, log=_quiet)
+    assert report["format"] == "estimation" and report["missing"] == []
+    face = {k: v for k, v in model.state_dict().items() if k.startswith("gaze.face.")}
+    assert sorted(report["loaded"]) == sorted(face)
+    for key, value in face.items():
+        assert torch.equal(value, run["model"]["backbone." + key[len("gaze.face."):]])
+    assert report["dropped"] == ["fc.bias", "fc.weight"]  # the regression head
+    scene = "gaze.scene.conv1.weight"
+    assert torch.equal(model.state_dict()[scene], before[scene])  # the rest as initialised
+    # a face branch of another width: refused with the clash named
+    model, run_cfg = _setup(tmp_path, run, "model.face_inplanes=16")
+    with pytest.raises(InitWeightsError, match="mismatched"):
+        load_initial_weights(model, run_cfg, log=_quiet)
+
+
+def test_an_estimation_run_loads_whole_into_an_estimator_and_gazenet_is_refused(tmp_path):
+    from gazefollow.config import ConfigError
+    from gazefollow.estimation.models import build_estimator
+    config = tiny_config(tmp_path, "model.estimator=resnet")
+    run = _estimation_run(config.model)
+    torch.save(run, tmp_path / "run.pt")
+    estimator = build_estimator(config.model)
+    run_cfg = tiny_config(tmp_path, f"run.init_weights={tmp_path / 'run.pt'}").run
+    report = load_initial_weights(estimator, run_cfg, log=_quiet)
+    assert report["format"] == "gazefollow" and len(report["loaded"]) == len(run["model"])
+    gazenet = {"model": {"backbone.features.0.0.weight": torch.zeros(32, 3, 3, 3)},
+               "config": {"run": {"task": "estimation"}}}
+    model, run_cfg = _setup(tmp_path, gazenet)
+    with pytest.raises(ConfigError, match="GazeNet estimation run"):
+        load_initial_weights(model, run_cfg, log=_quiet)

@@ -47,7 +47,7 @@ class RunConfig:
     # Weights loaded into the model before training (gazefollow/init_weights.py): a file, or a
     # checkpoint / run folder. Every missing, unexpected or mis-shaped key is reported.
     init_weights: Optional[str] = None
-    init_format: str = "auto"  # auto | gazefollow | torchvision (ImageNet) | classic | original
+    init_format: str = "auto"  # auto | gazefollow | torchvision | classic | original | estimation
     init_partial: bool = False  # load what fits when keys are missing/unexpected (else refuse)
     # The encoder's ResNet parts an ImageNet (torchvision) file initialises; [] = all of them
     init_resnet_parts: list[str] = field(default_factory=list)
@@ -327,7 +327,7 @@ NOT_YET_SUPPORTED = {
 
 CHOICES = {
     "run.device": ("auto", "cpu", "cuda", "mps"),
-    "run.init_format": ("auto", "gazefollow", "torchvision", "classic", "original"),
+    "run.init_format": ("auto", "gazefollow", "torchvision", "classic", "original", "estimation"),
     "run.task": ("following", "estimation"),
     "data.source_dataset": ("synthetic", "gazefollow", "videoattentiontarget", "goo",
                             "synthetic_faces", "mpiifacegaze", "mpiifacegaze_pickle", "ethxgaze",
