@@ -57,15 +57,16 @@ class StepLog:
         tmp.write_text("".join(line + "\n" for line in kept))
         os.replace(tmp, self.path)
 
-    def write(self, step: int, values: dict) -> None:
-        if self.enabled:
+    def write(self, step: int, values: dict | None) -> None:
+        if self.enabled and values is not None:
             with self.path.open("a") as handle:
                 handle.write(json.dumps(strict_json({"step": step, **values}),
                                         allow_nan=False) + "\n")
 
 
-def read_step_log(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / "train_log.jsonl"
+def read_step_log(run_dir: Path, name: str = "train_log.jsonl") -> list[dict]:
+    """The lines of a run's step log (``val_log.jsonl``: the validation metrics)."""
+    path = Path(run_dir) / name
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 

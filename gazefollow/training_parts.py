@@ -231,9 +231,9 @@ def timed(batches, clock: dict):
 
 
 def validate(net, ema, dataset, config: Config, accelerator: Accelerator, step: int,
-             run_dir: Path, log) -> None:
-    """The task's validation metrics with the EMA weights (swapped in, then back), logged;
-    never test. Every process scores its share of the split (None: the protocol has no
+             run_dir: Path, log) -> dict | None:
+    """The task's validation metrics with the EMA weights (swapped in, then back), logged
+    and returned (the run's ``val_log.jsonl`` keeps them); never test. Every process scores its share of the split (None: the protocol has no
     validation split, and this says so). With ``eval.debugging_maps`` (the original's
     ``--Debugging_maps``) the first gaze-following validation samples are also drawn:
     ``debugging_maps/step_<N>.png`` in the run directory."""
@@ -241,7 +241,7 @@ def validate(net, ema, dataset, config: Config, accelerator: Accelerator, step: 
 
     if dataset is None:
         log(f"step {step}: no validation split (data.val_subjects=0), nothing to validate")
-        return
+        return None
     ema.store(ema_parameters(net, config.optim))
     ema.copy_to(ema_parameters(net, config.optim))
     metrics, sampled, drawn = task_of(config).validation_metrics(net, dataset, config,
@@ -256,3 +256,4 @@ def validate(net, ema, dataset, config: Config, accelerator: Accelerator, step: 
         (run_dir / "debugging_maps").mkdir(exist_ok=True)
         save_prediction_grid(drawn, Path(config.data.dataset_dir),
                              run_dir / "debugging_maps" / f"step_{step:07d}.png")
+    return metrics

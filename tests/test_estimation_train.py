@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from gazefollow.config import ConfigError
+from gazefollow.run_records import read_step_log
 from main import main
 from tests.conftest import ROOT
 from tests.test_estimation_data import _labels, write_mpii_subject, write_xgaze_subject
@@ -37,9 +38,13 @@ def _check_run(tmp_path, run_name, results, subjects):
 
 
 def test_the_synthetic_face_world_trains_and_evaluates(tmp_path):
-    results = _estimate(tmp_path, f"data.dataset_dir={tmp_path / 'faces'}")
+    results = _estimate(tmp_path, f"data.dataset_dir={tmp_path / 'faces'}",
+                        "eval.evaluate_every=1")
     stored = _check_run(tmp_path, "synthetic_faces-resnet-fold00", results, ["p00"])
     assert stored["info"]["weights"] == "ema"
+    curve = read_step_log(tmp_path / "out" / "synthetic_faces-resnet-fold00" / "tiny",
+                          "val_log.jsonl")  # validation on p01 after each step
+    assert [line["step"] for line in curve] == [1, 2] and curve[0]["angular_error"] > 0
     assert (tmp_path / "faces" / "p02.mat").is_file()
 
 
