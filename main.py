@@ -45,8 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--all_folds", action="store_true",
                         help="estimation: train and test every fold of the protocol "
                              "(eval.fold = 0, 1, ...) and print the per-fold table and mean")
-    parser.add_argument("--yaml_diffusion", help=f"diffusion settings (default {DEFAULT_DIFFUSION})")
-    parser.add_argument("--yaml_gaze", help=f"gaze model and data settings (default {DEFAULT_GAZE})")
+    parser.add_argument("--yaml_diffusion",
+                        help=f"diffusion settings (default {DEFAULT_DIFFUSION})")
+    parser.add_argument("--yaml_gaze",
+                        help=f"gaze model and data settings (default {DEFAULT_GAZE})")
     parser.add_argument("--experiment", help="experiment YAML applied after the two files; "
                         "'none' to skip (default: synthetic_cpu.yaml if no YAML is given)")
     parser.add_argument("--config", action="append", default=[],

@@ -233,10 +233,10 @@ def timed(batches, clock: dict):
 def validate(net, ema, dataset, config: Config, accelerator: Accelerator, step: int,
              run_dir: Path, log) -> dict | None:
     """The task's validation metrics with the EMA weights (swapped in, then back), logged
-    and returned (the run's ``val_log.jsonl`` keeps them); never test. Every process scores its share of the split (None: the protocol has no
-    validation split, and this says so). With ``eval.debugging_maps`` (the original's
-    ``--Debugging_maps``) the first gaze-following validation samples are also drawn:
-    ``debugging_maps/step_<N>.png`` in the run directory."""
+    and returned (the run's ``val_log.jsonl`` keeps them); never test. Every process scores
+    its share of the split (None: the protocol has no validation split, and this says so).
+    With ``eval.debugging_maps`` (the original's ``--Debugging_maps``) the first
+    gaze-following validation samples are also drawn: ``debugging_maps/step_<N>.png``."""
     from gazefollow.tasks import task_of
 
     if dataset is None:

@@ -82,7 +82,8 @@ def test_every_metric_matches_the_slow_reference(case, heatmap_kind):
                "ties": lambda: np.round(rng.random((64, 64)) * 4) / 4,
                "flat": lambda: np.full((64, 64), 0.25),
                "peaked": lambda: np.exp(-((np.arange(64)[:, None] - 20) ** 2
-                                          + (np.arange(64)[None] - 40) ** 2) / 18.0)}[heatmap_kind]()
+                                          + (np.arange(64)[None] - 40) ** 2) / 18.0),
+               }[heatmap_kind]()
     points = EDGE_CASES[case](rng)
     width, height = int(rng.integers(50, 130)), int(rng.integers(40, 110))
     valid = points[(points >= 0).all(axis=1)]

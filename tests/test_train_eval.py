@@ -122,8 +122,8 @@ def test_visualize_script_draws_chosen_samples(trained, tmp_path):
 
 def test_evaluation_with_raw_weights_and_more_steps(trained):
     _, run_dir, _ = trained
-    out = main(["--eval_weights", str(run_dir / "checkpoints" / "step_0000002"), "optim.ema_on=false",
-                "diffusion.sample_time_steps=3"])
+    out = main(["--eval_weights", str(run_dir / "checkpoints" / "step_0000002"),
+                "optim.ema_on=false", "diffusion.sample_time_steps=3"])
     assert out["info"]["weights"] == "raw" and out["info"]["sample_steps"] == 3
 
 

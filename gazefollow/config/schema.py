@@ -292,7 +292,7 @@ class EvalConfig:
     split: str = "test"  # test | val
     extra_steps: list[int] = field(default_factory=list)  # more sampler step counts to report
     num_samples: int = 1  # > 1: also report the mean heatmap of this many diffusion samples
-    evaluate_every: int = 0  # optimizer steps between validation passes; 0 = only at the end
+    evaluate_every: int = 0  # optimizer steps between validation passes; 0 = none (test at the end)
     evaluate_every_epochs: int = 0  # also (the original's --evaluate_every) every N epochs
     batch_size: int = 32
     num_visualize: int = 16  # test images in the PNG grid

@@ -42,11 +42,12 @@ class HeadDataset(Dataset):
 
     An item is a position, or (position, epoch) from the training sampler: with ``augment``
     settings (and ``random_sigma``: the target Gaussian's sigma drawn in 0.5-1.5x) the view is
-    drawn from a generator seeded by (seed, epoch, sample id), so it does
-    not depend on workers, batch size or resumes. ``sigma_randint`` [lo, hi] draws each view's
-    sigma as an integer in [lo, hi] (at 64 px), in every split (the original's random_flag). With ``on_bad_input="skip"`` an image that
-    fails to decode (or a box empty inside its image) gives ``{"bad_input": message}``, which
-    ``collate_samples`` drops and reports; "strict" raises, naming the file and rows.
+    drawn from a generator seeded by (seed, epoch, sample id), so it does not depend on
+    workers, batch size or resumes. ``sigma_randint`` [lo, hi] draws each view's sigma as an
+    integer in [lo, hi] (at 64 px), in every split (the original's random_flag). With
+    ``on_bad_input="skip"`` an image that fails to decode (or a box empty inside its image)
+    gives ``{"bad_input": message}``, which ``collate_samples`` drops and reports; "strict"
+    raises, naming the file and rows.
     """
 
     def __init__(self, root: str | Path, instances: list[HeadInstance], input_size: int = 224,

@@ -15,8 +15,9 @@ def gaussian_heatmap(points: np.ndarray, size: int, sigma_at_64: float = 3.0) ->
     """Max over Gaussians (peak 1) at each point; [1, size, size].
 
     A point (x, y) in [0, 1] is centred at pixel index (x * size, y * size), so the argmax
-    pixel i gives back i / size, the protocol's predicted point (docs/protocols.md), within half a
-    pixel; each Gaussian is scaled so its peak pixel is exactly 1. Points with a negative coordinate (padding, out of frame) are ignored.
+    pixel i gives back i / size, the protocol's predicted point (docs/protocols.md), within
+    half a pixel; each Gaussian is scaled so its peak pixel is exactly 1. Points with a
+    negative coordinate (padding, out of frame) are ignored.
     """
     sigma = sigma_at_64 * size / 64.0
     grid = torch.arange(size, dtype=torch.float32)

@@ -119,7 +119,8 @@ def render_scene(cfg: SyntheticConfig, split: str, index: int, in_frame: bool) -
             x = rng.uniform(lay["obj_r"], cfg.width - lay["obj_r"])
             y = rng.uniform(lay["obj_r"], cfg.height - lay["obj_r"])
             off_ray = _distance_to_ray(x, y, lay["hx"], lay["hy"], lay["theta"]) > clearance
-            off_person = math.hypot(x - lay["hx"], y - lay["hy"] - lay["radius"]) > 3 * lay["radius"]
+            off_person = (math.hypot(x - lay["hx"], y - lay["hy"] - lay["radius"])
+                          > 3 * lay["radius"])
             apart = all(math.hypot(x - px, y - py) > clearance for px, py in placed)
             if off_ray and off_person and apart:
                 _draw_object(draw, rng, x, y, lay["obj_r"])

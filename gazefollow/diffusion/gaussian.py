@@ -91,7 +91,8 @@ class GaussianDiffusion:
         # clipped to the next value, as ADM does.
         variance = self.betas * (1.0 - prev) / (1.0 - alphas_cumprod)
         self.posterior_log_variance = torch.from_numpy(np.log(np.append(variance[1], variance[1:])))
-        self.posterior_mean_coef1 = torch.from_numpy(self.betas * np.sqrt(prev) / (1 - alphas_cumprod))
+        self.posterior_mean_coef1 = torch.from_numpy(
+            self.betas * np.sqrt(prev) / (1 - alphas_cumprod))
         self.posterior_mean_coef2 = torch.from_numpy(
             (1.0 - prev) * np.sqrt(1.0 - self.betas) / (1.0 - alphas_cumprod))
         self.log_betas = torch.from_numpy(np.log(np.maximum(self.betas, 1e-20)))

@@ -1,4 +1,4 @@
-"""A configurable ResNet with torchvision's parameter names (so ImageNet ``resnet*.pth`` files load).
+"""A configurable ResNet with torchvision's parameter names (ImageNet ``resnet*.pth`` files load).
 
 Differences from torchvision are configuration only: any number of stages with any number of
 blocks, any stem width, any number of input channels, and an optional stem max-pool (small

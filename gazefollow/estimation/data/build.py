@@ -2,13 +2,15 @@
 
 Which subjects go where (``protocols.py``; validation never holds a test subject):
 
-| data.source_dataset | test | validation | train |
-|---|---|---|---|
-| synthetic_faces, mpiifacegaze, mpiifacegaze_pickle (``data.split_protocol: loso``) | subject ``eval.fold`` | the ``data.val_subjects`` after it | the rest |
-| the same with ``unigaze`` | p10-p14 | the last ``data.val_subjects`` of p00-p09 | the rest of p00-p09 |
-| ethxgaze | none (hidden labels) | the last ``data.val_subjects`` train subjects | the rest |
-| gaze360 | ``test.txt`` | ``validation.txt`` | ``train.txt`` |
-| columbia | fold ``eval.fold`` of 5 | the last ``data.val_subjects`` of the others | the rest |
+- synthetic_faces, mpiifacegaze, mpiifacegaze_pickle with ``data.split_protocol: loso``: test
+  subject ``eval.fold``, validation the ``data.val_subjects`` after it, train the rest;
+- the same with ``unigaze``: test p10-p14, validation the last ``data.val_subjects`` of
+  p00-p09, train the rest of p00-p09;
+- ethxgaze: no test (hidden labels), validation the last ``data.val_subjects`` train
+  subjects, train the rest;
+- gaze360: ``test.txt``, ``validation.txt``, ``train.txt``;
+- columbia: test fold ``eval.fold`` of 5, validation the last ``data.val_subjects`` of the
+  others, train the rest.
 """
 from __future__ import annotations
 
