@@ -11,8 +11,9 @@
   its ``load_pretrained`` renamed them (for ``model.encoder=original``); it loaded the rest
   ``strict=False``, i.e. ignored it, so the rest is "dropped" (and listed) here, as is ``attn``
   when the configuration has no head-position attention.
-- ``estimation``: a gaze-estimation run of this project (``run.task: estimation``, a ResNet
-  estimator): its ``backbone.`` keys go to the gaze-following face branch (``gaze.face.``),
+- ``estimation``: a gaze-estimation run of this project (``run.task: estimation``): its
+  ``backbone.`` keys go to the gaze-following face branch (``gaze.face.``), which must have
+  the run's backbone (``model.face_backbone``: ``resnet`` of the same shape, or ``gazenet``);
   its regression head is dropped. Into another estimator it loads whole, as ``gazefollow``.
   The raw (not the EMA) weights are read, as for every checkpoint here.
 - ``classic``: the gaze-following initial weights of Chong et al. (CVPR 2020): ``{"model": ...}``
@@ -38,6 +39,8 @@ from torch import nn
 from gazefollow.checkpoint import (CheckpointError, migrate_model_keys, reading_error,
                                    resolve_checkpoint)
 from gazefollow.config import ConfigError
+from gazefollow.estimation.models.gazenet import GazeNetFeatures
+from gazefollow.models.resnet import ResNet
 
 TORCHVISION_KEY = re.compile(r"(conv1|bn1|layer\d+|fc)\.")
 CLASSIC_KEY = re.compile(r"(conv1|bn1|layer\d+)_(scene|face)(\..+)")
@@ -258,23 +261,28 @@ def _resnet_prefixes(model: nn.Module, fmt: str, named: list[str]) -> dict[str, 
     if fmt in ("classic", "original"):
         return {part: prefix for part, prefix in prefixes.items() if part in ("scene", "face")}
     if fmt == "estimation":
-        return {"face": prefixes["face"]}
+        return {"face": model.face_prefix()}
     return {part: prefixes[part] for part in (named or prefixes)}
 
 
 def _estimation_target(model: nn.Module, state: dict, path: Path) -> str:
-    """An estimation run's weights: "estimation" (into the face branch) for a gaze-following
-    model, "gazefollow" (the whole model) for another estimator."""
-    if "face" not in model.resnet_prefixes():
-        if hasattr(model, "gaze"):  # a following model whose encoder has no ResNet face
-            raise ConfigError(f"run.init_weights: {path} is a gaze-estimation run, which "
-                              "initialises a ResNet face branch; this model.encoder has none")
+    """An estimation run's weights: "estimation" (its backbone into the face branch) for a
+    gaze-following model whose face branch has the run's backbone, "gazefollow" (the whole
+    model) for another estimator; a refusal with the reason otherwise."""
+    if not hasattr(model, "gaze"):
         return "gazefollow"
-    if any(key.startswith("backbone.features.") for key in state):
-        raise ConfigError(f"run.init_weights: {path} is a GazeNet estimation run: its MobileNetV2 "
-                          "has no place in the gaze-following face branch, a ResNet. Train the "
-                          "estimator with model.estimator=resnet and the face branch's "
-                          "model.face_layers, block and face_inplanes")
+    run_kind = "gazenet" if "fc_final.weight" in state else "resnet"  # GazeNet's last layer
+    face = model.gaze.part_modules("face").get("face") if "face" in model.gaze.PARTS else None
+    face_kind = ("resnet" if isinstance(face, ResNet) else
+                 "gazenet" if isinstance(face, GazeNetFeatures) else None)
+    if face_kind is None:
+        raise ConfigError(f"run.init_weights: {path} is a gaze-estimation run, which starts a "
+                          "face branch; this model.encoder has none it can start")
+    if face_kind != run_kind:
+        raise ConfigError(f"run.init_weights: {path} is a {run_kind} estimation run; this "
+                          f"model's face branch is model.face_backbone={face_kind}. Set "
+                          f"model.face_backbone={run_kind} (and, for resnet, the run's "
+                          "model.face_layers, block and face_inplanes)")
     return "estimation"
 
 

@@ -64,6 +64,12 @@ class StepLog:
                                         allow_nan=False) + "\n")
 
 
+def run_logs(run_dir: Path, resumed_step: int, enabled: bool, log=print) -> tuple:
+    """(the step log ``train_log.jsonl``, the validation log ``val_log.jsonl``) of a run."""
+    return (StepLog(run_dir / "train_log.jsonl", resumed_step, enabled, log),
+            StepLog(run_dir / "val_log.jsonl", resumed_step, enabled, log))
+
+
 def read_step_log(run_dir: Path, name: str = "train_log.jsonl") -> list[dict]:
     """The lines of a run's step log (``val_log.jsonl``: the validation metrics)."""
     path = Path(run_dir) / name

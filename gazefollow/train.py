@@ -19,7 +19,7 @@ from tqdm import tqdm
 from gazefollow.config import Config
 from gazefollow.data.dataset import BAD_KEY, collate_samples
 from gazefollow.data.order import EpochShuffle
-from gazefollow.run_records import StepLog
+from gazefollow.run_records import run_logs
 from gazefollow.runtime import describe_setup, make_accelerator
 from gazefollow.stopping import StopRequest, ignore_signals_in_worker
 from gazefollow.tasks import task_of
@@ -92,8 +92,7 @@ def train(config: Config, log=print) -> TrainOutcome:
         parts.model = torch.compile(parts.model, backend=config.model.compile_backend)
     parts.ema.to(accelerator.device)
     start_trackers(accelerator, config, run_dir, state.run_id, net, log)
-    step_log = StepLog(run_dir / "train_log.jsonl", state.step, accelerator.is_main_process, log)
-    val_log = StepLog(run_dir / "val_log.jsonl", state.step, accelerator.is_main_process, log)
+    step_log, val_log = run_logs(run_dir, state.step, accelerator.is_main_process, log)
     restore_rng(latest, accelerator, log)
 
     # 4. the loop: optimizer steps until this session's stop step
@@ -123,9 +122,8 @@ def train(config: Config, log=print) -> TrainOutcome:
                     progress.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
                 printer.maybe_print(state.step, config.run.print_every, state.stop_step)
                 if state.due(config.eval.evaluate_every, config.eval.evaluate_every_epochs):
-                    val_log.write(state.step, validate(net, parts.ema, datasets.get("val"),
-                                                       config, accelerator, state.step, run_dir,
-                                                       log))
+                    validate(net, parts.ema, datasets.get("val"), config, accelerator,
+                             state.step, run_dir, log, val_log)
                 if state.due(config.run.save_every, config.run.save_every_epochs):
                     save(state, parts, config, run_dir, accelerator)
                 if stop.requested(accelerator):  # SIGINT / SIGTERM: end after this step

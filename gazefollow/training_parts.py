@@ -231,10 +231,11 @@ def timed(batches, clock: dict):
 
 
 def validate(net, ema, dataset, config: Config, accelerator: Accelerator, step: int,
-             run_dir: Path, log) -> dict | None:
-    """The task's validation metrics with the EMA weights (swapped in, then back), logged
-    and returned (the run's ``val_log.jsonl`` keeps them); never test. Every process scores
-    its share of the split (None: the protocol has no validation split, and this says so).
+             run_dir: Path, log, records=None) -> dict | None:
+    """The task's validation metrics with the EMA weights (swapped in, then back), logged,
+    written to ``records`` (the run's ``val_log.jsonl``) and returned; never test. Every
+    process scores its share of the split (None: the protocol has no validation split, and
+    this says so).
     With ``eval.debugging_maps`` (the original's ``--Debugging_maps``) the first
     gaze-following validation samples are also drawn: ``debugging_maps/step_<N>.png``."""
     from gazefollow.tasks import task_of
@@ -249,6 +250,8 @@ def validate(net, ema, dataset, config: Config, accelerator: Accelerator, step: 
     ema.restore(ema_parameters(net, config.optim))
     net.train()
     accelerator.log({f"val/{k}": v for k, v in metrics.items()}, step=step)
+    if records is not None:
+        records.write(step, metrics)
     log(f"step {step} validation (EMA, {sampled}): " +
         "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     if drawn and accelerator.is_main_process:

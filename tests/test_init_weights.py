@@ -274,8 +274,7 @@ def test_an_estimation_run_initialises_the_face_branch(tmp_path):
         load_initial_weights(model, run_cfg, log=_quiet)
 
 
-def test_an_estimation_run_loads_whole_into_an_estimator_and_gazenet_is_refused(tmp_path):
-    from gazefollow.config import ConfigError
+def test_an_estimation_run_loads_whole_into_an_estimator(tmp_path):
     from gazefollow.estimation.models import build_estimator
     config = tiny_config(tmp_path, "model.estimator=resnet")
     run = _estimation_run(config.model)
@@ -284,8 +283,24 @@ def test_an_estimation_run_loads_whole_into_an_estimator_and_gazenet_is_refused(
     run_cfg = tiny_config(tmp_path, f"run.init_weights={tmp_path / 'run.pt'}").run
     report = load_initial_weights(estimator, run_cfg, log=_quiet)
     assert report["format"] == "gazefollow" and len(report["loaded"]) == len(run["model"])
-    gazenet = {"model": {"backbone.features.0.0.weight": torch.zeros(32, 3, 3, 3)},
-               "config": {"run": {"task": "estimation"}}}
-    model, run_cfg = _setup(tmp_path, gazenet)
-    with pytest.raises(ConfigError, match="GazeNet estimation run"):
+
+
+def test_a_gazenet_run_starts_a_gazenet_face_branch_and_nothing_else(tmp_path):
+    from gazefollow.config import ConfigError
+    gazenet = tiny_config(tmp_path, "model.estimator=gazenet").model
+    run = _estimation_run(gazenet)
+    model, run_cfg = _setup(tmp_path, run, "model.face_backbone=gazenet", "data.face_size=32")
+    report = load_initial_weights(model, run_cfg, log=_quiet)
+    assert report["format"] == "estimation" and report["missing"] == []
+    assert torch.equal(model.state_dict()["gaze.face.18.0.weight"],
+                       run["model"]["backbone.18.0.weight"])  # the 320 -> 256 layer
+    assert {key.split(".")[0] for key in report["dropped"]} == {
+        "Conv1", "Conv2", "Conv3", "fc1", "fc2", "fc_final"}  # the recipe's head
+    face = {"face": torch.rand(2, 3, 32, 32)}
+    assert model.gaze.face(face["face"]).shape == (2, 256, 1, 1)
+    model, run_cfg = _setup(tmp_path, run)  # a ResNet face branch: refused with the reason
+    with pytest.raises(ConfigError, match="gazenet estimation run; this model's face branch "
+                                          "is model.face_backbone=resnet"):
         load_initial_weights(model, run_cfg, log=_quiet)
+    with pytest.raises(ConfigError, match="reduces a face 32x"):
+        tiny_config(tmp_path, "model.face_backbone=gazenet")

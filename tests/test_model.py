@@ -28,6 +28,7 @@ def _batch(config, batch=2):
     ["data.output_size=32", "model.unet_multipliers=[1,2,2]", "model.unet_attention_levels=[]"],
     ["model.unet_patch_size=1"],
     ["data.output_size=32", "model.unet_patch_size=4"],
+    ["model.face_backbone=gazenet", "data.face_size=32"],  # GazeNet's MobileNetV2 face branch
 ])
 def test_forward_shapes(tmp_path, overrides):
     config = tiny_config(tmp_path, *overrides)

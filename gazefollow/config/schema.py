@@ -148,6 +148,9 @@ class ModelConfig:
     block: str = "basic"  # basic | bottleneck (torchvision's BasicBlock / Bottleneck)
     scene_stem_pool: bool = True  # the stem max-pool; off keeps 2x more resolution on small inputs
     face_stem_pool: bool = True
+    # the face branch: resnet (the ResNet above) | gazenet (GazeNet's MobileNetV2 features, 256
+    # wide; a GazeNet estimation run starts it through run.init_weights)
+    face_backbone: str = "resnet"
     scene_coord_channels: bool = True  # add x/y coordinate channels to the scene input
     scene_token_grid: int = 4  # scene features pooled to grid x grid context tokens
     context_dim: int = 256  # width of the conditioning tokens (unet_context_vector)
@@ -336,6 +339,7 @@ CHOICES = {
     "model.estimator": ("gazenet", "resnet"),
     "loss.gaze_loss": ("l1", "angular"),
     "model.block": ("basic", "bottleneck"),
+    "model.face_backbone": ("resnet", "gazenet"),
     "model.head": ("diffusion", "regression"),
     "sampling.sampler": ("ddim", "ddpm", "dpm_solver"),
     "diffusion.beta_schedule": ("linear", "cosine"),

@@ -11,6 +11,7 @@ from gazefollow.config import ConfigError, frozen_parts
 from gazefollow.models.conditioning import Conditioning
 from gazefollow.models.encoders import build_encoder
 from gazefollow.models.heads import build_head
+from gazefollow.models.resnet import ResNet
 
 
 class InOutHead(nn.Module):
@@ -101,10 +102,16 @@ class GazeModel(nn.Module):
         out = {}
         for part in self.gaze.RESNET_PARTS:
             modules = self.gaze.part_modules(part)  # a ResNet part is one module, or absent
-            if modules:
+            # (the face part is GazeNet's MobileNetV2 with model.face_backbone=gazenet)
+            if modules and isinstance(next(iter(modules.values())), ResNet):
                 (name,) = modules
                 out[part] = f"gaze.{name}."
         return out
+
+    def face_prefix(self) -> str | None:
+        """Key prefix of the face branch (what a gaze-estimation run initialises), if any."""
+        modules = self.gaze.part_modules("face") if "face" in self.gaze.PARTS else {}
+        return f"gaze.{next(iter(modules))}." if modules else None
 
 
 def optimizer_parameter_groups(model: GazeModel, optim_cfg) -> list[dict]:

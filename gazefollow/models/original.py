@@ -65,6 +65,8 @@ def sinusoidal_2d(rows: int, cols: int, channels: int) -> torch.Tensor:
 
 
 def _original_problem(model_cfg) -> str | None:
+    if model_cfg.face_backbone != "resnet":
+        return "model.face_backbone is an option of the resnet_pair encoder"
     for key in ("scene_layers", "face_layers", "depth_layers"):
         if len(getattr(model_cfg, key)) != STAGES:
             return f"model.{key} needs {STAGES} stages (the original's [3, 4, 6, 3, 2])"

@@ -86,12 +86,31 @@ class DirectionField(nn.Module):
         return direction, field
 
 
+def face_backbone(model_cfg) -> nn.Module:
+    """The face branch (``model.face_backbone``): our ResNet (``face_layers``, ``block``,
+    ``face_inplanes``, ``face_stem_pool``), or GazeNet's MobileNetV2 features. Either shape
+    can start from a gaze-estimation run of the same backbone (``run.init_weights``)."""
+    if model_cfg.face_backbone == "gazenet":
+        from gazefollow.estimation.models.gazenet import GazeNetFeatures
+        return GazeNetFeatures()
+    return ResNet(model_cfg.face_layers, model_cfg.face_inplanes, in_channels=3,
+                  block=model_cfg.block, stem_pool=model_cfg.face_stem_pool)
+
+
 @register_encoder("resnet_pair")
 class ResNetPairEncoder(GazeEncoder):
-    """Scene ResNet on RGB + head channel (+ coordinates), face ResNet on the head crop."""
+    """Scene ResNet on RGB + head channel (+ coordinates), face ResNet (or GazeNet's
+    MobileNetV2, which is then not a ResNet part) on the head crop."""
 
     PARTS = {"scene": ("scene",), "face": ("face",), "conditioner": ("conditioner", "direction")}
     RESNET_PARTS = ("scene", "face")
+
+    @classmethod
+    def config_problem(cls, model_cfg, data_cfg) -> str | None:
+        if model_cfg.face_backbone == "gazenet" and data_cfg.face_size < 32:
+            return (f"model.face_backbone=gazenet reduces a face 32x; data.face_size="
+                    f"{data_cfg.face_size} is below 32")
+        return super().config_problem(model_cfg, data_cfg)
 
     def __init__(self, model_cfg, data_cfg):
         super().__init__()
@@ -100,8 +119,7 @@ class ResNetPairEncoder(GazeEncoder):
         self.scene = ResNet(model_cfg.scene_layers, model_cfg.scene_inplanes,
                             in_channels=4 + 2 * self.coords, block=model_cfg.block,
                             stem_pool=model_cfg.scene_stem_pool)
-        self.face = ResNet(model_cfg.face_layers, model_cfg.face_inplanes, in_channels=3,
-                           block=model_cfg.block, stem_pool=model_cfg.face_stem_pool)
+        self.face = face_backbone(model_cfg)
         self.conditioner = Conditioner(self.scene.out_channels, self.face.out_channels,
                                        model_cfg.context_dim, model_cfg.scene_token_grid,
                                        model_cfg.spatial_channels)

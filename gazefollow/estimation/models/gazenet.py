@@ -32,12 +32,24 @@ def _fc(inp: int, out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(inp, out), nn.ReLU(inplace=True), nn.Dropout(0.5))
 
 
+class GazeNetFeatures(nn.Sequential):
+    """MobileNetV2's features with the last layer replaced by a 1x1 conv-BN-ReLU6 to 256
+    channels: GazeNet's backbone, and a face branch for gaze following
+    (``model.face_backbone: gazenet``). Keys ``0.0.weight`` ... as torchvision's
+    ``features.``; a map at 1/32 of the input size."""
+
+    out_channels = FEATURE_CHANNELS
+
+    def __init__(self):
+        features = MobileNetV2().features
+        features[-1] = conv_bn_relu6(320, FEATURE_CHANNELS, kernel=1)
+        super().__init__(*features)
+
+
 class GazeNet(nn.Module):
     def __init__(self):
         super().__init__()
-        features = MobileNetV2().features
-        features[-1] = conv_bn_relu6(320, FEATURE_CHANNELS, kernel=1)
-        self.backbone = features
+        self.backbone = GazeNetFeatures()
         self.Conv1 = _spatial_conv(0.01, 0.1)
         self.Conv2 = _spatial_conv(0.01, 0.1)
         self.Conv3 = _spatial_conv(0.001, 1.0, out=1)
