@@ -70,14 +70,14 @@ def _record(batch: dict, i: int, score: dict, inout_prob: float) -> dict:
             **{k: v for k, v in score.items() if k != "pred"}}
 
 
-def _shard_positions(size: int, shard: tuple[int, int]) -> list[int]:
+def shard_positions(size: int, shard: tuple[int, int]) -> list[int]:
     """Process ``index`` of ``count`` takes every count-th position: no padding, so gathering
     the shards yields every instance exactly once."""
     index, count = shard
     return list(range(index, size, count))
 
 
-def _gather(items: list, shard: tuple[int, int]) -> list:
+def gather_shards(items: list, shard: tuple[int, int]) -> list:
     """Every process's items, concatenated (a collective call with several processes)."""
     if shard[1] == 1:
         return items
@@ -174,8 +174,8 @@ class ExtremeAUC:
 
     def merged(self, shard: tuple[int, int]) -> dict[str, list[dict]]:
         """Every process's extremes merged (a collective call with several processes)."""
-        best = sorted(_gather(self.best, shard), key=lambda x: (-x[0], x[1]))[:self.count]
-        worst = sorted(_gather(self.worst, shard), key=lambda x: (x[0], x[1]))[:self.count]
+        best = sorted(gather_shards(self.best, shard), key=lambda x: (-x[0], x[1]))[:self.count]
+        worst = sorted(gather_shards(self.worst, shard), key=lambda x: (x[0], x[1]))[:self.count]
         if not best:
             return {}
         return {"best_auc": [x[2] for x in best], "worst_auc": [x[2] for x in worst]}
@@ -194,7 +194,7 @@ def run_split(model, dataset, steps_list: list[int], sampling, *, batch_size: in
     from gazefollow.data.dataset import BAD_KEY, collate_samples
 
     model.eval()
-    positions = _shard_positions(len(dataset), shard)
+    positions = shard_positions(len(dataset), shard)
     # its own generator: evaluating never draws from the global RNG (exact training resume)
     loader = DataLoader(Subset(dataset, positions), batch_size=batch_size, shuffle=False,
                         num_workers=num_workers, collate_fn=collate_samples,
@@ -219,7 +219,7 @@ def run_split(model, dataset, steps_list: list[int], sampling, *, batch_size: in
         progress.update(len(batch["position"]))
     progress.close()
     # dataset order, so means and AP are summed as with one process, to the last bit
-    entries = sorted(_gather(entries, shard), key=lambda entry: entry["position"])
+    entries = sorted(gather_shards(entries, shard), key=lambda entry: entry["position"])
     labels = [e["label"] for e in entries]
     has_mean = bool(entries) and entries[0]["mean"] is not None
     return SplitResult(
@@ -231,7 +231,7 @@ def run_split(model, dataset, steps_list: list[int], sampling, *, batch_size: in
         mean_of_samples=summarize([e["mean"] for e in entries], protocol) if has_mean else None,
         records=[e["record"] for e in entries if "record" in e],
         samples=[e["kept"] for e in entries if "kept" in e],
-        bad_input=_gather(bad, shard), extremes=extremes.merged(shard))
+        bad_input=gather_shards(bad, shard), extremes=extremes.merged(shard))
 
 
 def _results(config, model, main: SplitResult, inout: SplitResult, steps_list, datasets,

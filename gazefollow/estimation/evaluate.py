@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from gazefollow.data.dataset import BAD_KEY, collate_samples
 from gazefollow.estimation.metrics import angular_error, mean_gaze_error, pitchyaw_to_vector
-from gazefollow.evaluate import _gather, _shard_positions
+from gazefollow.evaluate import gather_shards, shard_positions
 from gazefollow.reporting import log_to_wandb, write_metrics, write_predictions
 
 # Published mean angular errors (degrees) on the real datasets (docs/estimation.md).
@@ -37,7 +37,7 @@ def predict_split(model, dataset, *, batch_size: int, device, num_workers: int =
     """(rows {position, index, subject, pred [2], true [2]} in dataset order, the messages of
     samples that failed to load), merged over processes (a collective call with several)."""
     model.eval()
-    positions = _shard_positions(len(dataset), shard)
+    positions = shard_positions(len(dataset), shard)
     # its own generator: evaluating never draws from the global RNG (exact training resume)
     loader = DataLoader(Subset(dataset, positions), batch_size=batch_size, shuffle=False,
                         num_workers=num_workers, collate_fn=collate_samples,
@@ -55,7 +55,8 @@ def predict_split(model, dataset, *, batch_size: int, device, num_workers: int =
             rows.append({"position": position, "index": int(batch["index"][i]),
                          "subject": batch["subject"][i], "pred": pred[i],
                          "true": batch["gaze"][i].numpy()})
-    return sorted(_gather(rows, shard), key=lambda r: r["position"]), _gather(bad, shard)
+    rows = sorted(gather_shards(rows, shard), key=lambda r: r["position"])
+    return rows, gather_shards(bad, shard)
 
 
 def mean_error(rows: list[dict]) -> float:
