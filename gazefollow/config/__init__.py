@@ -6,7 +6,8 @@ The names other modules use are importable from ``gazefollow.config``.
 """
 from __future__ import annotations
 
-from dataclasses import fields
+import functools
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Optional
 
@@ -89,7 +90,7 @@ def build_config(
 ) -> Config:
     """Merge YAML files (in order) and overrides onto the schema (or onto ``base``, a stored
     config dict such as a checkpoint's), then validate."""
-    cfg = OmegaConf.structured(Config)
+    cfg = _schema()
     if base is not None:
         cfg = _merge(cfg, OmegaConf.create(migrate_stored(base)), "stored config")
     for path in yaml_files:
@@ -101,6 +102,11 @@ def build_config(
     validate(config)
     return config
 
+
+@functools.lru_cache(maxsize=1)
+def _schema() -> DictConfig:
+    """The typed schema, built once: merges return new objects and never change it."""
+    return OmegaConf.structured(Config)
 
 
 def config_changes(stored: dict, config: Config) -> dict[str, list]:
@@ -123,12 +129,13 @@ def config_changes(stored: dict, config: Config) -> dict[str, list]:
 
 def to_yaml(config: Config) -> str:
     """The resolved config as YAML (written to every run directory)."""
-    return OmegaConf.to_yaml(OmegaConf.structured(config))
+    return OmegaConf.to_yaml(OmegaConf.create(to_dict(config)))
 
 
 def to_dict(config: Config) -> dict:
-    """The resolved config as plain containers (stored in every checkpoint)."""
-    return OmegaConf.to_container(OmegaConf.structured(config))
+    """The resolved config as plain containers (stored in every checkpoint); the schema's
+    fields are plain values, lists and dicts, so ``asdict`` gives what OmegaConf would."""
+    return asdict(config)
 
 
 __all__ = ["ConfigError", "LAYER_STACK", "RunConfig", "SyntheticConfig", "DataConfig",
