@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # files only; no display on these machines
 import matplotlib.pyplot as plt  # noqa: E402
 
 from gazefollow.estimation.evaluate import gaze_arrow  # noqa: E402
+from gazefollow.visualize import save_figure  # noqa: E402
 
 
 def save_gaze_grid(samples: list[dict], path: Path, columns: int = 8) -> None:
@@ -30,6 +31,4 @@ def save_gaze_grid(samples: list[dict], path: Path, columns: int = 8) -> None:
     for ax in axes.flat:
         ax.axis("off")
     fig.suptitle("gaze: true (green), predicted (red)", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, top_inches=0.4)
