@@ -16,6 +16,9 @@
   the run's backbone (``model.face_backbone``: ``resnet`` of the same shape, or ``gazenet``);
   its regression head is dropped. Into another estimator it loads whole, as ``gazefollow``.
   The raw (not the EMA) weights are read, as for every checkpoint here.
+- ``mae``: an MAE checkpoint (``mae_b16_checkpoint-299.pth``: timm ViT names) for the ViT
+  estimator; ``estimation/models/mae_keys.py`` renames each key (splitting ``qkv``) and
+  resizes the position table to the model's patch grid; the decoder is dropped.
 - ``classic``: the gaze-following initial weights of Chong et al. (CVPR 2020): ``{"model": ...}``
   with ResNet-50 scene and face branches (``conv1_scene``, ``layer1_face.0.conv1`` ...);
   ``<name>_<part><rest>`` goes to ``gaze.<part>.<name><rest>``. Their other layers
@@ -40,6 +43,7 @@ from gazefollow.checkpoint import (CheckpointError, migrate_model_keys, reading_
                                    resolve_checkpoint)
 from gazefollow.config import ConfigError
 from gazefollow.estimation.models.gazenet import GazeNetFeatures
+from gazefollow.estimation.models.mae_keys import is_mae, mae_to_vit
 from gazefollow.models.resnet import ResNet
 
 TORCHVISION_KEY = re.compile(r"(conv1|bn1|layer\d+|fc)\.")
@@ -114,6 +118,8 @@ def rename_file_keys(keys: list[str], key_map: dict[str, str | None]) -> tuple[d
 
 def detect_format(keys: list[str], model_keys: set[str], path: Path) -> str:
     """The file's format from its key names (the classic files also hold non-ResNet layers)."""
+    if is_mae(keys):
+        return "mae"
     if any(CLASSIC_KEY.fullmatch(k) for k in keys):
         return "classic"
     if any(k.startswith(("scene_backbone.", "face_backbone.")) for k in keys):
@@ -132,7 +138,7 @@ def model_names(key: str, fmt: str, prefixes: dict[str, str]) -> list[str] | Non
     """Model keys a (renamed) file key initialises: [] = no place in the model, None =
     dropped on purpose (the ImageNet classifier). ``prefixes``: ResNet part -> model key
     prefix, for the parts this load targets."""
-    if fmt == "gazefollow":
+    if fmt in ("gazefollow", "mae"):  # mae: keys already in the model's names
         return [key]
     if fmt == "estimation":
         return [prefixes["face"] + key.removeprefix("backbone.")] if key.startswith(
@@ -147,6 +153,8 @@ def model_names(key: str, fmt: str, prefixes: dict[str, str]) -> list[str] | Non
 
 def target_prefixes(fmt: str, prefixes: dict[str, str]) -> list[str]:
     """Model key prefixes of the parts a file of this format is meant to initialise."""
+    if fmt == "mae":
+        return ["backbone."]
     return [""] if fmt == "gazefollow" else list(prefixes.values())
 
 
@@ -234,6 +242,10 @@ def load_initial_weights(model: nn.Module, run_cfg, log=print,
         fmt = detect_format(list(renamed), set(own), path)
     if fmt == "estimation":
         fmt = _estimation_target(model, state, path)
+    if fmt == "mae":  # renamed to the model's keys (qkv split, positions resized) first
+        state, converted_away = mae_to_vit({new: state[old] for new, old in renamed.items()},
+                                           own)
+        renamed, key_map_dropped = {key: key for key in state}, key_map_dropped + converted_away
     prefixes = _resnet_prefixes(model, fmt, run_cfg.init_resnet_parts)
     loaded, lists = match_keys(state, renamed, fmt, prefixes, own)
     missing, defaulted = missing_keys(own, loaded, lists["mismatched"],
@@ -258,6 +270,8 @@ def _resnet_prefixes(model: nn.Module, fmt: str, named: list[str]) -> dict[str, 
     of the encoder's ResNet parts when empty) for ImageNet files; the scene and face
     branches for the classic files."""
     prefixes = model.resnet_prefixes()
+    if fmt == "mae":
+        return {}
     if fmt in ("classic", "original"):
         return {part: prefix for part, prefix in prefixes.items() if part in ("scene", "face")}
     if fmt == "estimation":
@@ -271,7 +285,11 @@ def _estimation_target(model: nn.Module, state: dict, path: Path) -> str:
     model) for another estimator; a refusal with the reason otherwise."""
     if not hasattr(model, "gaze"):
         return "gazefollow"
-    run_kind = "gazenet" if "fc_final.weight" in state else "resnet"  # GazeNet's last layer
+    run_kind = ("gazenet" if "fc_final.weight" in state else  # GazeNet's last layer
+                "vit" if "backbone.embeddings.cls_token" in state else "resnet")
+    if run_kind == "vit":
+        raise ConfigError(f"run.init_weights: {path} is a ViT estimation run; no gaze-following "
+                          "face branch is a ViT (model.face_backbone: resnet | gazenet)")
     face = model.gaze.part_modules("face").get("face") if "face" in model.gaze.PARTS else None
     face_kind = ("resnet" if isinstance(face, ResNet) else
                  "gazenet" if isinstance(face, GazeNetFeatures) else None)

@@ -75,14 +75,30 @@ def _multistep(step: int, steps_per_epoch: int, milestones: list[int], gamma: fl
     return gamma ** sum(epoch >= milestone for milestone in milestones)
 
 
+def _anneal_cos(start: float, end: float, share: float) -> float:
+    return end + (start - end) / 2 * (math.cos(math.pi * share) + 1)
+
+
+def _onecycle(step: int, total: int, pct_start: float, div: float, final_div: float) -> float:
+    """torch's OneCycleLR (two phases, cosine) as a factor of the peak rate: up from 1 / div
+    until step pct_start x total - 1, then down to 1 / (div x final_div) at the last step."""
+    peak_step = pct_start * total - 1
+    if peak_step > 0 and step <= peak_step:
+        return _anneal_cos(1 / div, 1.0, step / peak_step)
+    return _anneal_cos(1.0, 1 / (div * final_div), (step - peak_step) / (total - 1 - peak_step))
+
+
 def lr_factor(optim, total_steps: int, steps_per_epoch: int):
     """The schedule's factor of a group's base rate at optimizer step s (0-based):
     ``constant`` / ``cosine`` after a linear warm-up of ``optim.warmup_steps`` (the formulas
     of diffusers' constant_with_warmup / cosine schedules), ``epoch_warmup_cosine``, or
-    ``multistep`` (by epoch, ``optim.lr_milestones`` and ``optim.lr_gamma``)."""
+    ``multistep`` (by epoch, ``optim.lr_milestones`` and ``optim.lr_gamma``), ``onecycle``."""
     if optim.lr_schedule == "multistep":
         return partial(_multistep, steps_per_epoch=steps_per_epoch,
                        milestones=list(optim.lr_milestones), gamma=optim.lr_gamma)
+    if optim.lr_schedule == "onecycle":
+        return partial(_onecycle, total=max(total_steps, 2), pct_start=optim.onecycle_pct_start,
+                       div=optim.onecycle_div, final_div=optim.onecycle_final_div)
     if optim.lr_schedule == "epoch_warmup_cosine":
         return partial(_epoch_warmup_cosine, steps_per_epoch=steps_per_epoch, epochs=optim.epochs)
     schedule = _cosine if optim.lr_schedule == "cosine" else _constant

@@ -47,7 +47,7 @@ class RunConfig:
     # Weights loaded into the model before training (gazefollow/init_weights.py): a file, or a
     # checkpoint / run folder. Every missing, unexpected or mis-shaped key is reported.
     init_weights: Optional[str] = None
-    init_format: str = "auto"  # auto | gazefollow | torchvision | classic | original | estimation
+    init_format: str = "auto"  # auto|gazefollow|torchvision|classic|original|estimation|mae
     init_partial: bool = False  # load what fits when keys are missing/unexpected (else refuse)
     # The encoder's ResNet parts an ImageNet (torchvision) file initialises; [] = all of them
     init_resnet_parts: list[str] = field(default_factory=list)
@@ -185,6 +185,8 @@ class ModelConfig:
     # --- gaze estimation (run.task=estimation): gazenet (the MobileNetV2 recipe) | resnet (our
     # ResNet shaped by face_layers / block / face_inplanes / face_stem_pool: ResNet-18 or -50)
     estimator: str = "gazenet"
+    vit_size: str = "b16"  # estimator vit: tiny | b16 | l16 | h14 (estimation/models/vit.py)
+    vit_freeze_blocks: int = 0  # estimator vit: freeze the patch embedding and the first N blocks
 
 
 @dataclass
@@ -267,9 +269,16 @@ class OptimConfig:
     # constant | cosine (per step, after warmup_steps) | epoch_warmup_cosine (the original's
     # --lr_schedular: linear warm-up over int(0.1 x epochs) epochs, then cosine, per epoch)
     # | multistep: the rate times lr_gamma at each epoch of lr_milestones (the GazeNet recipe)
+    # | onecycle: torch's OneCycleLR per step (UniGaze's): from lr / onecycle_div up to lr over
+    # onecycle_pct_start of the run, then down to lr / (onecycle_div x onecycle_final_div)
     lr_schedule: str = "constant"
     lr_milestones: list[int] = field(default_factory=lambda: [4, 8])
     lr_gamma: float = 0.1
+    onecycle_pct_start: float = 0.3
+    onecycle_div: float = 25.0
+    onecycle_final_div: float = 1.0e4
+    # layer-wise rate decay (MAE's): a ViT layer k of L + 1 learns at lr x layer_decay^(L+1-k)
+    layer_decay: float = 1.0
     schedule_parts: list[str] = field(default_factory=list)  # parts it scales; [] = every part
     warmup_steps: int = 500
     epochs: int = 30
@@ -330,13 +339,15 @@ NOT_YET_SUPPORTED = {
 
 CHOICES = {
     "run.device": ("auto", "cpu", "cuda", "mps"),
-    "run.init_format": ("auto", "gazefollow", "torchvision", "classic", "original", "estimation"),
+    "run.init_format": ("auto", "gazefollow", "torchvision", "classic", "original", "estimation",
+                        "mae"),
     "run.task": ("following", "estimation"),
     "data.source_dataset": ("synthetic", "gazefollow", "videoattentiontarget", "goo",
                             "synthetic_faces", "mpiifacegaze", "mpiifacegaze_pickle", "ethxgaze",
                             "gaze360", "columbia"),
     "data.split_protocol": ("loso", "unigaze"),
-    "model.estimator": ("gazenet", "resnet"),
+    "model.estimator": ("gazenet", "resnet", "vit"),
+    "model.vit_size": ("tiny", "b16", "l16", "h14"),
     "loss.gaze_loss": ("l1", "angular"),
     "model.block": ("basic", "bottleneck"),
     "model.face_backbone": ("resnet", "gazenet"),
@@ -345,7 +356,7 @@ CHOICES = {
     "diffusion.beta_schedule": ("linear", "cosine"),
     "diffusion.prediction": ("eps", "x0", "v"),
     "diffusion.timestep_sampling": ("uniform", "sqrt"),
-    "optim.lr_schedule": ("constant", "cosine", "epoch_warmup_cosine", "multistep"),
+    "optim.lr_schedule": ("constant", "cosine", "epoch_warmup_cosine", "multistep", "onecycle"),
     "optim.optimizer": ("adamw", "adam", "sgd"),
     "optim.amp": ("no", "fp16", "bf16"),
     "eval.split": ("test", "val"),

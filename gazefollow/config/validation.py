@@ -146,6 +146,19 @@ ESTIMATION_SOURCES = ("synthetic_faces", "mpiifacegaze", "mpiifacegaze_pickle", 
                       "gaze360", "columbia")
 
 
+def _validate_vit(config: Config) -> None:
+    """The ViT estimator's keys; layer-wise decay needs a model that numbers its layers."""
+    model, face_size = config.model, config.data.face_size
+    if model.estimator != "vit":
+        return
+    from gazefollow.estimation.models.vit import VIT_SIZES
+    patch, _, layers, _, _ = VIT_SIZES[model.vit_size]
+    _check(face_size % patch == 0, f"model.vit_size={model.vit_size} cuts faces into {patch} "
+           f"px patches: data.face_size={face_size} is not a multiple of {patch}")
+    _check(0 <= model.vit_freeze_blocks <= layers, f"model.vit_freeze_blocks must be in "
+           f"0..{layers} (the blocks of model.vit_size={model.vit_size})")
+
+
 def _validate_task(config: Config) -> None:
     """Each task reads its own datasets; estimation's model, protocol and schedule keys."""
     source, estimation = config.data.source_dataset, config.run.task == "estimation"
@@ -164,11 +177,18 @@ def _validate_task(config: Config) -> None:
     _check(data.val_subjects >= 0 and config.eval.fold >= 0,
            "data.val_subjects and eval.fold must be >= 0")
     _check(0 <= data.augment_crop_share < 0.5, "data.augment_crop_share must be in [0, 0.5)")
+    _check(0 < optim.layer_decay <= 1, "optim.layer_decay must be in (0, 1]")
+    _check(optim.layer_decay == 1 or (estimation and config.model.estimator == "vit"),
+           "optim.layer_decay scales a ViT's layers (model.estimator=vit, run.task=estimation)")
+    _check(0 < optim.onecycle_pct_start < 1 and optim.onecycle_div > 0 and
+           optim.onecycle_final_div > 0, "optim.onecycle_pct_start must be in (0, 1) and "
+           "optim.onecycle_div, optim.onecycle_final_div > 0")
     if not estimation:
         return
     _check(config.model.estimator != "gazenet" or data.face_size == 112, "model.estimator="
            "gazenet is built for 112 px faces (its FC layer takes 256 x 4 x 4): set "
            f"data.face_size=112, not {data.face_size}")
+    _validate_vit(config)
     if source == "ethxgaze":
         _check(config.eval.split == "val" and data.val_subjects >= 1, "ETH-XGaze's test labels "
                "are hidden: evaluate on held-out train subjects (eval.split=val, "

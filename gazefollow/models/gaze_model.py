@@ -132,12 +132,26 @@ def optimizer_parameter_groups(model: GazeModel, optim_cfg) -> list[dict]:
         lr = optim_cfg.lr
         if optim_cfg.gaze_lr is not None and name != "head":
             lr = optim_cfg.gaze_lr
-        groups.append({
-            "name": name, "params": params, "lr": optim_cfg.part_lr.get(name, lr),
-            "weight_decay": optim_cfg.part_weight_decay.get(name, optim_cfg.weight_decay),
-        })
+        for scale, scaled in _by_layer_scale(model, params, optim_cfg.layer_decay).items():
+            groups.append({
+                "name": name, "params": scaled, "lr": optim_cfg.part_lr.get(name, lr) * scale,
+                "weight_decay": optim_cfg.part_weight_decay.get(name, optim_cfg.weight_decay),
+            })
     _check_each_parameter_once(model, groups)
     return groups
+
+
+def _by_layer_scale(model: nn.Module, params: list, decay: float) -> dict[float, list]:
+    """{rate scale: a part's parameters}: one scale (1) without layer-wise decay; with it
+    (``optim.layer_decay`` < 1, a model with ``layer_ids``), decay^(L + 1 - layer) per layer,
+    each its own group of the part (in order, so that a resumed optimizer matches)."""
+    if decay == 1 or not hasattr(model, "layer_ids"):
+        return {1.0: params}
+    ids, top = model.layer_ids()
+    out: dict[float, list] = {}
+    for parameter in params:
+        out.setdefault(decay ** (top - ids[id(parameter)]), []).append(parameter)
+    return out
 
 
 def _check_each_parameter_once(model: nn.Module, groups: list[dict]) -> None:

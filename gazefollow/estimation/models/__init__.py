@@ -13,6 +13,7 @@ from torch import nn
 
 from gazefollow.estimation.models.gazenet import GazeNet
 from gazefollow.estimation.models.resnet_gaze import ResNetGaze
+from gazefollow.estimation.models.vit import ViTGaze
 
 ESTIMATION_PARTS = ("backbone", "head")
 
@@ -41,10 +42,20 @@ class ResNetEstimator(ResNetGaze):
         return {"backbone": "backbone."}
 
 
-def build_estimator(model_cfg) -> nn.Module:
-    """``model.estimator``: ``gazenet`` (the recipe, 112 px) or ``resnet`` (our ResNet shaped by
-    ``model.face_layers``, ``block``, ``face_inplanes``, ``face_stem_pool``)."""
+class ViTEstimator(ViTGaze):
+    trainable_parts = _split_parts
+
+    def resnet_prefixes(self) -> dict[str, str]:
+        return {}  # MAE checkpoints load through run.init_weights (format mae)
+
+
+def build_estimator(model_cfg, face_size: int = 112) -> nn.Module:
+    """``model.estimator``: ``gazenet`` (the recipe, 112 px), ``resnet`` (our ResNet shaped by
+    ``model.face_layers``, ``block``, ``face_inplanes``, ``face_stem_pool``) or ``vit``
+    (``model.vit_size`` at ``face_size``, ``model.vit_freeze_blocks``)."""
     if model_cfg.estimator == "gazenet":
         return GazeNetEstimator()
+    if model_cfg.estimator == "vit":
+        return ViTEstimator(model_cfg.vit_size, face_size, model_cfg.vit_freeze_blocks)
     return ResNetEstimator(model_cfg.face_layers, model_cfg.block, model_cfg.face_inplanes,
                            stem_pool=model_cfg.face_stem_pool)
