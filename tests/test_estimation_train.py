@@ -69,15 +69,19 @@ def test_mpiifacegaze_pickle_trains_and_evaluates(tmp_path):
     _check_run(tmp_path, "mpiifacegaze_pickle-resnet-fold03", results, ["p03"])
 
 
-def test_ethxgaze_trains_and_evaluates_on_held_out_train_subjects(tmp_path):
-    rng = np.random.default_rng(1)
-    names = [f"subject{k:04d}.h5" for k in range(3)]
-    (tmp_path / "xgaze" / "train").mkdir(parents=True)
-    (tmp_path / "xgaze" / "train_test_split.json").write_text(json.dumps(
+def write_xgaze_folder(root, rng, subjects: int = 3, faces: int = 4) -> None:
+    """An ETH-XGaze release folder: train_test_split.json and train/subjectXXXX.h5."""
+    names = [f"subject{k:04d}.h5" for k in range(subjects)]
+    (root / "train").mkdir(parents=True)
+    (root / "train_test_split.json").write_text(json.dumps(
         {"train": names, "test": ["subject0100.h5"], "test_person_specific": []}))
     for name in names:
-        write_xgaze_subject(tmp_path / "xgaze" / "train" / name, _faces(4, rng),
-                            rng.uniform(-0.5, 0.5, (4, 2)), rng.uniform(-0.5, 0.5, (4, 2)))
+        write_xgaze_subject(root / "train" / name, _faces(faces, rng),
+                            rng.uniform(-0.5, 0.5, (faces, 2)), rng.uniform(-0.5, 0.5, (faces, 2)))
+
+
+def test_ethxgaze_trains_and_evaluates_on_held_out_train_subjects(tmp_path):
+    write_xgaze_folder(tmp_path / "xgaze", np.random.default_rng(1))
     results = _estimate(tmp_path, "data.source_dataset=ethxgaze", "eval.split=val",
                         f"data.dataset_dir={tmp_path / 'xgaze'}")
     _check_run(tmp_path, "ethxgaze-resnet", results, ["subject0002"])

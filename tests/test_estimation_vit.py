@@ -1,5 +1,6 @@
 """The ViT estimator: an MAE-layout checkpoint loads with its key report and gives the same
 tokens as a slow reference ViT on the MAE names; layer-wise decay, frozen blocks, OneCycle."""
+import json
 import math
 
 import pytest
@@ -11,8 +12,8 @@ from gazefollow.estimation.models.mae_keys import resize_positions
 from gazefollow.estimation.models.vit import VIT_SIZES
 from gazefollow.init_weights import InitWeightsError, load_initial_weights
 from main import main
-from tests.conftest import tiny_config
-from tests.test_estimation_train import TINY_ESTIMATION
+from tests.conftest import ROOT, tiny_config
+from tests.test_estimation_train import TINY_ESTIMATION, write_xgaze_folder
 
 PATCH, DIM, LAYERS, HEADS, MLP = VIT_SIZES["tiny"]
 
@@ -159,3 +160,19 @@ def test_the_vit_estimator_trains_and_evaluates_and_bad_settings_are_refused(tmp
         with pytest.raises(ConfigError, match=message):
             main(["--task", "estimation", "--experiment", str(TINY_ESTIMATION),
                   "model.estimator=vit", "model.vit_size=tiny", *overrides])
+
+
+def test_the_unigaze_recipe_shrunk_to_a_tiny_vit_trains_on_eth_xgaze(tmp_path):
+    import numpy as np
+    write_xgaze_folder(tmp_path / "xgaze", np.random.default_rng(5), faces=6)
+    torch.save(mae_checkpoint(grid=14), tmp_path / "mae.pth")  # pretrained at 224 px
+    configs = ROOT / "configs" / "estimation"
+    results = main(["--task", "estimation", "--config", str(configs / "unigaze_b16.yaml"),
+                    "--config", str(configs / "data" / "ethxgaze.yaml"), "model.vit_size=tiny",
+                    "data.face_size=32", "data.batch_size=4", "data.val_subjects=1",
+                    f"data.dataset_dir={tmp_path / 'xgaze'}", f"run.output_dir={tmp_path}",
+                    f"run.init_weights={tmp_path / 'mae.pth'}", "--max_steps", "2"])
+    run_dir = tmp_path / "ethxgaze-vit" / "unigaze_b16"
+    report = json.loads((run_dir / "init_weights_report.json").read_text())
+    assert report["format"] == "mae" and report["missing"] == []
+    assert results["info"]["weights"] == "raw" and results["info"]["subjects"] == ["subject0002"]
