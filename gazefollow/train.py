@@ -49,8 +49,10 @@ def train_loader(dataset, config: Config) -> DataLoader:
     """Shuffled by (seed, epoch); the loader's own generator keeps DataLoader seeding off the
     global RNG, so creating an iterator on resume draws nothing an unbroken run did not."""
     data = config.data
-    return DataLoader(dataset, batch_size=data.batch_size, drop_last=True,
-                      sampler=EpochShuffle(len(dataset), config.run.seed),
+    # a dataset with its own draws (a weighted joint mix) gives its sampler
+    sampler = (dataset.sampler(config.run.seed) if hasattr(dataset, "sampler") else
+               EpochShuffle(len(dataset), config.run.seed))
+    return DataLoader(dataset, batch_size=data.batch_size, drop_last=True, sampler=sampler,
                       collate_fn=collate_samples, num_workers=data.num_workers,
                       persistent_workers=data.num_workers > 0,
                       worker_init_fn=ignore_signals_in_worker,

@@ -87,9 +87,8 @@ def test_ethxgaze_trains_and_evaluates_on_held_out_train_subjects(tmp_path):
     _check_run(tmp_path, "ethxgaze-resnet", results, ["subject0002"])
 
 
-def test_gaze360_trains_and_evaluates_on_its_splits(tmp_path):
-    rng = np.random.default_rng(2)
-    root = tmp_path / "gaze360"
+def write_gaze360_folder(root, rng) -> None:
+    """train.txt / validation.txt / test.txt beside imgs/<rec>/head/<track>/<frame>.jpg."""
     for split, recording in (("train", "rec_001"), ("validation", "rec_002"), ("test", "rec_003")):
         folder = root / "imgs" / recording / "head" / "000000"
         folder.mkdir(parents=True)
@@ -100,18 +99,27 @@ def test_gaze360_trains_and_evaluates_on_its_splits(tmp_path):
             gaze /= np.linalg.norm(gaze)
             lines.append(f"{recording}/head/000000/{frame:06d}.jpg " + " ".join(map(str, gaze)))
         (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_gaze360_trains_and_evaluates_on_its_splits(tmp_path):
+    root = tmp_path / "gaze360"
+    write_gaze360_folder(root, np.random.default_rng(2))
     results = _estimate(tmp_path, "data.source_dataset=gaze360", f"data.dataset_dir={root}")
     _check_run(tmp_path, "gaze360-resnet", results, ["rec_003"])
 
 
-def test_columbia_trains_and_evaluates_a_cross_subject_fold(tmp_path):
-    rng = np.random.default_rng(3)
-    root = tmp_path / "columbia"
+def write_columbia_folder(root, rng) -> None:
+    """Six subjects' photographs under the release's names, two each."""
     for subject in range(1, 7):
         (root / f"{subject:04d}").mkdir(parents=True)
         for face, (pose, vertical, horizontal) in zip(_faces(2, rng), [(0, 10, -5), (15, 0, 10)]):
             name = f"{subject:04d}_2m_{pose}P_{vertical}V_{horizontal}H.jpg"
             Image.fromarray(face).save(root / f"{subject:04d}" / name)
+
+
+def test_columbia_trains_and_evaluates_a_cross_subject_fold(tmp_path):
+    root = tmp_path / "columbia"
+    write_columbia_folder(root, np.random.default_rng(3))
     results = _estimate(tmp_path, "data.source_dataset=columbia", f"data.dataset_dir={root}")
     # fold 0 of 5 tests every fifth subject from the first
     _check_run(tmp_path, "columbia-resnet-fold00", results, ["0001", "0006"])
@@ -165,3 +173,41 @@ def test_the_multistep_schedule_steps_down_by_epoch():
     factor = lr_factor(optim, total_steps=40, steps_per_epoch=10)
     assert [factor(s) for s in (0, 19, 20, 29, 30, 39)] == pytest.approx(
         [1, 1, 0.1, 0.1, 0.01, 0.01])
+
+
+def test_a_joint_run_mixes_datasets_and_reports_each_test_dataset(tmp_path, capsys):
+    rng = np.random.default_rng(6)
+    write_gaze360_folder(tmp_path / "gaze360", rng)
+    write_columbia_folder(tmp_path / "columbia", rng)
+    paths = tmp_path / "data_path.yaml"  # UniGaze's file of dataset folders
+    paths.write_text(f"data:\n  gaze360: {tmp_path / 'gaze360'}\n")
+    faces = tmp_path / "faces"
+    results = _estimate(
+        tmp_path, "data.source_dataset=joint", f"data.paths_file={paths}",
+        f"data.joint=[{{name: synthetic_faces, root: {faces}, weight: 3}}, {{name: gaze360}}]",
+        f"data.joint_test=[{{name: synthetic_faces, root: {faces}}}, {{name: gaze360}}, "
+        f"{{name: columbia, root: {tmp_path / 'columbia'}}}]", "data.epoch_samples=8")
+    assert list(results["per_dataset"]) == ["synthetic_faces", "gaze360", "columbia"]
+    samples = [row["samples"] for row in results["per_dataset"].values()]
+    assert samples == [8, 4, 4]  # Columbia: its fold 0
+    assert "gaze360/rec_003" in results["per_subject"]
+    table = capsys.readouterr().out
+    assert "gaze360               within" in table and "columbia              cross" in table
+    stored = json.loads((tmp_path / "out" / "joint-resnet" / "tiny" / "metrics.json").read_text())
+    assert stored["per_dataset"] == json.loads(json.dumps(results["per_dataset"]))
+    with pytest.raises(ConfigError, match=r"data.joint\[0\] \(gaze360\): no root"):
+        _estimate(tmp_path, "data.source_dataset=joint", "data.joint=[{name: gaze360}]")
+    with pytest.raises(ConfigError, match=r"data.joint\[0\]: name must be one of"):
+        _estimate(tmp_path, "data.source_dataset=joint", "data.joint=[{name: gazefollow}]")
+
+
+def test_weighted_draws_follow_the_weights_and_the_epoch():
+    from gazefollow.estimation.data.joint import WeightedDraws
+    draws = WeightedDraws([0, 10, 110], [3.0, 1.0], count=4000, seed=1)
+    first = list(draws)
+    share = np.mean([position < 10 for position, _ in first])
+    assert abs(share - 0.75) < 0.03  # by weight, not by size (the second set is 10x larger)
+    assert {p for p, _ in first} <= set(range(110)) and len({p for p, _ in first}) > 100
+    assert list(draws) == first  # the same epoch: the same draws (exact resume)
+    draws.set_epoch(1)
+    assert list(draws) != first and all(epoch == 1 for _, epoch in draws)

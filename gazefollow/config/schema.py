@@ -89,7 +89,7 @@ class SyntheticFacesConfig:
 @dataclass
 class DataConfig:
     # following: synthetic | gazefollow | videoattentiontarget | goo; estimation:
-    # synthetic_faces | mpiifacegaze | mpiifacegaze_pickle | ethxgaze | gaze360 | columbia
+    # synthetic_faces | mpiifacegaze | mpiifacegaze_pickle | ethxgaze | gaze360 | columbia | joint
     source_dataset: str = "synthetic"
     dataset_dir: str = "datasets/synthetic_gazeworld"
     input_size: int = 224  # scene input (px)
@@ -134,6 +134,15 @@ class DataConfig:
     split_protocol: str = "loso"  # MPIIFaceGaze: loso (eval.fold) | unigaze (p00-p09 / p10-p14)
     val_subjects: int = 1  # training subjects held out for validation (0: none, no val split)
     augment_crop_share: float = 0.08  # estimation crop: at most this share cut from each edge
+    # source_dataset joint (gazefollow/estimation/data/joint.py): the training mix
+    # [{name, root, weight, split}], what is evaluated [{name, root, split}] (default: each
+    # mixed dataset's test split), draws per epoch (0: the mix's size), dataset folders by
+    # name, and a file of them (UniGaze's data_path.yaml)
+    joint: list[dict[str, Any]] = field(default_factory=list)
+    joint_test: list[dict[str, Any]] = field(default_factory=list)
+    epoch_samples: int = 0
+    paths: dict[str, str] = field(default_factory=dict)
+    paths_file: str = ""
 
 
 @dataclass
@@ -344,7 +353,7 @@ CHOICES = {
     "run.task": ("following", "estimation"),
     "data.source_dataset": ("synthetic", "gazefollow", "videoattentiontarget", "goo",
                             "synthetic_faces", "mpiifacegaze", "mpiifacegaze_pickle", "ethxgaze",
-                            "gaze360", "columbia"),
+                            "gaze360", "columbia", "joint"),
     "data.split_protocol": ("loso", "unigaze"),
     "model.estimator": ("gazenet", "resnet", "vit"),
     "model.vit_size": ("tiny", "b16", "l16", "h14"),

@@ -143,7 +143,25 @@ def _validate_diffusion(config: Config) -> None:
 
 
 ESTIMATION_SOURCES = ("synthetic_faces", "mpiifacegaze", "mpiifacegaze_pickle", "ethxgaze",
-                      "gaze360", "columbia")
+                      "gaze360", "columbia", "joint")
+
+
+def _validate_joint(config: Config) -> None:
+    """The joint mix's entries: known datasets, positive weights, known splits."""
+    data = config.data
+    _check(data.source_dataset != "joint" or data.joint, "data.source_dataset=joint needs "
+           "data.joint: [{name, root, weight, split}, ...]")
+    _check(data.epoch_samples >= 0, "data.epoch_samples must be >= 0")
+    for key in ("joint", "joint_test"):
+        for number, entry in enumerate(getattr(data, key)):
+            where = f"data.{key}[{number}]"
+            unknown = sorted(set(entry) - {"name", "root", "weight", "split"})
+            _check(not unknown, f"{where}: unknown keys {unknown} (name, root, weight, split)")
+            _check(entry.get("name") in ESTIMATION_SOURCES[:-1], f"{where}: name must be one "
+                   f"of {list(ESTIMATION_SOURCES[:-1])}, not {entry.get('name')}")
+            _check(float(entry.get("weight", 1.0)) > 0, f"{where}: weight must be > 0")
+            _check(entry.get("split", "train") in ("train", "val", "test"),
+                   f"{where}: split must be train, val or test")
 
 
 def _validate_vit(config: Config) -> None:
@@ -189,6 +207,7 @@ def _validate_task(config: Config) -> None:
            "gazenet is built for 112 px faces (its FC layer takes 256 x 4 x 4): set "
            f"data.face_size=112, not {data.face_size}")
     _validate_vit(config)
+    _validate_joint(config)
     if source == "ethxgaze":
         _check(config.eval.split == "val" and data.val_subjects >= 1, "ETH-XGaze's test labels "
                "are hidden: evaluate on held-out train subjects (eval.split=val, "

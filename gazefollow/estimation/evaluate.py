@@ -2,7 +2,8 @@
 baseline; metrics.json, predictions.csv, a picture and wandb, as gaze following leaves them.
 
 metrics.json: ``{"model": {"angular_error"}, "mean_gaze": {"angular_error"}, "per_subject":
-{subject: {"model", "mean_gaze", "samples"}}, "info": {...}}``. The mean-gaze baseline predicts
+{subject: {"model", "mean_gaze", "samples"}}, "info": {...}}``, and for a joint run
+``"per_dataset"`` in the same form. The mean-gaze baseline predicts
 every test face as the mean direction of the training faces, as the centre prior does for
 gaze following.
 """
@@ -54,7 +55,8 @@ def predict_split(model, dataset, *, batch_size: int, device, num_workers: int =
                                          "Inf; the model's weights have diverged")
             rows.append({"position": position, "index": int(batch["index"][i]),
                          "subject": batch["subject"][i], "pred": pred[i],
-                         "true": batch["gaze"][i].numpy()})
+                         "true": batch["gaze"][i].numpy(),
+                         "dataset": batch["dataset"][i] if "dataset" in batch else None})
     rows = sorted(gather_shards(rows, shard), key=lambda r: r["position"])
     return rows, gather_shards(bad, shard)
 
@@ -72,16 +74,23 @@ def score(rows: list[dict], train_gaze: np.ndarray) -> dict:
     true = np.stack([r["true"] for r in rows])
     baseline = mean_gaze_error(train_gaze, true)
     model = angular_error(np.stack([r["pred"] for r in rows]), true)
-    subjects = [r["subject"] for r in rows]
-    per_subject = {}
-    for subject in dict.fromkeys(subjects):
-        mask = np.array([s == subject for s in subjects])
-        per_subject[subject] = {"model": float(model[mask].mean()),
-                                "mean_gaze": float(baseline[mask].mean()),
-                                "samples": int(mask.sum())}
-    return {"model": {"angular_error": float(model.mean())},
-            "mean_gaze": {"angular_error": float(baseline.mean())},
-            "per_subject": per_subject, "errors": model}
+    out = {"model": {"angular_error": float(model.mean())},
+           "mean_gaze": {"angular_error": float(baseline.mean())},
+           "per_subject": _grouped([r["subject"] for r in rows], model, baseline),
+           "errors": model}
+    if any(r.get("dataset") for r in rows):  # a joint evaluation: every dataset apart
+        out["per_dataset"] = _grouped([r["dataset"] for r in rows], model, baseline)
+    return out
+
+
+def _grouped(keys: list[str], model: np.ndarray, baseline: np.ndarray) -> dict:
+    """{key: {"model", "mean_gaze", "samples"}} in first-seen order."""
+    groups = {}
+    for key in dict.fromkeys(keys):
+        mask = np.array([k == key for k in keys])
+        groups[key] = {"model": float(model[mask].mean()),
+                       "mean_gaze": float(baseline[mask].mean()), "samples": int(mask.sum())}
+    return groups
 
 
 def evaluate_estimation(config, model, run_dir: str | Path, device, weights: str, log=print,
@@ -107,7 +116,8 @@ def evaluate_estimation(config, model, run_dir: str | Path, device, weights: str
         "loaded": {name: datasets[name].load_report.as_dict() for name in dict.fromkeys(
             ["train", split])},
         "mean_gaze": "every face predicted as the mean direction of the train split's faces",
-        "differs_from_training": differs or {}, "output_dir": str(run_dir)}
+        "differs_from_training": differs or {}, "output_dir": str(run_dir),
+        "trained_on": [entry["name"] for entry in config.data.joint]}
     if shard[0] == 0:
         _write_outputs(config, Path(run_dir), scored, rows, errors, datasets[split], run_id, log)
     return scored
@@ -137,9 +147,19 @@ def _write_outputs(config, run_dir: Path, results: dict, rows: list[dict], error
 
 
 def format_table(results: dict, dataset: str) -> str:
+    """The printed table; a joint evaluation adds one row per test dataset, marked
+    within-dataset (trained on) or cross-dataset."""
     lines = [f"{'':<30}{'angular error (deg)':>20}",
              f"{'model':<30}{results['model']['angular_error']:>20.2f}",
              f"{'mean gaze':<30}{results['mean_gaze']['angular_error']:>20.2f}"]
+    if "per_dataset" in results:
+        trained = set(results["info"].get("trained_on", []))
+        lines += ["", f"{'test dataset':<22}{'protocol':<10}{'samples':>8}{'model':>10}"
+                  f"{'mean gaze':>12}"]
+        for name, row in results["per_dataset"].items():
+            protocol = "within" if name in trained else "cross"
+            lines.append(f"{name:<22}{protocol:<10}{row['samples']:>8}{row['model']:>10.2f}"
+                         f"{row['mean_gaze']:>12.2f}")
     if dataset in REFERENCE_RESULTS:
         lines.append(f"published on real {dataset}:")
         lines += [f"  {name:<28}{value:>20.2f}" for name, value in REFERENCE_RESULTS[dataset]]

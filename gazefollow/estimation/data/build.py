@@ -25,6 +25,8 @@ from gazefollow.estimation.data.columbia import (FOLDS, ColumbiaGaze, columbia_f
 from gazefollow.estimation.data.dataset import FaceDataset
 from gazefollow.estimation.data.ethxgaze import ETHXGaze, train_subjects
 from gazefollow.estimation.data.gaze360 import Gaze360Frames
+from gazefollow.estimation.data.joint import (JointFaceDataset, dataset_roots, entry_config,
+                                              resolve_entries)
 from gazefollow.estimation.data.mpiifacegaze import MPIIFaceGazeMat
 from gazefollow.estimation.data.mpiifacegaze_pickle import MPIIFaceGazePickle
 from gazefollow.estimation.data.synthetic_faces import ensure_face_world
@@ -96,6 +98,8 @@ def face_readers(config: Config, splits, log=print) -> dict:
 def build_face_datasets(config: Config, splits=("train", "val", "test"), log=print) -> dict:
     """Datasets by split name; each reader's report is logged. A split the protocol lacks is
     absent; a split that should have samples but has none is an error."""
+    if config.data.source_dataset == "joint":
+        return build_joint_datasets(config, splits, log)
     readers = face_readers(config, splits, log)
     out = {}
     for split, reader in readers.items():
@@ -106,4 +110,34 @@ def build_face_datasets(config: Config, splits=("train", "val", "test"), log=pri
         out[split] = FaceDataset(reader, config.data.face_size,
                                  augment_settings(config) if split == "train" else None,
                                  config.data.on_bad_input, config.run.seed)
+    return out
+
+
+def build_joint_datasets(config: Config, splits, log=print) -> dict:
+    """``data.source_dataset: joint`` (``joint.py``): train = the weighted mix of the
+    ``data.joint`` entries' splits, val = their validation splits, the evaluated split = the
+    ``data.joint_test`` entries (default: each training dataset's test split)."""
+    roots = dataset_roots(config)
+    train = resolve_entries(config.data.joint, roots, "data.joint", "train")
+    tests = resolve_entries(config.data.joint_test or [
+        {**e, "split": "test"} for e in config.data.joint], roots, "data.joint_test", "test")
+    wanted = {"train": [(e, e["split"]) for e in train],
+              "val": [(e, "val") for e in train if e["split"] != "val"],
+              "test": [(e, e["split"]) for e in tests]}
+    out = {}
+    for split in dict.fromkeys(s if s in ("train", "val") else "test" for s in splits):
+        parts = []
+        for entry, its_split in wanted[split]:
+            sub = entry_config(config, entry)
+            built = build_face_datasets(sub, splits=(its_split,), log=lambda *_: None)
+            if its_split in built:
+                parts.append((entry["name"], built[its_split]))
+            elif split != "val":
+                raise ConfigError(f"data.{'joint' if split == 'train' else 'joint_test'}: "
+                                  f"{entry['name']} has no {its_split} split")
+        if parts:
+            weights = [e["weight"] for e, _ in wanted["train"]] if split == "train" else None
+            out[split] = JointFaceDataset(parts, weights, config.data.epoch_samples
+                                          if split == "train" else 0)
+            log(f"{split}: {out[split].load_report.summary()}")
     return out
