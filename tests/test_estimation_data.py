@@ -254,3 +254,49 @@ def test_columbia_round_trip_folds_and_bad_names(tmp_path):
         ColumbiaGaze(tmp_path, ["0001"])
     skipped = ColumbiaGaze(tmp_path, ["0001", "0002"], policy="skip")
     assert len(skipped) == 2 and dict(skipped.report.skipped) == {"malformed file name": 1}
+
+
+def write_unigaze_subject(path, faces, gaze, pose=None):
+    """A subject file of UniGaze's normalised folders: face_patch, face_gaze (and, where the
+    conversion wrote it, face_head_pose), compressed as its writer does (lzf, chunked)."""
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("face_patch", data=faces, compression="lzf",
+                          chunks=(1, *faces.shape[1:]))
+        h5.create_dataset("face_gaze", data=gaze.astype(np.float32))
+        if pose is not None:
+            h5.create_dataset("face_head_pose", data=pose.astype(np.float32))
+
+
+def test_unigaze_gazecapture_and_eyediap_folders_round_trip(tmp_path):
+    from gazefollow.estimation.data.unigaze_folders import (EyediapH5, GazeCaptureH5,
+                                                             eyediap_split, gazecapture_split)
+    rng = np.random.default_rng(4)
+    faces = rng.integers(0, 255, size=(3, 16, 16, 3), dtype=np.uint8)
+    gaze = rng.uniform(-0.5, 0.5, size=(3, 2))
+    for folder in ("train", "test"):
+        (tmp_path / "gc" / folder).mkdir(parents=True)
+    for name in ("00002", "00010", "00100"):
+        write_unigaze_subject(tmp_path / "gc" / "train" / f"{name}.h5", faces, gaze)
+    write_unigaze_subject(tmp_path / "gc" / "test" / "00003.h5", faces, gaze)
+    split = gazecapture_split(tmp_path / "gc", val_subjects=1)
+    assert split.train == ("train/00002.h5", "train/00010.h5") and split.val == (
+        "train/00100.h5",) and split.test == ("test/00003.h5",)
+    reader = GazeCaptureH5(tmp_path / "gc", list(split.train))
+    assert len(reader) == 6 and reader[4]["subject"] == "00010"
+    assert np.array_equal(reader[4]["face"], faces[1])  # GazeCapture's files are RGB
+    assert reader[4]["gaze"] == pytest.approx(gaze[1]) and np.isnan(reader[4]["head_pose"]).all()
+    (tmp_path / "ed").mkdir()
+    for person in (1, 2, 9, 14):
+        write_unigaze_subject(tmp_path / "ed" / f"person_{person}.h5", faces, gaze, pose=gaze)
+    split = eyediap_split(tmp_path / "ed", val_subjects=1)
+    assert split.train == ("person_1.h5",) and split.val == ("person_2.h5",)
+    assert split.test == ("person_9.h5", "person_14.h5")
+    sample = EyediapH5(tmp_path / "ed", ["person_9.h5"])[2]
+    assert np.array_equal(sample["face"], faces[2][:, :, ::-1])  # EYEDIAP's are BGR
+    assert sample["head_pose"] == pytest.approx(gaze[2])
+    with h5py.File(tmp_path / "ed" / "person_3.h5", "w") as h5:
+        h5.create_dataset("face_patch", data=faces)
+    with pytest.raises(BadInput, match="person_3.h5: missing key: no face_gaze"):
+        EyediapH5(tmp_path / "ed", ["person_3.h5"])
+    skipped = EyediapH5(tmp_path / "ed", ["person_1.h5", "person_3.h5"], policy="skip")
+    assert len(skipped) == 3 and dict(skipped.report.skipped) == {"missing key": 1}

@@ -2,6 +2,7 @@
 of each dataset in its released layout, --all_folds over 15 subjects, and the refusals."""
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,8 @@ from gazefollow.config import ConfigError
 from gazefollow.run_records import read_step_log
 from main import main
 from tests.conftest import ROOT
-from tests.test_estimation_data import _labels, write_mpii_subject, write_xgaze_subject
+from tests.test_estimation_data import (_labels, write_mpii_subject, write_unigaze_subject,
+                                        write_xgaze_subject)
 
 TINY_ESTIMATION = ROOT / "configs" / "estimation" / "tiny_test.yaml"
 FACE = 24  # generated faces are this size; the tiny config resizes them to 32
@@ -211,3 +213,18 @@ def test_weighted_draws_follow_the_weights_and_the_epoch():
     assert list(draws) == first  # the same epoch: the same draws (exact resume)
     draws.set_epoch(1)
     assert list(draws) != first and all(epoch == 1 for _, epoch in draws)
+
+
+@pytest.mark.parametrize("source, files", [
+    ("gazecapture", ["train/00002.h5", "train/00005.h5", "test/00003.h5"]),
+    ("eyediap", ["person_1.h5", "person_2.h5", "person_9.h5"]),
+])
+def test_unigaze_folders_train_and_evaluate(tmp_path, source, files):
+    rng = np.random.default_rng(7)
+    for name in files:
+        (tmp_path / source / name).parent.mkdir(parents=True, exist_ok=True)
+        write_unigaze_subject(tmp_path / source / name, _faces(4, rng),
+                              rng.uniform(-0.4, 0.4, (4, 2)))
+    results = _estimate(tmp_path, f"data.source_dataset={source}",
+                        f"data.dataset_dir={tmp_path / source}")
+    _check_run(tmp_path, f"{source}-resnet", results, [Path(files[-1]).stem])

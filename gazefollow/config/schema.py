@@ -89,7 +89,8 @@ class SyntheticFacesConfig:
 @dataclass
 class DataConfig:
     # following: synthetic | gazefollow | videoattentiontarget | goo; estimation:
-    # synthetic_faces | mpiifacegaze | mpiifacegaze_pickle | ethxgaze | gaze360 | columbia | joint
+    # synthetic_faces | mpiifacegaze | mpiifacegaze_pickle | ethxgaze | gaze360 | columbia |
+    # gazecapture | eyediap | joint
     source_dataset: str = "synthetic"
     dataset_dir: str = "datasets/synthetic_gazeworld"
     input_size: int = 224  # scene input (px)
@@ -353,7 +354,7 @@ CHOICES = {
     "run.task": ("following", "estimation"),
     "data.source_dataset": ("synthetic", "gazefollow", "videoattentiontarget", "goo",
                             "synthetic_faces", "mpiifacegaze", "mpiifacegaze_pickle", "ethxgaze",
-                            "gaze360", "columbia", "joint"),
+                            "gaze360", "columbia", "gazecapture", "eyediap", "joint"),
     "data.split_protocol": ("loso", "unigaze"),
     "model.estimator": ("gazenet", "resnet", "vit"),
     "model.vit_size": ("tiny", "b16", "l16", "h14"),

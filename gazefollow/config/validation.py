@@ -143,7 +143,7 @@ def _validate_diffusion(config: Config) -> None:
 
 
 ESTIMATION_SOURCES = ("synthetic_faces", "mpiifacegaze", "mpiifacegaze_pickle", "ethxgaze",
-                      "gaze360", "columbia", "joint")
+                      "gaze360", "columbia", "gazecapture", "eyediap", "joint")
 
 
 def _validate_joint(config: Config) -> None:

@@ -10,7 +10,10 @@ Which subjects go where (``protocols.py``; validation never holds a test subject
   subjects, train the rest;
 - gaze360: ``test.txt``, ``validation.txt``, ``train.txt``;
 - columbia: test fold ``eval.fold`` of 5, validation the last ``data.val_subjects`` of the
-  others, train the rest.
+  others, train the rest;
+- gazecapture: test ``test/``, validation the last ``data.val_subjects`` of ``train/``;
+- eyediap: test the persons after 8, validation the last ``data.val_subjects`` of 1-8.
+- joint: each dataset of the mix by its own protocol (``joint.py``).
 """
 from __future__ import annotations
 
@@ -30,10 +33,12 @@ from gazefollow.estimation.data.joint import (JointFaceDataset, dataset_roots, e
 from gazefollow.estimation.data.mpiifacegaze import MPIIFaceGazeMat
 from gazefollow.estimation.data.mpiifacegaze_pickle import MPIIFaceGazePickle
 from gazefollow.estimation.data.synthetic_faces import ensure_face_world
+from gazefollow.estimation.data.unigaze_folders import (EyediapH5, GazeCaptureH5,
+                                                         eyediap_split, gazecapture_split)
 
 SUBJECT_READERS = {"synthetic_faces": MPIIFaceGazeMat, "mpiifacegaze": MPIIFaceGazeMat,
                    "mpiifacegaze_pickle": MPIIFaceGazePickle, "ethxgaze": ETHXGaze,
-                   "columbia": ColumbiaGaze}
+                   "columbia": ColumbiaGaze, "gazecapture": GazeCaptureH5, "eyediap": EyediapH5}
 
 
 def world_subjects(config: Config) -> tuple[str, ...]:
@@ -59,13 +64,17 @@ def subject_split(config: Config, root: Path) -> protocols.SubjectSplit:
     try:
         if source == "ethxgaze":
             return protocols.ethxgaze_validation(train_subjects(root), data.val_subjects)
+        if source == "gazecapture":
+            return gazecapture_split(root, data.val_subjects)
+        if source == "eyediap":
+            return eyediap_split(root, data.val_subjects)
         if source == "columbia":
             train, test = columbia_folds(subjects_under(root), fold)
             return protocols.hold_out_last(tuple(train), data.val_subjects, tuple(test))
         if data.split_protocol == "unigaze":
             return protocols.mpii_unigaze_split(data.val_subjects)
         return protocols.leave_one_subject_out(world_subjects(config), fold, data.val_subjects)
-    except ValueError as err:
+    except (ValueError, FileNotFoundError) as err:
         raise ConfigError(f"{source}: {err}") from None
 
 

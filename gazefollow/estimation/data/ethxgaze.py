@@ -14,12 +14,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
-from gazefollow.data.instances import BadInput, LoadReport
-from gazefollow.estimation.conventions import from_ethxgaze
-from gazefollow.estimation.data.h5files import SubjectFiles, finite_rows, read_subject
-from gazefollow.estimation.data.sample import face_sample
+from gazefollow.data.instances import BadInput
+from gazefollow.estimation.data.face_patch import FacePatchFiles
 
 SPLIT_FILE = "train_test_split.json"
 
@@ -35,46 +31,10 @@ def train_subjects(root: str | Path) -> list[str]:
     return [str(name) for name in split["train"]]
 
 
-class ETHXGaze:
+class ETHXGaze(FacePatchFiles):
     """The samples of the listed subject files (``subject0000.h5`` ...) in ``<root>/train``."""
 
     def __init__(self, root: str | Path, subjects: list[str], policy: str = "strict"):
-        self.root, self.files = Path(root), SubjectFiles()
-        self.report = LoadReport(source=f"ethxgaze {self.root}", policy=policy,
-                                 unit="faces")
-        self.rows: list[tuple[Path, int, np.ndarray, np.ndarray]] = []
-        for name in subjects:
-            file = self.root / "train" / name
-            read = read_subject(file, "face_patch", ["face_gaze", "face_head_pose"],
-                                self.report)
-            if read is None:
-                continue
-            shape, labels = read
-            gaze, pose = labels["face_gaze"], labels["face_head_pose"]
-            if len(shape) != 4 or shape[3] != 3 or shape[1] != shape[2]:
-                self.report.bad(str(file), "wrong shape", f"face_patch is {shape}, not "
-                                "[N, S, S, 3]")
-                continue
-            if gaze.shape != (shape[0], 2) or pose.shape != (shape[0], 2):
-                self.report.bad(str(file), "wrong shape", f"face_gaze {gaze.shape} and "
-                                f"face_head_pose {pose.shape} must be [{shape[0]}, 2]")
-                continue
-            self.report.rows += len(gaze)
-            both = np.concatenate([gaze, pose], axis=1)
-            self.rows += [(file, row, gaze[row], pose[row])
-                          for row in finite_rows(file, both, self.report,
-                                                 "face_gaze / face_head_pose")]
-        self.report.instances = len(self.rows)
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def gaze_labels(self) -> np.ndarray:
-        """[N, 2] pitch, yaw of every sample (project convention), without reading a face."""
-        return from_ethxgaze(np.array([gaze for _, _, gaze, _ in self.rows]).reshape(-1, 2))
-
-    def __getitem__(self, index: int) -> dict:
-        file, row, gaze, pose = self.rows[index]
-        face = np.ascontiguousarray(self.files(file)["face_patch"][row][:, :, ::-1])
-        return face_sample(face, from_ethxgaze(gaze)[0], file.stem, index,
-                           head_pose=from_ethxgaze(pose)[0])
+        self.root = Path(root)
+        super().__init__([self.root / "train" / name for name in subjects],
+                         f"ethxgaze {self.root}", policy, channels="bgr", pose_required=True)

@@ -11,10 +11,11 @@ import numpy as np
 from gazefollow.data.instances import LoadReport
 
 
-def read_subject(file: Path, image_key: str, label_keys: list[str],
-                 report: LoadReport) -> tuple[tuple, dict] | None:
+def read_subject(file: Path, image_key: str, label_keys: list[str], report: LoadReport,
+                 optional: tuple[str, ...] = ()) -> tuple[tuple, dict] | None:
     """(the face array's shape, {label key: array}) of one subject file, or None after
-    ``report.bad`` names what is wrong: a missing or unreadable file, or missing keys."""
+    ``report.bad`` names what is wrong: a missing or unreadable file, or missing keys. The
+    ``optional`` keys are read where the file has them."""
     if not file.is_file():
         report.bad(str(file), "missing subject file", "no such file")
         return None
@@ -28,7 +29,8 @@ def read_subject(file: Path, image_key: str, label_keys: list[str],
                 report.bad(str(file), "wrong shape", f"{image_key} is {h5[image_key].dtype}, "
                            "not uint8")
                 return None
-            return h5[image_key].shape, {key: h5[key][()] for key in label_keys}
+            present = [*label_keys, *(key for key in optional if key in h5)]
+            return h5[image_key].shape, {key: h5[key][()] for key in present}
     except OSError as err:
         report.bad(str(file), "unreadable file", f"not an HDF5 file: {err}")
         return None
