@@ -31,17 +31,20 @@ ORIGINAL_EXPERIMENT = ROOT / "configs" / "experiments" / "original.yaml"
 # default experiment (the synthetic face world on a CPU)
 ESTIMATION_BASE = ROOT / "configs" / "estimation" / "base.yaml"
 ESTIMATION_EXPERIMENT = ROOT / "configs" / "estimation" / "synthetic_cpu.yaml"
+SIMCLR_EXPERIMENT = ROOT / "configs" / "estimation" / "simclr.yaml"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__ + "\nConfig layers, later wins:\n  " + "\n  < ".join(LAYER_STACK),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", choices=("following", "estimation"), default="following",
+    parser.add_argument("--task", choices=("following", "estimation", "simclr"),
+                        default="following",
                         help="following (default): where a person looks in the scene; "
                              f"estimation: a face's 3D gaze direction ({ESTIMATION_BASE.name} "
                              f"and, unless --experiment or --config is given, "
-                             f"{ESTIMATION_EXPERIMENT.name} from configs/estimation/)")
+                             f"{ESTIMATION_EXPERIMENT.name} from configs/estimation/); simclr: "
+                             f"label-free pretraining of a face encoder ({SIMCLR_EXPERIMENT.name})")
     parser.add_argument("--all_folds", action="store_true",
                         help="estimation: train and test every fold of the protocol "
                              "(eval.fold = 0, 1, ...) and print the per-fold table and mean")
@@ -102,20 +105,21 @@ def parse(argv: list[str]) -> tuple[list[Path], list, str | None]:
         overrides = [("data.subsample_test", True), ("data.subsample_size", args.quick_val),
                      *overrides]
     extra = [Path(p) for p in args.config]
-    if args.task == "estimation":
-        overrides = [("run.task", "estimation"), *overrides]
+    if args.task != "following":
+        overrides = [("run.task", args.task), *overrides]
     if eval_weights and not eval_weights.endswith(".pth"):
         if args.yaml_diffusion or args.yaml_gaze or args.experiment:
             raise ConfigError("--eval_weights evaluates with the checkpoint's own config; "
                               "--yaml_diffusion/--yaml_gaze/--experiment do not apply (use "
                               "--config FILE or section.key=value to change evaluation settings)")
         return extra, overrides, eval_weights
-    if args.task == "estimation":
+    if args.task != "following":
         if args.yaml_diffusion or args.yaml_gaze:
-            raise ConfigError("--task estimation starts from configs/estimation/base.yaml; "
+            raise ConfigError(f"--task {args.task} starts from configs/estimation/base.yaml; "
                               "--yaml_diffusion/--yaml_gaze are gaze following's files (use "
                               "--config FILE for more layers)")
-        experiment = args.experiment or (None if extra else str(ESTIMATION_EXPERIMENT))
+        default = SIMCLR_EXPERIMENT if args.task == "simclr" else ESTIMATION_EXPERIMENT
+        experiment = args.experiment or (None if extra else str(default))
         experiment = [] if experiment in (None, "none") else [Path(experiment)]
         return [ESTIMATION_BASE, *experiment, *extra], overrides, eval_weights
     layers = [Path(args.yaml_diffusion or DEFAULT_DIFFUSION), Path(args.yaml_gaze or DEFAULT_GAZE)]

@@ -11,10 +11,12 @@
   its ``load_pretrained`` renamed them (for ``model.encoder=original``); it loaded the rest
   ``strict=False``, i.e. ignored it, so the rest is "dropped" (and listed) here, as is ``attn``
   when the configuration has no head-position attention.
-- ``estimation``: a gaze-estimation run of this project (``run.task: estimation``): its
+- ``estimation``: a gaze-estimation or SimCLR run of this project (``run.task: estimation``
+  or ``simclr``): its
   ``backbone.`` keys go to the gaze-following face branch (``gaze.face.``), which must have
   the run's backbone (``model.face_backbone``: ``resnet`` of the same shape, or ``gazenet``);
-  its regression head is dropped. Into another estimator it loads whole, as ``gazefollow``.
+  its regression (or projection) head is dropped. Into an estimator an estimation run loads
+  whole, as ``gazefollow``; a SimCLR run starts the estimator's backbone.
   The raw (not the EMA) weights are read, as for every checkpoint here.
 - ``mae``: an MAE checkpoint (``mae_b16_checkpoint-299.pth``: timm ViT names) for the ViT
   estimator; ``estimation/models/mae_keys.py`` renames each key (splitting ``qkv``) and
@@ -85,7 +87,7 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
     if isinstance(content, dict) and "model" in content and "config" in content:
         task = content["config"].get("run", {}).get("task", "following")
         content = migrate_model_keys(content["model"], content["config"])
-        known = "estimation" if task == "estimation" else "gazefollow"
+        known = "estimation" if task in ("estimation", "simclr") else "gazefollow"
     elif isinstance(content, dict) and isinstance(content.get("model_state_dict"), dict):
         content = content["model_state_dict"]  # the original's first choice
     elif isinstance(content, dict) and isinstance(content.get("model"), dict):
@@ -275,7 +277,7 @@ def _resnet_prefixes(model: nn.Module, fmt: str, named: list[str]) -> dict[str, 
     if fmt in ("classic", "original"):
         return {part: prefix for part, prefix in prefixes.items() if part in ("scene", "face")}
     if fmt == "estimation":
-        return {"face": model.face_prefix()}
+        return {"face": model.face_prefix() if hasattr(model, "gaze") else "backbone."}
     return {part: prefixes[part] for part in (named or prefixes)}
 
 
@@ -283,8 +285,8 @@ def _estimation_target(model: nn.Module, state: dict, path: Path) -> str:
     """An estimation run's weights: "estimation" (its backbone into the face branch) for a
     gaze-following model whose face branch has the run's backbone, "gazefollow" (the whole
     model) for another estimator; a refusal with the reason otherwise."""
-    if not hasattr(model, "gaze"):
-        return "gazefollow"
+    if not hasattr(model, "gaze"):  # an estimator: a SimCLR run starts its backbone only
+        return "estimation" if any(k.startswith("projection.") for k in state) else "gazefollow"
     run_kind = ("gazenet" if "fc_final.weight" in state else  # GazeNet's last layer
                 "vit" if "backbone.embeddings.cls_token" in state else "resnet")
     if run_kind == "vit":

@@ -34,7 +34,8 @@ class Task:
 
 # run.task -> "module:attribute" of its Task
 TASKS = {"following": "gazefollow.following:FOLLOWING",
-         "estimation": "gazefollow.estimation.task:ESTIMATION"}
+         "estimation": "gazefollow.estimation.task:ESTIMATION",
+         "simclr": "gazefollow.estimation.simclr:SIMCLR"}
 
 
 def task_of(config) -> Task:

@@ -30,7 +30,7 @@ LAYER_STACK = (
 @dataclass
 class RunConfig:
     # following: scene + head -> gaze heatmap | estimation: face crop -> 3D gaze direction
-    task: str = "following"
+    task: str = "following"  # following | estimation | simclr (estimation's face pretraining)
     tag: str = "default"  # run name; outputs go under output_dir/<model id>/<tag>
     output_dir: str = "outputs"
     seed: int = 0
@@ -195,6 +195,7 @@ class ModelConfig:
     # --- gaze estimation (run.task=estimation): gazenet (the MobileNetV2 recipe) | resnet (our
     # ResNet shaped by face_layers / block / face_inplanes / face_stem_pool: ResNet-18 or -50)
     estimator: str = "gazenet"
+    simclr_dim: int = 128  # run.task simclr: the projection head's output width
     vit_size: str = "b16"  # estimator vit: tiny | b16 | l16 | h14 (estimation/models/vit.py)
     vit_freeze_blocks: int = 0  # estimator vit: freeze the patch embedding and the first N blocks
 
@@ -262,6 +263,7 @@ class LossConfig:
     kl_div_loss: bool = False
     kl_weight: float = 10.0
     gaze_loss: str = "l1"  # estimation: l1 (on pitch, yaw) | angular (radians between vectors)
+    simclr_tau: float = 0.5  # run.task simclr: the NT-Xent temperature
 
 
 @dataclass
@@ -351,7 +353,7 @@ CHOICES = {
     "run.device": ("auto", "cpu", "cuda", "mps"),
     "run.init_format": ("auto", "gazefollow", "torchvision", "classic", "original", "estimation",
                         "mae"),
-    "run.task": ("following", "estimation"),
+    "run.task": ("following", "estimation", "simclr"),
     "data.source_dataset": ("synthetic", "gazefollow", "videoattentiontarget", "goo",
                             "synthetic_faces", "mpiifacegaze", "mpiifacegaze_pickle", "ethxgaze",
                             "gaze360", "columbia", "gazecapture", "eyediap", "joint"),

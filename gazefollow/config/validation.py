@@ -179,7 +179,8 @@ def _validate_vit(config: Config) -> None:
 
 def _validate_task(config: Config) -> None:
     """Each task reads its own datasets; estimation's model, protocol and schedule keys."""
-    source, estimation = config.data.source_dataset, config.run.task == "estimation"
+    # simclr pretrains an estimation face encoder: it reads the estimation datasets
+    source, estimation = config.data.source_dataset, config.run.task in ("estimation", "simclr")
     if estimation != (source in ESTIMATION_SOURCES):
         reads = (list(ESTIMATION_SOURCES) if estimation else
                  [s for s in CHOICES["data.source_dataset"] if s not in ESTIMATION_SOURCES])
@@ -208,6 +209,11 @@ def _validate_task(config: Config) -> None:
            f"data.face_size=112, not {data.face_size}")
     _validate_vit(config)
     _validate_joint(config)
+    if config.run.task == "simclr":
+        _check(config.model.estimator == "resnet", "run.task=simclr pretrains a ResNet face "
+               "encoder: set model.estimator=resnet (and its face_layers, block, face_inplanes)")
+        _check(config.loss.simclr_tau > 0 and config.model.simclr_dim >= 1,
+               "loss.simclr_tau must be > 0 and model.simclr_dim >= 1")
     if source == "ethxgaze":
         _check(config.eval.split == "val" and data.val_subjects >= 1, "ETH-XGaze's test labels "
                "are hidden: evaluate on held-out train subjects (eval.split=val, "
