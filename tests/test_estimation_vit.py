@@ -176,3 +176,22 @@ def test_the_unigaze_recipe_shrunk_to_a_tiny_vit_trains_on_eth_xgaze(tmp_path):
     report = json.loads((run_dir / "init_weights_report.json").read_text())
     assert report["format"] == "mae" and report["missing"] == []
     assert results["info"]["weights"] == "raw" and results["info"]["subjects"] == ["subject0002"]
+
+
+def test_two_processes_train_the_tiny_vit(tmp_path):
+    """UniGaze trains across GPUs: the same recipe runs on 2 CPU processes (DDP over gloo)
+    through the project's Accelerate path, each process with half of the global batch."""
+    from tests.test_distributed import _free_port, _launch
+    launcher = ["torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                str(_free_port())]
+    out = _launch(launcher, ["--task", "estimation", "--experiment", str(TINY_ESTIMATION),
+                             f"run.output_dir={tmp_path / 'out'}",
+                             f"data.dataset_dir={tmp_path / 'w'}", "model.estimator=vit",
+                             "model.vit_size=tiny", "optim.layer_decay=0.75",
+                             "optim.lr_schedule=onecycle", "data.batch_size=2",
+                             "--max_steps", "2"])
+    assert "2 process(es) on cpu (MULTI_CPU DDP); batch 2 per process x 1 accumulation x 2 " \
+           "process(es) = 4 global" in out
+    stored = json.loads((tmp_path / "out" / "synthetic_faces-vit-fold00" / "tiny" /
+                         "metrics.json").read_text())
+    assert stored["info"]["processes"] == 2 and stored["info"]["instances"] == 8
