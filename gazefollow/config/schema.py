@@ -135,6 +135,7 @@ class DataConfig:
     split_protocol: str = "loso"  # MPIIFaceGaze: loso (eval.fold) | unigaze (p00-p09 / p10-p14)
     val_subjects: int = 1  # training subjects held out for validation (0: none, no val split)
     augment_crop_share: float = 0.08  # estimation crop: at most this share cut from each edge
+    augment_erase: float = 0.0  # estimation: probability of a mask (a grey rectangle; GEFF's)
     # source_dataset joint (gazefollow/estimation/data/joint.py): the training mix
     # [{name, root, weight, split}], what is evaluated [{name, root, split}] (default: each
     # mixed dataset's test split), draws per epoch (0: the mix's size), dataset folders by
@@ -196,6 +197,8 @@ class ModelConfig:
     # ResNet shaped by face_layers / block / face_inplanes / face_stem_pool: ResNet-18 or -50)
     estimator: str = "gazenet"
     simclr_dim: int = 128  # run.task simclr: the projection head's output width
+    geff_eye: str = "cnn"  # estimator geff / vanilla_fusion: the eye encoder, cnn | resnet
+    geff_dim: int = 128  # estimator geff / vanilla_fusion: the fused feature width
     vit_size: str = "b16"  # estimator vit: tiny | b16 | l16 | h14 (estimation/models/vit.py)
     vit_freeze_blocks: int = 0  # estimator vit: freeze the patch embedding and the first N blocks
 
@@ -358,7 +361,8 @@ CHOICES = {
                             "synthetic_faces", "mpiifacegaze", "mpiifacegaze_pickle", "ethxgaze",
                             "gaze360", "columbia", "gazecapture", "eyediap", "joint"),
     "data.split_protocol": ("loso", "unigaze"),
-    "model.estimator": ("gazenet", "resnet", "vit"),
+    "model.estimator": ("gazenet", "resnet", "vit", "geff", "vanilla_fusion"),
+    "model.geff_eye": ("cnn", "resnet"),
     "model.vit_size": ("tiny", "b16", "l16", "h14"),
     "loss.gaze_loss": ("l1", "angular"),
     "model.block": ("basic", "bottleneck"),

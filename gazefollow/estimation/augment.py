@@ -1,9 +1,10 @@
 """Gaze-estimation augmentations, applied to a sample dict (``data/sample.py``) and its labels
-together: a horizontal flip (yaw, the vector's x, head-pose yaw and the landmarks mirrored),
+together: a horizontal flip (yaw, the vector's x, head-pose yaw and the landmarks mirrored; six
+MPIIFaceGaze landmarks also reordered, so the eyes swap as GEFF's flip swaps them),
 a small random crop scaled back to the face size (landmarks moved with it; the gaze label is
 kept, as the published recipes do: a crop of a few per cent barely turns the virtual camera),
-and colour jitter (the gaze-following augmentation's own). Every draw comes from the generator
-given, so an augmented sample is reproducible.
+colour jitter (the gaze-following augmentation's own), and GEFF's masks (``erase``). Every
+draw comes from the generator given, so an augmented sample is reproducible.
 """
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ from PIL import Image
 from gazefollow.data.augment import color_jitter
 
 
+# MPIIFaceGaze's six landmarks in image order (first eye's two corners, the second eye's, the
+# mouth's): mirrored, the order that keeps them in image order
+MIRRORED_SIX = (3, 2, 1, 0, 5, 4)
+
+
 @dataclass
 class FaceAugmentSettings:
     flip: float = 0.5  # probability of a horizontal flip
@@ -22,6 +28,7 @@ class FaceAugmentSettings:
     crop_share: float = 0.08  # at most this share of the side cut from each edge
     color: float = 0.5  # probability of brightness / contrast / saturation jitter
     color_range: float = 0.3  # factors drawn from [1 - r, 1 + r]
+    erase: float = 0.0  # probability of a mask: a random rectangle of the face set to grey
 
 
 def flip_sample(sample: dict) -> dict:
@@ -35,8 +42,20 @@ def flip_sample(sample: dict) -> dict:
     flipped["head_pose"] = sample["head_pose"] * np.array([1, -1], np.float32)
     landmarks = sample["landmarks"].copy()
     landmarks[:, 0] = width - landmarks[:, 0]
+    if len(landmarks) == len(MIRRORED_SIX):  # MPIIFaceGaze's six: the eyes swap places
+        landmarks = landmarks[list(MIRRORED_SIX)]
     flipped["landmarks"] = landmarks
     return flipped
+
+
+def erase_region(sample: dict, rng: np.random.Generator) -> dict:
+    """A mask, as GEFF trains with: a rectangle of 10-40% of each side set to mid grey."""
+    face = sample["face"].copy()
+    height, width = face.shape[:2]
+    h, w = (int(rng.uniform(0.1, 0.4) * side) for side in (height, width))
+    y, x = int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1))
+    face[y:y + h, x:x + w] = 128
+    return {**sample, "face": face}
 
 
 def crop_sample(sample: dict, rng: np.random.Generator, share: float) -> dict:
@@ -63,4 +82,6 @@ def augment_face(sample: dict, rng: np.random.Generator,
     if rng.random() < settings.color:
         jittered = color_jitter(Image.fromarray(sample["face"]), rng, settings.color_range)
         sample = {**sample, "face": np.asarray(jittered)}
+    if settings.erase and rng.random() < settings.erase:  # drawn only when on: old runs' views
+        sample = erase_region(sample, rng)
     return sample

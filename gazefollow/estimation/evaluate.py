@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from gazefollow.data.dataset import BAD_KEY, collate_samples
 from gazefollow.estimation.metrics import angular_error, mean_gaze_error, pitchyaw_to_vector
+from gazefollow.estimation.models import estimate
 from gazefollow.evaluate import gather_shards, shard_positions
 from gazefollow.reporting import log_to_wandb, write_metrics, write_predictions
 
@@ -47,7 +48,8 @@ def predict_split(model, dataset, *, batch_size: int, device, num_workers: int =
     for batch in tqdm(loader, desc=desc, unit="batch", leave=False,
                       disable=None if shard[0] == 0 else True):
         bad += batch.pop(BAD_KEY)
-        pred = model(batch["face"].to(device)).float().cpu().numpy()
+        batch["face"] = batch["face"].to(device)
+        pred = estimate(model, batch).float().cpu().numpy()
         for i, position in enumerate(batch["position"].tolist()):
             if not np.isfinite(pred[i]).all():  # diverged weights: one named error
                 raise FloatingPointError(f"sample {int(batch['index'][i])} of subject "

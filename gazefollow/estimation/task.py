@@ -5,7 +5,7 @@ import torch
 
 from gazefollow.estimation.data.build import build_face_datasets, fold_count
 from gazefollow.estimation.evaluate import evaluate_estimation, mean_error, predict_split
-from gazefollow.estimation.models import build_estimator
+from gazefollow.estimation.models import build_estimator, estimate
 from gazefollow.estimation.objective import LOSSES, angular_loss
 from gazefollow.tasks import Task
 
@@ -20,7 +20,7 @@ def run_label(config) -> str:
 
 def estimation_losses(model, batch: dict, loss_cfg, generator=None) -> dict:
     """``loss.gaze_loss`` per sample, averaged; the angle in degrees is logged beside it."""
-    pred = model(batch["face"]).float()
+    pred = estimate(model, batch).float()
     true = batch["gaze"].float()
     per_sample = LOSSES[loss_cfg.gaze_loss](pred, true)
     with torch.no_grad():

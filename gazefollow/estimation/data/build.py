@@ -84,7 +84,8 @@ def augment_settings(config: Config) -> FaceAugmentSettings | None:
         return None
     return FaceAugmentSettings(flip=data.augment_flip, crop=data.augment_crop,
                                crop_share=data.augment_crop_share, color=data.augment_color,
-                               color_range=data.augment_color_range)
+                               color_range=data.augment_color_range,
+                               erase=data.augment_erase)
 
 
 def face_readers(config: Config, splits, log=print) -> dict:

@@ -5,7 +5,8 @@ the augmentations of a view are drawn from a generator seeded by (seed, epoch, s
 they do not depend on workers, batch size or resumes.
 
 Batch keys: ``face`` [3, S, S] (resized to ``data.face_size``, ImageNet-normalised), ``gaze``
-[2] (pitch, yaw, radians), ``gaze_vector`` [3], ``head_pose`` [2] (NaN where none), ``subject``,
+[2] (pitch, yaw, radians), ``gaze_vector`` [3], ``head_pose`` [2] (NaN where none),
+``eye_landmarks`` [6, 2] (normalised; NaN unless the six MPIIFaceGaze landmarks), ``subject``,
 ``index`` (the reader's sample id) and ``position`` (in this dataset). Landmarks stay in the
 reader's sample (their count differs between datasets). A face that fails to load gives
 ``{"bad_input": message}`` in skip mode, as ``data/dataset.py`` does, and raises otherwise.
@@ -21,6 +22,14 @@ from gazefollow.data.dataset import BAD_KEY
 from gazefollow.data.heatmap import to_tensor
 from gazefollow.data.instances import BadInput
 from gazefollow.estimation.augment import FaceAugmentSettings, augment_face
+
+
+def eye_landmarks(landmarks: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """[6, 2] MPIIFaceGaze-style landmarks normalised to [0, 1] of the face (width, height),
+    for the eye crops of GEFF; NaN where the dataset has not these six."""
+    if landmarks.shape != (6, 2):
+        return torch.full((6, 2), float("nan"))
+    return torch.from_numpy((landmarks / np.array(size, np.float32)).astype(np.float32))
 
 
 class FaceDataset(Dataset):
@@ -48,11 +57,12 @@ class FaceDataset(Dataset):
             rng = np.random.default_rng([self.seed, epoch, sample["index"]])
             sample = augment_face(sample, rng, self.augment)
         face = Image.fromarray(sample["face"])
+        eyes = eye_landmarks(sample["landmarks"], face.size)
         if face.size != (self.face_size, self.face_size):
             face = face.resize((self.face_size, self.face_size), Image.BILINEAR)
         return {"face": to_tensor(face), "gaze": torch.from_numpy(sample["gaze"]),
                 "gaze_vector": torch.from_numpy(sample["gaze_vector"]),
-                "head_pose": torch.from_numpy(sample["head_pose"]),
+                "head_pose": torch.from_numpy(sample["head_pose"]), "eye_landmarks": eyes,
                 "subject": sample["subject"], "index": sample["index"], "position": position}
 
     def _read(self, position: int) -> dict:

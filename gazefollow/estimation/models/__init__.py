@@ -12,6 +12,7 @@ from __future__ import annotations
 from torch import nn
 
 from gazefollow.estimation.models.gazenet import GazeNet
+from gazefollow.estimation.models.geff import HeadEyeFusion
 from gazefollow.estimation.models.resnet_gaze import ResNetGaze
 from gazefollow.estimation.models.vit import ViTGaze
 
@@ -42,6 +43,23 @@ class ResNetEstimator(ResNetGaze):
         return {"backbone": "backbone."}
 
 
+class FusionEstimator(HeadEyeFusion):
+    trainable_parts = _split_parts
+
+    def resnet_prefixes(self) -> dict[str, str]:
+        return {"backbone": "backbone."}
+
+
+def estimate(model: nn.Module, batch: dict):
+    """The model's pitch, yaw for a batch: the face, and the eye landmarks for a model that
+    crops eyes (``uses_landmarks``; DDP- or compile-wrapped models are looked through)."""
+    inner = getattr(model, "module", model)
+    inner = getattr(inner, "_orig_mod", inner)
+    if getattr(inner, "uses_landmarks", False):
+        return model(batch["face"], batch["eye_landmarks"].to(batch["face"].device))
+    return model(batch["face"])
+
+
 class ViTEstimator(ViTGaze):
     trainable_parts = _split_parts
 
@@ -51,10 +69,14 @@ class ViTEstimator(ViTGaze):
 
 def build_estimator(model_cfg, face_size: int = 112) -> nn.Module:
     """``model.estimator``: ``gazenet`` (the recipe, 112 px), ``resnet`` (our ResNet shaped by
-    ``model.face_layers``, ``block``, ``face_inplanes``, ``face_stem_pool``) or ``vit``
-    (``model.vit_size`` at ``face_size``, ``model.vit_freeze_blocks``)."""
+    ``model.face_layers``, ``block``, ``face_inplanes``, ``face_stem_pool``), ``vit``
+    (``model.vit_size`` at ``face_size``, ``model.vit_freeze_blocks``), or ``geff`` /
+    ``vanilla_fusion`` (that ResNet on the face, an eye encoder, fused: ``geff.py``)."""
     if model_cfg.estimator == "gazenet":
         return GazeNetEstimator()
+    if model_cfg.estimator in ("geff", "vanilla_fusion"):
+        return FusionEstimator(model_cfg, "moderator" if model_cfg.estimator == "geff"
+                               else "concat")
     if model_cfg.estimator == "vit":
         return ViTEstimator(model_cfg.vit_size, face_size, model_cfg.vit_freeze_blocks)
     return ResNetEstimator(model_cfg.face_layers, model_cfg.block, model_cfg.face_inplanes,
