@@ -136,6 +136,7 @@ class DataConfig:
     val_subjects: int = 1  # training subjects held out for validation (0: none, no val split)
     augment_crop_share: float = 0.08  # estimation crop: at most this share cut from each edge
     augment_erase: float = 0.0  # estimation: probability of a mask (a grey rectangle; GEFF's)
+    label_fraction: float = 1.0  # estimation: a seeded share of the training faces is used
     # source_dataset joint (gazefollow/estimation/data/joint.py): the training mix
     # [{name, root, weight, split}], what is evaluated [{name, root, split}] (default: each
     # mixed dataset's test split), draws per epoch (0: the mix's size), dataset folders by

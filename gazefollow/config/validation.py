@@ -197,6 +197,7 @@ def _validate_task(config: Config) -> None:
            "data.val_subjects and eval.fold must be >= 0")
     _check(0 <= data.augment_crop_share < 0.5, "data.augment_crop_share must be in [0, 0.5)")
     _check(0 < optim.layer_decay <= 1, "optim.layer_decay must be in (0, 1]")
+    _check(0 < data.label_fraction <= 1, "data.label_fraction must be in (0, 1]")
     _check(optim.layer_decay == 1 or (estimation and config.model.estimator == "vit"),
            "optim.layer_decay scales a ViT's layers (model.estimator=vit, run.task=estimation)")
     _check(0 < optim.onecycle_pct_start < 1 and optim.onecycle_div > 0 and

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from gazefollow.config import Config, ConfigError
 from gazefollow.data.instances import BadInput
 from gazefollow.estimation import protocols
@@ -111,6 +113,8 @@ def build_face_datasets(config: Config, splits=("train", "val", "test"), log=pri
     if config.data.source_dataset == "joint":
         return build_joint_datasets(config, splits, log)
     readers = face_readers(config, splits, log)
+    if "train" in readers and config.data.label_fraction < 1:
+        keep_labelled_share(readers["train"], config.data.label_fraction, config.run.seed, log)
     out = {}
     for split, reader in readers.items():
         log(f"{split}: {reader.report.summary()}")
@@ -121,6 +125,18 @@ def build_face_datasets(config: Config, splits=("train", "val", "test"), log=pri
                                  augment_settings(config) if split == "train" else None,
                                  config.data.on_bad_input, config.run.seed)
     return out
+
+
+def keep_labelled_share(reader, fraction: float, seed: int, log=print) -> None:
+    """A label budget (``data.label_fraction``): a seeded share of the training faces stays,
+    the rest is not used (said in the log and the load report's source)."""
+    total = len(reader.rows)
+    kept = max(1, round(fraction * total))
+    chosen = np.random.default_rng([seed, 7]).choice(total, size=kept, replace=False)
+    reader.rows = [reader.rows[i] for i in sorted(chosen)]
+    reader.report.instances = len(reader.rows)
+    reader.report.source += f" (label budget: {kept} of {total} faces)"
+    log(f"train: data.label_fraction={fraction}: {kept} of {total} faces used")
 
 
 def build_joint_datasets(config: Config, splits, log=print) -> dict:
