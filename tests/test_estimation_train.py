@@ -228,3 +228,20 @@ def test_unigaze_folders_train_and_evaluate(tmp_path, source, files):
     results = _estimate(tmp_path, f"data.source_dataset={source}",
                         f"data.dataset_dir={tmp_path / source}")
     _check_run(tmp_path, f"{source}-resnet", results, [Path(files[-1]).stem])
+
+
+def test_a_label_budget_keeps_a_seeded_share_of_the_training_faces(tmp_path):
+    from gazefollow.config import build_config
+    from gazefollow.estimation.data.build import build_face_datasets
+    layers = [ROOT / "configs" / "estimation" / "base.yaml", TINY_ESTIMATION]
+    common = [f"data.dataset_dir={tmp_path / 'faces'}"]
+    full = build_face_datasets(build_config(layers, common), log=lambda *_: None)
+    half = build_face_datasets(build_config(layers, [*common, "data.label_fraction=0.5"]),
+                               log=lambda *_: None)
+    assert len(half["train"]) == len(full["train"]) // 2
+    assert len(half["test"]) == len(full["test"])  # only training faces are budgeted
+    assert "label budget: 4 of 8 faces" in half["train"].load_report.source
+    again = build_face_datasets(build_config(layers, [*common, "data.label_fraction=0.5"]),
+                                log=lambda *_: None)
+    rows = [row[:2] for row in half["train"].reader.rows]  # (subject, row in its file)
+    assert [row[:2] for row in again["train"].reader.rows] == rows  # seeded
