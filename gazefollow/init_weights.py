@@ -289,20 +289,18 @@ def _estimation_target(model: nn.Module, state: dict, path: Path) -> str:
         return "estimation" if any(k.startswith("projection.") for k in state) else "gazefollow"
     run_kind = ("gazenet" if "fc_final.weight" in state else  # GazeNet's last layer
                 "vit" if "backbone.embeddings.cls_token" in state else "resnet")
-    if run_kind == "vit":
-        raise ConfigError(f"run.init_weights: {path} is a ViT estimation run; no gaze-following "
-                          "face branch is a ViT (model.face_backbone: resnet | gazenet)")
     face = model.gaze.part_modules("face").get("face") if "face" in model.gaze.PARTS else None
     face_kind = ("resnet" if isinstance(face, ResNet) else
-                 "gazenet" if isinstance(face, GazeNetFeatures) else None)
+                 "gazenet" if isinstance(face, GazeNetFeatures) else
+                 "vit" if type(face).__name__ == "ViTFeatures" else None)
     if face_kind is None:
         raise ConfigError(f"run.init_weights: {path} is a gaze-estimation run, which starts a "
                           "face branch; this model.encoder has none it can start")
     if face_kind != run_kind:
         raise ConfigError(f"run.init_weights: {path} is a {run_kind} estimation run; this "
                           f"model's face branch is model.face_backbone={face_kind}. Set "
-                          f"model.face_backbone={run_kind} (and, for resnet, the run's "
-                          "model.face_layers, block and face_inplanes)")
+                          f"model.face_backbone={run_kind} (and the run's shape: for resnet "
+                          "model.face_layers, block, face_inplanes; for vit model.vit_size)")
     return "estimation"
 
 

@@ -61,8 +61,12 @@ def test_a_flip_swaps_the_eyes_and_a_mask_greys_a_region():
 
 @pytest.mark.parametrize("estimator", ["geff", "vanilla_fusion"])
 def test_fusion_models_train_and_evaluate(tmp_path, estimator):
-    results = main(["--task", "estimation", "--experiment", str(TINY_ESTIMATION),
-                    f"run.output_dir={tmp_path / 'out'}", f"data.dataset_dir={tmp_path / 'w'}",
-                    f"model.estimator={estimator}", "model.geff_dim=16",
-                    "data.augment_erase=0.5", "--max_steps", "2"])
+    from tests.conftest import ROOT
+    config = ROOT / "configs" / "estimation" / f"{estimator}.yaml"
+    results = main(["--task", "estimation", "--config", str(TINY_ESTIMATION), "--config",
+                    str(config), f"run.output_dir={tmp_path / 'out'}",
+                    f"data.dataset_dir={tmp_path / 'w'}", "model.geff_dim=16",
+                    "--max_steps", "2"])
+    assert (tmp_path / "out" / f"synthetic_faces-{estimator}-fold00" / estimator /
+            "metrics.json").is_file()
     assert 0 <= results["model"]["angular_error"] <= 180

@@ -304,3 +304,17 @@ def test_a_gazenet_run_starts_a_gazenet_face_branch_and_nothing_else(tmp_path):
         load_initial_weights(model, run_cfg, log=_quiet)
     with pytest.raises(ConfigError, match="reduces a face 32x"):
         tiny_config(tmp_path, "model.face_backbone=gazenet")
+
+
+def test_a_vit_run_starts_a_vit_face_branch(tmp_path):
+    from gazefollow.estimation.models import ViTEstimator
+    torch.manual_seed(2)
+    vit = ViTEstimator("tiny", 32)
+    run = {"model": vit.state_dict(), "config": {"run": {"task": "estimation"}}}
+    model, run_cfg = _setup(tmp_path, run, "model.face_backbone=vit", "model.vit_size=tiny",
+                            "data.face_size=32")
+    report = load_initial_weights(model, run_cfg, log=_quiet)
+    assert report["format"] == "estimation" and report["missing"] == []
+    assert report["dropped"] == ["head.bias", "head.weight"]
+    assert torch.equal(model.state_dict()["gaze.face.layers.1.attention.q_proj.weight"],
+                       vit.state_dict()["backbone.layers.1.attention.q_proj.weight"])

@@ -29,6 +29,7 @@ def _batch(config, batch=2):
     ["model.unet_patch_size=1"],
     ["data.output_size=32", "model.unet_patch_size=4"],
     ["model.face_backbone=gazenet", "data.face_size=32"],  # GazeNet's MobileNetV2 face branch
+    ["model.face_backbone=vit", "model.vit_size=tiny", "data.face_size=32"],  # a ViT's
 ])
 def test_forward_shapes(tmp_path, overrides):
     config = tiny_config(tmp_path, *overrides)

@@ -161,7 +161,8 @@ class ModelConfig:
     scene_stem_pool: bool = True  # the stem max-pool; off keeps 2x more resolution on small inputs
     face_stem_pool: bool = True
     # the face branch: resnet (the ResNet above) | gazenet (GazeNet's MobileNetV2 features, 256
-    # wide; a GazeNet estimation run starts it through run.init_weights)
+    # wide) | vit (model.vit_size); an estimation run of the same backbone starts it
+    # through run.init_weights
     face_backbone: str = "resnet"
     scene_coord_channels: bool = True  # add x/y coordinate channels to the scene input
     scene_token_grid: int = 4  # scene features pooled to grid x grid context tokens
@@ -367,7 +368,7 @@ CHOICES = {
     "model.vit_size": ("tiny", "b16", "l16", "h14"),
     "loss.gaze_loss": ("l1", "angular"),
     "model.block": ("basic", "bottleneck"),
-    "model.face_backbone": ("resnet", "gazenet"),
+    "model.face_backbone": ("resnet", "gazenet", "vit"),
     "model.head": ("diffusion", "regression"),
     "sampling.sampler": ("ddim", "ddpm", "dpm_solver"),
     "diffusion.beta_schedule": ("linear", "cosine"),

@@ -30,6 +30,22 @@ def vit_config(size: str, image_size: int):
                      layer_norm_eps=1e-6, qkv_bias=True, hidden_act="gelu")
 
 
+def vit_face_features(size: str, image_size: int) -> nn.Module:
+    """A ViT as the gaze-following face branch (``model.face_backbone: vit``): ``ViTModel``'s
+    own keys (so a ViT estimation run's ``backbone.*`` starts it), giving the class token as
+    a 1 x 1 map [B, hidden, 1, 1], which the branch pools as it pools a ResNet's map."""
+    from transformers import ViTModel
+
+    class ViTFeatures(ViTModel):
+        def forward(self, face: torch.Tensor) -> torch.Tensor:  # noqa: D401
+            tokens = super().forward(pixel_values=face).last_hidden_state
+            return tokens[:, 0, :, None, None]
+
+    features = ViTFeatures(vit_config(size, image_size), add_pooling_layer=False)
+    features.out_channels = features.config.hidden_size
+    return features
+
+
 class ViTGaze(nn.Module):
     """face [B, 3, S, S] (ImageNet-normalised RGB) -> [B, 2] pitch, yaw."""
 
