@@ -197,6 +197,12 @@ def test_a_joint_run_mixes_datasets_and_reports_each_test_dataset(tmp_path, caps
     assert "gaze360               within" in table and "columbia              cross" in table
     stored = json.loads((tmp_path / "out" / "joint-resnet" / "tiny" / "metrics.json").read_text())
     assert stored["per_dataset"] == json.loads(json.dumps(results["per_dataset"]))
+    left_out = _estimate(
+        tmp_path, "data.source_dataset=joint", f"data.paths_file={paths}", "--tag", "lodo",
+        f"data.joint=[{{name: synthetic_faces, root: {faces}}}, {{name: gaze360}}]",
+        "data.joint_leave_out=gaze360")
+    assert list(left_out["per_dataset"]) == ["gaze360"]
+    assert left_out["info"]["trained_on"] == ["synthetic_faces"]  # gaze360: cross-dataset
     with pytest.raises(ConfigError, match=r"data.joint\[0\] \(gaze360\): no root"):
         _estimate(tmp_path, "data.source_dataset=joint", "data.joint=[{name: gaze360}]")
     with pytest.raises(ConfigError, match=r"data.joint\[0\]: name must be one of"):

@@ -143,6 +143,7 @@ class DataConfig:
     # name, and a file of them (UniGaze's data_path.yaml)
     joint: list[dict[str, Any]] = field(default_factory=list)
     joint_test: list[dict[str, Any]] = field(default_factory=list)
+    joint_leave_out: str = ""  # a dataset of the mix: trained without, tested on (cross-dataset)
     epoch_samples: int = 0
     paths: dict[str, str] = field(default_factory=dict)
     paths_file: str = ""

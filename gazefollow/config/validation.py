@@ -152,6 +152,10 @@ def _validate_joint(config: Config) -> None:
     _check(data.source_dataset != "joint" or data.joint, "data.source_dataset=joint needs "
            "data.joint: [{name, root, weight, split}, ...]")
     _check(data.epoch_samples >= 0, "data.epoch_samples must be >= 0")
+    names = [entry.get("name") for entry in data.joint]
+    _check(not data.joint_leave_out or (data.joint_leave_out in names and len(names) > 1),
+           f"data.joint_leave_out={data.joint_leave_out} must name one of the mix {names}, "
+           "which must hold another dataset to train on")
     for key in ("joint", "joint_test"):
         for number, entry in enumerate(getattr(data, key)):
             where = f"data.{key}[{number}]"

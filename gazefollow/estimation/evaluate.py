@@ -119,7 +119,8 @@ def evaluate_estimation(config, model, run_dir: str | Path, device, weights: str
             ["train", split])},
         "mean_gaze": "every face predicted as the mean direction of the train split's faces",
         "differs_from_training": differs or {}, "output_dir": str(run_dir),
-        "trained_on": [entry["name"] for entry in config.data.joint]}
+        "trained_on": [entry["name"] for entry in config.data.joint
+                       if entry["name"] != config.data.joint_leave_out]}
     if shard[0] == 0:
         _write_outputs(config, Path(run_dir), scored, rows, errors, datasets[split], run_id, log)
     return scored

@@ -143,10 +143,15 @@ def build_joint_datasets(config: Config, splits, log=print) -> dict:
     """``data.source_dataset: joint`` (``joint.py``): train = the weighted mix of the
     ``data.joint`` entries' splits, val = their validation splits, the evaluated split = the
     ``data.joint_test`` entries (default: each training dataset's test split)."""
-    roots = dataset_roots(config)
+    roots, left_out = dataset_roots(config), config.data.joint_leave_out
     train = resolve_entries(config.data.joint, roots, "data.joint", "train")
     tests = resolve_entries(config.data.joint_test or [
         {**e, "split": "test"} for e in config.data.joint], roots, "data.joint_test", "test")
+    if left_out:  # leave-one-dataset-out: train without it, test on it alone
+        tests = [e for e in train if e["name"] == left_out][:1] or [
+            e for e in tests if e["name"] == left_out][:1]
+        tests = [{**e, "split": "val" if e["name"] == "ethxgaze" else "test"} for e in tests]
+        train = [e for e in train if e["name"] != left_out]
     wanted = {"train": [(e, e["split"]) for e in train],
               "val": [(e, "val") for e in train if e["split"] != "val"],
               "test": [(e, e["split"]) for e in tests]}
