@@ -139,6 +139,12 @@ def keep_labelled_share(reader, fraction: float, seed: int, log=print) -> None:
     log(f"train: data.label_fraction={fraction}: {kept} of {total} faces used")
 
 
+def own_test_split(name: str) -> str:
+    """The split a dataset is tested on: ETH-XGaze's labelled held-out subjects (its test
+    labels are hidden), else its test split."""
+    return "val" if name == "ethxgaze" else "test"
+
+
 def build_joint_datasets(config: Config, splits, log=print) -> dict:
     """``data.source_dataset: joint`` (``joint.py``): train = the weighted mix of the
     ``data.joint`` entries' splits, val = their validation splits, the evaluated split = the
@@ -146,11 +152,12 @@ def build_joint_datasets(config: Config, splits, log=print) -> dict:
     roots, left_out = dataset_roots(config), config.data.joint_leave_out
     train = resolve_entries(config.data.joint, roots, "data.joint", "train")
     tests = resolve_entries(config.data.joint_test or [
-        {**e, "split": "test"} for e in config.data.joint], roots, "data.joint_test", "test")
+        {**e, "split": own_test_split(e["name"])} for e in config.data.joint], roots,
+        "data.joint_test", "test")
     if left_out:  # leave-one-dataset-out: train without it, test on it alone
         tests = [e for e in train if e["name"] == left_out][:1] or [
             e for e in tests if e["name"] == left_out][:1]
-        tests = [{**e, "split": "val" if e["name"] == "ethxgaze" else "test"} for e in tests]
+        tests = [{**e, "split": own_test_split(e["name"])} for e in tests]
         train = [e for e in train if e["name"] != left_out]
     wanted = {"train": [(e, e["split"]) for e in train],
               "val": [(e, "val") for e in train if e["split"] != "val"],
