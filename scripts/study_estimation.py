@@ -62,6 +62,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="outputs/study_estimation", type=Path)
     parser.add_argument("--max_steps", type=int, default=300)
+    parser.add_argument("--simclr_epochs", type=int, default=30,
+                        help="SimCLR pretraining epochs (20 steps each at batch 128)")
     args = parser.parse_args()
     layers = [ESTIMATION_BASE, ESTIMATION_EXPERIMENT]
     steps = [f"run.max_steps={args.max_steps}"]
@@ -70,14 +72,15 @@ def main() -> None:
         tag = name.split(" (")[0].lower().replace(" ", "_")
         results, _ = run(layers, tag, args.out, [*steps, *overrides])
         rows.append((name, "100%", results))
-    simclr, simclr_dir = run([ESTIMATION_BASE, SIMCLR_EXPERIMENT], "simclr", args.out,
-                        ["run.task=simclr"])
+    simclr_tag = f"simclr_{args.simclr_epochs}ep"
+    simclr, simclr_dir = run([ESTIMATION_BASE, SIMCLR_EXPERIMENT], simclr_tag, args.out,
+                             ["run.task=simclr", f"optim.epochs={args.simclr_epochs}"])
     budget = ["data.label_fraction=0.1", *steps]
     scratch, _ = run(layers, "resnet_10pct", args.out, budget)
-    pretrained, _ = run(layers, "resnet_10pct_simclr", args.out,
+    pretrained, _ = run(layers, f"resnet_10pct_{simclr_tag}", args.out,
                         [*budget, f"run.init_weights={simclr_dir}"])
     rows += [("ResNet, from scratch", "10%", scratch),
-             ("ResNet, from SimCLR", "10%", pretrained)]
+             (f"ResNet, from SimCLR ({args.simclr_epochs} epochs)", "10%", pretrained)]
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, "
           f"{torch.get_num_threads()} torch threads; synthetic face world, fold 0 (test p00), "
           f"{args.max_steps} steps at most per run, one seed\n")

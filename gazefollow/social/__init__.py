@@ -1,0 +1,1 @@
+"""Social gaze over time: Ego4D Looking-At-Me (``run.task: lam``)."""
