@@ -8,6 +8,7 @@
     python main.py --task estimation                 # gaze estimation on the synthetic faces
     python main.py --task estimation --config configs/estimation/data/mpiifacegaze.yaml \
         data.dataset_dir=PATH --all_folds            # the 15 leave-one-subject-out folds
+    python main.py --task lam                        # Looking-At-Me on the synthetic LAM world
 """
 from __future__ import annotations
 
@@ -32,19 +33,29 @@ ORIGINAL_EXPERIMENT = ROOT / "configs" / "experiments" / "original.yaml"
 ESTIMATION_BASE = ROOT / "configs" / "estimation" / "base.yaml"
 ESTIMATION_EXPERIMENT = ROOT / "configs" / "estimation" / "synthetic_cpu.yaml"
 SIMCLR_EXPERIMENT = ROOT / "configs" / "estimation" / "simclr.yaml"
+# Looking-At-Me (--task lam): Ego4D's GazeLSTM recipe, and the synthetic LAM world on a CPU
+LAM_BASE = ROOT / "configs" / "lam" / "base.yaml"
+LAM_EXPERIMENT = ROOT / "configs" / "lam" / "synthetic_cpu.yaml"
+# --task -> (its base, its default experiment)
+TASK_DEFAULTS = {"estimation": (ESTIMATION_BASE, ESTIMATION_EXPERIMENT),
+                 "simclr": (ESTIMATION_BASE, SIMCLR_EXPERIMENT),
+                 "lam": (LAM_BASE, LAM_EXPERIMENT)}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__ + "\nConfig layers, later wins:\n  " + "\n  < ".join(LAYER_STACK),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", choices=("following", "estimation", "simclr"),
+    parser.add_argument("--task", choices=("following", "estimation", "simclr", "lam"),
                         default="following",
                         help="following (default): where a person looks in the scene; "
                              f"estimation: a face's 3D gaze direction ({ESTIMATION_BASE.name} "
                              f"and, unless --experiment or --config is given, "
                              f"{ESTIMATION_EXPERIMENT.name} from configs/estimation/); simclr: "
-                             f"label-free pretraining of a face encoder ({SIMCLR_EXPERIMENT.name})")
+                             f"label-free pretraining of a face encoder ({SIMCLR_EXPERIMENT.name}); lam: "
+                             "is each face in a video looking at the camera wearer (Ego4D "
+                             f"Looking-At-Me; configs/lam/{LAM_BASE.name} and "
+                             f"{LAM_EXPERIMENT.name})")
     parser.add_argument("--all_folds", action="store_true",
                         help="estimation: train and test every fold of the protocol "
                              "(eval.fold = 0, 1, ...) and print the per-fold table and mean")
@@ -114,14 +125,14 @@ def parse(argv: list[str]) -> tuple[list[Path], list, str | None]:
                               "--config FILE or section.key=value to change evaluation settings)")
         return extra, overrides, eval_weights
     if args.task != "following":
+        base, default = TASK_DEFAULTS[args.task]
         if args.yaml_diffusion or args.yaml_gaze:
-            raise ConfigError(f"--task {args.task} starts from configs/estimation/base.yaml; "
+            raise ConfigError(f"--task {args.task} starts from {base.relative_to(ROOT)}; "
                               "--yaml_diffusion/--yaml_gaze are gaze following's files (use "
                               "--config FILE for more layers)")
-        default = SIMCLR_EXPERIMENT if args.task == "simclr" else ESTIMATION_EXPERIMENT
         experiment = args.experiment or (None if extra else str(default))
         experiment = [] if experiment in (None, "none") else [Path(experiment)]
-        return [ESTIMATION_BASE, *experiment, *extra], overrides, eval_weights
+        return [base, *experiment, *extra], overrides, eval_weights
     layers = [Path(args.yaml_diffusion or DEFAULT_DIFFUSION), Path(args.yaml_gaze or DEFAULT_GAZE)]
     default = ORIGINAL_EXPERIMENT if eval_weights else DEFAULT_EXPERIMENT
     default = None if (args.yaml_diffusion or args.yaml_gaze) else str(default)

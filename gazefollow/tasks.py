@@ -35,7 +35,8 @@ class Task:
 # run.task -> "module:attribute" of its Task
 TASKS = {"following": "gazefollow.following:FOLLOWING",
          "estimation": "gazefollow.estimation.task:ESTIMATION",
-         "simclr": "gazefollow.estimation.simclr:SIMCLR"}
+         "simclr": "gazefollow.estimation.simclr:SIMCLR",
+         "lam": "gazefollow.social.task:LAM"}
 
 
 def task_of(config) -> Task:

@@ -30,7 +30,7 @@ LAYER_STACK = (
 @dataclass
 class RunConfig:
     # following: scene + head -> gaze heatmap | estimation: face crop -> 3D gaze direction
-    task: str = "following"  # following | estimation | simclr (estimation's face pretraining)
+    task: str = "following"  # following | estimation | simclr (estimation's face pretraining) | lam
     tag: str = "default"  # run name; outputs go under output_dir/<model id>/<tag>
     output_dir: str = "outputs"
     seed: int = 0
@@ -84,6 +84,24 @@ class SyntheticFacesConfig:
     head_yaw: float = 0.6
     eye_pitch: float = 0.3
     eye_yaw: float = 0.45
+
+
+@dataclass
+class LAMWorldConfig:
+    """The generated Looking-At-Me world, written in Ego4D's LAM layout."""
+
+    seed: int = 0
+    train_clips: int = 12
+    val_clips: int = 4
+    challenge_clips: int = 1  # unlabelled, under videos_challenge/ (the submission's input)
+    frames: int = 90  # per clip (frameNumber 1 .. frames)
+    people: int = 2  # per clip (Person ID "1" is the camera wearer, as in Ego4D: not drawn)
+    width: int = 256
+    height: int = 192
+    face_size: int = 64  # face crops are written at this size (GazePose: 224)
+    looking_share: float = 0.35  # the share of segments spent looking at the camera
+    hidden_share: float = 0.06  # the share of frames a face is hidden
+    pose_noise: float = 3.0  # degrees of noise on the head-pose prior
 
 
 @dataclass
@@ -147,6 +165,17 @@ class DataConfig:
     epoch_samples: int = 0
     paths: dict[str, str] = field(default_factory=dict)
     paths_file: str = ""
+    # --- Looking-At-Me (run.task=lam; docs/lam.md): key frames every train_stride-th /
+    # val_stride-th frame of a track (the challenge's crops: test_stride), each a window of
+    # clip_length frames centred on it; face crops from face_imgs/ (faces) or cut from
+    # video_imgs/ at the tracklet box (frames); GazePose's Gaussian temporal dropout
+    clip_length: int = 7
+    train_stride: int = 13
+    val_stride: int = 13
+    test_stride: int = 1
+    lam_crops: str = "faces"
+    lam_challenge_dir: str = "videos_challenge"  # under dataset_dir: the submission's input
+    temporal_dropout: bool = False
 
 
 @dataclass
@@ -203,7 +232,22 @@ class ModelConfig:
     geff_eye: str = "cnn"  # estimator geff / vanilla_fusion: the eye encoder, cnn | resnet
     geff_dim: int = 128  # estimator geff / vanilla_fusion: the fused feature width
     vit_size: str = "b16"  # estimator vit: tiny | b16 | l16 | h14 (estimation/models/vit.py)
-    vit_freeze_blocks: int = 0  # estimator vit: freeze the patch embedding and the first N blocks
+    vit_freeze_blocks: int = 0
+    # --- Looking-At-Me (run.task=lam): gazelstm (Gaze360's, Ego4D's baseline) | gazepose; the
+    # frame encoder is the ResNet of face_layers / face_inplanes / block (ResNet-18: [2, 2, 2, 2])
+    lam_model: str = "gazelstm"
+    lam_feature_dim: int = 256  # fc2's width, the LSTM's input and hidden size
+    lam_lstm_layers: int = 2
+    gazepose_head_prior: bool = True  # |yaw|, |pitch|, |roll| queries (else learned ones)
+    gazepose_split: float = 1.0  # degrees per head-pose bin
+    gazepose_landmark_prior: bool = True  # landmark-cell queries (else learned ones)
+    gazepose_dsplit: float = 0.1  # landmark grid step over [-2, 2]
+    gazepose_csplit: float = 0.1  # landmark visibility bin
+    gazepose_dmodel: int = 512
+    gazepose_heads: int = 8
+    gazepose_encoder_layers: int = 6
+    gazepose_decoder_layers: int = 6
+    gazepose_feedforward: int = 2048  # estimator vit: freeze the patch embedding and the first N blocks
 
 
 @dataclass
@@ -270,6 +314,8 @@ class LossConfig:
     kl_weight: float = 10.0
     gaze_loss: str = "l1"  # estimation: l1 (on pitch, yaw) | angular (radians between vectors)
     simclr_tau: float = 0.5  # run.task simclr: the NT-Xent temperature
+    # run.task lam: cross-entropy weights (not looking, looking); Ego4D's, GazePose's [0.073, 0.927]
+    class_weights: list[float] = field(default_factory=lambda: [0.136, 0.864])
 
 
 @dataclass
@@ -342,6 +388,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     synthetic_faces: SyntheticFacesConfig = field(default_factory=SyntheticFacesConfig)
+    synthetic_lam: LAMWorldConfig = field(default_factory=LAMWorldConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -359,13 +406,16 @@ CHOICES = {
     "run.device": ("auto", "cpu", "cuda", "mps"),
     "run.init_format": ("auto", "gazefollow", "torchvision", "classic", "original", "estimation",
                         "mae"),
-    "run.task": ("following", "estimation", "simclr"),
+    "run.task": ("following", "estimation", "simclr", "lam"),
     "data.source_dataset": ("synthetic", "gazefollow", "videoattentiontarget", "goo",
                             "synthetic_faces", "mpiifacegaze", "mpiifacegaze_pickle", "ethxgaze",
-                            "gaze360", "columbia", "gazecapture", "eyediap", "joint"),
+                            "gaze360", "columbia", "gazecapture", "eyediap", "joint",
+                            "ego4d_lam", "synthetic_lam"),
     "data.split_protocol": ("loso", "unigaze"),
     "model.estimator": ("gazenet", "resnet", "vit", "geff", "vanilla_fusion"),
     "model.geff_eye": ("cnn", "resnet"),
+    "model.lam_model": ("gazelstm", "gazepose"),
+    "data.lam_crops": ("faces", "frames"),
     "model.vit_size": ("tiny", "b16", "l16", "h14"),
     "loss.gaze_loss": ("l1", "angular"),
     "model.block": ("basic", "bottleneck"),

@@ -146,6 +146,9 @@ ESTIMATION_SOURCES = ("synthetic_faces", "mpiifacegaze", "mpiifacegaze_pickle", 
                       "gaze360", "columbia", "gazecapture", "eyediap", "joint")
 
 
+LAM_SOURCES = ("ego4d_lam", "synthetic_lam")
+
+
 def _validate_joint(config: Config) -> None:
     """The joint mix's entries: known datasets, positive weights, known splits."""
     data = config.data
@@ -181,16 +184,45 @@ def _validate_vit(config: Config) -> None:
            f"0..{layers} (the blocks of model.vit_size={model.vit_size})")
 
 
+def task_sources(task: str) -> list[str]:
+    """The datasets a task reads (simclr pretrains an estimation face encoder on them)."""
+    if task in ("estimation", "simclr"):
+        return list(ESTIMATION_SOURCES)
+    if task == "lam":
+        return list(LAM_SOURCES)
+    return [s for s in CHOICES["data.source_dataset"]
+            if s not in ESTIMATION_SOURCES + LAM_SOURCES]
+
+
+def _validate_lam(config: Config) -> None:
+    data, model = config.data, config.model
+    _check(data.clip_length >= 1 and data.clip_length % 2 == 1, "data.clip_length must be odd "
+           "(a window centred on its key frame)")
+    for key in ("train_stride", "val_stride", "test_stride"):
+        _check(getattr(data, key) >= 1, f"data.{key} must be >= 1")
+    _check(len(config.loss.class_weights) == 2 and min(config.loss.class_weights) > 0,
+           "loss.class_weights must be two weights > 0 (not looking, looking)")
+    _check(model.lam_feature_dim >= 1 and model.lam_lstm_layers >= 1,
+           "model.lam_feature_dim and model.lam_lstm_layers must be >= 1")
+    if model.lam_model == "gazepose":
+        _check(model.gazepose_dmodel % 4 == 0 and
+               model.gazepose_dmodel % model.gazepose_heads == 0, "model.gazepose_dmodel must "
+               "be a multiple of 4 and of model.gazepose_heads")
+        _check(0 < model.gazepose_split <= 90 and 0 < model.gazepose_dsplit <= 4 and
+               0 < model.gazepose_csplit <= 1, "model.gazepose_split must be in (0, 90], "
+               "gazepose_dsplit in (0, 4], gazepose_csplit in (0, 1]")
+
+
 def _validate_task(config: Config) -> None:
     """Each task reads its own datasets; estimation's model, protocol and schedule keys."""
-    # simclr pretrains an estimation face encoder: it reads the estimation datasets
     source, estimation = config.data.source_dataset, config.run.task in ("estimation", "simclr")
-    if estimation != (source in ESTIMATION_SOURCES):
-        reads = (list(ESTIMATION_SOURCES) if estimation else
-                 [s for s in CHOICES["data.source_dataset"] if s not in ESTIMATION_SOURCES])
+    if source not in task_sources(config.run.task):
         raise ConfigError(f"data.source_dataset={source} is not a dataset of run.task="
-                          f"{config.run.task}, which reads {reads} (python main.py --task "
-                          "estimation starts from configs/estimation/)")
+                          f"{config.run.task}, which reads {task_sources(config.run.task)} "
+                          "(python main.py --task estimation / lam starts from configs/"
+                          "estimation/ / configs/lam/)")
+    if config.run.task == "lam":
+        _validate_lam(config)
     optim, data = config.optim, config.data
     _check(optim.lr_milestones == sorted(optim.lr_milestones) and
            all(m >= 1 for m in optim.lr_milestones),

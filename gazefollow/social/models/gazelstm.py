@@ -1,0 +1,91 @@
+"""GazeLSTM for Looking-At-Me: Gaze360's temporal model with a 2-class head, as Ego4D's
+baseline and GazePose use it.
+
+Each of the T face crops goes through the same ResNet (ResNet-18 in the recipes), pooled,
+then ``fc1`` (to 1000, ReLU) and ``fc2`` (to ``model.lam_feature_dim``, 256), the layer names
+of Gaze360's network. A bidirectional LSTM (``model.lam_lstm_layers``, 2) runs over the T
+features; its output at the middle (key) frame goes through ``last_layer`` to the two
+logits (not looking, looking).
+
+Gaze360's released ``gaze360_model.pth`` (``{"state_dict": {"module.base_model.*",
+"module.lstm.*", "module.last_layer.*"}}``, saved from DataParallel) loads with
+``load_gaze360``: the ``module.`` prefix is stripped and its 3-output ``last_layer`` (gaze and
+its uncertainty) is dropped, as the LAM code drops it.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gazefollow.models.resnet import ResNet
+
+IMAGENET_CLASSES = 1000  # fc1's width: the ImageNet classifier Gaze360 keeps
+
+
+class FrameEncoder(ResNet):
+    """A ResNet with Gaze360's two fully connected layers: crop -> (feature [B, F], last
+    stage's map [B, C, h, w])."""
+
+    def __init__(self, model_cfg):
+        super().__init__(model_cfg.face_layers, inplanes=model_cfg.face_inplanes,
+                         block=model_cfg.block, stem_pool=model_cfg.face_stem_pool)
+        self.fc1 = nn.Linear(self.out_channels, IMAGENET_CLASSES)
+        self.fc2 = nn.Linear(IMAGENET_CLASSES, model_cfg.lam_feature_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feature_map = super().forward(x)
+        pooled = feature_map.mean(dim=(2, 3))
+        return self.fc2(torch.relu(self.fc1(pooled))), feature_map
+
+
+class GazeLSTM(nn.Module):
+    """faces [B, T, 3, S, S] -> logits [B, 2] of the middle frame."""
+
+    def __init__(self, model_cfg):
+        super().__init__()
+        width = model_cfg.lam_feature_dim
+        self.base_model = FrameEncoder(model_cfg)
+        self.lstm = nn.LSTM(width, width, num_layers=model_cfg.lam_lstm_layers,
+                            bidirectional=True, batch_first=True)
+        self.last_layer = nn.Linear(2 * width, 2)
+
+    def temporal_features(self, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the LSTM's output at the middle frame [B, 2F], the middle frame's map)."""
+        b, t = faces.shape[:2]
+        features, maps = self.base_model(faces.flatten(0, 1))
+        out, _ = self.lstm(features.view(b, t, -1))
+        middle = t // 2
+        return out[:, middle].float(), maps.view(b, t, *maps.shape[1:])[:, middle]
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.last_layer(self.temporal_features(batch["faces"])[0])
+
+    def trainable_parts(self) -> dict:
+        return {"backbone": [p for p in self.base_model.parameters() if p.requires_grad],
+                "head": [p for n, p in self.named_parameters()
+                         if not n.startswith("base_model.") and p.requires_grad]}
+
+    def resnet_prefixes(self) -> dict[str, str]:
+        return {"backbone": "base_model."}
+
+
+def gaze360_state(checkpoint: dict) -> tuple[dict, list[str]]:
+    """Gaze360's checkpoint -> (our GazeLSTM's keys, the keys dropped)."""
+    state = checkpoint.get("state_dict", checkpoint)
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    dropped = [k for k in state if k.startswith("last_layer.")]
+    return {k: v for k, v in state.items() if k not in dropped}, dropped
+
+
+def load_gaze360(model: GazeLSTM, checkpoint: dict) -> dict:
+    """Load a Gaze360 ``gaze360_model.pth`` into ``model``; -> the key report."""
+    state, dropped = gaze360_state(checkpoint)
+    own = model.state_dict()
+    wrong = [k for k in state if k in own and own[k].shape != state[k].shape]
+    if wrong:
+        raise ValueError(f"Gaze360 checkpoint shapes differ from this model's for {wrong[:5]}: "
+                         "Gaze360's network is ResNet-18 (model.face_layers [2, 2, 2, 2], "
+                         "face_inplanes 64) with lam_feature_dim 256 and 2 LSTM layers")
+    result = model.load_state_dict(state, strict=False)
+    return {"loaded": len(state) - len(result.unexpected_keys), "dropped": dropped,
+            "missing": list(result.missing_keys), "unexpected": list(result.unexpected_keys)}
