@@ -21,6 +21,11 @@
 - ``mae``: an MAE checkpoint (``mae_b16_checkpoint-299.pth``: timm ViT names) for the ViT
   estimator; ``estimation/models/mae_keys.py`` renames each key (splitting ``qkv``) and
   resizes the position table to the model's patch grid; the decoder is dropped.
+- ``gaze360``: Gaze360's ``gaze360_model.pth`` (``{"state_dict": ...}`` saved from
+  DataParallel: ``module.base_model.*``, ``module.lstm.*``, ``module.last_layer.*``) for the
+  Looking-At-Me models: the prefix is stripped, the frame encoder and the LSTM load, and its
+  3-output ``last_layer`` (gaze and uncertainty) is dropped, as Ego4D's and GazePose's code
+  drop it.
 - ``classic``: the gaze-following initial weights of Chong et al. (CVPR 2020): ``{"model": ...}``
   with ResNet-50 scene and face branches (``conv1_scene``, ``layer1_face.0.conv1`` ...);
   ``<name>_<part><rest>`` goes to ``gaze.<part>.<name><rest>``. Their other layers
@@ -50,6 +55,7 @@ from gazefollow.models.resnet import ResNet
 
 TORCHVISION_KEY = re.compile(r"(conv1|bn1|layer\d+|fc)\.")
 CLASSIC_KEY = re.compile(r"(conv1|bn1|layer\d+)_(scene|face)(\..+)")
+GAZE360_PREFIXES = ("module.base_model.", "base_model.")
 ORIGINAL_KEY = re.compile(r"(scene_backbone|face_backbone|attn)\.")
 SHOWN_IN_ERRORS = 5
 
@@ -92,6 +98,8 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
         content = content["model_state_dict"]  # the original's first choice
     elif isinstance(content, dict) and isinstance(content.get("model"), dict):
         content = content["model"]  # the classic files wrap their state dict so
+    elif isinstance(content, dict) and isinstance(content.get("state_dict"), dict):
+        content = content["state_dict"]  # Gaze360's gaze360_model.pth
     if not isinstance(content, dict) or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in content.items()):
         raise CheckpointError(f"run.init_weights: {path} holds no state dict (name -> tensor); "
@@ -122,6 +130,8 @@ def detect_format(keys: list[str], model_keys: set[str], path: Path) -> str:
     """The file's format from its key names (the classic files also hold non-ResNet layers)."""
     if is_mae(keys):
         return "mae"
+    if any(k.startswith(GAZE360_PREFIXES) for k in keys) and any("lstm." in k for k in keys):
+        return "gaze360"
     if any(CLASSIC_KEY.fullmatch(k) for k in keys):
         return "classic"
     if any(k.startswith(("scene_backbone.", "face_backbone.")) for k in keys):
@@ -142,6 +152,9 @@ def model_names(key: str, fmt: str, prefixes: dict[str, str]) -> list[str] | Non
     prefix, for the parts this load targets."""
     if fmt in ("gazefollow", "mae"):  # mae: keys already in the model's names
         return [key]
+    if fmt == "gaze360":  # DataParallel's prefix off; its gaze + uncertainty layer dropped
+        key = key.removeprefix("module.")
+        return None if key.startswith("last_layer.") else [key]
     if fmt == "estimation":
         return [prefixes["face"] + key.removeprefix("backbone.")] if key.startswith(
             "backbone.") else None
@@ -157,6 +170,8 @@ def target_prefixes(fmt: str, prefixes: dict[str, str]) -> list[str]:
     """Model key prefixes of the parts a file of this format is meant to initialise."""
     if fmt == "mae":
         return ["backbone."]
+    if fmt == "gaze360":
+        return ["base_model.", "lstm."]
     return [""] if fmt == "gazefollow" else list(prefixes.values())
 
 

@@ -405,7 +405,7 @@ NOT_YET_SUPPORTED = {
 CHOICES = {
     "run.device": ("auto", "cpu", "cuda", "mps"),
     "run.init_format": ("auto", "gazefollow", "torchvision", "classic", "original", "estimation",
-                        "mae"),
+                        "mae", "gaze360"),
     "run.task": ("following", "estimation", "simclr", "lam"),
     "data.source_dataset": ("synthetic", "gazefollow", "videoattentiontarget", "goo",
                             "synthetic_faces", "mpiifacegaze", "mpiifacegaze_pickle", "ethxgaze",

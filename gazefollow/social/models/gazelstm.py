@@ -8,9 +8,11 @@ features; its output at the middle (key) frame goes through ``last_layer`` to th
 logits (not looking, looking).
 
 Gaze360's released ``gaze360_model.pth`` (``{"state_dict": {"module.base_model.*",
-"module.lstm.*", "module.last_layer.*"}}``, saved from DataParallel) loads with
-``load_gaze360``: the ``module.`` prefix is stripped and its 3-output ``last_layer`` (gaze and
-its uncertainty) is dropped, as the LAM code drops it.
+"module.lstm.*", "module.last_layer.*"}}``, saved from DataParallel) starts the frame encoder
+and the LSTM through ``run.init_weights`` (format ``gaze360``, ``init_weights.py``): the
+``module.`` prefix is stripped and its 3-output ``last_layer`` (gaze and its uncertainty) is
+dropped, as the LAM code drops it. That needs Gaze360's shapes: ResNet-18 (``face_layers``
+[2, 2, 2, 2], ``face_inplanes`` 64), ``lam_feature_dim`` 256, 2 LSTM layers.
 """
 from __future__ import annotations
 
@@ -67,25 +69,3 @@ class GazeLSTM(nn.Module):
 
     def resnet_prefixes(self) -> dict[str, str]:
         return {"backbone": "base_model."}
-
-
-def gaze360_state(checkpoint: dict) -> tuple[dict, list[str]]:
-    """Gaze360's checkpoint -> (our GazeLSTM's keys, the keys dropped)."""
-    state = checkpoint.get("state_dict", checkpoint)
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
-    dropped = [k for k in state if k.startswith("last_layer.")]
-    return {k: v for k, v in state.items() if k not in dropped}, dropped
-
-
-def load_gaze360(model: GazeLSTM, checkpoint: dict) -> dict:
-    """Load a Gaze360 ``gaze360_model.pth`` into ``model``; -> the key report."""
-    state, dropped = gaze360_state(checkpoint)
-    own = model.state_dict()
-    wrong = [k for k in state if k in own and own[k].shape != state[k].shape]
-    if wrong:
-        raise ValueError(f"Gaze360 checkpoint shapes differ from this model's for {wrong[:5]}: "
-                         "Gaze360's network is ResNet-18 (model.face_layers [2, 2, 2, 2], "
-                         "face_inplanes 64) with lam_feature_dim 256 and 2 LSTM layers")
-    result = model.load_state_dict(state, strict=False)
-    return {"loaded": len(state) - len(result.unexpected_keys), "dropped": dropped,
-            "missing": list(result.missing_keys), "unexpected": list(result.unexpected_keys)}
