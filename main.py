@@ -36,6 +36,7 @@ SIMCLR_EXPERIMENT = ROOT / "configs" / "estimation" / "simclr.yaml"
 # Looking-At-Me (--task lam): Ego4D's GazeLSTM recipe, and the synthetic LAM world on a CPU
 LAM_BASE = ROOT / "configs" / "lam" / "base.yaml"
 LAM_EXPERIMENT = ROOT / "configs" / "lam" / "synthetic_cpu.yaml"
+GAZEPOSE_CONFIG = ROOT / "configs" / "lam" / "gazepose.yaml"
 # --task -> (its base, its default experiment)
 TASK_DEFAULTS = {"estimation": (ESTIMATION_BASE, ESTIMATION_EXPERIMENT),
                  "simclr": (ESTIMATION_BASE, SIMCLR_EXPERIMENT),

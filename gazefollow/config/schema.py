@@ -91,8 +91,8 @@ class LAMWorldConfig:
     """The generated Looking-At-Me world, written in Ego4D's LAM layout."""
 
     seed: int = 0
-    train_clips: int = 12
-    val_clips: int = 4
+    train_clips: int = 24
+    val_clips: int = 6
     challenge_clips: int = 1  # unlabelled, under videos_challenge/ (the submission's input)
     frames: int = 90  # per clip (frameNumber 1 .. frames)
     people: int = 2  # per clip (Person ID "1" is the camera wearer, as in Ego4D: not drawn)

@@ -76,11 +76,14 @@ class GazePose(GazeLSTM):
             self.landmark_query = nn.Parameter(torch.randn(LANDMARK_QUERIES, d))
         self.target = nn.Parameter(torch.randn(HEAD_QUERIES + LANDMARK_QUERIES, d))
         self.input_proj = nn.Conv2d(self.base_model.out_channels, d, kernel_size=1)
-        self.transformer = nn.Transformer(
-            d_model=d, nhead=cfg.gazepose_heads, num_encoder_layers=cfg.gazepose_encoder_layers,
-            num_decoder_layers=cfg.gazepose_decoder_layers,
-            dim_feedforward=cfg.gazepose_feedforward, dropout=0.1, batch_first=True,
-            norm_first=True)
+        layer = dict(d_model=d, nhead=cfg.gazepose_heads, dim_feedforward=cfg.gazepose_feedforward,
+                     dropout=0.1, batch_first=True, norm_first=True)
+        # pre-norm layers, each stack closed by a LayerNorm (DETR's normalize_before)
+        self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(**layer),
+                                             cfg.gazepose_encoder_layers, norm=nn.LayerNorm(d),
+                                             enable_nested_tensor=False)
+        self.decoder = nn.TransformerDecoder(nn.TransformerDecoderLayer(**layer),
+                                             cfg.gazepose_decoder_layers, norm=nn.LayerNorm(d))
         self.fusion_layer = nn.Linear((HEAD_QUERIES + LANDMARK_QUERIES) * d, 2 * width)
         self.combine_layer = nn.Linear(4 * width, width)
         self.last_layer = nn.Linear(width, 2)
@@ -104,6 +107,6 @@ class GazePose(GazeLSTM):
         memory = self.input_proj(key_map)
         b, d, h, w = memory.shape
         memory = memory.flatten(2).transpose(1, 2) + sine_positions(h, w, d, memory.device)
-        decoded = self.transformer(memory, self.queries(batch, b))
+        decoded = self.decoder(self.queries(batch, b), self.encoder(memory))
         fused = self.fusion_layer(decoded.flatten(1))
         return self.last_layer(self.combine_layer(torch.cat([temporal, fused], dim=1)))
