@@ -22,9 +22,15 @@ def validation_metrics(net, dataset, config, accelerator) -> tuple[dict, str, li
             f"{net.head.describe(config.sampling)} {steps} steps", result.samples)
 
 
+def run_label(config) -> str:
+    """e.g. "diffusion-x0", and "diffusion-x0-convlstm" for a temporal model."""
+    label = HEADS[config.model.head].run_label(config)
+    return label if config.model.temporal == "none" else f"{label}-{config.model.temporal}"
+
+
 FOLLOWING = Task(
     name="following",
-    run_label=lambda config: HEADS[config.model.head].run_label(config),
+    run_label=run_label,
     build_datasets=build_datasets,
     build_model=build_model,
     training_losses=training_losses,

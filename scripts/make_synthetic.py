@@ -3,9 +3,14 @@
     python scripts/make_synthetic.py --out datasets/synthetic_gazeworld [synthetic.key=value ...]
     python scripts/make_synthetic.py --layout videoattentiontarget --out datasets/synthetic_vat
     python scripts/make_synthetic.py --layout goo --out datasets/synthetic_goo
+    python scripts/make_synthetic.py --layout video --out datasets/synthetic_video
 
 Then train on it with the matching reader, e.g.
     python main.py --source_dataset videoattentiontarget --source_dataset_dir datasets/synthetic_vat
+
+``video`` writes temporally coherent tracks in the VideoAttentionTarget layout (moving heads,
+the gaze moving between objects and out of frame, faces briefly hidden), for the temporal
+models (``model.temporal=convlstm``).
 
 The settings come from the `synthetic` config section (defaults in
 gazefollow/config/schema.py), so a gazefollow-layout world made here is the one
@@ -21,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gazefollow.config import ConfigError, build_config  # noqa: E402
 from gazefollow.data.synthetic import generate_world  # noqa: E402
 from gazefollow.data.synthetic_layouts import write_goo_world, write_vat_world  # noqa: E402
+from gazefollow.data.synthetic_video import write_video_world  # noqa: E402
 
 
 def main() -> None:
@@ -28,8 +34,9 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="datasets/synthetic_gazeworld")
     parser.add_argument("--layout", default="gazefollow",
-                        choices=["gazefollow", "videoattentiontarget", "goo"])
-    parser.add_argument("--frames_per_clip", type=int, default=5, help="VAT layout only")
+                        choices=["gazefollow", "videoattentiontarget", "goo", "video"])
+    parser.add_argument("--frames_per_clip", type=int, default=None,
+                        help="VAT and video layouts only (default 5 and 24)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a synthetic world written earlier in --out (a folder "
                              "without its synthetic_world.json marker is never touched)")
@@ -47,8 +54,11 @@ def main() -> None:
             generate_world(config.synthetic, args.out, overwrite=args.overwrite)
             return
         if args.layout == "videoattentiontarget":
-            write_vat_world(config.synthetic, args.out, args.frames_per_clip,
+            write_vat_world(config.synthetic, args.out, args.frames_per_clip or 5,
                             overwrite=args.overwrite)
+        elif args.layout == "video":
+            write_video_world(config.synthetic, args.out, args.frames_per_clip or 24,
+                              overwrite=args.overwrite)
         else:
             write_goo_world(config.synthetic, args.out, overwrite=args.overwrite)
     except FileExistsError as err:

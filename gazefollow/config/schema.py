@@ -182,6 +182,10 @@ class DataConfig:
 class ModelConfig:
     encoder: str = "resnet_pair"  # a registered gaze encoder (gazefollow/models/encoders.py)
     head: str = "diffusion"  # heatmap head: diffusion | regression (gazefollow/models/heads.py)
+    # video (docs/video.md): none | convlstm | attention fuses each clip's per-frame
+    # conditioning (data.clip_length frames up to the target, data.frame_stride apart)
+    temporal: str = "none"
+    temporal_heads: int = 4  # attention's heads (1 where they do not divide a width)
     # --- the resnet_pair encoder
     scene_layers: list[int] = field(default_factory=lambda: [3, 4, 6, 3])
     face_layers: list[int] = field(default_factory=lambda: [3, 4, 6, 3])
@@ -415,6 +419,7 @@ CHOICES = {
     "model.estimator": ("gazenet", "resnet", "vit", "geff", "vanilla_fusion"),
     "model.geff_eye": ("cnn", "resnet"),
     "model.lam_model": ("gazelstm", "gazepose"),
+    "model.temporal": ("none", "convlstm", "attention"),
     "data.lam_crops": ("faces", "frames"),
     "model.vit_size": ("tiny", "b16", "l16", "h14"),
     "loss.gaze_loss": ("l1", "angular"),

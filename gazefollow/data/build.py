@@ -7,7 +7,7 @@ import numpy as np
 
 from gazefollow.config import Config
 from gazefollow.data.augment import AugmentSettings
-from gazefollow.data.dataset import HeadDataset
+from gazefollow.data.dataset import ClipDataset, HeadDataset
 from gazefollow.data.gazefollow import read_annotations
 from gazefollow.data.goo import GOO_LAYOUTS, read_goo
 from gazefollow.data.instances import BadInput, HeadInstance, LoadReport, check_images
@@ -147,6 +147,10 @@ def build_datasets(config: Config, splits=("train", "val", "test"), log=print) -
                   head_enlarge=data.head_enlarge, on_bad_input=data.on_bad_input,
                   sigma_randint=data.sigma_randint, depth_suffix=data.depth_suffix)
     out = {}
+    make = HeadDataset
+    if config.model.temporal != "none":  # clips of each split's own instances, track order
+        def make(root, instances, spacing=1, **more):
+            return ClipDataset(root, instances, data.clip_length, spacing, **more)
     if {"train", "val"} & set(splits):
         instances, report = read_split(config, root, "train", log)
         if data.train_in_frame_only:
@@ -156,10 +160,10 @@ def build_datasets(config: Config, splits=("train", "val", "test"), log=print) -
             instances = kept
         group = show_group if data.source_dataset == "videoattentiontarget" else image_group
         train, val = split_by_image(instances, data.val_fraction, config.run.seed, group)
-        out["train"] = HeadDataset(root, train, augment=augment_settings(config),
-                                   random_sigma=config.diffusion.random_sigma,
-                                   seed=config.run.seed, load_report=report, **kwargs)
-        out["val"] = HeadDataset(root, val, load_report=report, **kwargs)
+        out["train"] = make(root, train, augment=augment_settings(config),
+                            random_sigma=config.diffusion.random_sigma,
+                            seed=config.run.seed, load_report=report, **kwargs)
+        out["val"] = make(root, val, load_report=report, **kwargs)
     if "test" in splits:
         instances, report = read_split(config, root, "test", log)
         dropped_points, emptied = 0, 0
@@ -178,7 +182,9 @@ def build_datasets(config: Config, splits=("train", "val", "test"), log=print) -
             instances = subsample_heads(instances, data.subsample_size, data.subsample_seed)
             log(f"test split SUBSAMPLED to {len(instances)} head instances "
                 f"(seed {data.subsample_seed}): numbers are not comparable to the full test set")
-        out["test"] = HeadDataset(root, instances, load_report=report, **kwargs)
+        # test tracks keep every frame: a clip steps data.frame_stride frames, as in training
+        test_spacing = {"spacing": data.frame_stride} if make is not HeadDataset else {}
+        out["test"] = make(root, instances, load_report=report, **test_spacing, **kwargs)
     out = {k: v for k, v in out.items() if k in splits}
     for split, dataset in out.items():
         if len(dataset) == 0:

@@ -101,7 +101,9 @@ class HeadDataset(Dataset):
                 return {BAD_KEY: str(err)}
             raise
 
-    def _sample(self, instance: HeadInstance, epoch: int) -> dict:
+    def _sample(self, instance: HeadInstance, epoch: int, view: int | None = None) -> dict:
+        """One instance's sample; ``view`` (default the instance's id) seeds its
+        augmentations, so the frames of a clip share one draw."""
         image = self._load_image(instance)
         width, height = image.size  # the original size, reported for the GazeFollow AUC
         box, points = self._pixel_annotation(instance, width, height)
@@ -109,7 +111,7 @@ class HeadDataset(Dataset):
         if self.depth_suffix:
             depth = read_depth(depth_path(self.root / instance.path, self.depth_suffix),
                                image.size, instance.rows)
-        rng = np.random.default_rng([self.seed, epoch, instance.index])
+        rng = np.random.default_rng([self.seed, epoch, instance.index if view is None else view])
         if self.augment is not None:
             image, box, points, depth = augment(image, box, points, rng, self.augment, depth)
         # random target widths per view (drawn after the augmentations, so switching them does
@@ -134,3 +136,49 @@ class HeadDataset(Dataset):
             "width": width,
             "height": height,
         }
+
+
+def track_of(instance: HeadInstance) -> str:
+    """The track an instance belongs to: its annotation file (VAT: one file per track)."""
+    return instance.rows[0].rsplit(":", 1)[0] if instance.rows else instance.path
+
+
+def clip_positions(instances: list[HeadInstance], length: int, spacing: int) -> list[list[int]]:
+    """For each instance, the positions of its clip: the ``length`` frames of its track up to
+    it, ``spacing`` instances apart, oldest first; before the track's first frame the first
+    frame repeats (the padding at a track's start)."""
+    clips, seen = [], {}  # track -> positions so far, in order
+    for position, instance in enumerate(instances):
+        track = seen.setdefault(track_of(instance), [])
+        track.append(position)
+        last = len(track) - 1
+        clips.append([track[max(0, last - spacing * back)] for back in range(length - 1, -1, -1)])
+    return clips
+
+
+class ClipDataset(HeadDataset):
+    """Head instances with their clips (``model.temporal``): the target frame's sample as
+    ``HeadDataset`` gives it, plus ``clip_<key>`` [T, ...] for the per-frame encoder inputs
+    (image, head_channel, face, head_box, depth) of its ``clip_length`` frames, the target
+    last. Clips are built from the instances of the split in track order (``clip_positions``);
+    every frame of a clip shares the target's augmentation draw."""
+
+    FRAME_KEYS = ("image", "head_channel", "face", "head_box", "depth")
+
+    def __init__(self, root, instances, clip_length: int, spacing: int, **kwargs):
+        super().__init__(root, instances, **kwargs)
+        self.clips = clip_positions(instances, clip_length, spacing)
+
+    def __getitem__(self, item) -> dict:
+        position, epoch = item if isinstance(item, tuple) else (item, 0)
+        target = self.instances[position]
+        try:
+            frames = [self._sample(self.instances[p], epoch, view=target.index)
+                      for p in self.clips[position]]
+        except BadInput as err:
+            if self.on_bad_input == "skip":
+                return {BAD_KEY: str(err)}
+            raise
+        stacked = {f"clip_{key}": torch.stack([f[key] for f in frames])
+                   for key in self.FRAME_KEYS if key in frames[-1]}
+        return {**frames[-1], **stacked, "position": position}

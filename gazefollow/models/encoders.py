@@ -23,7 +23,7 @@ from torch import nn
 from gazefollow.models.conditioning import Conditioning, ConditioningWidths
 
 # Parts of every model beside its encoder's: the heatmap head and the in/out head.
-MODEL_OWN_PARTS = ("head", "inout_head")
+MODEL_OWN_PARTS = ("head", "inout_head", "temporal")  # temporal: with model.temporal
 
 _ENCODERS: dict[str, type[GazeEncoder]] = {}
 

@@ -12,6 +12,7 @@ from gazefollow.models.conditioning import Conditioning
 from gazefollow.models.encoders import build_encoder
 from gazefollow.models.heads import build_head
 from gazefollow.models.resnet import ResNet
+from gazefollow.models.temporal import TemporalFusion, clip_inputs
 
 
 class InOutHead(nn.Module):
@@ -64,6 +65,10 @@ class GazeModel(nn.Module):
         self.gaze = build_encoder(config.model, config.data)
         self.inout_head = build_inout_head(self.gaze.widths, config.model.inout_hidden)
         self.head = build_head(config, self.gaze.widths)
+        # model.temporal: the clip's per-frame conditioning fused into the target frame's
+        self.temporal = None if config.model.temporal == "none" else TemporalFusion(
+            config.model.temporal, self.gaze.widths, config.data.clip_length,
+            config.model.temporal_heads)
         self.frozen = [module for part in frozen_parts(config.model)
                        for module in self.gaze.part_modules(part).values()]
         for module in self.frozen:
@@ -76,8 +81,13 @@ class GazeModel(nn.Module):
         return self
 
     def encode(self, batch: dict) -> Conditioning:
-        """The encoder's Conditioning with the in/out logit [B] added."""
-        cond = self.gaze(batch)
+        """The encoder's Conditioning with the in/out logit [B] added. A temporal model
+        encodes each frame of the clip (``clip_*`` inputs) once, then fuses them over time."""
+        if self.temporal is None:
+            cond = self.gaze(batch)
+        else:
+            frames, b, t = clip_inputs(batch)
+            cond = self.temporal(self.gaze(frames), b, t)
         cond["inout_logit"] = self.inout_head(cond["inout_features"])
         return cond
 
@@ -95,6 +105,8 @@ class GazeModel(nn.Module):
         parts = {part: trainable(self.gaze.part_modules(part).values()) for part in self.gaze.PARTS}
         parts["head"] = trainable([self.head])
         parts["inout_head"] = trainable([self.inout_head])
+        if self.temporal is not None:
+            parts["temporal"] = trainable([self.temporal])
         return parts
 
     def resnet_prefixes(self) -> dict[str, str]:
