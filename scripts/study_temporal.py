@@ -1,0 +1,71 @@
+"""Single-frame vs temporal gaze following on the synthetic video world, through the
+VideoAttentionTarget protocol: AUC, L2 and in/out AP in one table.
+
+    python scripts/study_temporal.py [--out outputs/study_temporal] [--max_steps 600]
+
+The world (make_synthetic.py --layout video: 60 train and 12 test clips of 24 frames) is
+written once under --out. Every run is the default CPU experiment (configs/experiments/
+synthetic_cpu.yaml) on it with the same steps; only model.temporal differs (clips of
+--clip_length frames, the target last). A finished run is reused. Prints one markdown table
+and the machine.
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from gazefollow.config import build_config  # noqa: E402
+from gazefollow.data.synthetic_video import write_video_world  # noqa: E402
+from main import DEFAULT_DIFFUSION, DEFAULT_EXPERIMENT, DEFAULT_GAZE, train_and_evaluate  # noqa: E402
+
+WORLD = ["synthetic.num_train=1440", "synthetic.num_test=288"]  # frames: 60 and 12 clips
+
+
+def run(temporal: str, out: Path, world: Path, steps: int, clip: int) -> dict:
+    config = build_config([DEFAULT_DIFFUSION, DEFAULT_GAZE, DEFAULT_EXPERIMENT], [
+        f"run.output_dir={out}", f"run.tag={temporal}", "logging.wandb=disabled",
+        "data.source_dataset=videoattentiontarget", f"data.dataset_dir={world}",
+        f"run.max_steps={steps}", f"model.temporal={temporal}", f"data.clip_length={clip}",
+        "data.val_fraction=0.2"])
+    from gazefollow.train import run_dir_for
+    run_dir = run_dir_for(config)
+    metrics = run_dir / "metrics.json"
+    results = json.loads(metrics.read_text()) if metrics.is_file() else train_and_evaluate(config)
+    stats = json.loads((run_dir / "train_stats.json").read_text())
+    return {**results, "seconds_per_step": stats.get("seconds_per_step")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="outputs/study_temporal", type=Path)
+    parser.add_argument("--max_steps", type=int, default=600)
+    parser.add_argument("--clip_length", type=int, default=3)
+    args = parser.parse_args()
+    world = args.out / "video_world"
+    if not world.is_dir():
+        write_video_world(build_config(overrides=WORLD).synthetic, world)
+    rows = [(name, run(name, args.out, world, args.max_steps, args.clip_length))
+            for name in ("none", "convlstm", "attention")]
+    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, "
+          f"{torch.get_num_threads()} torch threads; synthetic video world, VAT protocol, "
+          f"{args.max_steps} steps per run, clips of {args.clip_length} frames, one seed\n")
+    print("| model.temporal | AUC | L2 | in/out AP | s / step |")
+    print("|---|---|---|---|---|")
+    for name, r in rows:
+        m = r["model"]
+        print(f"| {name} | {m['auc']:.4f} | {m['l2']:.4f} | {m['inout_ap']:.4f} | "
+              f"{r['seconds_per_step']:.3f} |")
+    prior = rows[0][1].get("center_prior", {})
+    if prior:
+        print(f"| center prior | {prior['auc']:.4f} | {prior['l2']:.4f} | | |")
+
+
+if __name__ == "__main__":
+    main()
