@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                              f"estimation: a face's 3D gaze direction ({ESTIMATION_BASE.name} "
                              f"and, unless --experiment or --config is given, "
                              f"{ESTIMATION_EXPERIMENT.name} from configs/estimation/); simclr: "
-                             f"label-free pretraining of a face encoder ({SIMCLR_EXPERIMENT.name}); lam: "
-                             "is each face in a video looking at the camera wearer (Ego4D "
+                             "label-free pretraining of a face encoder "
+                             f"({SIMCLR_EXPERIMENT.name}); lam: is each face in a video looking at "
+                             "the camera wearer (Ego4D "
                              f"Looking-At-Me; configs/lam/{LAM_BASE.name} and "
                              f"{LAM_EXPERIMENT.name})")
     parser.add_argument("--all_folds", action="store_true",

@@ -236,7 +236,7 @@ class ModelConfig:
     geff_eye: str = "cnn"  # estimator geff / vanilla_fusion: the eye encoder, cnn | resnet
     geff_dim: int = 128  # estimator geff / vanilla_fusion: the fused feature width
     vit_size: str = "b16"  # estimator vit: tiny | b16 | l16 | h14 (estimation/models/vit.py)
-    vit_freeze_blocks: int = 0
+    vit_freeze_blocks: int = 0  # estimator vit: freeze the patch embedding and the first N blocks
     # --- Looking-At-Me (run.task=lam): gazelstm (Gaze360's, Ego4D's baseline) | gazepose; the
     # frame encoder is the ResNet of face_layers / face_inplanes / block (ResNet-18: [2, 2, 2, 2])
     lam_model: str = "gazelstm"
@@ -251,7 +251,7 @@ class ModelConfig:
     gazepose_heads: int = 8
     gazepose_encoder_layers: int = 6
     gazepose_decoder_layers: int = 6
-    gazepose_feedforward: int = 2048  # estimator vit: freeze the patch embedding and the first N blocks
+    gazepose_feedforward: int = 2048
 
 
 @dataclass
