@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from gazefollow.config import build_config
+from gazefollow.data.instances import BadInput
+from gazefollow.social.csv_files import score_csvs
 from gazefollow.init_weights import load_initial_weights
 from gazefollow.social.models.gazelstm import GazeLSTM
 from main import LAM_BASE, main
@@ -45,7 +47,15 @@ def _check_outputs(run_dir, results):
 
 def test_gazelstm_and_gazepose_train_and_write_ego4d_files(tmp_path):
     results = _lam(tmp_path)
-    _check_outputs(tmp_path / "out" / "synthetic_lam-gazelstm" / "tiny", results)
+    run_dir = tmp_path / "out" / "synthetic_lam-gazelstm" / "tiny"
+    _check_outputs(run_dir, results)
+    # the CSVs read back score as the evaluation did; a label outside {0, 1} is named
+    rescored = score_csvs(run_dir / "gt.csv", run_dir / "pred.csv")
+    assert rescored["map"] == pytest.approx(results["model"]["map"], abs=1e-6)
+    rows = (run_dir / "gt.csv").read_text().splitlines()
+    (run_dir / "gt.csv").write_text("\n".join([rows[0][:-1] + "2", *rows[1:]]) + "\n")
+    with pytest.raises(BadInput, match=r"gt\.csv, row 1: label 2 is not 0 or 1"):
+        score_csvs(run_dir / "gt.csv", run_dir / "pred.csv")
     # GazePose with every prior and the temporal dropout (its config first, shrunk by tiny)
     results = _lam(tmp_path, GAZEPOSE)
     run_dir = tmp_path / "out" / "synthetic_lam-gazepose" / "tiny"
