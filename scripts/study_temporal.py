@@ -5,9 +5,9 @@ VideoAttentionTarget protocol: AUC, L2 and in/out AP in one table.
 
 The world (make_synthetic.py --layout video: 60 train and 12 test clips of 24 frames) is
 written once under --out. Every run is the default CPU experiment (configs/experiments/
-synthetic_cpu.yaml) on it with the same steps; only model.temporal differs (clips of
---clip_length frames, the target last). A finished run is reused. Prints one markdown table
-and the machine.
+synthetic_cpu.yaml) on it with the same number of steps (--max_steps decides, not epochs);
+only model.temporal differs (clips of --clip_length frames, the target last). A finished run
+is reused. Prints one markdown table and the machine.
 """
 import argparse
 import json
@@ -31,8 +31,8 @@ def run(temporal: str, out: Path, world: Path, steps: int, clip: int) -> dict:
     config = build_config([DEFAULT_DIFFUSION, DEFAULT_GAZE, DEFAULT_EXPERIMENT], [
         f"run.output_dir={out}", f"run.tag={temporal}", "logging.wandb=disabled",
         "data.source_dataset=videoattentiontarget", f"data.dataset_dir={world}",
-        f"run.max_steps={steps}", f"model.temporal={temporal}", f"data.clip_length={clip}",
-        "data.val_fraction=0.2"])
+        f"run.max_steps={steps}", "optim.epochs=1000", f"model.temporal={temporal}",
+        f"data.clip_length={clip}", "data.val_fraction=0.2"])
     from gazefollow.train import run_dir_for
     run_dir = run_dir_for(config)
     metrics = run_dir / "metrics.json"
