@@ -3,13 +3,14 @@ VideoAttentionTarget protocol: AUC, L2 and in/out AP in one table.
 
     python scripts/study_temporal.py [--out outputs/study_temporal] [--max_steps 600]
 
-The world (make_synthetic.py --layout video: 60 train and 12 test clips of 24 frames) is
+The world (make_synthetic.py --layout video: 200 train and 40 test clips of 24 frames) is
 written once under --out. Every run is the default CPU experiment (configs/experiments/
 synthetic_cpu.yaml) on it with the same number of steps (--max_steps decides, not epochs);
 only model.temporal differs (clips of --clip_length frames, the target last). A finished run
 is reused. Prints one markdown table and the machine.
 """
 import argparse
+import csv
 import json
 import os
 import platform
@@ -21,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from gazefollow.config import build_config  # noqa: E402
-from gazefollow.data.synthetic_video import write_video_world  # noqa: E402
+from gazefollow.data.synthetic_video import clip_track, write_video_world  # noqa: E402
 from main import DEFAULT_DIFFUSION, DEFAULT_EXPERIMENT, DEFAULT_GAZE, train_and_evaluate  # noqa: E402
 
-WORLD = ["synthetic.num_train=1440", "synthetic.num_test=288"]  # frames: 60 and 12 clips
+WORLD = ["synthetic.num_train=4800", "synthetic.num_test=960"]  # frames: 200 and 40 clips
 
 
 def run(temporal: str, out: Path, world: Path, steps: int, clip: int) -> dict:
@@ -38,7 +39,28 @@ def run(temporal: str, out: Path, world: Path, steps: int, clip: int) -> dict:
     metrics = run_dir / "metrics.json"
     results = json.loads(metrics.read_text()) if metrics.is_file() else train_and_evaluate(config)
     stats = json.loads((run_dir / "train_stats.json").read_text())
-    return {**results, "seconds_per_step": stats.get("seconds_per_step")}
+    return {**results, "seconds_per_step": stats.get("seconds_per_step"), "run_dir": run_dir}
+
+
+def hidden_and_visible(run_dir: Path, frames_per_clip: int = 24) -> dict:
+    """Mean per-frame AUC and L2 of in-frame test frames whose face the world hid, and of the
+    rest. The world is a function of its seed, so which frames were hidden is recomputed."""
+    world = build_config(overrides=WORLD).synthetic
+    tracks, groups = {}, {"hidden": [], "visible": []}
+    with open(run_dir / "predictions.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if not row["auc"]:  # out of frame: no AUC or L2
+                continue
+            clip_dir, frame = Path(row["path"]).parts[-2:]
+            clip = int(clip_dir.removeprefix("clip"))
+            if clip not in tracks:
+                tracks[clip] = clip_track(world, "test", clip, frames_per_clip)["hidden"]
+            hidden = tracks[clip][int(Path(frame).stem)]
+            groups["hidden" if hidden else "visible"].append((float(row["auc"]),
+                                                              float(row["l2"])))
+    return {name: (len(rows), sum(r[0] for r in rows) / max(len(rows), 1),
+                   sum(r[1] for r in rows) / max(len(rows), 1))
+            for name, rows in groups.items()}
 
 
 def main() -> None:
@@ -65,6 +87,15 @@ def main() -> None:
     prior = rows[0][1].get("center_prior", {})
     if prior:
         print(f"| center prior | {prior['auc']:.4f} | {prior['l2']:.4f} | | |")
+    split = {name: hidden_and_visible(r["run_dir"]) for name, r in rows}
+    counts = split["none"]
+    print(f"\nin-frame test frames with the face hidden ({counts['hidden'][0]}) and visible "
+          f"({counts['visible'][0]}), per-frame means:\n")
+    print("| model.temporal | AUC, hidden | L2, hidden | AUC, visible | L2, visible |")
+    print("|---|---|---|---|---|")
+    for name, groups in split.items():
+        (_, auc_h, l2_h), (_, auc_v, l2_v) = groups["hidden"], groups["visible"]
+        print(f"| {name} | {auc_h:.4f} | {l2_h:.4f} | {auc_v:.4f} | {l2_v:.4f} |")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,9 @@ VideoAttentionTarget layout so that the real reader serves it.
 
 Each clip is one person among a few objects, filmed by a still camera. The head drifts
 smoothly; the gaze dwells on one object for 5-12 frames, then moves to another (the head
-turning over 2-3 frames), and now and then looks out of frame. For 1-3 frames at a time the
-face is hidden (an occluder in front of the head, or the head turned away: the face's
-features are not drawn), while the person keeps looking where they were: such a frame alone
-does not say where the person looks, its neighbours do. Everything is a function of (seed,
+turning over 2-3 frames), and now and then looks out of frame. For 1-3 frames at a time a
+grey occluder hides the head (about 8% of frames), while the person keeps looking where they
+were: such a frame alone does not say where the person looks, the frames before it do. Everything is a function of (seed,
 split, clip), so a world is reproducible frame by frame.
 """
 from __future__ import annotations
