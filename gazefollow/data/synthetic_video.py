@@ -5,8 +5,8 @@ Each clip is one person among a few objects, filmed by a still camera. The head 
 smoothly; the gaze dwells on one object for 5-12 frames, then moves to another (the head
 turning over 2-3 frames), and now and then looks out of frame. For 1-3 frames at a time a
 grey occluder hides the head (about 8% of frames), while the person keeps looking where they
-were: such a frame alone does not say where the person looks, the frames before it do. Everything is a function of (seed,
-split, clip), so a world is reproducible frame by frame.
+were: such a frame alone does not say where the person looks, the frames before it do.
+Everything is a function of (seed, split, clip), so a world is reproducible frame by frame.
 """
 from __future__ import annotations
 
