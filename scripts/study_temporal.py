@@ -26,6 +26,7 @@ from gazefollow.data.synthetic_video import clip_track, write_video_world  # noq
 from main import DEFAULT_DIFFUSION, DEFAULT_EXPERIMENT, DEFAULT_GAZE, train_and_evaluate  # noqa: E402
 
 WORLD = ["synthetic.num_train=4800", "synthetic.num_test=960"]  # frames: 200 and 40 clips
+FRAMES_PER_CLIP = 24
 
 
 def run(temporal: str, out: Path, world: Path, steps: int, clip: int) -> dict:
@@ -42,10 +43,9 @@ def run(temporal: str, out: Path, world: Path, steps: int, clip: int) -> dict:
     return {**results, "seconds_per_step": stats.get("seconds_per_step"), "run_dir": run_dir}
 
 
-def hidden_and_visible(run_dir: Path, frames_per_clip: int = 24) -> dict:
+def hidden_and_visible(run_dir: Path, world) -> dict:
     """Mean per-frame AUC and L2 of in-frame test frames whose face the world hid, and of the
     rest. The world is a function of its seed, so which frames were hidden is recomputed."""
-    world = build_config(overrides=WORLD).synthetic
     tracks, groups = {}, {"hidden": [], "visible": []}
     with open(run_dir / "predictions.csv", newline="") as handle:
         for row in csv.DictReader(handle):
@@ -54,7 +54,7 @@ def hidden_and_visible(run_dir: Path, frames_per_clip: int = 24) -> dict:
             clip_dir, frame = Path(row["path"]).parts[-2:]
             clip = int(clip_dir.removeprefix("clip"))
             if clip not in tracks:
-                tracks[clip] = clip_track(world, "test", clip, frames_per_clip)["hidden"]
+                tracks[clip] = clip_track(world, "test", clip, FRAMES_PER_CLIP)["hidden"]
             hidden = tracks[clip][int(Path(frame).stem)]
             groups["hidden" if hidden else "visible"].append((float(row["auc"]),
                                                               float(row["l2"])))
@@ -70,9 +70,9 @@ def main() -> None:
     parser.add_argument("--max_steps", type=int, default=600)
     parser.add_argument("--clip_length", type=int, default=3)
     args = parser.parse_args()
-    world = args.out / "video_world"
+    world, world_config = args.out / "video_world", build_config(overrides=WORLD).synthetic
     if not world.is_dir():
-        write_video_world(build_config(overrides=WORLD).synthetic, world)
+        write_video_world(world_config, world, frames_per_clip=FRAMES_PER_CLIP)
     rows = [(name, run(name, args.out, world, args.max_steps, args.clip_length))
             for name in ("none", "convlstm", "attention")]
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, "
@@ -87,7 +87,7 @@ def main() -> None:
     prior = rows[0][1].get("center_prior", {})
     if prior:
         print(f"| center prior | {prior['auc']:.4f} | {prior['l2']:.4f} | | |")
-    split = {name: hidden_and_visible(r["run_dir"]) for name, r in rows}
+    split = {name: hidden_and_visible(r["run_dir"], world_config) for name, r in rows}
     counts = split["none"]
     print(f"\nin-frame test frames with the face hidden ({counts['hidden'][0]}) and visible "
           f"({counts['visible'][0]}), per-frame means:\n")
