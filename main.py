@@ -8,59 +8,40 @@
     python main.py --task estimation                 # gaze estimation on the synthetic faces
     python main.py --task estimation --config configs/estimation/data/mpiifacegaze.yaml \
         data.dataset_dir=PATH --all_folds            # the 15 leave-one-subject-out folds
-    python main.py --task lam                        # Looking-At-Me on the synthetic LAM world
+    python main.py --task NAME                       # any task of the registry (--help)
 """
 from __future__ import annotations
 
 import argparse
 import difflib
-import json
 import sys
-import time
 from pathlib import Path
 
-from gazefollow.config import (LAYER_STACK, LEGACY_FLAGS, ConfigError, build_config,
-                               legacy_overrides)
+from gazefollow.config import LAYER_STACK, ConfigError
+from gazefollow.original.legacy import LEGACY_FLAGS, legacy_overrides
+from gazefollow.tasks import DEFAULT_TASK, TASKS, build_config
 
 ROOT = Path(__file__).resolve().parent
-DEFAULT_DIFFUSION = ROOT / "configs" / "diffusion.yaml"
-DEFAULT_GAZE = ROOT / "configs" / "gaze.yaml"
-DEFAULT_EXPERIMENT = ROOT / "configs" / "experiments" / "synthetic_cpu.yaml"
+CONFIGS = ROOT / "configs"
+# The default task's files (the original's --yaml_diffusion / --yaml_gaze replace them)
+DEFAULT_DIFFUSION, DEFAULT_GAZE = (CONFIGS / f for f in TASKS[DEFAULT_TASK].config_files)
+DEFAULT_EXPERIMENT = CONFIGS / TASKS[DEFAULT_TASK].default_experiment
 # The original model configuration: the default for the original's own checkpoints (.pth)
-ORIGINAL_EXPERIMENT = ROOT / "configs" / "experiments" / "original.yaml"
-# Gaze estimation (--task estimation): the full-size defaults (the GazeNet recipe) and the
-# default experiment (the synthetic face world on a CPU)
-ESTIMATION_BASE = ROOT / "configs" / "estimation" / "base.yaml"
-ESTIMATION_EXPERIMENT = ROOT / "configs" / "estimation" / "synthetic_cpu.yaml"
-SIMCLR_EXPERIMENT = ROOT / "configs" / "estimation" / "simclr.yaml"
-# Looking-At-Me (--task lam): Ego4D's GazeLSTM recipe, and the synthetic LAM world on a CPU
-LAM_BASE = ROOT / "configs" / "lam" / "base.yaml"
-LAM_EXPERIMENT = ROOT / "configs" / "lam" / "synthetic_cpu.yaml"
-GAZEPOSE_CONFIG = ROOT / "configs" / "lam" / "gazepose.yaml"
-# --task -> (its base, its default experiment)
-TASK_DEFAULTS = {"estimation": (ESTIMATION_BASE, ESTIMATION_EXPERIMENT),
-                 "simclr": (ESTIMATION_BASE, SIMCLR_EXPERIMENT),
-                 "lam": (LAM_BASE, LAM_EXPERIMENT)}
+ORIGINAL_EXPERIMENT = CONFIGS / "experiments" / "original.yaml"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__ + "\nConfig layers, later wins:\n  " + "\n  < ".join(LAYER_STACK),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", choices=("following", "estimation", "simclr", "lam"),
-                        default="following",
-                        help="following (default): where a person looks in the scene; "
-                             f"estimation: a face's 3D gaze direction ({ESTIMATION_BASE.name} "
-                             f"and, unless --experiment or --config is given, "
-                             f"{ESTIMATION_EXPERIMENT.name} from configs/estimation/); simclr: "
-                             "label-free pretraining of a face encoder "
-                             f"({SIMCLR_EXPERIMENT.name}); lam: is each face in a video looking at "
-                             "the camera wearer (Ego4D "
-                             f"Looking-At-Me; configs/lam/{LAM_BASE.name} and "
-                             f"{LAM_EXPERIMENT.name})")
+    parser.add_argument("--task", choices=list(TASKS), default=DEFAULT_TASK,
+                        help="; ".join(f"{t.name}: {t.summary} (configs/"
+                                       f"{' + '.join(t.config_files)}, then "
+                                       f"{t.default_experiment} unless --experiment or "
+                                       "--config is given)" for t in TASKS.values()))
     parser.add_argument("--all_folds", action="store_true",
-                        help="estimation: train and test every fold of the protocol "
-                             "(eval.fold = 0, 1, ...) and print the per-fold table and mean")
+                        help="train and test every fold of the task's protocol (eval.fold = 0, "
+                             "1, ...) and print the per-fold table and mean")
     parser.add_argument("--yaml_diffusion",
                         help=f"diffusion settings (default {DEFAULT_DIFFUSION})")
     parser.add_argument("--yaml_gaze",
@@ -118,7 +99,7 @@ def parse(argv: list[str]) -> tuple[list[Path], list, str | None]:
         overrides = [("data.subsample_test", True), ("data.subsample_size", args.quick_val),
                      *overrides]
     extra = [Path(p) for p in args.config]
-    if args.task != "following":
+    if args.task != DEFAULT_TASK:
         overrides = [("run.task", args.task), *overrides]
     if eval_weights and not eval_weights.endswith(".pth"):
         if args.yaml_diffusion or args.yaml_gaze or args.experiment:
@@ -126,15 +107,17 @@ def parse(argv: list[str]) -> tuple[list[Path], list, str | None]:
                               "--yaml_diffusion/--yaml_gaze/--experiment do not apply (use "
                               "--config FILE or section.key=value to change evaluation settings)")
         return extra, overrides, eval_weights
-    if args.task != "following":
-        base, default = TASK_DEFAULTS[args.task]
+    if args.task != DEFAULT_TASK:
+        task = TASKS[args.task]
+        base = [CONFIGS / f for f in task.config_files]
         if args.yaml_diffusion or args.yaml_gaze:
-            raise ConfigError(f"--task {args.task} starts from {base.relative_to(ROOT)}; "
-                              "--yaml_diffusion/--yaml_gaze are gaze following's files (use "
-                              "--config FILE for more layers)")
-        experiment = args.experiment or (None if extra else str(default))
+            raise ConfigError(f"--task {args.task} starts from configs/"
+                              f"{' + '.join(task.config_files)}; --yaml_diffusion/--yaml_gaze "
+                              f"are {DEFAULT_TASK}'s files (use --config FILE for more layers)")
+        default = task.default_experiment and str(CONFIGS / task.default_experiment)
+        experiment = args.experiment or (None if extra else default)
         experiment = [] if experiment in (None, "none") else [Path(experiment)]
-        return [base, *experiment, *extra], overrides, eval_weights
+        return [*base, *experiment, *extra], overrides, eval_weights
     layers = [Path(args.yaml_diffusion or DEFAULT_DIFFUSION), Path(args.yaml_gaze or DEFAULT_GAZE)]
     default = ORIGINAL_EXPERIMENT if eval_weights else DEFAULT_EXPERIMENT
     default = None if (args.yaml_diffusion or args.yaml_gaze) else str(default)
@@ -148,7 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
     """Train then evaluate (returns metrics.json's content), or evaluate saved weights."""
     import torch.distributed
 
-    from gazefollow.evaluate import evaluate_checkpoint
+    from gazefollow.tasks import evaluate_checkpoint, task_of, train_and_evaluate
 
     argv = sys.argv[1:] if argv is None else argv
     layers, overrides, eval_weights = parse(argv)
@@ -156,7 +139,11 @@ def main(argv: list[str] | None = None) -> dict:
         if "--all_folds" in argv:
             if eval_weights:
                 raise ConfigError("--all_folds trains every fold; it does not take --eval_weights")
-            return run_all_folds(layers, overrides)
+            task = task_of(build_config(layers, overrides))
+            if task.all_folds is None:
+                raise ConfigError(f"--all_folds runs the folds of a cross-validated protocol; "
+                                  f"run.task={task.name} has none")
+            return task.all_folds(layers, overrides, train_and_evaluate, build_config)
         if eval_weights:
             return evaluate_checkpoint(eval_weights, overrides, layers=layers)
         config = build_config(layers, overrides)
@@ -172,86 +159,14 @@ def main(argv: list[str] | None = None) -> dict:
             torch.distributed.destroy_process_group()
 
 
-def train_and_evaluate(config) -> dict:
-    from gazefollow.evaluate import evaluate_checkpoint
-    from gazefollow.run_lock import run_lock
-    from gazefollow.run_records import peak_memory_mib
-    from gazefollow.runtime import eval_processes
-    from gazefollow.stopping import TrainingInterrupted
-    from gazefollow.train import run_dir_for, train
-
-    start = time.perf_counter()
-    main_process = eval_processes(config).is_main_process
-    # one run per run directory: the lock is held from before anything is written there
-    # until the evaluation's results are
-    with run_lock(run_dir_for(config), enabled=main_process):
-        outcome = train(config)
-        if outcome.interrupted_by:
-            raise TrainingInterrupted(outcome.interrupted_by, outcome.step, outcome.run_dir)
-        if not outcome.finished:
-            return {}  # halted early (run.halt_at_step): evaluation waits for the run's end
-        run_dir = outcome.run_dir
-        # every process evaluates its share of the split; the main one writes the results
-        results = evaluate_checkpoint(run_dir, out_dir=run_dir)
-    if not main_process:
-        return results
-    wall, peak = time.perf_counter() - start, peak_memory_mib(children=True)
-    print(f"run finished in {wall / 60:.1f} min, peak memory {peak:.0f} MiB -> {run_dir}")
-    (run_dir / "run_stats.json").write_text(json.dumps(
-        {"wall_seconds": round(wall, 1), "peak_rss_mib": round(peak)}, indent=2))
-    return results
-
-
-def run_all_folds(layers: list[Path], overrides: list) -> dict:
-    """Every fold of an estimation protocol, each its own run (<dataset>-<model>-fold<k>), then the
-    per-fold table and the mean; the summary goes to <output_dir>/<dataset>-<model>-all_folds/
-    <tag>/folds.json."""
-    from gazefollow.estimation.data.build import fold_count
-
-    config = build_config(layers, overrides)
-    folds = fold_count(config) if config.run.task == "estimation" else 1
-    if folds < 2:
-        raise ConfigError("--all_folds runs the folds of a cross-validated gaze-estimation "
-                          f"protocol; run.task={config.run.task} with data.source_dataset="
-                          f"{config.data.source_dataset} has none (data.split_protocol="
-                          f"{config.data.split_protocol})")
-    rows = []
-    for fold in range(folds):
-        results = train_and_evaluate(build_config(layers, [*overrides, ("eval.fold", fold)]))
-        if not results:  # halted early: its evaluation waits for the run's end
-            print(f"fold {fold}: halted before its end; run the same command again to resume")
-            continue
-        rows.append({"fold": fold, "test": results["info"]["subjects"],
-                     "model": results["model"]["angular_error"],
-                     "mean_gaze": results["mean_gaze"]["angular_error"]})
-    summary = {"folds": rows, "mean": {key: sum(r[key] for r in rows) / len(rows)
-                                       for key in ("model", "mean_gaze")} if rows else {}}
-    print_folds(summary)
-    out = (Path(config.run.output_dir) /
-           f"{config.data.source_dataset}-{config.model.estimator}-all_folds" / config.run.tag)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "folds.json").write_text(json.dumps(summary, indent=2))
-    print(f"-> {out / 'folds.json'}")
-    return summary
-
-
-def print_folds(summary: dict) -> None:
-    print(f"\n{'fold':<6}{'test subjects':<24}{'model (deg)':>12}{'mean gaze (deg)':>17}")
-    for row in summary["folds"]:
-        print(f"{row['fold']:<6}{', '.join(row['test']):<24}{row['model']:>12.2f}"
-              f"{row['mean_gaze']:>17.2f}")
-    if summary["mean"]:
-        print(f"{'mean':<30}{summary['mean']['model']:>12.2f}"
-              f"{summary['mean']['mean_gaze']:>17.2f}")
-
-
 def run_command_line() -> None:
     """main() for a shell: a project error is one line (``--debug``: the traceback too)."""
-    from gazefollow.checkpoint import CheckpointError
-    from gazefollow.data.instances import BadInput
-    from gazefollow.init_weights import InitWeightsError
-    from gazefollow.run_lock import RunLockError
-    from gazefollow.stopping import TrainingInterrupted
+    from gazefollow.backbones.init_weights import InitWeightsError
+    from gazefollow.engine.checkpoint import CheckpointError
+    from gazefollow.engine.run_lock import RunLockError
+    from gazefollow.engine.samples import BadInput
+    from gazefollow.engine.stopping import TrainingInterrupted
+    from gazefollow.engine.weights import FrozenWeightsError
 
     debug = "--debug" in sys.argv[1:]
     try:
@@ -265,7 +180,7 @@ def run_command_line() -> None:
         sys.exit("aborted (Ctrl-C); complete checkpoints on disk are kept, and the same "
                  "command resumes from the newest")
     except (ConfigError, BadInput, FileNotFoundError, FileExistsError, CheckpointError,
-            InitWeightsError, RunLockError, FloatingPointError) as err:
+            InitWeightsError, RunLockError, FrozenWeightsError, FloatingPointError) as err:
         if debug:
             raise
         kind = "configuration error" if isinstance(err, ConfigError) else "error"

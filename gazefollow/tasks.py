@@ -1,44 +1,64 @@
-"""The tasks one training loop serves (``run.task``): what each builds, trains and scores.
+"""The task registry: the one module that names the tasks. A task is its folder plus one line
+in ``TASKS``; the engine, the config code and ``main.py`` learn about tasks only here.
 
-``train.py``, ``training_parts.validate`` and ``evaluate.evaluate_checkpoint`` ask the run's
-task for its datasets, model, losses, validation metrics and end-of-run evaluation; the rest
-of the machinery (config, Accelerate, resume, EMA, per-part learning rates, the NaN guard,
-checkpoints, the bad-input policy, metrics.json, wandb) is the same for every task.
-
-To add a task, write a ``Task`` and add it to ``TASKS`` (its module is imported on first use).
+It also binds the engine to the registry, which is what ``main.py``, the scripts and the
+tests call: ``build_config`` (YAML layers in this project's layout or the original research
+code's, and each task's own checks), ``train``, ``train_and_evaluate``, ``load_for_eval``
+and ``evaluate_checkpoint`` (our checkpoints and the original's ``.pth`` files).
 """
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+
+from gazefollow.engine import evaluation, loop, runs
+from gazefollow.engine.task import Registry, Task
+from gazefollow.estimation.simclr import SIMCLR
+from gazefollow.estimation.task import ESTIMATION
+from gazefollow.following.task import FOLLOWING
+from gazefollow.original.checkpoints import ORIGINAL_SUFFIX, load_original_for_eval
+from gazefollow.original.legacy import flag_names, read_layer
+from gazefollow.social.task import LAM
+
+# run.task -> its Task; the first is the default (python main.py)
+TASKS: dict[str, Task] = {task.name: task for task in (FOLLOWING, ESTIMATION, SIMCLR, LAM)}
+DEFAULT_TASK = FOLLOWING.name
+
+REGISTRY = Registry(TASKS, read_layer=read_layer, flag_names=flag_names(),
+                    foreign_checkpoints={ORIGINAL_SUFFIX: load_original_for_eval})
 
 
-@dataclass(frozen=True)
-class Task:
-    name: str
-    # config -> the run folder's model id, e.g. "diffusion-x0" (output_dir/<dataset>-<id>/<tag>)
-    run_label: Callable
-    # (config, splits, log) -> {split: dataset}; items are (position, epoch) or positions,
-    # samples dicts (BAD_KEY for a sample skipped in skip mode), batched by collate_samples
-    build_datasets: Callable
-    build_model: Callable  # config -> a module with trainable_parts() and resnet_prefixes()
-    training_losses: Callable  # (model, batch, loss_cfg) -> {"loss": scalar, ...}
-    # (net, dataset, config, accelerator) -> ({metric: value}, what was sampled, samples to
-    # draw (may be [])): every process scores its share of the validation split
-    validation_metrics: Callable
-    # (config, model, out_dir, device, weights, log, run_id, shard, differs) -> metrics.json
-    evaluate_run: Callable
-    eval_label: Callable  # (config, model) -> the evaluation folder's middle name part
-
-
-# run.task -> "module:attribute" of its Task
-TASKS = {"following": "gazefollow.following:FOLLOWING",
-         "estimation": "gazefollow.estimation.task:ESTIMATION",
-         "simclr": "gazefollow.estimation.simclr:SIMCLR",
-         "lam": "gazefollow.social.task:LAM"}
+def register(task: Task) -> None:
+    """Add a task (e.g. a test's own); ``--task NAME`` and ``run.task=NAME`` then run it."""
+    TASKS[task.name] = task
 
 
 def task_of(config) -> Task:
-    module, attribute = TASKS[config.run.task].split(":")
-    return getattr(importlib.import_module(module), attribute)
+    return REGISTRY.task_of(config)
+
+
+def build_config(yaml_files=(), overrides=(), base: dict | None = None):
+    """The config of YAML layers (ours or the original's) and overrides, checked by the
+    engine and by the run's task."""
+    return REGISTRY.build_config(yaml_files, overrides, base)
+
+
+def run_dir_for(config) -> Path:
+    return loop.run_dir_for(config, task_of(config))
+
+
+def train(config, log=print) -> loop.TrainOutcome:
+    return loop.train(config, task_of(config), log)
+
+
+def train_and_evaluate(config) -> dict:
+    return runs.train_and_evaluate(config, REGISTRY)
+
+
+def load_for_eval(checkpoint, overrides: list = (), layers: list = ()) -> dict:
+    return evaluation.load_for_eval(checkpoint, overrides, layers, registry=REGISTRY)
+
+
+def evaluate_checkpoint(checkpoint, overrides: list = (), out_dir=None, layers: list = (),
+                        log=print) -> dict:
+    return evaluation.evaluate_checkpoint(checkpoint, overrides, out_dir, layers, log,
+                                          registry=REGISTRY)

@@ -19,14 +19,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from gazefollow.config import build_config  # noqa: E402
-from gazefollow.data.build import build_datasets  # noqa: E402
-from gazefollow.data.dataset import collate_samples  # noqa: E402
-from gazefollow.data.order import EpochShuffle  # noqa: E402
-from gazefollow.data.synthetic import generate_world  # noqa: E402
-from gazefollow.data.synthetic_layouts import write_goo_world, write_vat_world  # noqa: E402
-from gazefollow.models.gaze_model import build_model  # noqa: E402
-from gazefollow.objective import training_losses  # noqa: E402
+from gazefollow.engine.order import EpochShuffle  # noqa: E402
+from gazefollow.engine.samples import collate_samples
+from gazefollow.following.data.build import build_datasets  # noqa: E402
+from gazefollow.following.data.synthetic import generate_world  # noqa: E402
+from gazefollow.following.data.synthetic_layouts import (write_goo_world,  # noqa: E402
+                                                         write_vat_world)
+from gazefollow.following.models.gaze_model import build_model  # noqa: E402
+from gazefollow.following.objective import training_losses  # noqa: E402
+from gazefollow.tasks import build_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WRITERS = {

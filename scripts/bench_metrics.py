@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from gazefollow.metrics import gazefollow_auc, upsample_heatmap  # noqa: E402
+from gazefollow.following.metrics import gazefollow_auc, upsample_heatmap  # noqa: E402
 
 
 def make_instances(count: int, seed: int) -> list[tuple]:
@@ -65,7 +65,7 @@ def main() -> None:
     difference = float(np.max(np.abs(np.array(ours) - np.array(reference))))
     print(f"| GazeFollow AUC over {args.instances} instances | seconds | ms per instance |")
     print("|---|---|---|")
-    print(f"| gazefollow.metrics.gazefollow_auc | {ours_seconds:.1f} | "
+    print(f"| gazefollow.following.metrics.gazefollow_auc | {ours_seconds:.1f} | "
           f"{1e3 * ours_seconds / args.instances:.2f} |")
     print(f"| per-sample scikit-learn roc_auc_score | {reference_seconds:.1f} | "
           f"{1e3 * reference_seconds / args.instances:.2f} |")

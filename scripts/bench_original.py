@@ -21,12 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from gazefollow.config import build_config  # noqa: E402
-from gazefollow.data.build import build_datasets  # noqa: E402
-from gazefollow.data.dataset import collate_samples  # noqa: E402
-from gazefollow.models.gaze_model import build_model  # noqa: E402
-from gazefollow.objective import training_losses  # noqa: E402
-from gazefollow.training_parts import make_optimizer  # noqa: E402
+from gazefollow.engine.optimizer import make_optimizer
+from gazefollow.engine.samples import collate_samples
+from gazefollow.following.data.build import build_datasets  # noqa: E402
+from gazefollow.following.models.gaze_model import build_model  # noqa: E402
+from gazefollow.following.objective import training_losses  # noqa: E402
+from gazefollow.tasks import build_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {

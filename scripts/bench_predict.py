@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from gazefollow.config import build_config  # noqa: E402
-from gazefollow.models.gaze_model import build_model  # noqa: E402
-from gazefollow.models.resnet import ResNet  # noqa: E402
-from gazefollow.predict import GazePredictor  # noqa: E402
+from gazefollow.backbones.resnet import ResNet  # noqa: E402
+from gazefollow.following.models.gaze_model import build_model  # noqa: E402
+from gazefollow.following.predict import GazePredictor  # noqa: E402
+from gazefollow.tasks import build_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = [ROOT / "configs" / "diffusion.yaml", ROOT / "configs" / "gaze.yaml"]
@@ -143,7 +143,7 @@ def reference_row(batch: int, repeats: int) -> tuple[str, float]:
 
 def detector_row(repeats: int, rng) -> tuple[str, float] | None:
     try:
-        from gazefollow.heads_found import FaceHeadDetector
+        from gazefollow.following.heads_found import FaceHeadDetector
         detector = FaceHeadDetector()
     except ImportError:
         return None

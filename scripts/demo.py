@@ -17,12 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gazefollow.data.instances import BadInput  # noqa: E402
-from gazefollow.demo import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, Demo, run_images,  # noqa: E402
-                             run_video, write_outputs)
-from gazefollow.heads_found import (FACE_BACKENDS, FaceHeadDetector,  # noqa: E402
-                                    read_boxes_file)
-from gazefollow.predict import GazePredictor  # noqa: E402
+from gazefollow.engine.samples import BadInput
+from gazefollow.following.demo import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, Demo,  # noqa: E402
+                                       run_images, run_video, write_outputs)
+from gazefollow.following.heads_found import (FACE_BACKENDS, FaceHeadDetector,  # noqa: E402
+                                              read_boxes_file)
+from gazefollow.following.predict import GazePredictor  # noqa: E402
 
 
 def main() -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gazefollow.checkpoint import resolve_checkpoint, run_dir_of  # noqa: E402
-from gazefollow.predict import GazePredictor  # noqa: E402
+from gazefollow.engine.checkpoint import resolve_checkpoint, run_dir_of  # noqa: E402
+from gazefollow.following.predict import GazePredictor  # noqa: E402
 
 
 def main() -> None:

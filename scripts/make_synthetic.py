@@ -23,10 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gazefollow.config import ConfigError, build_config  # noqa: E402
-from gazefollow.data.synthetic import generate_world  # noqa: E402
-from gazefollow.data.synthetic_layouts import write_goo_world, write_vat_world  # noqa: E402
-from gazefollow.data.synthetic_video import write_video_world  # noqa: E402
+from gazefollow.config import ConfigError  # noqa: E402
+from gazefollow.following.data.synthetic import generate_world  # noqa: E402
+from gazefollow.following.data.synthetic_layouts import (write_goo_world,  # noqa: E402
+                                                         write_vat_world)
+from gazefollow.following.data.synthetic_video import write_video_world  # noqa: E402
+from gazefollow.tasks import build_config  # noqa: E402
 
 
 def main() -> None:

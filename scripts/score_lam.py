@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gazefollow.data.instances import BadInput  # noqa: E402
+from gazefollow.engine.samples import BadInput
 from gazefollow.social.csv_files import score_csvs  # noqa: E402
 
 

@@ -24,13 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from gazefollow.config import build_config  # noqa: E402
-from gazefollow.run_records import read_step_log  # noqa: E402
-from main import (DEFAULT_DIFFUSION, DEFAULT_EXPERIMENT, DEFAULT_GAZE,  # noqa: E402
-                  ESTIMATION_BASE, ESTIMATION_EXPERIMENT, train_and_evaluate)
+from gazefollow.engine.run_records import read_step_log  # noqa: E402
+from gazefollow.tasks import build_config  # noqa: E402
+from gazefollow.tasks import train_and_evaluate  # noqa: E402
+from main import CONFIGS, DEFAULT_DIFFUSION, DEFAULT_EXPERIMENT, DEFAULT_GAZE  # noqa: E402
 
 FOLLOWING = [DEFAULT_DIFFUSION, DEFAULT_GAZE, DEFAULT_EXPERIMENT]
-ESTIMATION = [ESTIMATION_BASE, ESTIMATION_EXPERIMENT]
+ESTIMATION = [CONFIGS / "estimation" / "base.yaml", CONFIGS / "estimation" / "synthetic_cpu.yaml"]
 
 
 def pretrain_face_encoder(out: Path, common: list[str]) -> tuple[Path, dict]:

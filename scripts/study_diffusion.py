@@ -26,11 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from gazefollow.config import build_config  # noqa: E402
-from gazefollow.data.build import build_datasets  # noqa: E402
-from gazefollow.data.dataset import BAD_KEY, collate_samples  # noqa: E402
-from gazefollow.evaluate import load_for_eval, run_split  # noqa: E402
-from gazefollow.train import train  # noqa: E402
+from gazefollow.engine.samples import BAD_KEY, collate_samples
+from gazefollow.following.data.build import build_datasets  # noqa: E402
+from gazefollow.following.evaluate import run_split  # noqa: E402
+from gazefollow.tasks import build_config, load_for_eval, train
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [ROOT / "configs" / "diffusion.yaml", ROOT / "configs" / "gaze.yaml",

@@ -27,9 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from gazefollow.config import build_config  # noqa: E402
-from main import (ESTIMATION_BASE, ESTIMATION_EXPERIMENT, SIMCLR_EXPERIMENT,  # noqa: E402
-                  train_and_evaluate)
+from gazefollow.tasks import build_config  # noqa: E402
+from gazefollow.tasks import train_and_evaluate  # noqa: E402
+from main import CONFIGS  # noqa: E402
+
+ESTIMATION_BASE = CONFIGS / "estimation" / "base.yaml"
+ESTIMATION_EXPERIMENT = CONFIGS / "estimation" / "synthetic_cpu.yaml"
+SIMCLR_EXPERIMENT = CONFIGS / "estimation" / "simclr.yaml"
 
 MODELS = {  # name: overrides
     "GazeNet (112 px)": ["model.estimator=gazenet", "data.face_size=112"],
@@ -43,7 +47,7 @@ MODELS = {  # name: overrides
 def run(layers: list[Path], tag: str, out: Path, extra: list[str]) -> tuple[dict, Path]:
     config = build_config(layers, [f"run.output_dir={out}", f"run.tag={tag}",
                                    "logging.wandb=disabled", *extra])
-    from gazefollow.train import run_dir_for
+    from gazefollow.tasks import run_dir_for
     run_dir = run_dir_for(config)
     metrics = run_dir / "metrics.json"
     results = json.loads(metrics.read_text()) if metrics.is_file() else train_and_evaluate(config)

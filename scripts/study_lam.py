@@ -18,8 +18,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from gazefollow.config import build_config  # noqa: E402
-from main import GAZEPOSE_CONFIG, LAM_BASE, LAM_EXPERIMENT, train_and_evaluate  # noqa: E402
+from gazefollow.tasks import build_config  # noqa: E402
+from gazefollow.tasks import train_and_evaluate  # noqa: E402
+from main import CONFIGS  # noqa: E402
+
+LAM_BASE, LAM_EXPERIMENT = CONFIGS / "lam" / "base.yaml", CONFIGS / "lam" / "synthetic_cpu.yaml"
+GAZEPOSE_CONFIG = CONFIGS / "lam" / "gazepose.yaml"
 
 CPU_GAZEPOSE = ["model.gazepose_dmodel=64", "model.gazepose_encoder_layers=2",
                 "model.gazepose_decoder_layers=2", "model.gazepose_heads=4",
@@ -43,7 +47,7 @@ def run(name: str, gazepose: bool, extra: list[str], out: Path, epochs: int) -> 
     config = build_config(layers, [f"run.output_dir={out}", f"run.tag={tag}",
                                    "logging.wandb=disabled", f"optim.epochs={epochs}",
                                    *shrink, *extra])
-    from gazefollow.train import run_dir_for
+    from gazefollow.tasks import run_dir_for
     run_dir = run_dir_for(config)
     metrics = run_dir / "metrics.json"
     results = json.loads(metrics.read_text()) if metrics.is_file() else train_and_evaluate(config)

@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from gazefollow.config import build_config  # noqa: E402
-from gazefollow.data.synthetic_video import clip_track, write_video_world  # noqa: E402
-from main import DEFAULT_DIFFUSION, DEFAULT_EXPERIMENT, DEFAULT_GAZE, train_and_evaluate  # noqa: E402
+from gazefollow.following.data.synthetic_video import clip_track, write_video_world  # noqa: E402
+from gazefollow.tasks import build_config, train_and_evaluate  # noqa: E402
+from main import DEFAULT_DIFFUSION, DEFAULT_EXPERIMENT, DEFAULT_GAZE  # noqa: E402
 
 WORLD = ["synthetic.num_train=4800", "synthetic.num_test=960"]  # frames: 200 and 40 clips
 FRAMES_PER_CLIP = 24
@@ -35,7 +35,7 @@ def run(temporal: str, out: Path, world: Path, steps: int, clip: int) -> dict:
         "data.source_dataset=videoattentiontarget", f"data.dataset_dir={world}",
         f"run.max_steps={steps}", "optim.epochs=1000", f"model.temporal={temporal}",
         f"data.clip_length={clip}", "data.val_fraction=0.2"])
-    from gazefollow.train import run_dir_for
+    from gazefollow.tasks import run_dir_for
     run_dir = run_dir_for(config)
     metrics = run_dir / "metrics.json"
     results = json.loads(metrics.read_text()) if metrics.is_file() else train_and_evaluate(config)

@@ -16,9 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gazefollow.data.build import build_datasets  # noqa: E402
-from gazefollow.evaluate import load_for_eval, protocol_of, run_split  # noqa: E402
-from gazefollow.visualize import save_prediction_grid, save_trajectories  # noqa: E402
+from gazefollow.following.data.build import build_datasets  # noqa: E402
+from gazefollow.following.evaluate import protocol_of, run_split  # noqa: E402
+from gazefollow.following.visualize import save_prediction_grid, save_trajectories  # noqa: E402
+from gazefollow.tasks import load_for_eval
 
 
 def main() -> None:

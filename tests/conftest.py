@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from gazefollow.checkpoint import load_checkpoint
-from gazefollow.config import build_config
-from gazefollow.data.synthetic import generate_world
-from gazefollow.run_records import read_step_log
+from gazefollow.engine.checkpoint import load_checkpoint
+from gazefollow.engine.run_records import read_step_log
+from gazefollow.following.data.synthetic import generate_world
+from gazefollow.tasks import build_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,9 +81,9 @@ def first_test_heads(predictor, depth_suffix: str = ""):
     paths)."""
     from PIL import Image
 
-    from gazefollow.data.build import build_datasets
-    from gazefollow.data.depth import depth_path
-    from gazefollow.data.instances import fix_box, pixel_box
+    from gazefollow.following.data.build import build_datasets
+    from gazefollow.following.data.depth import depth_path
+    from gazefollow.following.data.instances import fix_box, pixel_box
     test = build_datasets(predictor.config, splits=("test",), log=lambda *_: None)["test"]
     images, boxes, ids = [], [], []
     for instance in test.instances[:5]:
@@ -102,8 +102,9 @@ def assert_predictor_matches_evaluation(run_dir) -> None:
     and in/out probabilities."""
     import numpy as np
 
-    from gazefollow.evaluate import load_for_eval, run_split
-    from gazefollow.predict import GazePredictor
+    from gazefollow.following.evaluate import run_split
+    from gazefollow.following.predict import GazePredictor
+    from gazefollow.tasks import load_for_eval
     predictor = GazePredictor.from_pretrained(run_dir, device="cpu")
     suffix = predictor.config.data.depth_suffix
     test, images, boxes, ids, depths = first_test_heads(predictor, suffix)

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from gazefollow.data.augment import AugmentSettings
-from gazefollow.data.build import build_datasets
-from gazefollow.data.dataset import HeadDataset
+from gazefollow.following.data.augment import AugmentSettings
+from gazefollow.following.data.build import build_datasets
+from gazefollow.following.data.dataset import HeadDataset
 from tests.conftest import tiny_config
 
 ALL_ON = AugmentSettings(box_jitter=1.0, crop=1.0, flip=1.0, color=1.0)

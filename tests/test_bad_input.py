@@ -5,10 +5,9 @@ import shutil
 import pytest
 from torch.utils.data import DataLoader
 
-from gazefollow.data.build import build_datasets
-from gazefollow.data.dataset import BAD_KEY, collate_samples
-from gazefollow.data.instances import BadInput
-from gazefollow.data.synthetic import TEST_FILE, TRAIN_FILE
+from gazefollow.engine.samples import BAD_KEY, BadInput, collate_samples
+from gazefollow.following.data.build import build_datasets
+from gazefollow.following.data.synthetic import TEST_FILE, TRAIN_FILE
 from main import main
 from tests.conftest import TINY, tiny_config
 

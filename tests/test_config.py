@@ -1,6 +1,7 @@
 import pytest
 
-from gazefollow.config import ConfigError, build_config
+from gazefollow.config import ConfigError
+from gazefollow.tasks import build_config
 from main import DEFAULT_EXPERIMENT, parse
 
 

@@ -10,11 +10,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from gazefollow.checkpoint import load_checkpoint
-from gazefollow.config import ConfigError, build_config
-from gazefollow.models.conditioning import ConditioningWidths
-from gazefollow.models.encoders import GazeEncoder, register_encoder
-from gazefollow.run_records import read_step_log
+from gazefollow.config import ConfigError
+from gazefollow.engine.checkpoint import load_checkpoint
+from gazefollow.engine.run_records import read_step_log
+from gazefollow.following.encoders import GazeEncoder, register_encoder
+from gazefollow.following.models.conditioning import ConditioningWidths
+from gazefollow.tasks import build_config
 from main import main
 from tests.conftest import ROOT, TINY
 
@@ -121,9 +122,9 @@ def test_a_checkpoint_of_the_earlier_layout_evaluates_the_same(tmp_path):
 
 
 def test_the_dataset_builds_its_inputs_with_the_shared_function(tiny_world):
-    from gazefollow.data.build import build_datasets
-    from gazefollow.data.instances import fix_box
-    from gazefollow.data.preprocess import model_inputs
+    from gazefollow.following.data.build import build_datasets
+    from gazefollow.following.data.instances import fix_box
+    from gazefollow.following.data.preprocess import model_inputs
     root, config = tiny_world
     dataset = build_datasets(config, splits=("test",), log=lambda *_: None)["test"]
     sample, instance = dataset[1], dataset.instances[1]

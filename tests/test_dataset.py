@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from gazefollow.data.build import build_datasets, split_by_image, subsample_heads
-from gazefollow.data.gazefollow import read_annotations
-from gazefollow.data.instances import BadInput
-from gazefollow.data.synthetic import TEST_FILE, TRAIN_FILE
+from gazefollow.engine.samples import BadInput
+from gazefollow.following.data.build import build_datasets, split_by_image, subsample_heads
+from gazefollow.following.data.gazefollow import read_annotations
+from gazefollow.following.data.synthetic import TEST_FILE, TRAIN_FILE
 from main import main
 from tests.conftest import TINY
 

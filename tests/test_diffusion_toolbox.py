@@ -113,8 +113,8 @@ def test_min_snr_weight_is_the_same_eps_weight_for_every_prediction(prediction):
 
 
 def test_norm_std_standardises_a_ground_truth_heatmap():
-    from gazefollow.data.heatmap import gaussian_heatmap
     from gazefollow.diffusion.gaussian import norm_std_stats
+    from gazefollow.following.data.heatmap import gaussian_heatmap
     cfg = DiffusionConfig(norm_std=True)
     diffusion = GaussianDiffusion(cfg, norm_std_stats(cfg, gaussian_heatmap([[0.5, 0.5]], 64)))
     heatmap = gaussian_heatmap([[0.25, 0.75]], 64, 3.0)  # any whole-pixel centre, off-centre
@@ -149,7 +149,7 @@ def test_every_sampler_shape_and_determinism(sampler, learn_sigma):
 
 
 def test_eval_from_picture_starts_at_time_noise():
-    from gazefollow.data.heatmap import center_prior_heatmap
+    from gazefollow.following.data.heatmap import center_prior_heatmap
     diffusion = _diffusion(prediction="x0")
     seen = []
 

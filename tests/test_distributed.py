@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from gazefollow.run_records import read_step_log
+from gazefollow.engine.run_records import read_step_log
 from main import main
 from tests.conftest import ROOT, TINY
 
@@ -142,10 +142,10 @@ def test_losses_stay_float32_under_bf16_autocast(tiny_world):
     """Mixed precision runs the model in bf16; the loss is computed in float32."""
     import torch
 
-    from gazefollow.data.dataset import collate_samples
-    from gazefollow.data.build import build_datasets
-    from gazefollow.models.gaze_model import build_model
-    from gazefollow.objective import training_losses
+    from gazefollow.engine.samples import collate_samples
+    from gazefollow.following.data.build import build_datasets
+    from gazefollow.following.models.gaze_model import build_model
+    from gazefollow.following.objective import training_losses
 
     _, config = tiny_world
     batch = collate_samples([build_datasets(config, splits=("train",))["train"][i]

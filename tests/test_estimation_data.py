@@ -5,7 +5,7 @@ import h5py
 import numpy as np
 import pytest
 
-from gazefollow.data.instances import BadInput
+from gazefollow.engine.samples import BadInput
 from gazefollow.estimation.data.mpiifacegaze import MPIIFaceGazeMat
 from gazefollow.estimation.protocols import leave_one_subject_out, mpii_loso, mpii_unigaze_split
 
@@ -160,8 +160,8 @@ def test_gaze360_round_trip_and_bad_lines(tmp_path):
 
 
 def test_the_synthetic_face_world_is_read_by_the_mpiifacegaze_reader(tmp_path):
-    from gazefollow.estimation.data.synthetic_faces import (FaceWorldConfig, render_face,
-                                                            rotation, write_face_world)
+    from gazefollow.estimation.data.synthetic_faces import (FaceWorldConfig, render_face, rotation,
+                                                            write_face_world)
     from gazefollow.estimation.metrics import angular_error, pitchyaw_to_vector
     head, eyes = (0.2, -0.3), (-0.1, 0.25)
     # the rotation maps "at the camera" to the direction of (pitch, yaw)
@@ -228,7 +228,7 @@ def test_columbia_round_trip_folds_and_bad_names(tmp_path):
     from PIL import Image
 
     from gazefollow.estimation.data.columbia import (ColumbiaGaze, columbia_folds, parse_name,
-                                                      subjects_under)
+                                                     subjects_under)
     assert parse_name("0001_2m_-15P_10V_-5H.jpg") == ("0001", -15, 10, -5)
     assert parse_name("0001_2m_-15P_10V.jpg") is None
     for subject in ("0001", "0002"):
@@ -268,8 +268,8 @@ def write_unigaze_subject(path, faces, gaze, pose=None):
 
 
 def test_unigaze_gazecapture_and_eyediap_folders_round_trip(tmp_path):
-    from gazefollow.estimation.data.unigaze_folders import (EyediapH5, GazeCaptureH5,
-                                                             eyediap_split, gazecapture_split)
+    from gazefollow.estimation.data.unigaze_folders import (EyediapH5, GazeCaptureH5, eyediap_split,
+                                                            gazecapture_split)
     rng = np.random.default_rng(4)
     faces = rng.integers(0, 255, size=(3, 16, 16, 3), dtype=np.uint8)
     gaze = rng.uniform(-0.5, 0.5, size=(3, 2))

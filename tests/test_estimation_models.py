@@ -2,8 +2,8 @@
 import pytest
 import torch
 
+from gazefollow.backbones.mobilenet import MobileNetV2
 from gazefollow.estimation.models.gazenet import GazeNet, load_imagenet_backbone
-from gazefollow.estimation.models.mobilenet import MobileNetV2
 
 
 def test_mobilenet_v2_has_torchvisions_names_and_size():

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from gazefollow.estimation.data.sample import face_sample
-from gazefollow.estimation.metrics import angular_error, pitchyaw_to_vector
 from gazefollow.estimation.augment import (FaceAugmentSettings, augment_face, crop_sample,
                                            flip_sample)
+from gazefollow.estimation.data.sample import face_sample
+from gazefollow.estimation.metrics import angular_error, pitchyaw_to_vector
 from gazefollow.estimation.objective import LOSSES, pitchyaw_to_vector_torch
 
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from gazefollow.config import ConfigError
-from gazefollow.run_records import read_step_log
+from gazefollow.engine.run_records import read_step_log
 from main import main
 from tests.conftest import ROOT
 from tests.test_estimation_data import (_labels, write_mpii_subject, write_unigaze_subject,
@@ -170,7 +170,7 @@ def test_a_following_run_refuses_an_estimation_dataset(tmp_path):
 def test_the_multistep_schedule_steps_down_by_epoch():
     from types import SimpleNamespace
 
-    from gazefollow.training_parts import lr_factor
+    from gazefollow.engine.optimizer import lr_factor
     optim = SimpleNamespace(lr_schedule="multistep", lr_milestones=[2, 3], lr_gamma=0.1)
     factor = lr_factor(optim, total_steps=40, steps_per_epoch=10)
     assert [factor(s) for s in (0, 19, 20, 29, 30, 39)] == pytest.approx(
@@ -237,8 +237,8 @@ def test_unigaze_folders_train_and_evaluate(tmp_path, source, files):
 
 
 def test_a_label_budget_keeps_a_seeded_share_of_the_training_faces(tmp_path):
-    from gazefollow.config import build_config
     from gazefollow.estimation.data.build import build_face_datasets
+    from gazefollow.tasks import build_config
     layers = [ROOT / "configs" / "estimation" / "base.yaml", TINY_ESTIMATION]
     common = [f"data.dataset_dir={tmp_path / 'faces'}"]
     full = build_face_datasets(build_config(layers, common), log=lambda *_: None)

@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from gazefollow.backbones.init_weights import InitWeightsError, load_initial_weights
+from gazefollow.backbones.mae_keys import resize_positions
+from gazefollow.backbones.vit import VIT_SIZES
 from gazefollow.estimation.models import ViTEstimator
-from gazefollow.estimation.models.mae_keys import resize_positions
-from gazefollow.estimation.models.vit import VIT_SIZES
-from gazefollow.init_weights import InitWeightsError, load_initial_weights
 from main import main
 from tests.conftest import ROOT, tiny_config
 from tests.test_estimation_train import TINY_ESTIMATION, write_xgaze_folder
@@ -106,7 +106,7 @@ def test_the_position_table_is_resized_to_another_face_size(tmp_path):
 
 
 def test_layer_wise_decay_and_frozen_blocks_shape_the_optimizer_groups(tmp_path):
-    from gazefollow.models.gaze_model import optimizer_parameter_groups
+    from gazefollow.engine.optimizer import optimizer_parameter_groups
     config = tiny_config(tmp_path, "optim.lr=0.1", "optim.weight_decay=0")
     optim = config.optim
     model = ViTEstimator("tiny", 32)
@@ -130,7 +130,7 @@ def test_layer_wise_decay_and_frozen_blocks_shape_the_optimizer_groups(tmp_path)
 def test_onecycle_is_torchs_one_cycle_schedule():
     from types import SimpleNamespace
 
-    from gazefollow.training_parts import lr_factor
+    from gazefollow.engine.optimizer import lr_factor
     total = 40
     optim = SimpleNamespace(lr_schedule="onecycle", onecycle_pct_start=0.3, onecycle_div=25.0,
                             onecycle_final_div=1e4)

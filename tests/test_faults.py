@@ -13,14 +13,15 @@ import time
 import numpy as np
 import pytest
 
-from gazefollow.checkpoint import (CheckpointError, complete_checkpoints, load_checkpoint,
-                                   resolve_checkpoint)
 from gazefollow.config import SyntheticConfig
-from gazefollow.data.build import build_datasets
-from gazefollow.data.instances import BadInput
-from gazefollow.data.synthetic import MANIFEST, TEST_FILE, TRAIN_FILE, generate_world
-from gazefollow.run_lock import LOCK_FILE, RunLockError
-from gazefollow.run_records import read_step_log
+from gazefollow.engine.checkpoint import (CheckpointError, complete_checkpoints, load_checkpoint,
+                                          resolve_checkpoint)
+from gazefollow.engine.run_lock import LOCK_FILE, RunLockError
+from gazefollow.engine.run_records import read_step_log
+from gazefollow.engine.samples import BadInput
+from gazefollow.engine.worlds import MANIFEST
+from gazefollow.following.data.build import build_datasets
+from gazefollow.following.data.synthetic import TEST_FILE, TRAIN_FILE, generate_world
 from main import main
 from tests.conftest import ROOT, SETTING, TINY, _run_dir, _train, tiny_config
 from tests.test_resume import _assert_same_state
@@ -202,7 +203,7 @@ def test_ctrl_c_saves_a_checkpoint_and_the_same_command_resumes_exactly(straight
 SIGTERM_DURING_SAVE = """
 import os, signal, sys
 sys.path.insert(0, {root!r})
-import gazefollow.checkpoint as checkpoint
+import gazefollow.engine.checkpoint as checkpoint
 real_save = checkpoint.torch.save
 
 def save(obj, path, *args, **kwargs):
@@ -235,9 +236,9 @@ def test_sigterm_during_a_save_finishes_it_and_stops(straight, tmp_path):
 KILL_AT_RANDOM = """
 import os, signal, sys
 sys.path.insert(0, {root!r})
-import gazefollow.checkpoint as checkpoint
-import gazefollow.run_records as records
-import gazefollow.train_state as train_state
+import gazefollow.engine.checkpoint as checkpoint
+import gazefollow.engine.run_records as records
+import gazefollow.engine.step as train_state
 events = [0]
 
 def counted(function):
@@ -278,7 +279,7 @@ def test_sigkill_at_random_points_always_resumes_to_the_same_state(straight):
 
 
 def test_a_full_disk_keeps_the_previous_checkpoint_and_says_what_failed(straight, monkeypatch):
-    import gazefollow.checkpoint as checkpoint
+    import gazefollow.engine.checkpoint as checkpoint
     tmp, _, _ = straight
     real_save = checkpoint.torch.save
 
@@ -419,7 +420,7 @@ def test_with_two_processes_a_signal_to_one_stops_both_after_the_same_step(tiny_
 
 
 def test_the_first_signal_is_recorded_and_a_second_ctrl_c_aborts():
-    from gazefollow.stopping import StopRequest
+    from gazefollow.engine.stopping import StopRequest
     said = []
     with StopRequest(said.append) as stop:
         os.kill(os.getpid(), signal.SIGTERM)
@@ -432,7 +433,7 @@ def test_the_first_signal_is_recorded_and_a_second_ctrl_c_aborts():
 def test_gaze_points_beyond_the_frame_or_basis_are_refused_for_vat_and_goo(tmp_path):
     import pickle
 
-    from gazefollow.data.goo import read_goo
+    from gazefollow.following.data.goo import read_goo
     from tests.test_goo import _entry
     from tests.test_vat import W, _track
     root = tmp_path / "vat"

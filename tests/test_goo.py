@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gazefollow.data.build import build_datasets
-from gazefollow.data.goo import read_goo
-from gazefollow.data.instances import BadInput
+from gazefollow.engine.samples import BadInput
+from gazefollow.following.data.build import build_datasets
+from gazefollow.following.data.goo import read_goo
 from main import main
 from tests.conftest import TINY, tiny_config
 
@@ -69,7 +69,7 @@ def test_a_folder_in_goo_synths_released_layout_needs_no_other_key(tmp_path):
     """picklefiles/trainpickle2to19human.pickle + 1person/GazeDatasets/, and
     picklefiles/testpickle120.pickle + test/ (the GOO authors' training commands)."""
     from gazefollow.config import SyntheticConfig
-    from gazefollow.data.synthetic_layouts import write_goo_world
+    from gazefollow.following.data.synthetic_layouts import write_goo_world
     root = write_goo_world(SyntheticConfig(num_train=24, num_test=4, width=96, height=72),
                            tmp_path / "goosynth")
     assert (root / "picklefiles" / "trainpickle2to19human.pickle").is_file()
@@ -91,8 +91,8 @@ def test_goo_real_as_released_is_found_from_its_root(tmp_path, release):
     """oneshotrealhumansNew.pickle / testrealhumansNew.pickle with finalrealdatasetImgsV3/
     (the Zenodo release's names), or the earlier names with finalrealdatasetImgsV2/."""
     from gazefollow.config import SyntheticConfig
-    from gazefollow.data.goo import GOO_LAYOUTS
-    from gazefollow.data.synthetic_layouts import write_goo_world
+    from gazefollow.following.data.goo import GOO_LAYOUTS
+    from gazefollow.following.data.synthetic_layouts import write_goo_world
     root = write_goo_world(SyntheticConfig(num_train=8, num_test=3, width=96, height=72),
                            tmp_path / "gooreal", release=release)
     pickle_file, image_dir = GOO_LAYOUTS[release]["test"]

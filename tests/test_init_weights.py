@@ -4,9 +4,9 @@ import json
 import pytest
 import torch
 
+from gazefollow.backbones.init_weights import InitWeightsError, load_initial_weights
 from gazefollow.config import to_dict
-from gazefollow.init_weights import InitWeightsError, load_initial_weights
-from gazefollow.models.gaze_model import build_model
+from gazefollow.following.models.gaze_model import build_model
 from tests.conftest import tiny_config
 
 CLASSIC_EXTRAS = ["layer5_scene.0.conv1.weight", "fc_inout.weight", "attn.weight"]

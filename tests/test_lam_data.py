@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gazefollow.config import build_config
-from gazefollow.data.dataset import BAD_KEY
-from gazefollow.data.instances import BadInput
+from gazefollow.engine.samples import BAD_KEY, BadInput
 from gazefollow.social.data import priors
 from gazefollow.social.data.dataset import LAMWindows, drop_blurred, mirror_landmarks, window
 from gazefollow.social.data.ego4d_lam import read_challenge, read_split
-from main import LAM_BASE
+from gazefollow.tasks import build_config
+from main import CONFIGS
+
+LAM_BASE = CONFIGS / "lam" / "base.yaml"
 
 UID = "fc2b2014-9dc4-4a5d-8a1d-25a6911bff7c"  # a clip uid as Ego4D's split lists hold them
 

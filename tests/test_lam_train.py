@@ -7,12 +7,14 @@ import json
 import pytest
 import torch
 
-from gazefollow.config import build_config
-from gazefollow.data.instances import BadInput
+from gazefollow.backbones.init_weights import load_initial_weights
+from gazefollow.engine.samples import BadInput
 from gazefollow.social.csv_files import score_csvs
-from gazefollow.init_weights import load_initial_weights
 from gazefollow.social.models.gazelstm import GazeLSTM
-from main import LAM_BASE, main
+from gazefollow.tasks import build_config
+from main import CONFIGS, main
+
+LAM_BASE = CONFIGS / "lam" / "base.yaml"
 from tests.conftest import ROOT
 
 TINY_LAM = ROOT / "configs" / "lam" / "tiny_test.yaml"

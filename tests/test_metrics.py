@@ -5,7 +5,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from gazefollow import metrics
+from gazefollow.following import metrics
 
 
 def _slow_gazefollow_auc(heatmap, points, width, height):
@@ -119,7 +119,7 @@ def _angle_reference(pred, points, eye):
 
 
 def test_angular_errors_and_heatmap_ap_match_the_original_formulas():
-    from gazefollow.metrics import angular_errors, heatmap_ap
+    from gazefollow.following.metrics import angular_errors, heatmap_ap
     rng = np.random.default_rng(3)
     for _ in range(30):
         points = rng.uniform(0, 1, size=(int(rng.integers(1, 6)), 2))

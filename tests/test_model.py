@@ -3,8 +3,9 @@ import math
 import pytest
 import torch
 
-from gazefollow.models.gaze_model import build_model, optimizer_parameter_groups
-from gazefollow.models.resnet import ResNet
+from gazefollow.backbones.resnet import ResNet
+from gazefollow.engine.optimizer import optimizer_parameter_groups
+from gazefollow.following.models.gaze_model import build_model
 from tests.conftest import tiny_config
 
 
@@ -107,7 +108,7 @@ def test_every_group_follows_its_own_lr_through_warmup_and_cosine(tmp_path):
 
 
 def test_direction_field_is_a_cone_around_the_direction():
-    from gazefollow.models.resnet_pair import DirectionField
+    from gazefollow.following.encoders.resnet_pair import DirectionField
     field_net = DirectionField(face_channels=4, gammas=[1.0, 8.0])
     with torch.no_grad():
         field_net.proj.weight.zero_()
@@ -125,7 +126,7 @@ def test_direction_field_is_a_cone_around_the_direction():
 
 @pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
 def test_training_loss_reaches_every_part(tmp_path, prediction):
-    from gazefollow.objective import training_losses
+    from gazefollow.following.objective import training_losses
     config = tiny_config(tmp_path, f"diffusion.prediction={prediction}")
     model = build_model(config)
     size = config.data.output_size

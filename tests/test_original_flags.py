@@ -7,12 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gazefollow.config import build_config
 from gazefollow.diffusion.gaussian import GaussianDiffusion
 from gazefollow.diffusion.sampling import sample
-from gazefollow.models.gaze_model import build_model
-from gazefollow.objective import heatmap_kl, point_loss, soft_argmax
-from gazefollow.training_parts import ema_parameters, make_ema, make_lr_scheduler, make_optimizer
+from gazefollow.engine.optimizer import ema_parameters, make_ema, make_lr_scheduler, make_optimizer
+from gazefollow.following.models.gaze_model import build_model
+from gazefollow.following.objective import heatmap_kl, point_loss, soft_argmax
+from gazefollow.tasks import build_config
 from main import main
 from tests.conftest import TINY, tiny_config
 
@@ -36,8 +36,8 @@ def test_per_sample_std_divides_x_t_by_its_own_std_in_training_and_at_every_step
 
 
 def test_random_flag_draws_integer_sigmas_in_7_to_10_in_train_and_test(tiny_world, monkeypatch):
-    from gazefollow.data import dataset as dataset_module
-    from gazefollow.data.build import build_datasets
+    from gazefollow.following.data import dataset as dataset_module
+    from gazefollow.following.data.build import build_datasets
     root, _ = tiny_world
     config = tiny_config(root.parent, "data.sigma_randint=[7,10]")
     seen = []
@@ -54,7 +54,7 @@ def test_random_flag_draws_integer_sigmas_in_7_to_10_in_train_and_test(tiny_worl
 
 
 def test_without_x_loss_the_original_trains_on_in_frame_people_only(tiny_world):
-    from gazefollow.data.build import build_datasets
+    from gazefollow.following.data.build import build_datasets
     root, _ = tiny_world
     logged = []
     config = tiny_config(root.parent, "data.train_in_frame_only=true", "loss.inout_bce=false")
@@ -143,7 +143,7 @@ def test_each_original_flag_trains_two_steps_and_evaluates(tmp_path, flags):
 
 def test_classifier_free_guidance_drops_and_guides(tmp_path):
     """(It trains and evaluates with the flags above.)"""
-    from gazefollow.models.heads import GuidedDenoiser
+    from gazefollow.following.models.heads import GuidedDenoiser
     config = tiny_config(tmp_path, "diffusion.cond_drop_prob=0.5", "sampling.cond_scale=3")
     head = build_model(config).head
     cond = {"context": torch.randn(2, 5, config.model.context_dim),
@@ -165,9 +165,9 @@ def test_classifier_free_guidance_drops_and_guides(tmp_path):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the fallback is for machines without CUDA")
 def test_the_originals_cuda_and_apex_levels_fall_back_to_the_cpu_in_full_precision(tmp_path,
                                                                                    capsys):
-    from main import parse
     from gazefollow.config import ConfigError
-    from gazefollow.runtime import make_accelerator
+    from gazefollow.engine.runtime import make_accelerator
+    from main import parse
     layers, overrides, _ = parse(["--device", "cuda", "--amp", "O1"])
     config = build_config(layers, overrides)
     assert (config.run.device, config.optim.amp, config.optim.amp_fallback) == ("auto", "fp16",

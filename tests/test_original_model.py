@@ -9,11 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from gazefollow.config import build_config
-from gazefollow.models.gaze_model import build_model
-from gazefollow.models.original import feature_grid, sinusoidal_2d
-from gazefollow.original_weights import adm_unet_key_map, map_original_key
-from gazefollow.predict import GazePredictor
+from gazefollow.following.encoders.original import feature_grid, sinusoidal_2d
+from gazefollow.following.models.gaze_model import build_model
+from gazefollow.following.predict import GazePredictor
+from gazefollow.original.checkpoints import adm_unet_key_map, map_original_key
+from gazefollow.tasks import build_config
 from main import main
 from tests.conftest import ROOT, assert_predictor_matches_evaluation, first_test_heads, run_script
 
@@ -156,7 +156,7 @@ def _original_state(model, config, rng):
 
 
 def test_an_original_checkpoint_evaluates_with_its_weights_mapped(tmp_path):
-    from gazefollow.evaluate import load_for_eval
+    from gazefollow.tasks import load_for_eval
     config = tiny_original(f"data.dataset_dir={tmp_path / 'world'}")
     rng = np.random.default_rng(0)
     model = build_model(config)
@@ -181,8 +181,8 @@ def test_an_original_checkpoint_evaluates_with_its_weights_mapped(tmp_path):
 
 
 def test_an_original_checkpoint_of_another_configuration_is_refused(tmp_path):
-    from gazefollow.checkpoint import CheckpointError
-    from gazefollow.evaluate import load_for_eval
+    from gazefollow.engine.checkpoint import CheckpointError
+    from gazefollow.tasks import load_for_eval
     config = tiny_original()
     state = _original_state(build_model(config), config, np.random.default_rng(0))
     del state["model.out.2.weight"]
@@ -193,7 +193,7 @@ def test_an_original_checkpoint_of_another_configuration_is_refused(tmp_path):
 
 
 def test_the_originals_init_weights_load_as_its_get_model_renamed_them(tmp_path):
-    from gazefollow.init_weights import load_initial_weights
+    from gazefollow.backbones.init_weights import load_initial_weights
     config = tiny_original()
     model = build_model(config)
     backbones = {k[len("gaze."):]: torch.randn(v.shape) if v.is_floating_point() else v

@@ -2,7 +2,8 @@
 are translated through the one legacy map in gazefollow/config/legacy.py."""
 import pytest
 
-from gazefollow.config import ConfigError, build_config
+from gazefollow.config import ConfigError
+from gazefollow.tasks import build_config
 from main import main, parse
 
 # The original's last committed diffusion.yaml and gaze.yaml (their values; its comments left
@@ -248,8 +249,8 @@ def test_flags_the_original_never_read_are_accepted_with_a_notice(tiny_world, tm
 def test_gaze_point_threshold_is_the_originals_annotator_outlier_filter():
     import numpy as np
 
-    from gazefollow.data.build import drop_annotator_outliers
-    from gazefollow.data.instances import HeadInstance
+    from gazefollow.following.data.build import drop_annotator_outliers
+    from gazefollow.following.data.instances import HeadInstance
     rng = np.random.default_rng(0)
     heads = [HeadInstance(i, f"test/{i}.jpg", np.array([1, 1, 5, 5.0]),
                           rng.uniform(0, 1, size=(int(rng.integers(1, 6)), 2)), 1)
@@ -267,7 +268,7 @@ def test_gaze_point_threshold_is_the_originals_annotator_outlier_filter():
 
 
 def test_save_and_evaluate_every_count_epochs(tiny_world, tmp_path, capsys):
-    from gazefollow.checkpoint import complete_checkpoints
+    from gazefollow.engine.checkpoint import complete_checkpoints
     from tests.conftest import TINY
     root, _ = tiny_world
     main(["--experiment", str(TINY), f"data.dataset_dir={root}", f"run.output_dir={tmp_path}",

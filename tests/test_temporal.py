@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from gazefollow.data.build import build_datasets
-from gazefollow.data.dataset import clip_positions
-from gazefollow.data.instances import HeadInstance
-from gazefollow.data.synthetic_video import write_video_world
-from gazefollow.data.vat import read_vat
-from gazefollow.models.gaze_model import build_model
+from gazefollow.following.data.build import build_datasets
+from gazefollow.following.data.dataset import clip_positions
+from gazefollow.following.data.instances import HeadInstance
+from gazefollow.following.data.synthetic_video import write_video_world
+from gazefollow.following.data.vat import read_vat
+from gazefollow.following.models.gaze_model import build_model
 from main import main
 from tests.conftest import TINY, tiny_config
 

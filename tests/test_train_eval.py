@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from gazefollow.checkpoint import load_checkpoint
-from gazefollow.config import ConfigError, build_config
-from gazefollow.run_records import read_step_log
+from gazefollow.config import ConfigError
+from gazefollow.engine.checkpoint import load_checkpoint
+from gazefollow.engine.run_records import read_step_log
+from gazefollow.tasks import build_config
 from main import main
 from tests.conftest import TINY, run_script
 
@@ -78,8 +79,9 @@ def test_predictions_file_and_pictures(trained):
 def test_the_best_and_worst_auc_samples_are_drawn_with_their_own_heatmaps(trained):
     """As the original's wandb pictures: the instances at both ends of the AUC ranking, kept
     during the pass and drawn, each with the point predictions.csv has for it."""
-    from gazefollow.data.build import build_datasets
-    from gazefollow.evaluate import load_for_eval, run_split
+    from gazefollow.following.data.build import build_datasets
+    from gazefollow.following.evaluate import run_split
+    from gazefollow.tasks import load_for_eval
     _, run_dir, results = trained
     assert (run_dir / "best_auc.png").is_file() and (run_dir / "worst_auc.png").is_file()
     loaded = load_for_eval(run_dir)
@@ -147,7 +149,7 @@ def test_resume_with_another_optimiser_config_is_refused(trained):
 
 
 def test_lr_warms_up_then_holds(tmp_path):
-    from gazefollow.train import make_lr_scheduler
+    from gazefollow.engine.loop import make_lr_scheduler
     config = build_config(overrides=["optim.lr=0.01", "optim.warmup_steps=4"])
     optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
     scheduler = make_lr_scheduler(optimizer, config.optim, total_steps=10)
@@ -180,8 +182,8 @@ def _nan_at(monkeypatch, steps_with_nan):
     calls."""
     import dataclasses
 
-    import gazefollow.following as following
-    from gazefollow.objective import training_losses
+    from gazefollow import tasks
+    from gazefollow.following.objective import training_losses
     calls = []
 
     def patched(*args, **kwargs):
@@ -190,8 +192,8 @@ def _nan_at(monkeypatch, steps_with_nan):
         if len(calls) in steps_with_nan:
             out["loss"] = out["loss"] * float("nan")
         return out
-    monkeypatch.setattr(following, "FOLLOWING",
-                        dataclasses.replace(following.FOLLOWING, training_losses=patched))
+    monkeypatch.setitem(tasks.TASKS, "following",
+                        dataclasses.replace(tasks.TASKS["following"], training_losses=patched))
 
 
 def test_a_nan_step_is_skipped_and_counted(tmp_path, monkeypatch):

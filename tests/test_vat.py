@@ -4,11 +4,11 @@ import pytest
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
-from gazefollow import metrics
-from gazefollow.data.build import build_datasets
-from gazefollow.data.instances import BadInput
-from gazefollow.data.synthetic_layouts import write_vat_world
-from gazefollow.data.vat import read_vat, smooth_track
+from gazefollow.engine.samples import BadInput
+from gazefollow.following import metrics
+from gazefollow.following.data.build import build_datasets
+from gazefollow.following.data.synthetic_layouts import write_vat_world
+from gazefollow.following.data.vat import read_vat, smooth_track
 from main import main
 from tests.conftest import TINY, tiny_config
 

@@ -1,8 +1,10 @@
 """Typed configuration: dataclass schemas (``schema.py``) merged with OmegaConf.
 
 ``build_config`` merges YAML layers and overrides onto the schema (or onto a stored config),
-translates the original's files and flags (``legacy.py``) and validates (``validation.py``).
-The names other modules use are importable from ``gazefollow.config``.
+renames this project's earlier keys (``migrate.py``) and validates (``validation.py``). It
+knows no task and no file of the original research code: the task registry
+(``gazefollow.tasks.build_config``) passes the original's YAML reader and each task's own
+checks. The names other modules use are importable from ``gazefollow.config``.
 """
 from __future__ import annotations
 
@@ -14,17 +16,13 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from gazefollow.config.legacy import (LEGACY_FLAG_ABSENT, LEGACY_FLAG_ALSO, LEGACY_FLAGS, NO_EFFECT,
-                                      ORIGINAL_RECIPE, ORIGINAL_SECTIONS, ORIGINAL_YAML_KEYS,
-                                      RENAMED_KEYS, RENAMED_PARTS, RETIRED_KEYS, _nest, _renamed,
-                                      legacy_overrides, legacy_to_override, migrate_stored,
-                                      translate_original_yaml)
-from gazefollow.config.schema import (CHOICES, Config, ConfigError, DataConfig, DiffusionConfig,
-                                      EvalConfig, LAYER_STACK, LoggingConfig, LossConfig,
-                                      ModelConfig, NOT_YET_SUPPORTED, OptimConfig, Override,
-                                      RunConfig, SamplingConfig, SyntheticConfig, _all_keys,
-                                      _suggest)
-from gazefollow.config.validation import (frozen_parts, get_key, validate)
+from gazefollow.config.migrate import (RENAMED_KEYS, RENAMED_PARTS, RETIRED_KEYS, _nest, _renamed,
+                                       migrate_stored)
+from gazefollow.config.schema import (CHOICES, LAYER_STACK, NOT_YET_SUPPORTED, Config, ConfigError,
+                                      DataConfig, DiffusionConfig, EvalConfig, LoggingConfig,
+                                      LossConfig, ModelConfig, OptimConfig, Override, RunConfig,
+                                      SamplingConfig, SyntheticConfig, _all_keys, _suggest)
+from gazefollow.config.validation import frozen_parts, get_key, validate
 
 
 def _merge(base: DictConfig, other: Any, source: str) -> DictConfig:
@@ -37,22 +35,19 @@ def _merge(base: DictConfig, other: Any, source: str) -> DictConfig:
         raise ConfigError(f"{source}: {err.msg} (key '{err.full_key}')") from None
 
 
-def load_yaml(path: str | Path, log=None) -> DictConfig:
-    """Read one YAML layer (a missing file is a ConfigError naming it). A file in the original
-    research code's layout (recognised by its sections) is translated to typed keys."""
+def read_yaml(path: str | Path) -> Any:
+    """One YAML file as plain containers (a missing file is a ConfigError naming it)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    content = OmegaConf.to_container(OmegaConf.load(path))
+    return OmegaConf.to_container(OmegaConf.load(path))
+
+
+def load_yaml(path: str | Path, log=None) -> DictConfig:
+    """Read one YAML layer in this project's keys (earlier names renamed)."""
+    content = read_yaml(path)
     if not isinstance(content, dict):
         return OmegaConf.create(content)
-    original = [s for s in content if s in ORIGINAL_SECTIONS]
-    if original and len(original) < len(content):
-        ours = sorted(set(content) - set(original))
-        raise ConfigError(f"{path} mixes the original's sections {original} with {ours}: a "
-                          "file is either in the original's layout or in gazefollow's")
-    if original:
-        return OmegaConf.create(_nest(translate_original_yaml(content, path, log)))
     return OmegaConf.create(_renamed(content))
 
 
@@ -87,19 +82,27 @@ def build_config(
     yaml_files: list[str | Path] = (),
     overrides: list[Override] = (),
     base: Optional[dict] = None,
+    *,
+    read_layer=load_yaml,
+    checks: tuple = (),
+    flag_names: Optional[dict] = None,
 ) -> Config:
-    """Merge YAML files (in order) and overrides onto the schema (or onto ``base``, a stored
-    config dict such as a checkpoint's), then validate."""
+    """Merge YAML files (in order, each read by ``read_layer``) and overrides onto the schema
+    (or onto ``base``, a stored config dict such as a checkpoint's), then validate: the
+    engine's checks, then each of ``checks`` (config -> None, raising ConfigError).
+    ``flag_names``: {key: command-line flag} named beside a refused key."""
     cfg = _schema()
     if base is not None:
         cfg = _merge(cfg, OmegaConf.create(migrate_stored(base)), "stored config")
     for path in yaml_files:
-        cfg = _merge(cfg, load_yaml(path), str(path))
+        cfg = _merge(cfg, read_layer(path), str(path))
     for item in overrides:
         node, source = _override_node(item)
         cfg = _merge(cfg, node, f"override '{source}'")
     config = OmegaConf.to_object(cfg)
-    validate(config)
+    validate(config, flag_names or {})
+    for check in checks:
+        check(config)
     return config
 
 
@@ -141,8 +144,6 @@ def to_dict(config: Config) -> dict:
 __all__ = ["ConfigError", "LAYER_STACK", "RunConfig", "SyntheticConfig", "DataConfig",
            "ModelConfig", "DiffusionConfig", "SamplingConfig", "LossConfig", "OptimConfig",
            "EvalConfig", "LoggingConfig", "Config", "NOT_YET_SUPPORTED", "CHOICES", "Override",
-           "RENAMED_KEYS", "RENAMED_PARTS", "RETIRED_KEYS", "LEGACY_FLAGS", "LEGACY_FLAG_ALSO",
-           "LEGACY_FLAG_ABSENT", "ORIGINAL_RECIPE", "ORIGINAL_SECTIONS", "ORIGINAL_YAML_KEYS",
-           "NO_EFFECT", "translate_original_yaml", "migrate_stored", "legacy_to_override",
-           "legacy_overrides", "get_key", "frozen_parts", "validate", "build_config", "load_yaml",
+           "RENAMED_KEYS", "RENAMED_PARTS", "RETIRED_KEYS", "migrate_stored", "get_key",
+           "frozen_parts", "validate", "build_config", "load_yaml", "read_yaml",
            "config_changes", "to_yaml", "to_dict"]

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Optional, Union
 
 
-
 class ConfigError(ValueError):
     """A configuration that cannot run: unknown key, wrong type or unsupported value."""
 
@@ -30,7 +29,7 @@ LAYER_STACK = (
 @dataclass
 class RunConfig:
     # following: scene + head -> gaze heatmap | estimation: face crop -> 3D gaze direction
-    task: str = "following"  # following | estimation | simclr (estimation's face pretraining) | lam
+    task: str = "following"  # a task of the registry (gazefollow/tasks.py; main.py --help lists them)
     tag: str = "default"  # run name; outputs go under output_dir/<model id>/<tag>
     output_dir: str = "outputs"
     seed: int = 0
@@ -410,11 +409,6 @@ CHOICES = {
     "run.device": ("auto", "cpu", "cuda", "mps"),
     "run.init_format": ("auto", "gazefollow", "torchvision", "classic", "original", "estimation",
                         "mae", "gaze360"),
-    "run.task": ("following", "estimation", "simclr", "lam"),
-    "data.source_dataset": ("synthetic", "gazefollow", "videoattentiontarget", "goo",
-                            "synthetic_faces", "mpiifacegaze", "mpiifacegaze_pickle", "ethxgaze",
-                            "gaze360", "columbia", "gazecapture", "eyediap", "joint",
-                            "ego4d_lam", "synthetic_lam"),
     "data.split_protocol": ("loso", "unigaze"),
     "model.estimator": ("gazenet", "resnet", "vit", "geff", "vanilla_fusion"),
     "model.geff_eye": ("cnn", "resnet"),

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from gazefollow.data.augment import color_jitter
-
+from gazefollow.engine.images import color_jitter
 
 # MPIIFaceGaze's six landmarks in image order (first eye's two corners, the second eye's, the
 # mouth's): mirrored, the order that keeps them in image order

@@ -18,20 +18,22 @@ head is dropped).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset
 
-from gazefollow.data.dataset import BAD_KEY, collate_samples
+from gazefollow.backbones.init_weights import load_initial_weights
+from gazefollow.backbones.resnet import ResNet
+from gazefollow.engine.evaluation import Evaluation, predict_split
+from gazefollow.engine.samples import BAD_KEY
+from gazefollow.engine.task import Task
 from gazefollow.estimation.augment import FaceAugmentSettings
 from gazefollow.estimation.data.build import build_face_datasets
 from gazefollow.estimation.data.dataset import FaceDataset
-from gazefollow.models.resnet import ResNet
-from gazefollow.reporting import log_to_wandb, write_metrics
-from gazefollow.tasks import Task
+from gazefollow.estimation.validate import ESTIMATION_SOURCES, validate_pretraining
 
 SIMCLR_VIEWS = FaceAugmentSettings(flip=0.5, crop=1.0, crop_share=0.25, color=1.0,
                                    color_range=0.5)
@@ -125,62 +127,70 @@ def simclr_losses(model, batch: dict, loss_cfg, generator=None) -> dict:
     return {"loss": nt_xent(z, loss_cfg.simclr_tau)}
 
 
-@torch.no_grad()
-def embed_views(model, dataset, batch_size: int, device) -> tuple[torch.Tensor, int]:
-    """Embeddings of every view pair of a split ([2n, d]: views a, then views b), and the
-    number of faces that failed to load (skip mode)."""
-    model.eval()
-    loader = DataLoader(Subset(dataset, list(range(len(dataset)))), batch_size=batch_size,
-                        collate_fn=collate_samples, generator=torch.Generator())
-    first, second, bad = [], [], 0
-    for batch in loader:
-        bad += len(batch.pop(BAD_KEY))
-        first.append(model(batch["face"].to(device)).float().cpu())
-        second.append(model(batch["face_b"].to(device)).float().cpu())
-    return torch.cat(first + second), bad
+def embed_views(model, dataset, batch_size: int, device,
+                shard: tuple[int, int] = (0, 1)) -> tuple[torch.Tensor, list[str]]:
+    """Embeddings of every view pair of a split ([2n, d]: views a, then views b; each process
+    embeds its share, every process gets them all), and the messages of the faces that failed
+    to load (skip mode)."""
+    def embed(model, batch) -> dict:
+        return {"embedding a": model(batch["face"]).float().cpu().numpy(),
+                "embedding b": model(batch["face_b"]).float().cpu().numpy()}
+
+    def rows(batch, outputs) -> list[dict]:
+        return [{"position": position, "a": outputs["embedding a"][i],
+                 "b": outputs["embedding b"][i]}
+                for i, position in enumerate(batch["position"].tolist())]
+
+    predicted = predict_split(model, dataset, embed, rows, batch_size=batch_size,
+                              device=device, shard=shard, desc="embed")
+    pairs = predicted.rows
+    z = torch.from_numpy(np.stack([r["a"] for r in pairs] + [r["b"] for r in pairs]))
+    return z, predicted.bad_input
 
 
-def split_metrics(model, dataset, config, device) -> dict:
-    z, _ = embed_views(model, dataset, config.eval.batch_size, device)
+def split_metrics(model, dataset, config, device, shard: tuple[int, int] = (0, 1)) -> dict:
+    z, _ = embed_views(model, dataset, config.eval.batch_size, device, shard)
     return {"nt_xent": float(nt_xent(z, config.loss.simclr_tau, gather=False)),
             "top1": top1_retrieval(z)}
 
 
 def validation_metrics(net, dataset, config, accelerator) -> tuple[dict, str, list]:
-    """On the main process's view of the whole split (the pairs of a split are few)."""
-    return split_metrics(net, dataset, config, accelerator.device), "two views", []
+    """Every process embeds its share; the loss and retrieval see the whole split."""
+    shard = (accelerator.process_index, accelerator.num_processes)
+    return split_metrics(net, dataset, config, accelerator.device, shard), "two views", []
 
 
-def evaluate_simclr(config, model, run_dir: str | Path, device, weights: str, log=print,
-                    run_id: str | None = None, shard: tuple[int, int] = (0, 1),
-                    differs: dict | None = None) -> dict:
+def evaluate_simclr(config, model, device, weights: str, shard: tuple[int, int],
+                    log) -> Evaluation:
     """metrics.json: {"model": {"nt_xent", "top1"}, "chance": {"top1"}, "info"}."""
     split = config.eval.split
-    dataset = build_view_datasets(config, splits=(split,), log=log if shard[0] == 0 else
-                                  (lambda *_: None))[split]
-    metrics = split_metrics(model, dataset, config, device)
-    results = {"model": metrics, "chance": {"top1": 1 / max(1, 2 * len(dataset) - 1)},
-               "info": {"task": "simclr", "split": split, "faces": len(dataset),
-                        "dataset": config.data.source_dataset, "weights": weights,
-                        "tau": config.loss.simclr_tau, "loaded": dataset.load_report.as_dict(),
-                        "differs_from_training": differs or {}, "output_dir": str(run_dir)}}
-    if shard[0] == 0:
-        write_metrics(results, Path(run_dir) / "metrics.json")
-        log_to_wandb(config, Path(run_dir), results, [], run_id)
-        log(f"\n{split} split, {len(dataset)} faces, two views each, {weights} weights: "
-            f"NT-Xent {metrics['nt_xent']:.4f} (tau {config.loss.simclr_tau}), top-1 "
-            f"retrieval {metrics['top1']:.3f} (chance {results['chance']['top1']:.3f}; "
-            f"log(2n - 1) = {math.log(max(1, 2 * len(dataset) - 1)):.3f})")
-    return results
+    dataset = build_view_datasets(config, splits=(split,), log=log)[split]
+    z, bad = embed_views(model, dataset, config.eval.batch_size, device, shard)
+    metrics = {"nt_xent": float(nt_xent(z, config.loss.simclr_tau, gather=False)),
+               "top1": top1_retrieval(z)}
+    chance = 1 / max(1, 2 * len(dataset) - 1)
+    info = {"split": split, "faces": len(dataset), "dataset": config.data.source_dataset,
+            "tau": config.loss.simclr_tau, "loaded": dataset.load_report.as_dict()}
+    table = (f"\n{split} split, {len(dataset)} faces, two views each, {weights} weights: "
+             f"NT-Xent {metrics['nt_xent']:.4f} (tau {config.loss.simclr_tau}), top-1 "
+             f"retrieval {metrics['top1']:.3f} (chance {chance:.3f}; "
+             f"log(2n - 1) = {math.log(max(1, 2 * len(dataset) - 1)):.3f})")
+    return Evaluation({"model": metrics, "chance": {"top1": chance}}, info, bad, table)
 
 
 SIMCLR = Task(
     name="simclr",
+    summary="label-free (SimCLR) pretraining of a gaze-estimation face encoder",
+    config_files=("estimation/base.yaml",),
+    default_experiment="estimation/simclr.yaml",
+    dataset_names=ESTIMATION_SOURCES,
+    validate=validate_pretraining,
     run_label=lambda config: f"simclr-{config.model.estimator}",
     build_datasets=build_view_datasets,
     build_model=lambda config: SimCLRModel(config.model),
     training_losses=simclr_losses,
     validation_metrics=validation_metrics,
-    evaluate_run=evaluate_simclr,
+    evaluate=evaluate_simclr,
     eval_label=lambda config, model: "simclr",
+    init_weights=load_initial_weights,
 )

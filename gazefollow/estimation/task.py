@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import torch
 
+from gazefollow.backbones.init_weights import load_initial_weights
+from gazefollow.engine.task import Task
 from gazefollow.estimation.data.build import build_face_datasets, fold_count
 from gazefollow.estimation.evaluate import evaluate_estimation, mean_error, predict_split
+from gazefollow.estimation.folds import run_all_folds
 from gazefollow.estimation.models import build_estimator, estimate
 from gazefollow.estimation.objective import LOSSES, angular_loss
-from gazefollow.tasks import Task
+from gazefollow.estimation.validate import ESTIMATION_SOURCES, validate_estimation
 
 
 def run_label(config) -> str:
@@ -37,11 +40,18 @@ def validation_metrics(net, dataset, config, accelerator) -> tuple[dict, str, li
 
 ESTIMATION = Task(
     name="estimation",
+    summary="a face's 3D gaze direction (--all_folds: every fold of the protocol)",
+    config_files=("estimation/base.yaml",),
+    default_experiment="estimation/synthetic_cpu.yaml",
+    dataset_names=ESTIMATION_SOURCES,
+    validate=validate_estimation,
     run_label=run_label,
     build_datasets=build_face_datasets,
     build_model=lambda config: build_estimator(config.model, config.data.face_size),
     training_losses=estimation_losses,
     validation_metrics=validation_metrics,
-    evaluate_run=evaluate_estimation,
+    evaluate=evaluate_estimation,
     eval_label=lambda config, model: "gaze",
+    init_weights=load_initial_weights,
+    all_folds=run_all_folds,
 )

@@ -5,13 +5,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only; no display on these machines
-import matplotlib.pyplot as plt  # noqa: E402
-
-from gazefollow.estimation.evaluate import gaze_arrow  # noqa: E402
-from gazefollow.visualize import save_figure  # noqa: E402
+from gazefollow.engine.figures import plt, save_figure
+from gazefollow.estimation.metrics import pitchyaw_to_vector
 
 
 def save_gaze_grid(samples: list[dict], path: Path, columns: int = 8) -> None:
@@ -32,3 +29,9 @@ def save_gaze_grid(samples: list[dict], path: Path, columns: int = 8) -> None:
         ax.axis("off")
     fig.suptitle("gaze: true (green), predicted (red)", fontsize=8)
     save_figure(fig, path, top_inches=0.4)
+
+
+def gaze_arrow(pitchyaw: np.ndarray, length: float) -> tuple[float, float]:
+    """The image-plane arrow (dx, dy) of a gaze direction: its vector's x (right) and y (down)."""
+    vector = pitchyaw_to_vector(np.asarray(pitchyaw, np.float64).reshape(1, 2))[0]
+    return float(vector[0] * length), float(vector[1] * length)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gazefollow.data.instances import BadInput
+from gazefollow.engine.samples import BadInput
 from gazefollow.social.metrics import lam_accuracy, lam_map
 
 WIDTH = {"gt": 8, "pred": 9}

@@ -21,12 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
-from tqdm import tqdm
 
-from gazefollow.data.dataset import BAD_KEY, collate_samples
-from gazefollow.evaluate import gather_shards, shard_positions
-from gazefollow.reporting import log_to_wandb, write_metrics
+from gazefollow.engine.evaluation import Evaluation, predict_split
 from gazefollow.social.metrics import (all_positive_baseline, lam_accuracy, lam_map,
                                        voc_average_precision)
 
@@ -37,31 +33,26 @@ REFERENCE_RESULTS = [("Ego4D baseline (test)", 66.07, 75.38),
 CHALLENGE = {"version": "1.0", "challenge": "ego4d_looking_at_me"}
 
 
-@torch.no_grad()
 def predict_windows(model, dataset, *, batch_size: int, device, num_workers: int = 0,
                     shard: tuple[int, int] = (0, 1), desc: str = "eval") -> tuple[list, list]:
     """(rows {position, uid, track_id, frame, box, label, score} in dataset order, messages
     of windows that failed to load), merged over processes."""
-    model.eval()
-    loader = DataLoader(Subset(dataset, shard_positions(len(dataset), shard)),
-                        batch_size=batch_size, num_workers=num_workers,
-                        collate_fn=collate_samples, generator=torch.Generator())
-    rows, bad = [], []
-    for batch in tqdm(loader, desc=desc, unit="batch", leave=False,
-                      disable=None if shard[0] == 0 else True):
-        bad += batch.pop(BAD_KEY)
-        inputs = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        scores = torch.softmax(model(inputs).float(), dim=1)[:, 1].cpu().numpy()
-        if not np.isfinite(scores).all():
-            raise FloatingPointError("a predicted score is NaN or Inf: the model's weights "
-                                     "have diverged")
-        for i, position in enumerate(batch["position"].tolist()):
-            rows.append({"position": position, "uid": batch["uid"][i],
-                         "track_id": batch["track_id"][i], "frame": int(batch["frame"][i]),
-                         "box": batch["box"][i].tolist(), "label": int(batch["label"][i]),
-                         "score": float(scores[i])})
-    return sorted(gather_shards(rows, shard), key=lambda r: r["position"]), \
-        gather_shards(bad, shard)
+    predicted = predict_split(model, dataset, _looking_score, _window_rows,
+                              batch_size=batch_size, device=device, shard=shard,
+                              num_workers=num_workers, desc=desc)
+    return predicted.rows, predicted.bad_input
+
+
+def _looking_score(model, batch) -> dict:
+    """The softmax probability of "looking" per window."""
+    return {"score": torch.softmax(model(batch).float(), dim=1)[:, 1].cpu().numpy()}
+
+
+def _window_rows(batch, outputs) -> list[dict]:
+    return [{"position": position, "uid": batch["uid"][i], "track_id": batch["track_id"][i],
+             "frame": int(batch["frame"][i]), "box": batch["box"][i].tolist(),
+             "label": int(batch["label"][i]), "score": float(outputs["score"][i])}
+            for i, position in enumerate(batch["position"].tolist())]
 
 
 def score_rows(rows: list[dict]) -> dict:
@@ -93,9 +84,9 @@ def write_submission(rows: list[dict], path: Path) -> None:
 def predict_challenge(config, model, device, shard, log) -> list[dict]:
     """Every frame of the challenge's crops (data.test_stride), with its unique id; [] when
     the dataset has no challenge folder."""
+    from gazefollow.social.data.build import dataset_root, read_priors_for
     from gazefollow.social.data.dataset import LAMWindows
     from gazefollow.social.data.ego4d_lam import read_challenge
-    from gazefollow.social.task import dataset_root, read_priors_for
     root = dataset_root(config)
     folder = root / config.data.lam_challenge_dir
     if not folder.is_dir():
@@ -112,39 +103,34 @@ def predict_challenge(config, model, device, shard, log) -> list[dict]:
     return rows
 
 
-def evaluate_lam(config, model, run_dir: str | Path, device, weights: str, log=print,
-                 run_id: str | None = None, shard: tuple[int, int] = (0, 1),
-                 differs: dict | None = None) -> dict:
-    from gazefollow.social.task import build_lam_datasets
-    if shard[0] != 0:
-        log = lambda *_: None  # noqa: E731  one process speaks
-    split, run_dir = config.eval.split, Path(run_dir)
+def evaluate_lam(config, model, device, weights: str, shard: tuple[int, int],
+                 log) -> Evaluation:
+    """mAP and accuracy on ``eval.split`` beside the all-positive baseline; Ego4D's gt.csv /
+    pred.csv, and the challenge's submission.json where its crops are present."""
+    from gazefollow.social.data.build import build_lam_datasets
+    split = config.eval.split
     dataset = build_lam_datasets(config, splits=(split,), log=log)[split]
     rows, bad = predict_windows(model, dataset, batch_size=config.eval.batch_size,
                                 device=device, num_workers=config.data.num_workers,
                                 shard=shard, desc=f"{split} ({weights})")
     challenge = predict_challenge(config, model, device, shard, log)
     results = score_rows(rows)
-    results["info"] = {
-        "task": "lam", "split": split, "ego4d_list": "val", "windows": len(rows),
+    info = {
+        "split": split, "ego4d_list": "val", "windows": len(rows),
         "positives": int(sum(r["label"] for r in rows)), "clip_length": config.data.clip_length,
-        "stride": config.data.val_stride, "model": config.model.lam_model, "weights": weights,
-        "processes": shard[1], "skipped_unreadable": len(bad), "skipped_examples": bad[:5],
+        "stride": config.data.val_stride, "model": config.model.lam_model,
         "loaded": dataset.load_report.as_dict(), "challenge_windows": len(challenge),
-        "all_positive": "every face scored 1 (looking); ties ranked as one group",
-        "differs_from_training": differs or {}, "output_dir": str(run_dir)}
-    if shard[0] == 0:
-        write_metrics(results, run_dir / "metrics.json")
+        "all_positive": "every face scored 1 (looking); ties ranked as one group"}
+    table = (f"\n{split} split (Ego4D val list), {len(rows)} windows, {weights} weights:\n"
+             + format_table(results))
+
+    def write_files(run_dir: Path) -> list[Path]:
         write_ego4d_csvs(rows, run_dir)
         if challenge:
             write_submission(challenge, run_dir / "submission.json")
-        log_to_wandb(config, run_dir, results, [], run_id)
-        if bad:
-            log(f"SKIPPED {len(bad)} windows that failed to load (data.on_bad_input=skip): "
-                + " | ".join(bad[:5]))
-        log(f"\n{split} split (Ego4D val list), {len(rows)} windows, {weights} weights:\n"
-            + format_table(results))
-    return results
+        return []
+
+    return Evaluation(results, info, bad, table, write_files)
 
 
 def format_table(results: dict) -> str:

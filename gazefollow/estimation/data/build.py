@@ -22,11 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from gazefollow.config import Config, ConfigError
-from gazefollow.data.instances import BadInput
+from gazefollow.engine.samples import BadInput
 from gazefollow.estimation import protocols
 from gazefollow.estimation.augment import FaceAugmentSettings
-from gazefollow.estimation.data.columbia import (FOLDS, ColumbiaGaze, columbia_folds,
-                                                  subjects_under)
+from gazefollow.estimation.data.columbia import FOLDS, ColumbiaGaze, columbia_folds, subjects_under
 from gazefollow.estimation.data.dataset import FaceDataset
 from gazefollow.estimation.data.ethxgaze import ETHXGaze, train_subjects
 from gazefollow.estimation.data.gaze360 import Gaze360Frames
@@ -35,8 +34,8 @@ from gazefollow.estimation.data.joint import (JointFaceDataset, dataset_roots, e
 from gazefollow.estimation.data.mpiifacegaze import MPIIFaceGazeMat
 from gazefollow.estimation.data.mpiifacegaze_pickle import MPIIFaceGazePickle
 from gazefollow.estimation.data.synthetic_faces import ensure_face_world
-from gazefollow.estimation.data.unigaze_folders import (EyediapH5, GazeCaptureH5,
-                                                         eyediap_split, gazecapture_split)
+from gazefollow.estimation.data.unigaze_folders import (EyediapH5, GazeCaptureH5, eyediap_split,
+                                                        gazecapture_split)
 
 SUBJECT_READERS = {"synthetic_faces": MPIIFaceGazeMat, "mpiifacegaze": MPIIFaceGazeMat,
                    "mpiifacegaze_pickle": MPIIFaceGazePickle, "ethxgaze": ETHXGaze,

@@ -18,9 +18,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from gazefollow.data.dataset import BAD_KEY
-from gazefollow.data.heatmap import to_tensor
-from gazefollow.data.instances import BadInput
+from gazefollow.engine.images import to_tensor
+from gazefollow.engine.samples import BAD_KEY, BadInput
 from gazefollow.estimation.augment import FaceAugmentSettings, augment_face
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gazefollow.data.instances import BadInput
+from gazefollow.engine.samples import BadInput
 from gazefollow.estimation.data.face_patch import FacePatchFiles
 
 SPLIT_FILE = "train_test_split.json"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gazefollow.data.instances import LoadReport
+from gazefollow.engine.samples import LoadReport
 from gazefollow.estimation.conventions import from_ethxgaze
 from gazefollow.estimation.data.h5files import SubjectFiles, finite_rows, read_subject
 from gazefollow.estimation.data.sample import face_sample

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gazefollow.data.instances import LoadReport
+from gazefollow.engine.samples import LoadReport
 from gazefollow.estimation.conventions import from_gaze360
 from gazefollow.estimation.data.sample import face_sample
 

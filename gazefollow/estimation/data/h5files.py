@@ -8,7 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from gazefollow.data.instances import LoadReport
+from gazefollow.engine.samples import LoadReport
 
 
 def read_subject(file: Path, image_key: str, label_keys: list[str], report: LoadReport,

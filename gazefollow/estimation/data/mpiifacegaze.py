@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gazefollow.data.instances import LoadReport
+from gazefollow.engine.samples import LoadReport
 from gazefollow.estimation.conventions import from_mpiifacegaze
 from gazefollow.estimation.data.h5files import SubjectFiles, finite_rows, read_subject
 from gazefollow.estimation.data.sample import face_sample

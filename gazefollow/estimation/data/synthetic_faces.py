@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from gazefollow.config.schema import SyntheticFacesConfig
-from gazefollow.data.synthetic import MANIFEST, ensure_world, write_world_atomically
+from gazefollow.engine.worlds import MANIFEST, ensure_world, write_world_atomically
 from gazefollow.estimation.metrics import vector_to_pitchyaw
 
 SUPERSAMPLE = 3  # drawn at 3x and scaled down, for smooth edges
@@ -156,5 +156,5 @@ def write_face_world(cfg: FaceWorldConfig, root: str | Path, overwrite: bool = F
 
 def ensure_face_world(cfg: FaceWorldConfig, root: str | Path, log=print) -> Path:
     """The face world under ``root``, written on first use; a folder written with other
-    settings is refused (``data.synthetic.ensure_world``)."""
-    return ensure_world(cfg, root, log, generate=write_face_world)
+    settings is refused (``engine.worlds.ensure_world``)."""
+    return ensure_world(cfg, root, write_face_world, log=log)

@@ -15,10 +15,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gazefollow.estimation.models.mobilenet import MobileNetV2, conv_bn_relu6
+from gazefollow.backbones.mobilenet import GAZENET_CHANNELS, GazeNetFeatures
 
 INPUT_SIZE = 112
-FEATURE_CHANNELS, FEATURE_GRID = 256, 4
+FEATURE_CHANNELS, FEATURE_GRID = GAZENET_CHANNELS, 4
 
 
 def _spatial_conv(std: float, bias: float, out: int = FEATURE_CHANNELS) -> nn.Conv2d:
@@ -30,20 +30,6 @@ def _spatial_conv(std: float, bias: float, out: int = FEATURE_CHANNELS) -> nn.Co
 
 def _fc(inp: int, out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(inp, out), nn.ReLU(inplace=True), nn.Dropout(0.5))
-
-
-class GazeNetFeatures(nn.Sequential):
-    """MobileNetV2's features with the last layer replaced by a 1x1 conv-BN-ReLU6 to 256
-    channels: GazeNet's backbone, and a face branch for gaze following
-    (``model.face_backbone: gazenet``). Keys ``0.0.weight`` ... as torchvision's
-    ``features.``; a map at 1/32 of the input size."""
-
-    out_channels = FEATURE_CHANNELS
-
-    def __init__(self):
-        features = MobileNetV2().features
-        features[-1] = conv_bn_relu6(320, FEATURE_CHANNELS, kernel=1)
-        super().__init__(*features)
 
 
 class GazeNet(nn.Module):

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gazefollow.models.resnet import ResNet
+from gazefollow.backbones.resnet import ResNet
 
 EYE_SIZE = (36, 60)  # (height, width), MPIIGaze's eye-patch shape
 FIXED_BOXES = ((0.3, 0.4, 0.3, 0.18), (0.7, 0.4, 0.3, 0.18))  # (cx, cy, w, h), normalised

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gazefollow.models.resnet import ResNet
+from gazefollow.backbones.resnet import ResNet
 
 SHAPES = {"resnet18": ([2, 2, 2, 2], "basic"), "resnet50": ([3, 4, 6, 3], "bottleneck")}
 

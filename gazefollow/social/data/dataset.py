@@ -23,12 +23,9 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from gazefollow.data.augment import color_jitter
-from gazefollow.data.dataset import BAD_KEY
-from gazefollow.data.heatmap import to_tensor
-from gazefollow.data.instances import BadInput, LoadReport
+from gazefollow.engine.images import color_jitter, to_tensor
+from gazefollow.engine.samples import BAD_KEY, BadInput, LoadReport
 from gazefollow.social.data import ego4d_lam as layout
-
 
 # the five landmarks (MediaPipe Pose 0, 2, 5, 9, 10: nose, left eye, right eye, mouth left,
 # mouth right, as GazePose keeps them) after a mirror: left and right swap

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gazefollow.data.instances import BadInput, LoadReport
+from gazefollow.engine.samples import BadInput, LoadReport
 
 TRACK_KEYS = ("clip_uid", "frameNumber", "Person ID", "x", "y", "height", "width")
 

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from gazefollow.config.schema import LAMWorldConfig
-from gazefollow.data.synthetic import MANIFEST, ensure_world, write_world_atomically
+from gazefollow.engine.worlds import MANIFEST, ensure_world, write_world_atomically
 from gazefollow.estimation.data.synthetic_faces import make_subject, render_face
 from gazefollow.social.data import ego4d_lam as layout
 from gazefollow.social.data import priors
@@ -208,4 +208,4 @@ def write_lam_world(cfg: LAMWorldConfig, root: str | Path, overwrite: bool = Fal
 
 
 def ensure_lam_world(cfg: LAMWorldConfig, root: str | Path, log=print) -> Path:
-    return ensure_world(cfg, root, log, generate=write_lam_world)
+    return ensure_world(cfg, root, write_lam_world, log=log)

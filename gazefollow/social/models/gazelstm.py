@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gazefollow.models.resnet import ResNet
+from gazefollow.backbones.resnet import ResNet
 
 IMAGENET_CLASSES = 1000  # fc1's width: the ImageNet classifier Gaze360 keeps
 

@@ -1,0 +1,35 @@
+"""The ViT backbone (transformers' ``ViTModel``, MAE / UniGaze sizes): its configuration by
+size, and the class-token feature map the gaze-following face branch uses."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# size: (patch, hidden, layers, heads, MLP width)
+VIT_SIZES = {"tiny": (16, 32, 2, 2, 64), "b16": (16, 768, 12, 12, 3072),
+             "l16": (16, 1024, 24, 16, 4096), "h14": (14, 1280, 32, 16, 5120)}
+
+
+def vit_config(size: str, image_size: int):
+    from transformers import ViTConfig  # imported on use: it is slow to import
+
+    patch, hidden, layers, heads, mlp = VIT_SIZES[size]
+    return ViTConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                     intermediate_size=mlp, patch_size=patch, image_size=image_size,
+                     layer_norm_eps=1e-6, qkv_bias=True, hidden_act="gelu")
+
+
+def vit_face_features(size: str, image_size: int) -> nn.Module:
+    """A ViT as the gaze-following face branch (``model.face_backbone: vit``): ``ViTModel``'s
+    own keys (so a ViT estimation run's ``backbone.*`` starts it), giving the class token as
+    a 1 x 1 map [B, hidden, 1, 1], which the branch pools as it pools a ResNet's map."""
+    from transformers import ViTModel
+
+    class ViTFeatures(ViTModel):
+        def forward(self, face: torch.Tensor) -> torch.Tensor:  # noqa: D401
+            tokens = super().forward(pixel_values=face).last_hidden_state
+            return tokens[:, 0, :, None, None]
+
+    features = ViTFeatures(vit_config(size, image_size), add_pooling_layer=False)
+    features.out_channels = features.config.hidden_size
+    return features

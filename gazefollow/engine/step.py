@@ -1,0 +1,127 @@
+"""One optimizer step: accumulation, the NaN/Inf guard, the update, the EMA step, and what
+the step logs."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+
+from gazefollow.config import Config
+from gazefollow.engine.checkpoint import CHECKPOINTS_DIR
+from gazefollow.engine.optimizer import ema_parameters
+from gazefollow.engine.state import RunState, TrainParts, save
+
+
+@dataclass
+class StepResult:
+    finite: bool  # False: the update was skipped (NaN/Inf loss or gradient on any process)
+    losses: dict  # the last micro-batch's losses
+
+
+class OptimizerStep:
+    """Forward and backward of each micro-batch; at a step's last one, the guarded update
+    (gradient clipping, optimizer and LR schedule step, EMA step) and the step count.
+
+    The NaN/Inf guard: a step whose losses (any micro-batch) or gradients are not finite on
+    any process is skipped on all of them (its batches still count, so the data order stays
+    exact), logged and counted; more than ``optim.max_nonfinite_steps`` in a row save the last
+    good state and stop the run."""
+
+    def __init__(self, accelerator: Accelerator, parts: TrainParts, config: Config,
+                 state: RunState, loss_fn, run_dir: Path, log):
+        self.accelerator, self.parts, self.config, self.state = accelerator, parts, config, state
+        self.loss_fn, self.run_dir, self.log, self.in_a_row = loss_fn, run_dir, log, 0
+        self.nonfinite_loss = torch.zeros(1, device=accelerator.device)
+
+    def __call__(self, batch: dict) -> StepResult | None:
+        """-> None for a micro-batch inside a step, the step's result at its last one."""
+        accelerator, parts, optim = self.accelerator, self.parts, self.config.optim
+        with accelerator.accumulate(parts.model):
+            losses = self.loss_fn(parts.model, batch, self.config.loss)
+            accelerator.backward(losses["loss"])
+            # every micro-batch's loss is checked, not only the last one's
+            self.nonfinite_loss += (~torch.isfinite(losses["loss"].detach())).float()
+            finite = accelerator.sync_gradients and all_finite(accelerator, self.nonfinite_loss,
+                                                               parts.net)
+            if finite:
+                if optim.grad_clip > 0:
+                    accelerator.clip_grad_norm_(parts.model.parameters(), optim.grad_clip)
+                parts.optimizer.step()
+                if not parts.optimizer.step_was_skipped:  # fp16: the scaler skips overflows
+                    parts.lr_scheduler.step()
+            if accelerator.sync_gradients:
+                parts.optimizer.zero_grad(set_to_none=True)
+        if not accelerator.sync_gradients:
+            return None
+        self.nonfinite_loss.zero_()
+        self.state.step += 1
+        if finite:
+            self.in_a_row = 0
+            if not parts.optimizer.step_was_skipped:
+                parts.ema.step(ema_parameters(parts.net, self.config.optim))
+        else:
+            self._skipped()
+        return StepResult(finite, losses)
+
+    def _skipped(self) -> None:
+        state, counters = self.state, self.state.counters
+        counters["nonfinite_steps"] += 1
+        self.in_a_row += 1
+        self.log(f"step {state.step}: non-finite loss or gradient, update skipped "
+                 f"({self.in_a_row} in a row, {counters['nonfinite_steps']} in all)")
+        self.accelerator.log({"nonfinite_steps": counters["nonfinite_steps"]}, step=state.step)
+        limit = self.config.optim.max_nonfinite_steps
+        if self.in_a_row > limit:
+            state.step -= 1  # the checkpoint holds the last good state, not this step's
+            save(state, self.parts, self.config, self.run_dir, self.accelerator)
+            raise FloatingPointError(
+                f"{self.in_a_row} non-finite steps in a row (optim.max_nonfinite_steps={limit}):"
+                f" stopped; the last good state (step {state.step}) is saved under "
+                f"{self.run_dir / CHECKPOINTS_DIR}. Lower the learning rate or check the data, "
+                "then resume.")
+
+
+def all_finite(accelerator: Accelerator, nonfinite_loss: torch.Tensor, net) -> bool:
+    """NaN/Inf guard: were this step's losses (``nonfinite_loss``: a count over its
+    micro-batches) and every gradient finite, on every process (all processes must agree to
+    skip, or DDP would hang on the next collective)? Under fp16 the gradient scaler owns
+    gradient overflow (it skips the step and lowers the scale; skipping it here would keep
+    the scale too high forever), so only the losses are checked."""
+    bad = nonfinite_loss.detach().sum().reshape(1)
+    grads = [p.grad for p in net.parameters() if p.grad is not None]
+    if grads and accelerator.scaler is None:
+        bad = bad + (~torch.isfinite(torch.stack([g.detach().float().abs().sum()
+                                                  for g in grads]))).any().float()
+    return accelerator.reduce(bad, reduction="sum").item() == 0
+
+
+def step_logs(losses: dict, optimizer, epoch: int, config: Config) -> dict:
+    """What one optimizer step logs: loss, each part's learning rate, every other scalar the
+    task's loss returns, and the per-quartile denoising loss where the loss gives timesteps
+    (per-sample terms are not logged). (.item() syncs with the device: once per value.)"""
+    return {"loss": losses["loss"].item(), "epoch": epoch,
+            **{f"lr/{group['name']}": group["lr"] for group in optimizer.param_groups},
+            **{key: float(value.detach() if isinstance(value, torch.Tensor) else value)
+               for key, value in losses.items() if key != "loss" and _is_scalar(value)},
+            **quartile_losses(losses, config.diffusion.train_time_steps)}
+
+
+def _is_scalar(value) -> bool:
+    if isinstance(value, torch.Tensor):
+        return value.dim() == 0
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def quartile_losses(losses: dict, num_timesteps: int) -> dict:
+    """mse_q0..q3: the denoising loss per quarter of the timestep range (ADM's diagnostic)."""
+    out = {}
+    if "t" not in losses:  # the regression decoder has no timesteps
+        return out
+    quartile = (losses["t"] * 4 // num_timesteps).clamp(max=3)
+    for q in range(4):
+        mask = (quartile == q) & (losses["in_frame"] > 0)
+        if mask.any():
+            out[f"mse_q{q}"] = float(losses["mse"][mask].mean())
+    return out

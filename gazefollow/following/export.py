@@ -1,0 +1,80 @@
+"""Weights in the Hugging Face convention: a folder with ``model.safetensors`` (the weights
+that evaluate: EMA by default), ``config.json`` (the resolved config, with the version of
+gazefollow that wrote it) and a short ``README.md`` (what it was trained on, its metrics)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from gazefollow.config import build_config, to_dict
+from gazefollow.engine.checkpoint import CheckpointError
+from gazefollow.following.validate import validate_following
+
+WEIGHTS_FILE, CONFIG_FILE, CARD_FILE = "model.safetensors", "config.json", "README.md"
+FORMAT = "gazefollow-export-1"
+
+
+def save_exported(model, config, directory: str | Path, weights: str = "ema",
+                  overwrite: bool = False, metrics: dict | None = None) -> Path:
+    """Write the folder; a non-empty folder is refused unless ``overwrite`` (and then only
+    when it holds an export: a user's folder is never replaced)."""
+    directory = Path(directory)
+    if directory.exists() and any(directory.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{directory} exists and is not empty; choose another folder "
+                                  "or pass overwrite=True (--overwrite) to replace an export")
+        if not (directory / CONFIG_FILE).is_file():
+            raise FileExistsError(f"{directory} holds no {CONFIG_FILE}: it is not an export, "
+                                  "so it is left as it is")
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": FORMAT})
+    (directory / CONFIG_FILE).write_text(json.dumps(
+        {"format": FORMAT, "weights": weights, "config": to_dict(config)}, indent=2))
+    (directory / CARD_FILE).write_text(model_card(config, weights, metrics))
+    return directory
+
+
+def model_card(config, weights: str, metrics: dict | None) -> str:
+    data, model = config.data, config.model
+    lines = [
+        "# gazefollow gaze-following weights", "",
+        f"- model: `{model.encoder}` encoder, `{model.head}` head; {config.diffusion.prediction}"
+        f" prediction, sampled with {config.sampling.sampler} {config.sampling.steps} step(s)",
+        f"- trained on: `{data.source_dataset}` ({data.dataset_dir}), {data.input_size} px "
+        f"scene, {data.output_size} px heatmap; {config.optim.epochs} epochs, tag "
+        f"`{config.run.tag}`",
+        f"- weights: {weights}", "",
+        "Load with `GazePredictor.from_pretrained(\"<this folder>\")` (gazefollow/predict.py).",
+    ]
+    if metrics and isinstance(metrics.get("model"), dict):
+        lines += ["", f"Test metrics ({metrics.get('info', {}).get('protocol', '')} protocol):",
+                  "", "| metric | model | centre prior |", "|---|---|---|"]
+        prior = metrics.get("center_prior", {})
+        lines += [f"| {key} | {value:.4f} | {prior.get(key, float('nan')):.4f} |"
+                  for key, value in metrics["model"].items() if isinstance(value, float)]
+    return "\n".join(lines) + "\n"
+
+
+def load_exported(directory: str | Path, overrides: list = ()) -> tuple:
+    """(model, config) of an export; CheckpointError names what does not fit."""
+    from gazefollow.following.models.gaze_model import build_model
+
+    directory = Path(directory)
+    stored = json.loads((directory / CONFIG_FILE).read_text())
+    if stored.get("format") != FORMAT or "config" not in stored:
+        raise CheckpointError(f"{directory / CONFIG_FILE} is not a gazefollow export "
+                              f"(format {stored.get('format')!r}, expected {FORMAT!r})")
+    config = build_config(overrides=list(overrides), base=stored["config"],
+                          checks=(validate_following,))
+    model = build_model(config)
+    state = load_file(str(directory / WEIGHTS_FILE))
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(
+            f"{directory / WEIGHTS_FILE} does not fit this version of gazefollow: "
+            f"{len(result.missing_keys)} missing (first: {result.missing_keys[:3]}), "
+            f"{len(result.unexpected_keys)} unexpected (first: {result.unexpected_keys[:3]})")
+    return model.eval(), config

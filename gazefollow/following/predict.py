@@ -1,0 +1,189 @@
+"""Predict where people look in your own images: ``GazePredictor``.
+
+    from gazefollow.following.predict import GazePredictor
+    predictor = GazePredictor.from_pretrained("outputs/synthetic-diffusion-x0/synthetic_cpu")
+    people = predictor.predict(["photo.jpg"], [[(120, 40, 180, 110)]])  # pixel xyxy head boxes
+    people[0][0].point_px, people[0][0].inout
+
+Weights come from a run directory, a checkpoint directory or ``state.pt`` (EMA weights unless
+``ema=False``), or a folder written by ``save_pretrained`` (``model.safetensors`` +
+``config.json``, the Hugging Face convention). Every person goes through
+``gazefollow.following.data.preprocess.model_inputs``, the function the datasets use, and the head's own
+predictor with noise seeded by (seed, person id), so a call is deterministic. A model with a
+depth branch (``model.depth_branch``) takes one depth map per image (``depths=``: a path read
+as the datasets read it, or an H x W array), in the datasets' own processing too.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gazefollow.engine.runtime import eval_device
+from gazefollow.engine.samples import BadInput
+from gazefollow.following.data.depth import depth_channels, depth_image, read_depth
+from gazefollow.following.data.instances import usable_box
+from gazefollow.following.data.preprocess import model_inputs
+from gazefollow.following.export import CONFIG_FILE, WEIGHTS_FILE, load_exported, save_exported
+from gazefollow.following.metrics import heatmap_argmax, upsample_heatmap
+
+
+@dataclass
+class Prediction:
+    """One person's prediction in one image.
+
+    ``heatmap`` [O, O] in [0, 1] scale (the mean of the samples when there are several);
+    ``point`` (x, y) normalised to the image, ``point_px`` in its pixels; ``inout`` the
+    in-frame probability; ``samples`` the K sampled heatmaps and ``sample_points`` their
+    points (normalised), each a hypothesis of its own (empty for one sample)."""
+
+    heatmap: np.ndarray
+    point: tuple[float, float]
+    point_px: tuple[float, float]
+    inout: float
+    head_box: tuple[float, float, float, float]  # pixels, xyxy, as used (clamped)
+    samples: list[np.ndarray] = field(default_factory=list)
+    sample_points: list[tuple[float, float]] = field(default_factory=list)
+
+    def heatmap_at(self, width: int, height: int) -> np.ndarray:
+        """The heatmap resized to an image of ``width`` x ``height`` (bilinear, as the AUC
+        protocol resizes it)."""
+        return upsample_heatmap(self.heatmap, width, height)
+
+
+def as_rgb_image(image, name: str = "image") -> Image.Image:
+    """A PIL image, an HxWx3 RGB array (any memory layout) or a path -> an RGB PIL image;
+    BadInput names what could not be read."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise BadInput(f"{name}: an array image must be H x W x 3 RGB, got {image.shape}")
+        return Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
+    try:
+        with Image.open(image) as opened:
+            return opened.convert("RGB")
+    except (OSError, ValueError) as err:
+        raise BadInput(f"cannot read image {image}: {err}") from None
+
+
+def as_depth_image(depth, size: tuple[int, int], name: str) -> Image.Image:
+    """A depth map for an image of ``size``: a path (``.png`` by bit depth, ``.npy`` by its
+    range, as ``data.depth_suffix`` files are read) or an H x W array (8/16-bit integers by
+    bit depth, floats by their range) -> the 8-bit grey image the datasets make."""
+    if isinstance(depth, (str, Path)):
+        return read_depth(Path(depth), size, name)
+    return depth_image(np.asarray(depth), size, f"depth map of {name}")
+
+
+def checked_box(box, width: int, height: int, name: str) -> np.ndarray:
+    """A pixel xyxy box clamped to the image; BadInput when it is empty inside it."""
+    values = np.asarray(box, dtype=np.float64).reshape(-1)
+    if values.shape != (4,) or not np.isfinite(values).all():
+        raise BadInput(f"{name}: a head box is 4 finite pixel values x1, y1, x2, y2; got {box}")
+    return usable_box(values, width, height, name)
+
+
+class GazePredictor:
+    """Trained weights ready to predict (see the module docstring)."""
+
+    def __init__(self, model, config, device, weights: str = "ema"):
+        self.model, self.config, self.device = model.eval(), config, torch.device(device)
+        self.weights = weights
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device=None, ema: bool = True,
+                        overrides: list = ()) -> GazePredictor:
+        """A run directory, checkpoint directory, ``state.pt`` or exported folder."""
+        path = Path(path)
+        if (path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file():
+            model, config = load_exported(path, overrides)
+            weights = json.loads((path / CONFIG_FILE).read_text()).get("weights", "ema")
+        else:
+            from gazefollow.engine.evaluation import load_for_eval
+            from gazefollow.engine.task import Registry
+            from gazefollow.following.task import FOLLOWING
+            loaded = load_for_eval(path, [f"optim.ema_on={ema}", *overrides],
+                                   registry=Registry({FOLLOWING.name: FOLLOWING}))
+            model, config, weights = loaded["model"], loaded["config"], loaded["weights"]
+        device = device or eval_device(config)
+        return cls(model.to(device), config, device, weights)
+
+    def save_pretrained(self, directory: str | Path, overwrite: bool = False,
+                        metrics: dict | None = None) -> Path:
+        """Write ``model.safetensors`` (these weights), ``config.json`` and ``README.md``."""
+        return save_exported(self.model, self.config, directory, self.weights, overwrite,
+                             metrics)
+
+    def _inputs(self, images, head_boxes, depths=None) -> tuple[list[dict], list[tuple]]:
+        """Every person's model inputs, and (image index, person index, box, size) of each."""
+        data = self.config.data
+        if len(images) != len(head_boxes):
+            raise ValueError(f"{len(images)} images but {len(head_boxes)} lists of head boxes")
+        wants_depth = self.config.model.depth_branch
+        if wants_depth and (depths is None or len(depths) != len(images)):
+            raise ValueError("this model has a depth branch (model.depth_branch): give one "
+                             f"depth map per image, depths=[...] ({len(images)} images)")
+        inputs, where = [], []
+        for i, (image, boxes) in enumerate(zip(images, head_boxes)):
+            name = str(image) if isinstance(image, (str, Path)) else f"image {i}"
+            rgb = as_rgb_image(image, name)
+            extra = ({"depth": depth_channels(as_depth_image(depths[i], rgb.size, name),
+                                              data.input_size)} if wants_depth else {})
+            for j, box in enumerate(boxes):
+                pixels = checked_box(box, *rgb.size, f"{name}, person {j}")
+                inputs.append({**model_inputs(rgb, pixels, data.input_size, data.face_size,
+                                              data.head_enlarge), **extra})
+                where.append((i, j, tuple(pixels.tolist()), rgb.size))
+        return inputs, where
+
+    @torch.no_grad()
+    def predict(self, images, head_boxes, num_samples: int = 1, steps: int | None = None,
+                seed: int = 0, sampler: str | None = None, person_ids: list[int] | None = None,
+                depths: list | None = None) -> list[list[Prediction]]:
+        """One ``Prediction`` per person per image, batched over people and images.
+
+        ``images``: PIL images, HxWx3 RGB arrays or paths; ``head_boxes``: one list of pixel
+        xyxy boxes per image. ``steps`` / ``sampler`` change the sampler for this call only.
+        The noise of each person is seeded by (``seed``, its id): its position in the call,
+        or ``person_ids`` (e.g. a dataset's sample ids, to reproduce its evaluation).
+        ``depths``: one depth map per image, for a model with a depth branch only."""
+        inputs, where = self._inputs(images, head_boxes, depths)
+        if person_ids is not None and len(person_ids) != len(inputs):
+            raise ValueError(f"{len(person_ids)} person ids for {len(inputs)} people")
+        if num_samples > 1 and not self.model.head.stochastic:
+            raise ValueError("num_samples > 1 needs a stochastic head (the diffusion head)")
+        ids = list(range(len(inputs))) if person_ids is None else list(person_ids)
+        sampling = replace(self.config.sampling, steps=steps or self.config.sampling.steps,
+                           sampler=sampler or self.config.sampling.sampler)
+        out: list[list[Prediction]] = [[] for _ in images]
+        chunk = self.config.eval.batch_size
+        for start in range(0, len(inputs), chunk):
+            batch = {key: torch.stack([p[key] for p in inputs[start:start + chunk]])
+                     .to(self.device) for key in inputs[0]}
+            people = self._predict_batch(batch, ids[start:start + chunk], seed, sampling,
+                                         num_samples, where[start:start + chunk])
+            for (image_index, _, _, _), person in zip(where[start:start + chunk], people):
+                out[image_index].append(person)
+        return out
+
+    def _predict_batch(self, batch, ids, seed, sampling, num_samples, where) -> list:
+        cond = self.model.encode(batch)
+        inout = torch.sigmoid(cond["inout_logit"].float()).cpu().numpy()
+        draws = [self.model.head.predict(cond, ids, seed, sampling.steps, sampling,
+                                         first_draw=k) for k in range(num_samples)]
+        people = []
+        for i, (_, _, box, (width, height)) in enumerate(where):
+            maps = [draw[i] for draw in draws]
+            heatmap = maps[0] if num_samples == 1 else np.mean(maps, axis=0)
+            x, y = heatmap_argmax(heatmap)
+            people.append(Prediction(
+                heatmap=heatmap, point=(x, y), point_px=(x * width, y * height),
+                inout=float(inout[i]), head_box=box,
+                samples=maps if num_samples > 1 else [],
+                sample_points=[heatmap_argmax(m) for m in maps] if num_samples > 1 else []))
+        return people

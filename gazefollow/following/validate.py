@@ -1,0 +1,72 @@
+"""The gaze-following task's own configuration checks (the engine's run first)."""
+from __future__ import annotations
+
+from gazefollow.config import Config, ConfigError
+from gazefollow.config.validation import check as _check
+from gazefollow.config.validation import frozen_parts, validate_part_tables
+from gazefollow.following.encoders import encoder_class, model_parts
+
+
+def validate_following(config: Config) -> None:
+    """The diffusion and sampler keys, and the encoder's parts."""
+    _check(config.optim.layer_decay == 1, "optim.layer_decay scales a ViT's layers "
+           "(model.estimator=vit, run.task=estimation)")
+    _validate_diffusion(config)
+    _validate_parts(config)
+
+
+def _validate_parts(config: Config) -> None:
+    """Per-part optimiser settings, frozen parts and the ResNet parts an ImageNet file
+    initialises, against the parts the chosen encoder declares (its registry entry)."""
+    try:
+        encoder = encoder_class(config.model.encoder)
+    except KeyError as err:
+        raise ConfigError(f"model.encoder: {err.args[0]}") from None
+    problem = encoder.config_problem(config.model, config.data)
+    _check(problem is None, f"model.encoder={config.model.encoder}: {problem}")
+    validate_part_tables(config, list(model_parts(encoder)))
+    for part in frozen_parts(config.model):
+        _check(part in encoder.PARTS, f"model.freeze_{part}: the encoder "
+               f"'{config.model.encoder}' has no part '{part}' (its parts: {list(encoder.PARTS)})")
+    for part in config.run.init_resnet_parts:
+        _check(part in encoder.RESNET_PARTS, f"run.init_resnet_parts has '{part}'; the ResNet "
+               f"parts of the encoder '{config.model.encoder}' are {list(encoder.RESNET_PARTS)}")
+
+
+def _validate_diffusion(config: Config) -> None:
+    diff, sampling = config.diffusion, config.sampling
+    _check(diff.train_time_steps >= 50, "diffusion.train_time_steps must be >= 50 (the linear "
+           "schedule's betas, scaled by 1000/T, must stay well below 1)")
+    step_counts = [sampling.steps, *config.eval.extra_steps]
+    for steps in step_counts:
+        _check(1 <= steps <= diff.train_time_steps, f"sampler step count {steps} must be in "
+               f"[1, diffusion.train_time_steps={diff.train_time_steps}]")
+    _check(diff.diff_normalization > 0, "diffusion.diff_normalization must be > 0")
+    _check(not (diff.zero_terminal_snr and diff.prediction == "eps"),
+           "diffusion.zero_terminal_snr cannot be used with eps prediction: x_0 is not "
+           "recoverable from eps at the last step (Lin et al. 2024); use "
+           "diffusion.prediction=v or x0")
+    weight = diff.mse_loss_weight_type
+    _check(weight in ("none", "constant", "trunc_snr", "snr", "inv_snr") or (
+           weight.startswith(("min_snr_", "max_snr_")) and
+           weight[len("min_snr_"):].replace(".", "", 1).isdigit()),
+           f"diffusion.mse_loss_weight_type='{weight}' must be none (or constant), trunc_snr, "
+           "snr, inv_snr, min_snr_<gamma> or max_snr_<gamma> (e.g. min_snr_5)")
+    _check(diff.offset_noise_strength >= 0 and diff.noise_changer_strength >= 0,
+           "diffusion.offset_noise_strength and noise_changer_strength must be >= 0")
+    _check(not (diff.noise_changer and diff.offset_noise_strength > 0), "diffusion.noise_changer "
+           "(the original's offset noise, at noise_changer_strength) and "
+           "diffusion.offset_noise_strength are two ways to ask for the same noise: use one")
+    _check(0 <= diff.cond_drop_prob < 1, "diffusion.cond_drop_prob must be in [0, 1)")
+    _check(diff.cond_drop_prob == 0 or config.model.head == "diffusion",
+           "diffusion.cond_drop_prob (classifier-free guidance) needs model.head=diffusion")
+    _check(0 <= sampling.rescaled_phi <= 1, "sampling.rescaled_phi must be in [0, 1]")
+    _check(sampling.cond_scale == 1 or diff.cond_drop_prob > 0, "sampling.cond_scale "
+           f"{sampling.cond_scale} guides with the null conditioning, which only a model trained "
+           "with diffusion.cond_drop_prob > 0 has")
+    if sampling.start_from_picture:
+        _check(0 < sampling.start_timestep < diff.train_time_steps, "sampling.start_timestep "
+               f"must be in (0, {diff.train_time_steps}) with sampling.start_from_picture")
+        for steps in step_counts:
+            _check(steps <= sampling.start_timestep + 1, f"{steps} sampling steps do not fit "
+                   f"below sampling.start_timestep={sampling.start_timestep}")

@@ -1,0 +1,159 @@
+"""The task contract: a task written in this file alone trains and evaluates through main();
+every scalar its loss returns is logged; frozen parameters stay out of the EMA and the
+checkpoint and come back from where the run got them."""
+import json
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from gazefollow import tasks
+from gazefollow.engine.checkpoint import load_checkpoint
+from gazefollow.engine.evaluation import Evaluation, predict_split
+from gazefollow.engine.run_records import read_step_log
+from gazefollow.engine.task import Task
+from tests.conftest import tiny_config
+
+
+class Points(Dataset):
+    """x [4] -> y = x . (1, 2, 3, 4), a fixed random split."""
+
+    def __init__(self, size: int, seed: int):
+        self.x = torch.randn(size, 4, generator=torch.Generator().manual_seed(seed))
+        self.y = self.x @ torch.tensor([1.0, 2.0, 3.0, 4.0])
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, item):
+        position = item[0] if isinstance(item, tuple) else item  # (position, epoch) in training
+        return {"x": self.x[position], "y": self.y[position], "position": position,
+                "index": position}
+
+
+class Linear(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 1)
+
+    def forward(self, x):
+        return self.fc(x)[:, 0]
+
+    def trainable_parts(self):
+        return {"fc": list(self.fc.parameters())}
+
+    def resnet_prefixes(self):
+        return {}
+
+
+def toy_losses(model, batch, loss_cfg, generator=None):
+    error = model(batch["x"]) - batch["y"]
+    return {"loss": (error ** 2).mean(), "abs_error": error.abs().mean().detach()}
+
+
+def toy_predictions(model, dataset, config, device, shard=(0, 1)):
+    return predict_split(model, dataset, lambda m, b: {"y": m(b["x"])},
+                         lambda b, out: [{"position": int(p), "error": float(out["y"][i] - b["y"][i])}
+                                         for i, p in enumerate(b["position"])],
+                         batch_size=config.eval.batch_size, device=device, shard=shard)
+
+
+def toy_evaluate(config, model, device, weights, shard, log):
+    rows = toy_predictions(model, Points(16, 2), config, device, shard).rows
+    mse = sum(r["error"] ** 2 for r in rows) / len(rows)
+    return Evaluation({"model": {"mse": mse}}, {"split": "test", "points": len(rows)}, [],
+                      f"toy mse {mse:.4f}")
+
+
+TOY = Task(
+    name="toy", summary="a linear map (the contract test's own task)", config_files=(),
+    default_experiment=None, dataset_names=("toy_points",), validate=lambda config: None,
+    run_label=lambda config: "linear",
+    build_datasets=lambda config, splits=("train", "val", "test"), log=print: {
+        split: Points(32 if split == "train" else 16, seed) for seed, split in enumerate(splits)},
+    build_model=lambda config: Linear(), training_losses=toy_losses,
+    validation_metrics=lambda net, dataset, config, acc: (
+        {"mse": sum(r["error"] ** 2 for r in toy_predictions(net, dataset, config, acc.device)
+                    .rows) / len(dataset)}, "one pass", []),
+    evaluate=toy_evaluate, eval_label=lambda config, model: "toy")
+
+
+@pytest.fixture
+def toy_task():
+    tasks.register(TOY)
+    yield TOY
+    tasks.TASKS.pop(TOY.name)
+
+
+def test_a_task_of_a_few_lines_trains_and_evaluates_through_main(tmp_path, toy_task):
+    from main import main
+    results = main(["--task", "toy", "data.source_dataset=toy_points", "data.batch_size=8",
+                    "run.max_steps=2", "eval.evaluate_every=1", "logging.wandb=disabled",
+                    f"run.output_dir={tmp_path}", "run.print_every=1", "data.num_workers=0"])
+    run_dir = tmp_path / "toy_points-linear" / "default"
+    assert results["info"]["task"] == "toy" and results["info"]["points"] == 16
+    assert json.loads((run_dir / "metrics.json").read_text())["model"]["mse"] == \
+        results["model"]["mse"]
+    assert load_checkpoint(run_dir)["step"] == 2
+    logged = read_step_log(run_dir)
+    assert [row["step"] for row in logged] == [1, 2]
+    assert all("abs_error" in row for row in logged)  # every scalar of the loss is logged
+    validated = (run_dir / "val_log.jsonl").read_text().splitlines()
+    assert len(validated) == 2 and "mse" in json.loads(validated[0])
+
+
+def test_an_unknown_task_or_a_foreign_dataset_is_refused(tmp_path, toy_task):
+    from gazefollow.config import ConfigError
+    with pytest.raises(ConfigError, match="run.task='nope' is not one of"):
+        tasks.build_config([], ["run.task=nope"])
+    with pytest.raises(ConfigError, match="not a dataset of run.task=toy"):
+        tasks.build_config([], ["run.task=toy", "data.source_dataset=synthetic"])
+
+
+def test_frozen_parameters_are_neither_averaged_nor_saved(tmp_path):
+    from gazefollow.engine.optimizer import ema_parameters
+    from gazefollow.following.models.gaze_model import build_model
+    frozen_cfg = tiny_config(tmp_path, "model.freeze_face=true", "run.max_steps=2",
+                             "run.tag=frozen")
+    plain_cfg = tiny_config(tmp_path, "run.max_steps=2", "run.tag=plain")
+    model = build_model(frozen_cfg)
+    face = {id(p) for p in model.gaze.face.parameters()}
+    assert face and not face & {id(p) for p in ema_parameters(model, frozen_cfg.optim)}
+    for config in (frozen_cfg, plain_cfg):
+        assert tasks.train(config).finished
+    frozen_dir, plain_dir = tasks.run_dir_for(frozen_cfg), tasks.run_dir_for(plain_cfg)
+    frozen, plain = load_checkpoint(frozen_dir), load_checkpoint(plain_dir)
+    face_keys = {k for k in plain["model"] if k.startswith("gaze.face.")}
+    face_params = {k for k, _ in build_model(plain_cfg).named_parameters()
+                   if k.startswith("gaze.face.")}
+    assert face_params and not face_params & set(frozen["model"])
+    assert set(frozen["frozen"]["names"]) == face_params
+    assert face_keys - face_params <= set(frozen["model"])  # BatchNorm buffers stay
+    assert len(frozen["ema"]["shadow_params"]) == len(plain["ema"]["shadow_params"]) - \
+        len(face_params)
+    size = {name: next((d / "checkpoints").glob("step_*/state.pt")).stat().st_size
+            for name, d in (("frozen", frozen_dir), ("plain", plain_dir))}
+    face_bytes = sum(p.numel() * 4 for k, p in build_model(plain_cfg).named_parameters()
+                     if k in face_params)
+    # the frozen weights are saved neither as weights nor as averages
+    assert size["plain"] - size["frozen"] > 1.9 * face_bytes
+    # evaluation rebuilds them as training built them (checked by their checksum), and
+    # takes the trained ones from the checkpoint
+    loaded = tasks.load_for_eval(frozen_dir, ["optim.ema_on=false"])
+    weights = loaded["model"].state_dict()
+    assert all(torch.equal(weights[k], v) for k, v in frozen["model"].items())
+
+
+def test_a_checkpoint_without_its_frozen_weights_refuses_other_ones(tmp_path):
+    from gazefollow.engine.weights import FrozenWeightsError, load_trained_state, trained_state
+    from gazefollow.following.models.gaze_model import build_model
+    config = tiny_config(tmp_path, "model.freeze_face=true")
+    torch.manual_seed(0)
+    model = build_model(config)
+    state, frozen = trained_state(model)
+    load_trained_state(model, {"model": state, "frozen": frozen}, "ckpt")  # its own: fine
+    torch.manual_seed(1)
+    other = build_model(config)
+    with pytest.raises(FrozenWeightsError, match="set run.init_weights"):
+        load_trained_state(other, {"model": state, "frozen": frozen}, "ckpt")
