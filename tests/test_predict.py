@@ -259,7 +259,7 @@ def test_diverged_weights_are_one_named_error_at_evaluation(run):
     with torch.no_grad():
         next(model.head.parameters()).fill_(float("nan"))
     test = build_datasets(config, splits=("test",), log=lambda *_: None)["test"]
-    with pytest.raises(FloatingPointError, match=r"sample \d+\): the model's 1-step heatmap "
-                                                 "holds NaN"):
+    with pytest.raises(FloatingPointError, match=r"\.jpg, index \d+: the model's 1-step "
+                                                 "heatmap holds NaN"):
         run_split(model, test, [1], config.sampling, batch_size=4, seed=0, device="cpu",
                   prior_inout=0.5)
