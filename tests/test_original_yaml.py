@@ -1,5 +1,5 @@
 """The original research code's YAML files run unchanged: their sections and flag-named keys
-are translated through the one legacy map in gazefollow/config/legacy.py."""
+are translated through the one legacy map in gazefollow/original/legacy.py."""
 import pytest
 
 from gazefollow.config import ConfigError

@@ -157,3 +157,61 @@ def test_a_checkpoint_without_its_frozen_weights_refuses_other_ones(tmp_path):
     other = build_model(config)
     with pytest.raises(FrozenWeightsError, match="set run.init_weights"):
         load_trained_state(other, {"model": state, "frozen": frozen}, "ckpt")
+
+
+# The floors of the house, lowest first: a module imports only from its own floor or below,
+# and a task never imports another task (imports inside functions count too).
+FLOORS = [("config", "diffusion"), ("engine",), ("backbones",),
+          ("following", "estimation", "social"), ("original",), ("tasks",)]
+TASK_PACKAGES = {"following", "estimation", "social"}
+
+
+def _room(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "gazefollow" and len(parts) > 1 else None
+
+
+def _imports(path) -> list[str]:
+    import ast
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.append(node.module)
+        elif isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+    return found
+
+
+def test_imports_run_only_down_the_house_and_no_task_imports_another():
+    from tests.conftest import ROOT
+    floor = {room: level for level, rooms in enumerate(FLOORS) for room in rooms}
+    climbs = []
+    for path in (ROOT / "gazefollow").rglob("*.py"):
+        own = path.relative_to(ROOT / "gazefollow").parts[0].removesuffix(".py")
+        if own not in floor:
+            continue
+        for module in _imports(path):
+            room = _room(module)
+            if room is None or room == own:
+                continue
+            if floor[room] > floor[own] or (own in TASK_PACKAGES and room in TASK_PACKAGES):
+                climbs.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert not climbs, climbs
+
+
+def test_only_their_own_packages_and_the_registry_name_the_tasks():
+    import ast
+
+    from tests.conftest import ROOT
+    allowed = {ROOT / "gazefollow" / "tasks.py"}
+    named = []
+    files = [ROOT / "main.py", *(ROOT / "gazefollow").rglob("*.py")]
+    for path in files:
+        inside = path.relative_to(ROOT).parts[:2] in (("gazefollow", "social"),
+                                                      ("gazefollow", "estimation"))
+        if inside or path in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in ("lam", "simclr"):
+                named.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not named, named

@@ -19,7 +19,7 @@
   whole, as ``gazefollow``; a SimCLR run starts the estimator's backbone.
   The raw (not the EMA) weights are read, as for every checkpoint here.
 - ``mae``: an MAE checkpoint (``mae_b16_checkpoint-299.pth``: timm ViT names) for the ViT
-  estimator; ``estimation/models/mae_keys.py`` renames each key (splitting ``qkv``) and
+  estimator; ``backbones/mae_keys.py`` renames each key (splitting ``qkv``) and
   resizes the position table to the model's patch grid; the decoder is dropped.
 - ``gaze360``: Gaze360's ``gaze360_model.pth`` (``{"state_dict": ...}`` saved from
   DataParallel: ``module.base_model.*``, ``module.lstm.*``, ``module.last_layer.*``) for the

@@ -43,7 +43,7 @@ class RunConfig:
     # schedule still spans the whole run, so running again without it resumes exactly.
     halt_at_step: Optional[int] = None
     print_every: int = 50
-    # Weights loaded into the model before training (gazefollow/init_weights.py): a file, or a
+    # Weights loaded into the model before training (gazefollow/backbones/init_weights.py): a file, or a
     # checkpoint / run folder. Every missing, unexpected or mis-shaped key is reported.
     init_weights: Optional[str] = None
     init_format: str = "auto"  # auto|gazefollow|torchvision|classic|original|estimation|mae
@@ -179,8 +179,8 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    encoder: str = "resnet_pair"  # a registered gaze encoder (gazefollow/models/encoders.py)
-    head: str = "diffusion"  # heatmap head: diffusion | regression (gazefollow/models/heads.py)
+    encoder: str = "resnet_pair"  # a registered gaze encoder (gazefollow/following/encoders/)
+    head: str = "diffusion"  # heatmap head: diffusion | regression (gazefollow/following/models/heads.py)
     # video (docs/video.md): none | convlstm | attention fuses each clip's per-frame
     # conditioning (data.clip_length frames up to the target, data.frame_stride apart)
     temporal: str = "none"
@@ -361,7 +361,7 @@ class OptimConfig:
     ema_warmup: bool = True  # off: diffusers' ramp (1 + step) / (10 + step), capped at ema_rate
     ema_power: float = 0.75  # EMA warm-up: decay = 1 - (1 + step)^-power, capped at ema_rate
     ema_fixed: bool = False  # decay = ema_rate from the first step (the original's EMA)
-    ema_parts: list[str] = field(default_factory=list)  # parts the EMA covers; [] = every part
+    ema_parts: list[str] = field(default_factory=list)  # parts the EMA covers; [] = every trainable one
 
 
 @dataclass

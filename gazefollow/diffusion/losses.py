@@ -1,6 +1,6 @@
 """Denoising losses: the MSE on the model's mean output (in fp32, optionally SNR-weighted), and
 ADM's hybrid / KL losses for learned variances. The whole model's objective (in/out BCE,
-direction loss) is ``gazefollow/objective.py``."""
+direction loss) is ``gazefollow/following/objective.py``."""
 from __future__ import annotations
 
 import math

@@ -25,7 +25,7 @@ class HeadDataset(Dataset):
     ``head_box`` [4] (normalised xyxy, after quirk fixes), ``index`` (sample id), ``position``
     (in this dataset), ``path``,
     ``width`` and ``height`` (original image size); with a ``depth_suffix``, ``depth``
-    [3, S, S] (``gazefollow/data/depth.py``).
+    [3, S, S] (``gazefollow/following/data/depth.py``).
 
     An item is a position, or (position, epoch) from the training sampler: with ``augment``
     settings (and ``random_sigma``: the target Gaussian's sigma drawn in 0.5-1.5x) the view is

@@ -15,7 +15,7 @@ Options of the original, each a config key:
 
 Attribute names follow the original's (``scene_backbone``, ``face_backbone``, ``attn``,
 ``depth_backbone``, ``scene_encoder``, ``depth_encoder``), so its checkpoints and initial
-weights map onto this module by a prefix (``gazefollow/original_weights.py``).
+weights map onto this module by a prefix (``gazefollow/original/checkpoints.py``).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The conditioning contract between a gaze encoder and a heatmap head, declared once.
 
-An encoder (``gazefollow/models/encoders.py``) turns a batch into a ``Conditioning`` and
+An encoder (``gazefollow/following/encoders/``) turns a batch into a ``Conditioning`` and
 reports its widths as ``ConditioningWidths``; heads and the in/out head size themselves from
 those widths, never from the config a second time.
 """
