@@ -160,8 +160,8 @@ def test_gaze360_round_trip_and_bad_lines(tmp_path):
 
 
 def test_the_synthetic_face_world_is_read_by_the_mpiifacegaze_reader(tmp_path):
-    from gazefollow.estimation.data.synthetic_faces import (FaceWorldConfig, render_face, rotation,
-                                                            write_face_world)
+    from gazefollow.estimation.data.synthetic_faces import FaceWorldConfig, write_face_world
+    from gazefollow.engine.faces import render_face, rotation
     from gazefollow.estimation.metrics import angular_error, pitchyaw_to_vector
     head, eyes = (0.2, -0.3), (-0.1, 0.25)
     # the rotation maps "at the camera" to the direction of (pitch, yaw)
@@ -177,7 +177,7 @@ def test_the_synthetic_face_world_is_read_by_the_mpiifacegaze_reader(tmp_path):
         [reader[i]["head_pose"] for i in range(6)])
     assert angular_error(gaze, pose).max() > 5
     subject_rng = np.random.default_rng([5, 0])
-    from gazefollow.estimation.data.synthetic_faces import make_subject
+    from gazefollow.engine.faces import make_subject
     face, label, landmarks = render_face(make_subject(subject_rng), 32, head, eyes)
     expected = rotation(*head) @ rotation(*eyes) @ np.array([0, 0, -1.0])
     assert angular_error([label], [expected])[0] < 1e-6

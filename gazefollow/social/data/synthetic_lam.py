@@ -26,7 +26,7 @@ from PIL import Image
 
 from gazefollow.config.schema import LAMWorldConfig
 from gazefollow.engine.worlds import MANIFEST, ensure_world, write_world_atomically
-from gazefollow.estimation.data.synthetic_faces import make_subject, render_face
+from gazefollow.engine.faces import make_subject, render_face
 from gazefollow.social.data import ego4d_lam as layout
 from gazefollow.social.data import priors
 
