@@ -1,0 +1,40 @@
+"""The backbones every task shares (ResNet, MobileNetV2 and GazeNet's features, the ViT) and
+their registry. A backbone registers by being in this package: a module here that sets
+``BACKBONE`` (``base.Backbone``) is found on first use, so adding one is one file."""
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib
+import pkgutil
+
+from gazefollow.backbones.base import Backbone
+
+
+@functools.cache
+def backbones() -> dict[str, Backbone]:
+    """{name: backbone} of the modules of this package that set ``BACKBONE``."""
+    found = {}
+    for module_info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        backbone = getattr(module, "BACKBONE", None)
+        if backbone is not None:
+            found[backbone.name] = backbone
+    return found
+
+
+def backbone_problem(name: str, model_cfg, image_size: int) -> str | None:
+    """Why ``name`` cannot be built from this config (None: it can)."""
+    known = backbones()
+    if name not in known:
+        close = difflib.get_close_matches(name, list(known), n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        return f"no backbone named '{name}'; the backbones are {sorted(known)}.{hint}"
+    return known[name].problem(model_cfg, image_size)
+
+
+def build_backbone(name: str, model_cfg, image_size: int):
+    problem = backbone_problem(name, model_cfg, image_size)
+    if problem:
+        raise ValueError(problem)
+    return backbones()[name].build(model_cfg, image_size)

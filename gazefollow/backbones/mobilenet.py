@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gazefollow.backbones.base import Backbone
+
 # (expansion t, output channels c, repeats n, first stride s), as in the paper's Table 2
 INVERTED_RESIDUALS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
                       (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
@@ -81,3 +83,13 @@ class GazeNetFeatures(nn.Sequential):
         features = MobileNetV2().features
         features[-1] = conv_bn_relu6(320, GAZENET_CHANNELS, kernel=1)
         super().__init__(*features)
+
+
+def _gazenet_problem(model_cfg, image_size: int) -> str | None:
+    if image_size < 32:
+        return f"model.face_backbone=gazenet reduces a face 32x; data.face_size={image_size} " \
+               "is below 32"
+    return None
+
+
+BACKBONE = Backbone("gazenet", lambda model_cfg, image_size: GazeNetFeatures(), _gazenet_problem)

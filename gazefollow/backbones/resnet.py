@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gazefollow.backbones.base import Backbone
+
 
 def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
@@ -111,3 +113,13 @@ class ResNet(nn.Module):
         for stage in range(self.num_stages):
             x = getattr(self, f"layer{stage + 1}")(x)
         return x
+
+
+def _face_resnet(model_cfg, image_size: int) -> ResNet:
+    """Our ResNet on a face crop: ``model.face_layers``, ``face_inplanes``, ``block``,
+    ``face_stem_pool``."""
+    return ResNet(model_cfg.face_layers, model_cfg.face_inplanes, in_channels=3,
+                  block=model_cfg.block, stem_pool=model_cfg.face_stem_pool)
+
+
+BACKBONE = Backbone("resnet", _face_resnet)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gazefollow.backbones.base import Backbone
+
 # size: (patch, hidden, layers, heads, MLP width)
 VIT_SIZES = {"tiny": (16, 32, 2, 2, 64), "b16": (16, 768, 12, 12, 3072),
              "l16": (16, 1024, 24, 16, 4096), "h14": (14, 1280, 32, 16, 5120)}
@@ -33,3 +35,16 @@ def vit_face_features(size: str, image_size: int) -> nn.Module:
     features = ViTFeatures(vit_config(size, image_size), add_pooling_layer=False)
     features.out_channels = features.config.hidden_size
     return features
+
+
+def _vit_problem(model_cfg, image_size: int) -> str | None:
+    patch = VIT_SIZES[model_cfg.vit_size][0]
+    if image_size % patch:
+        return (f"model.face_backbone=vit cuts faces into {patch} px patches: "
+                f"data.face_size={image_size} is not a multiple of {patch}")
+    return None
+
+
+# model.vit_size at data.face_size
+BACKBONE = Backbone("vit", lambda model_cfg, image_size: vit_face_features(
+    model_cfg.vit_size, image_size), _vit_problem)

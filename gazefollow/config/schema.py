@@ -418,7 +418,6 @@ CHOICES = {
     "model.vit_size": ("tiny", "b16", "l16", "h14"),
     "loss.gaze_loss": ("l1", "angular"),
     "model.block": ("basic", "bottleneck"),
-    "model.face_backbone": ("resnet", "gazenet", "vit"),
     "model.head": ("diffusion", "regression"),
     "sampling.sampler": ("ddim", "ddpm", "dpm_solver"),
     "diffusion.beta_schedule": ("linear", "cosine"),

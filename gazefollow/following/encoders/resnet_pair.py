@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from gazefollow.backbones import backbone_problem, build_backbone
 from gazefollow.backbones.resnet import ResNet
 from gazefollow.following.encoders.base import GazeEncoder
 from gazefollow.following.models.conditioning import (Conditioning, ConditioningWidths, box_centre,
@@ -86,21 +87,6 @@ class DirectionField(nn.Module):
         return direction, field
 
 
-def face_backbone(model_cfg, face_size: int) -> nn.Module:
-    """The face branch (``model.face_backbone``): our ResNet (``face_layers``, ``block``,
-    ``face_inplanes``, ``face_stem_pool``), GazeNet's MobileNetV2 features, or a ViT
-    (``model.vit_size``). Each can start from a gaze-estimation run of the same backbone
-    (``run.init_weights``)."""
-    if model_cfg.face_backbone == "gazenet":
-        from gazefollow.backbones.mobilenet import GazeNetFeatures
-        return GazeNetFeatures()
-    if model_cfg.face_backbone == "vit":  # model.vit_size at data.face_size
-        from gazefollow.backbones.vit import vit_face_features
-        return vit_face_features(model_cfg.vit_size, face_size)
-    return ResNet(model_cfg.face_layers, model_cfg.face_inplanes, in_channels=3,
-                  block=model_cfg.block, stem_pool=model_cfg.face_stem_pool)
-
-
 class ResNetPairEncoder(GazeEncoder):
     """Scene ResNet on RGB + head channel (+ coordinates), face ResNet (or GazeNet's
     MobileNetV2, which is then not a ResNet part) on the head crop."""
@@ -111,16 +97,9 @@ class ResNetPairEncoder(GazeEncoder):
 
     @classmethod
     def config_problem(cls, model_cfg, data_cfg) -> str | None:
-        if model_cfg.face_backbone == "gazenet" and data_cfg.face_size < 32:
-            return (f"model.face_backbone=gazenet reduces a face 32x; data.face_size="
-                    f"{data_cfg.face_size} is below 32")
-        if model_cfg.face_backbone == "vit":
-            from gazefollow.backbones.vit import VIT_SIZES
-            patch = VIT_SIZES[model_cfg.vit_size][0]
-            if data_cfg.face_size % patch:
-                return (f"model.face_backbone=vit cuts faces into {patch} px patches: "
-                        f"data.face_size={data_cfg.face_size} is not a multiple of {patch}")
-        return super().config_problem(model_cfg, data_cfg)
+        # the face branch is a backbone of the registry (model.face_backbone)
+        problem = backbone_problem(model_cfg.face_backbone, model_cfg, data_cfg.face_size)
+        return problem or super().config_problem(model_cfg, data_cfg)
 
     def __init__(self, model_cfg, data_cfg):
         super().__init__()
@@ -129,7 +108,9 @@ class ResNetPairEncoder(GazeEncoder):
         self.scene = ResNet(model_cfg.scene_layers, model_cfg.scene_inplanes,
                             in_channels=4 + 2 * self.coords, block=model_cfg.block,
                             stem_pool=model_cfg.scene_stem_pool)
-        self.face = face_backbone(model_cfg, data_cfg.face_size)
+        # resnet (face_layers, block, face_inplanes), gazenet or vit (vit_size): each can
+        # start from a gaze-estimation run of the same backbone (run.init_weights)
+        self.face = build_backbone(model_cfg.face_backbone, model_cfg, data_cfg.face_size)
         self.conditioner = Conditioner(self.scene.out_channels, self.face.out_channels,
                                        model_cfg.context_dim, model_cfg.scene_token_grid,
                                        model_cfg.spatial_channels)
