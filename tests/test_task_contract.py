@@ -215,3 +215,13 @@ def test_only_their_own_packages_and_the_registry_name_the_tasks():
             if isinstance(node, ast.Constant) and node.value in ("lam", "simclr"):
                 named.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not named, named
+
+
+def test_backbones_and_encoders_register_by_being_in_their_package(tmp_path):
+    from gazefollow.backbones import backbones
+    from gazefollow.config import ConfigError
+    from gazefollow.following.encoders import encoders
+    assert {"resnet", "gazenet", "vit"} <= set(backbones())
+    assert {"resnet_pair", "original"} <= set(encoders())
+    with pytest.raises(ConfigError, match="no backbone named 'resnt'.*Did you mean 'resnet'"):
+        tiny_config(tmp_path, "model.face_backbone=resnt")
