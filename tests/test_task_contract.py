@@ -151,11 +151,11 @@ def test_a_checkpoint_without_its_frozen_weights_refuses_other_ones(tmp_path):
     config = tiny_config(tmp_path, "model.freeze_face=true")
     torch.manual_seed(0)
     model = build_model(config)
-    state, frozen = trained_state(model)
+    state, frozen = trained_state(model, None)
     load_trained_state(model, {"model": state, "frozen": frozen}, "ckpt")  # its own: fine
     torch.manual_seed(1)
     other = build_model(config)
-    with pytest.raises(FrozenWeightsError, match="set run.init_weights"):
+    with pytest.raises(FrozenWeightsError, match="differ from the run's"):
         load_trained_state(other, {"model": state, "frozen": frozen}, "ckpt")
 
 
@@ -225,3 +225,38 @@ def test_backbones_and_encoders_register_by_being_in_their_package(tmp_path):
     assert {"resnet_pair", "original"} <= set(encoders())
     with pytest.raises(ConfigError, match="no backbone named 'resnt'.*Did you mean 'resnet'"):
         tiny_config(tmp_path, "model.face_backbone=resnt")
+
+
+def test_frozen_weights_from_a_file_come_back_from_that_file(tmp_path):
+    """A face branch frozen after an ImageNet-format start: the run halts, resumes and is
+    evaluated with its frozen weights read again from the recorded file; its checkpoint
+    cannot start another run alone; without the file it is one named error."""
+    import shutil
+
+    from gazefollow.engine.checkpoint import CheckpointError
+    from gazefollow.engine.weights import FrozenWeightsError
+    from gazefollow.following.models.gaze_model import build_model
+    reference = build_model(tiny_config(tmp_path))
+    face = {k[len("gaze.face."):]: torch.randn_like(v) if v.is_floating_point() else v
+            for k, v in reference.state_dict().items() if k.startswith("gaze.face.")}
+    file = tmp_path / "imagenet" / "resnet.pth"
+    file.parent.mkdir()
+    torch.save(face, file)
+    argv = [f"data.dataset_dir={tmp_path / 'world'}", f"run.output_dir={tmp_path / 'out'}",
+            "model.freeze_face=true", f"run.init_weights={file}", "run.init_resnet_parts=[face]",
+            "run.max_steps=2", "run.tag=from_file"]
+    config = tiny_config(tmp_path, *argv)
+    assert tasks.train(tiny_config(tmp_path, *argv, "run.halt_at_step=1")).finished is False
+    assert tasks.train(config).finished  # resumed: the frozen face read again from the file
+    run_dir = tasks.run_dir_for(config)
+    frozen = load_checkpoint(run_dir)["frozen"]
+    assert frozen["source"] == str(file.resolve()) and frozen["names"]
+    loaded = tasks.load_for_eval(run_dir)
+    assert torch.equal(loaded["model"].state_dict()["gaze.face.conv1.weight"],
+                       face["conv1.weight"])
+    with pytest.raises(CheckpointError, match="does not store its .* frozen parameters"):
+        tasks.train(tiny_config(tmp_path, f"run.init_weights={run_dir}", "run.tag=child",
+                                "run.max_steps=1", f"run.output_dir={tmp_path / 'out'}"))
+    shutil.move(file, tmp_path / "elsewhere.pth")
+    with pytest.raises(FrozenWeightsError, match="which is not there"):
+        tasks.load_for_eval(run_dir)

@@ -91,6 +91,7 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
                               f"{reading_error(err)}") from None
     known = None
     if isinstance(content, dict) and "model" in content and "config" in content:
+        _refuse_missing_frozen(content, path)
         content = migrate_model_keys(content["model"], content["config"])
         # a face estimator's run (or its label-free pretraining) keeps its encoder under
         # "backbone.", which no other task's model has at the top
@@ -107,6 +108,18 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
         raise CheckpointError(f"run.init_weights: {path} holds no state dict (name -> tensor); "
                          f"found {type(content).__name__}")
     return content, known
+
+
+def _refuse_missing_frozen(checkpoint: dict, path: Path) -> None:
+    """A run with frozen parameters does not store them (engine/weights.py): its checkpoint
+    cannot start another run alone."""
+    frozen = checkpoint.get("frozen") or {}
+    if frozen.get("names"):
+        source = frozen.get("source") or "the seeded build of its model"
+        raise CheckpointError(
+            f"run.init_weights: {path} does not store its {len(frozen['names'])} frozen "
+            f"parameters (first: {', '.join(frozen['names'][:3])}); they came from {source}. "
+            "Start from a run without frozen parameters, or from that file")
 
 
 def rename_file_keys(keys: list[str], key_map: dict[str, str | None]) -> tuple[dict, list]:

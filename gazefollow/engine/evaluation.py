@@ -175,16 +175,14 @@ def ema_into(model, config, state: dict) -> str:
 
 def build_trained_model(task, config, state: dict, path: Path):
     """The task's model with a checkpoint's weights. Its frozen parameters are not in the
-    checkpoint: they come from the model's build, seeded as training seeds it, and from
-    ``run.init_weights`` as the run started (``engine.weights``)."""
-    from gazefollow.engine.weights import frozen_names, load_trained_state
+    checkpoint: they come from the model's build, seeded as training seeded its first
+    process, and from the initial-weights file the run started from (``engine.weights``)."""
+    from gazefollow.engine.weights import load_trained_state, restore_frozen
 
-    with torch.random.fork_rng():
-        torch.manual_seed(config.run.seed)  # what train() seeds the first process with
+    with torch.random.fork_rng(devices=[]):  # the model is built on the CPU
+        torch.manual_seed(state["config"]["run"]["seed"])
         model = task.build_model(config)
-    if (state.get("frozen") or {}).get("names") and config.run.init_weights:
-        if frozen_names(model) and task.init_weights is not None:
-            task.init_weights(model, config.run, lambda *_: None)
+    restore_frozen(model, state, config.run, task.init_weights, str(path))
     load_trained_state(model, state, str(path))
     return model
 

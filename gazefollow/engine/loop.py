@@ -81,7 +81,7 @@ def train(config: Config, task, log=print) -> TrainOutcome:
     # 2. model, optimiser (one group per part), LR schedule (stepped by hand once per optimizer
     # step, never prepared: a prepared one steps once per process), EMA
     net = task.build_model(config)
-    load_start_weights(net, task, config, latest, run_dir, accelerator, log)
+    load_start_weights(net, task, config, state, latest, run_dir, accelerator, log)
     if config.model.channels_last:
         net = net.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(net, config.optim)
@@ -89,7 +89,7 @@ def train(config: Config, task, log=print) -> TrainOutcome:
         optimizer, config.optim, state.total_steps, state.steps_per_epoch))
 
     # 3. resume or start; then what runs: DDP, compiled; the RNG streams come back last
-    resume_or_start(state, latest, parts, config, run_dir, accelerator, log)
+    resume_or_start(state, latest, parts, config, run_dir, accelerator, log, task.init_weights)
     parts.model, parts.optimizer = accelerator.prepare(net, parts.optimizer)
     if config.model.compile:
         parts.model = torch.compile(parts.model, backend=config.model.compile_backend)

@@ -12,6 +12,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from gazefollow.config import ConfigError
+from gazefollow.engine.checkpoint import CheckpointError
 
 
 def optimizer_parameter_groups(model: nn.Module, optim_cfg) -> list[dict]:
@@ -168,6 +169,10 @@ def load_ema_state(ema: EMAModel, state: dict, net, optim) -> None:
     if len(shadows) == len(every) != len(covered):
         kept = {id(p) for p in covered}
         state = {**state, "shadow_params": [s for p, s in zip(every, shadows) if id(p) in kept]}
+    if len(state.get("shadow_params", [])) != len(covered):
+        raise CheckpointError(f"the checkpoint's EMA averages {len(shadows)} parameters; this "
+                              f"model's EMA covers {len(covered)} (optim.ema_parts="
+                              f"{list(optim.ema_parts)})")
     ema.load_state_dict(state)
 
 

@@ -19,7 +19,8 @@ from gazefollow.engine.checkpoint import (CHECKPOINTS_DIR, find_resumable, incom
                                           load_checkpoint, load_rng_state, save_checkpoint)
 from gazefollow.engine.optimizer import load_ema_state
 from gazefollow.engine.run_records import git_commit
-from gazefollow.engine.weights import frozen_names, load_trained_state, trained_state
+from gazefollow.engine.weights import (load_trained_state, resolved_source, restore_frozen,
+                                       trained_state)
 
 
 @dataclass
@@ -35,6 +36,7 @@ class RunState:
     commit: str = ""
     saved_step: int | None = None  # the step already on disk
     interrupted_by: str | None = None  # the signal that ended this session early
+    frozen_source: str | None = None  # the initial-weights file the frozen weights came from
 
     @property
     def epoch(self) -> int:
@@ -81,22 +83,23 @@ def checkpoint_to_resume(config: Config, run_dir: Path, accelerator: Accelerator
     return broadcast_object_list([latest])[0] if accelerator.num_processes > 1 else latest
 
 
-def load_start_weights(net, task, config: Config, latest: Path | None, run_dir: Path,
-                       accelerator: Accelerator, log) -> None:
+def load_start_weights(net, task, config: Config, state: RunState, latest: Path | None,
+                       run_dir: Path, accelerator: Accelerator, log) -> None:
     """``run.init_weights`` into a fresh run's model (the task's loader), with its report
-    beside the run. A resumed run has its own trained weights, but its frozen ones (not in
-    checkpoints) come from the file again."""
-    if not config.run.init_weights or (latest is not None and not frozen_names(net)):
+    beside the run; the file is recorded as the source of the frozen weights. (A resumed
+    run's weights come from its checkpoint, its frozen ones from the source it recorded.)"""
+    if not config.run.init_weights or latest is not None:
         return
     if task.init_weights is None:
         raise ConfigError(f"run.init_weights: the task '{task.name}' loads no initial weights")
     run_dir.mkdir(parents=True, exist_ok=True)
     report = run_dir / "init_weights_report.json" if accelerator.is_main_process else None
+    state.frozen_source = resolved_source(config.run.init_weights)
     task.init_weights(net, config.run, log, report_file=report)
 
 
 def resume_or_start(state: RunState, latest: Path | None, parts: TrainParts, config: Config,
-                    run_dir: Path, accelerator: Accelerator, log) -> None:
+                    run_dir: Path, accelerator: Accelerator, log, init_weights=None) -> None:
     """Restore ``latest`` (weights, EMA, optimizer, schedule, step, counters, wandb id) or
     start fresh; then the run directory gets this run's config and commit."""
     if config.run.resume:
@@ -104,8 +107,8 @@ def resume_or_start(state: RunState, latest: Path | None, parts: TrainParts, con
             log(f"ignoring {broken}: its save was interrupted")
     if latest is not None:
         stored = load_checkpoint(latest)
-        state.step = restore(stored, config, accelerator.num_processes, parts.net, parts.ema,
-                             parts.optimizer, parts.lr_scheduler)
+        state.step = restore(stored, config, accelerator.num_processes, parts, init_weights)
+        state.frozen_source = (stored.get("frozen") or {}).get("source")
         state.counters.update(stored.get("counters", {}))
         state.run_id, state.saved_step = stored.get("wandb_run_id", state.run_id), state.step
         log(f"resumed from {latest} at step {state.step}")
@@ -136,7 +139,8 @@ def save(state: RunState, parts: TrainParts, config: Config, run_dir: Path,
     process makes the same collective calls)."""
     if state.step == state.saved_step:
         return
-    model, frozen = trained_state(parts.net) if accelerator.is_main_process else ({}, {})
+    model, frozen = (trained_state(parts.net, state.frozen_source)
+                     if accelerator.is_main_process else ({}, {}))
     content = {} if not accelerator.is_main_process else {
         "model": model, "frozen": frozen, "ema": parts.ema.state_dict(),
         "optimizer": parts.optimizer.state_dict(), "lr_scheduler": parts.lr_scheduler.state_dict(),
@@ -159,7 +163,8 @@ def epoch_batches(accelerator: Accelerator, loader, state: RunState, config: Con
 
 # Keys that may change when a run is resumed; any other difference is refused, because the
 # optimizer, scheduler and EMA states restored from the checkpoint would silently win.
-# (A resumed run does not reload its initial weights, so run.init_* may change too.)
+# (A resumed run does not reload its initial weights, so run.init_* may change too: its
+# frozen weights come from the file recorded in its checkpoint.)
 RESUMABLE_CHANGES = ("run.max_steps", "run.halt_at_step", "run.print_every", "run.save_every",
                      "run.keep_last", "run.device", "run.resume", "run.init_", "optim.epochs",
                      "data.num_workers", "eval.", "logging.", "sampling.", "model.compile",
@@ -177,9 +182,10 @@ def resume_conflicts(stored: dict, config: Config) -> list[str]:
             if not key.startswith(RESUMABLE_CHANGES) or key in NOT_RESUMABLE]
 
 
-def restore(state: dict, config: Config, processes: int, net, ema, optimizer,
-            lr_scheduler) -> int:
-    """Put a checkpoint's model, EMA, optimizer and LR schedule back; return its step."""
+def restore(state: dict, config: Config, processes: int, parts: TrainParts,
+            init_weights=None) -> int:
+    """Put a checkpoint's model (its frozen weights from their recorded source through the
+    task's ``init_weights``), EMA, optimizer and LR schedule back; return its step."""
     conflicts = resume_conflicts(state["config"], config)
     if conflicts:
         raise ConfigError("the run directory holds a checkpoint made with another config ("
@@ -191,8 +197,9 @@ def restore(state: dict, config: Config, processes: int, net, ema, optimizer,
         raise ConfigError(f"the checkpoint was trained with {saved_with} process(es), this run "
                           f"has {processes}: resume with {saved_with}, or start a new --tag "
                           "with run.init_weights pointing at this run")
-    load_trained_state(net, state, "the checkpoint to resume")
-    load_ema_state(ema, state["ema"], net, config.optim)
-    optimizer.load_state_dict(state["optimizer"])
-    lr_scheduler.load_state_dict(state["lr_scheduler"])
+    restore_frozen(parts.net, state, config.run, init_weights, "the checkpoint to resume")
+    load_trained_state(parts.net, state, "the checkpoint to resume")
+    load_ema_state(parts.ema, state["ema"], parts.net, config.optim)
+    parts.optimizer.load_state_dict(state["optimizer"])
+    parts.lr_scheduler.load_state_dict(state["lr_scheduler"])
     return state["step"]

@@ -35,7 +35,8 @@ class Task:
     # (net, dataset, config, accelerator) -> ({metric: value}, what was sampled, samples to
     # draw (may be [])): every process scores its share of the validation split
     validation_metrics: Callable
-    # (config, model, device, weights, shard, log) -> Evaluation (engine.evaluation)
+    # (config, model, device, weights, shard, log) -> Evaluation (engine.evaluation): its
+    # results hold "model" ({metric: value}, logged to wandb) and its info "split"
     evaluate: Callable
     eval_label: Callable  # (config, model) -> the evaluation folder's middle name part
     # (model, run_cfg, log, report_file) -> report: run.init_weights into a fresh model

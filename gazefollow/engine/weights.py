@@ -2,16 +2,22 @@
 
 Frozen parameters (``requires_grad`` off: a frozen encoder part, frozen ViT blocks, a frozen
 foundation backbone) never change during a run, so a checkpoint does not repeat them: they
-come back from where the run got them (``run.init_weights``, a pretrained backbone, or the
-seeded build of the model). The checkpoint keeps their names and a checksum, so a model
-rebuilt with other frozen weights is refused instead of evaluated. Buffers are always saved.
+come back from where the run got them, the seeded build of the model and the initial-weights
+file the run started from (resolved when it started, and recorded as ``frozen["source"]``,
+so a run folder that gains checkpoints later still gives the same file). The checkpoint
+keeps their names and a checksum, so a model rebuilt with other frozen weights is refused
+instead of evaluated. Buffers are always saved.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import Path
 
 import torch
 from torch import nn
+
+from gazefollow.engine.checkpoint import resolve_checkpoint
 
 
 class FrozenWeightsError(ValueError):
@@ -33,12 +39,39 @@ def checksum(net: nn.Module, names: list[str]) -> float:
     return total
 
 
-def trained_state(net: nn.Module) -> tuple[dict[str, torch.Tensor], dict]:
-    """(the state dict without the frozen parameters, {"names", "checksum"} of those)."""
+def trained_state(net: nn.Module, source: str | None) -> tuple[dict[str, torch.Tensor], dict]:
+    """(the state dict without the frozen parameters, {"names", "checksum", "source"} of
+    those; ``source``: the initial-weights file the run started from, or None)."""
     frozen = frozen_names(net)
     skipped = set(frozen)
     state = {key: value for key, value in net.state_dict().items() if key not in skipped}
-    return state, {"names": frozen, "checksum": checksum(net, frozen)}
+    return state, {"names": frozen, "checksum": checksum(net, frozen),
+                   "source": source if frozen else None}
+
+
+def resolved_source(path: str) -> str:
+    """The file ``run.init_weights`` names now (a run or checkpoint folder: its newest
+    checkpoint), absolute."""
+    path = Path(path)
+    return str((resolve_checkpoint(path) if path.is_dir() else path).resolve())
+
+
+def restore_frozen(net: nn.Module, stored: dict, run_cfg, init_weights, where: str) -> None:
+    """A checkpoint's frozen parameters into ``net`` from the file the run started from (the
+    seeded build gave the others); a no-op for checkpoints that store them all."""
+    frozen = stored.get("frozen") or {}
+    source = frozen.get("source")
+    if not frozen.get("names") or not source:
+        return
+    if not Path(source).is_file():
+        raise FrozenWeightsError(
+            f"{where} does not store its {len(frozen['names'])} frozen parameters: they come "
+            f"from {source}, the initial weights the run started from, which is not there "
+            "now; put that file back at that path to resume or evaluate the run")
+    if init_weights is None:
+        raise FrozenWeightsError(f"{where}: its frozen parameters come from {source}, and "
+                                 "this task loads no initial weights")
+    init_weights(net, dataclasses.replace(run_cfg, init_weights=source), lambda *_: None)
 
 
 def load_trained_state(net: nn.Module, stored: dict, where: str) -> None:
@@ -59,7 +92,7 @@ def load_trained_state(net: nn.Module, stored: dict, where: str) -> None:
     now = checksum(net, frozen["names"])
     if not math.isclose(now, frozen["checksum"], rel_tol=1e-9, abs_tol=1e-9):
         raise FrozenWeightsError(
-            f"{where} does not store its {len(expected)} frozen parameters (they come from "
-            "where the run got them), and the ones this model was built with differ from the "
-            f"run's (checksum {now:.6g}, the run's {frozen['checksum']:.6g}): set "
-            "run.init_weights to the file the run started from")
+            f"{where} does not store its {len(expected)} frozen parameters, and the ones this "
+            f"model was rebuilt with differ from the run's (checksum {now:.6g}, the run's "
+            f"{frozen['checksum']:.6g}): the model's build or the initial-weights file "
+            f"({frozen.get('source') or 'none'}) is not what the run started from")

@@ -97,8 +97,10 @@ class GazePredictor:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device=None, ema: bool = True,
-                        overrides: list = ()) -> GazePredictor:
-        """A run directory, checkpoint directory, ``state.pt`` or exported folder."""
+                        overrides: list = (), registry=None) -> GazePredictor:
+        """A run directory, checkpoint directory, ``state.pt`` or exported folder; with
+        ``registry=gazefollow.tasks.REGISTRY`` also a checkpoint of the original research
+        code (``ckpt_*.pth``, described by ``overrides``)."""
         path = Path(path)
         if (path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file():
             model, config = load_exported(path, overrides)
@@ -107,8 +109,12 @@ class GazePredictor:
             from gazefollow.engine.evaluation import load_for_eval
             from gazefollow.engine.task import Registry
             from gazefollow.following.task import FOLLOWING
-            loaded = load_for_eval(path, [f"optim.ema_on={ema}", *overrides],
-                                   registry=Registry({FOLLOWING.name: FOLLOWING}))
+            registry = registry or Registry({FOLLOWING.name: FOLLOWING})
+            if path.is_file() and path.suffix not in (".pt", *registry.foreign_checkpoints):
+                raise ValueError(f"{path} is not a checkpoint of ours ({path.suffix}); for the "
+                                 "original research code's .pth files pass "
+                                 "registry=gazefollow.tasks.REGISTRY")
+            loaded = load_for_eval(path, [f"optim.ema_on={ema}", *overrides], registry=registry)
             model, config, weights = loaded["model"], loaded["config"], loaded["weights"]
         device = device or eval_device(config)
         return cls(model.to(device), config, device, weights)

@@ -9,7 +9,7 @@ Batch keys: ``face`` [3, S, S] (resized to ``data.face_size``, ImageNet-normalis
 ``eye_landmarks`` [6, 2] (normalised; NaN unless the six MPIIFaceGaze landmarks), ``subject``,
 ``index`` (the reader's sample id) and ``position`` (in this dataset). Landmarks stay in the
 reader's sample (their count differs between datasets). A face that fails to load gives
-``{"bad_input": message}`` in skip mode, as ``data/dataset.py`` does, and raises otherwise.
+``{"bad_input": message}`` in skip mode, as every task's datasets do (``engine/samples.py``), and raises otherwise.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ Batch keys: ``faces`` [T, 3, S, S] (ImageNet-normalised), ``label`` (0/1 of the 
 the crop) where the priors are read (NaN otherwise), ``valid`` [T] (False for padding),
 ``uid``, ``track_id``, ``frame``, ``box`` [4] (the key frame's x1 y1 x2 y2) and ``position``.
 A missing or unreadable crop is a named BadInput (skip mode: the sample is counted and left
-out, as ``data/dataset.py`` does).
+out, as every task's datasets do (``engine/samples.py``)).
 """
 from __future__ import annotations
 
