@@ -5,22 +5,15 @@ from __future__ import annotations
 
 import difflib
 import functools
-import importlib
-import pkgutil
 
 from gazefollow.backbones.base import Backbone
+from gazefollow.engine.discovery import members
 
 
 @functools.cache
 def backbones() -> dict[str, Backbone]:
     """{name: backbone} of the modules of this package that set ``BACKBONE``."""
-    found = {}
-    for module_info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{module_info.name}")
-        backbone = getattr(module, "BACKBONE", None)
-        if backbone is not None:
-            found[backbone.name] = backbone
-    return found
+    return {backbone.name: backbone for backbone in members(__name__, __path__, "BACKBONE")}
 
 
 def backbone_problem(name: str, model_cfg, image_size: int) -> str | None:

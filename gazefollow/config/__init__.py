@@ -16,7 +16,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from gazefollow.config.migrate import (RENAMED_KEYS, RENAMED_PARTS, RETIRED_KEYS, _nest, _renamed,
+from gazefollow.config.migrate import (RENAMED_KEYS, RENAMED_PARTS, RETIRED_KEYS, _renamed,
                                        migrate_stored)
 from gazefollow.config.schema import (CHOICES, LAYER_STACK, NOT_YET_SUPPORTED, Config, ConfigError,
                                       DataConfig, DiffusionConfig, EvalConfig, LoggingConfig,

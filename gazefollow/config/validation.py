@@ -21,6 +21,13 @@ def check(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def check_layer_decay(config: Config, layered: bool) -> None:
+    """``optim.layer_decay`` < 1 gives each layer of a ViT its own rate: only a task whose
+    model has such layers (``layered``) takes it."""
+    check(config.optim.layer_decay == 1 or layered, "optim.layer_decay scales a ViT's layers "
+          "(model.estimator=vit, run.task=estimation)")
+
+
 def validate_part_tables(config: Config, parts: list[str]) -> None:
     """The optim tables keyed by part name name parts of the model, with usable values."""
     optim = config.optim

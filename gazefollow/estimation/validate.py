@@ -4,7 +4,7 @@ from __future__ import annotations
 from gazefollow.backbones.vit import VIT_SIZES
 from gazefollow.config import Config, ConfigError
 from gazefollow.config.validation import check as _check
-from gazefollow.config.validation import frozen_parts, validate_part_tables
+from gazefollow.config.validation import check_layer_decay, frozen_parts, validate_part_tables
 from gazefollow.estimation.models import ESTIMATION_PARTS
 
 # the datasets gaze estimation (and its label-free pretraining) reads; "joint" mixes the others
@@ -49,8 +49,7 @@ def _validate_vit(config: Config) -> None:
 def validate_estimation(config: Config) -> None:
     """The estimator, its protocol, the joint mix and the model parts."""
     data, model, source = config.data, config.model, config.data.source_dataset
-    _check(config.optim.layer_decay == 1 or model.estimator == "vit", "optim.layer_decay "
-           "scales a ViT's layers (model.estimator=vit, run.task=estimation)")
+    check_layer_decay(config, layered=model.estimator == "vit")
     _check(model.estimator != "gazenet" or data.face_size == 112, "model.estimator="
            "gazenet is built for 112 px faces (its FC layer takes 256 x 4 x 4): set "
            f"data.face_size=112, not {data.face_size}")

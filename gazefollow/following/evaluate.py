@@ -216,7 +216,7 @@ def _results(config, main: SplitResult, inout: SplitResult, steps_list) -> dict:
 
 
 def _info(config, model, main: SplitResult, inout: SplitResult, results: dict, datasets,
-          prior_inout: float) -> dict:
+          prior_inout: float, first_steps: int) -> dict:
     """The task's ``info`` fields (the engine adds the common ones)."""
     split, ap_split = config.eval.split, ("val" if inout is not main else config.eval.split)
     info = {
@@ -224,7 +224,7 @@ def _info(config, model, main: SplitResult, inout: SplitResult, results: dict, d
         "dataset": config.data.source_dataset, "protocol": protocol_of(config),
         "subsampled": bool(config.data.subsample_test and split == "test"),
         "sampler": model.head.describe(config.sampling),
-        "sample_steps": int(next(iter(results["model_steps"]))),  # the first step count
+        "sample_steps": first_steps,
         "num_samples": config.eval.num_samples, "inout_ap_split": ap_split,
         "inout_ap_instances": len(datasets[ap_split]) - len(inout.bad_input),
         # what reading the annotations fixed and dropped, before any image was decoded
@@ -267,7 +267,7 @@ def evaluate_following(config, model, device, weights: str, shard: tuple[int, in
         inout = run_split(model, datasets["val"], [], config.sampling, desc="val in/out",
                           **common)
     results = _results(config, main, inout, steps_list)
-    info = _info(config, model, main, inout, results, datasets, prior_inout)
+    info = _info(config, model, main, inout, results, datasets, prior_inout, steps_list[0])
     note = " (SUBSAMPLED test heads: not comparable to the full test set)" \
         if info["subsampled"] else ""
     table = (f"\n{info['split']} split, {info['instances']} instances{note}, "

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from gazefollow.config import Config, ConfigError
 from gazefollow.config.validation import check as _check
-from gazefollow.config.validation import frozen_parts, validate_part_tables
+from gazefollow.config.validation import check_layer_decay, frozen_parts, validate_part_tables
 from gazefollow.following.encoders import encoder_class, model_parts
 
 
 def validate_following(config: Config) -> None:
     """The diffusion and sampler keys, and the encoder's parts."""
-    _check(config.optim.layer_decay == 1, "optim.layer_decay scales a ViT's layers "
-           "(model.estimator=vit, run.task=estimation)")
+    check_layer_decay(config, layered=False)
     _validate_diffusion(config)
     _validate_parts(config)
 

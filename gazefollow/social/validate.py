@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from gazefollow.config import Config
 from gazefollow.config.validation import check as _check
+from gazefollow.config.validation import check_layer_decay
 
 LAM_SOURCES = ("ego4d_lam", "synthetic_lam")
 
 
 def validate_lam(config: Config) -> None:
     """Windows, class weights and the model's widths."""
-    _check(config.optim.layer_decay == 1, "optim.layer_decay scales a ViT's layers "
-           "(model.estimator=vit, run.task=estimation)")
+    check_layer_decay(config, layered=False)
     data, model = config.data, config.model
     _check(data.clip_length >= 1 and data.clip_length % 2 == 1, "data.clip_length must be odd "
            "(a window centred on its key frame)")

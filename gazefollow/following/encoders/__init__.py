@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import difflib
 import functools
-import importlib
-import pkgutil
 
+from gazefollow.engine.discovery import members
 from gazefollow.following.encoders.base import (MODEL_OWN_PARTS, ConditioningWidths, GazeEncoder,
                                                 model_parts)
 
@@ -26,13 +25,9 @@ def _check_encoder(name: str, cls) -> None:
 @functools.cache
 def _in_package() -> dict[str, type[GazeEncoder]]:
     """{name: encoder} of the modules of this package that set ``ENCODER``."""
-    found = {}
-    for module_info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{module_info.name}")
-        cls = getattr(module, "ENCODER", None)
-        if cls is not None:
-            _check_encoder(cls.name, cls)
-            found[cls.name] = cls
+    found = {cls.name: cls for cls in members(__name__, __path__, "ENCODER")}
+    for name, cls in found.items():
+        _check_encoder(name, cls)
     return found
 
 
