@@ -9,7 +9,7 @@ steps; only the model differs (GazeNet needs its 112 px faces, the others see 64
 
 - GazeNet (the MobileNetV2 recipe's network), the ResNet, a tiny ViT, GEFF's fusion and the
   vanilla (concatenating) fusion;
-- the ResNet trained on 10% of the training faces (``data.label_fraction=0.1``), from
+- the ResNet trained on 10% of the training faces (``estimation.label_fraction=0.1``), from
   scratch and from a SimCLR encoder pretrained on all of them without labels
   (configs/estimation/simclr.yaml).
 
@@ -36,11 +36,11 @@ ESTIMATION_EXPERIMENT = CONFIGS / "estimation" / "synthetic_cpu.yaml"
 SIMCLR_EXPERIMENT = CONFIGS / "estimation" / "simclr.yaml"
 
 MODELS = {  # name: overrides
-    "GazeNet (112 px)": ["model.estimator=gazenet", "data.face_size=112"],
+    "GazeNet (112 px)": ["estimation.estimator=gazenet", "data.face_size=112"],
     "ResNet": [],
-    "tiny ViT": ["model.estimator=vit", "model.vit_size=tiny"],
-    "GEFF fusion": ["model.estimator=geff"],
-    "vanilla fusion": ["model.estimator=vanilla_fusion"],
+    "tiny ViT": ["estimation.estimator=vit", "model.vit_size=tiny"],
+    "GEFF fusion": ["estimation.estimator=geff"],
+    "vanilla fusion": ["estimation.estimator=vanilla_fusion"],
 }
 
 
@@ -79,7 +79,7 @@ def main() -> None:
     simclr_tag = f"simclr_{args.simclr_epochs}ep"
     simclr, simclr_dir = run([ESTIMATION_BASE, SIMCLR_EXPERIMENT], simclr_tag, args.out,
                              ["run.task=simclr", f"optim.epochs={args.simclr_epochs}"])
-    budget = ["data.label_fraction=0.1", *steps]
+    budget = ["estimation.label_fraction=0.1", *steps]
     scratch, _ = run(layers, "resnet_10pct", args.out, budget)
     pretrained, _ = run(layers, f"resnet_10pct_{simclr_tag}", args.out,
                         [*budget, f"run.init_weights={simclr_dir}"])

@@ -4,7 +4,7 @@ ablations (each one override), beside the all-positive baseline.
     python scripts/study_lam.py [--out outputs/study_lam] [--epochs 12]
 
 Every run is the default experiment (configs/lam/synthetic_cpu.yaml) with the same schedule;
-GazePose's transformer is shrunk for a CPU (model.gazepose_dmodel 64, 2 + 2 layers, 4 heads,
+GazePose's transformer is shrunk for a CPU (lam.gazepose_dmodel 64, 2 + 2 layers, 4 heads,
 feed-forward 128). A finished run is reused. Prints one markdown table and the machine.
 """
 import argparse
@@ -25,17 +25,17 @@ from main import CONFIGS  # noqa: E402
 LAM_BASE, LAM_EXPERIMENT = CONFIGS / "lam" / "base.yaml", CONFIGS / "lam" / "synthetic_cpu.yaml"
 GAZEPOSE_CONFIG = CONFIGS / "lam" / "gazepose.yaml"
 
-CPU_GAZEPOSE = ["model.gazepose_dmodel=64", "model.gazepose_encoder_layers=2",
-                "model.gazepose_decoder_layers=2", "model.gazepose_heads=4",
-                "model.gazepose_feedforward=128",
+CPU_GAZEPOSE = ["lam.gazepose_dmodel=64", "lam.gazepose_encoder_layers=2",
+                "lam.gazepose_decoder_layers=2", "lam.gazepose_heads=4",
+                "lam.gazepose_feedforward=128",
                 # the experiment's stride, schedule and class weights, not GazePose's
-                "data.train_stride=3", "optim.epochs={epochs}", "loss.class_weights=[0.35,0.65]"]
+                "lam.train_stride=3", "optim.epochs={epochs}", "lam.class_weights=[0.35,0.65]"]
 RUNS = {  # name: (GazePose's config on top?, overrides)
     "GazeLSTM (baseline)": (False, []),
     "GazePose": (True, []),
-    "GazePose, no head-pose prior": (True, ["model.gazepose_head_prior=false"]),
-    "GazePose, no landmark prior": (True, ["model.gazepose_landmark_prior=false"]),
-    "GazePose, no temporal dropout": (True, ["data.temporal_dropout=false"]),
+    "GazePose, no head-pose prior": (True, ["lam.gazepose_head_prior=false"]),
+    "GazePose, no landmark prior": (True, ["lam.gazepose_landmark_prior=false"]),
+    "GazePose, no temporal dropout": (True, ["lam.temporal_dropout=false"]),
 }
 
 

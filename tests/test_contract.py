@@ -81,8 +81,9 @@ def test_research_yaml_files_restate_the_schema_defaults():
 def test_stored_configs_migrate(tmp_path):
     """A config of today's format stays as it is; one of an earlier version gets today's keys."""
     from gazefollow.config import migrate_stored, to_dict
-    today = to_dict(build_config(overrides=["sampling.steps=4", "loss.inout_weight=0.3"]))
-    assert migrate_stored(today) == today
+    config = build_config(overrides=["sampling.steps=4", "loss.inout_weight=0.3"])
+    today = to_dict(config)
+    assert migrate_stored(today, type(config)) == today
     assert to_dict(build_config(base=today)) == today
     old = json.loads(json.dumps(today))
     old["diffusion"].update(sample_time_steps=4, fix_snr=False, random_flag=True)
@@ -150,8 +151,8 @@ def _imports(path: Path) -> list[str]:
 def test_the_diffusion_package_stands_alone():
     for path in (ROOT / "gazefollow" / "diffusion").glob("*.py"):
         for name in _imports(path):
-            assert name.split(".")[0] in ("__future__", "enum", "math", "numpy", "torch",
-                                          "diffusers") or name.startswith(
+            assert name.split(".")[0] in ("__future__", "dataclasses", "enum", "math", "numpy",
+                                          "torch", "diffusers") or name.startswith(
                 "gazefollow.diffusion"), f"{path.name} imports {name}"
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from gazefollow.config import DiffusionConfig
+from gazefollow.diffusion.config import DiffusionConfig
 from gazefollow.diffusion.gaussian import GaussianDiffusion, get_betas
 from gazefollow.diffusion.sampling import initial_noise, sample, trailing_timesteps
 

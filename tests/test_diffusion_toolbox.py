@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from gazefollow.config import DiffusionConfig
+from gazefollow.diffusion.config import DiffusionConfig
 from gazefollow.diffusion.gaussian import GaussianDiffusion, zero_terminal_snr
 from gazefollow.diffusion.losses import denoising_losses
 from gazefollow.diffusion.sampling import (SAMPLERS, initial_noise, respaced_betas, sample,

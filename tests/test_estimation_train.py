@@ -152,10 +152,10 @@ def test_all_folds_runs_every_leave_one_subject_out_fold(tmp_path, capsys):
 
 @pytest.mark.parametrize("overrides, message", [
     (["data.source_dataset=synthetic"], "not a dataset of run.task=estimation"),
-    (["model.estimator=gazenet"], "built for 112 px faces"),
+    (["estimation.estimator=gazenet"], "built for 112 px faces"),
     (["data.source_dataset=ethxgaze"], "ETH-XGaze's test labels are hidden"),
     (["optim.lr_milestones=[8, 4]"], "must be increasing"),
-    (["data.source_dataset=columbia", "data.split_protocol=unigaze"], "ColumbiaGaze uses"),
+    (["data.source_dataset=columbia", "estimation.split_protocol=unigaze"], "ColumbiaGaze uses"),
 ])
 def test_estimation_configs_are_refused_with_the_reason(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -185,10 +185,10 @@ def test_a_joint_run_mixes_datasets_and_reports_each_test_dataset(tmp_path, caps
     paths.write_text(f"data:\n  gaze360: {tmp_path / 'gaze360'}\n")
     faces = tmp_path / "faces"
     results = _estimate(
-        tmp_path, "data.source_dataset=joint", f"data.paths_file={paths}",
-        f"data.joint=[{{name: synthetic_faces, root: {faces}, weight: 3}}, {{name: gaze360}}]",
-        f"data.joint_test=[{{name: synthetic_faces, root: {faces}}}, {{name: gaze360}}, "
-        f"{{name: columbia, root: {tmp_path / 'columbia'}}}]", "data.epoch_samples=8")
+        tmp_path, "data.source_dataset=joint", f"estimation.paths_file={paths}",
+        f"estimation.joint=[{{name: synthetic_faces, root: {faces}, weight: 3}}, {{name: gaze360}}]",
+        f"estimation.joint_test=[{{name: synthetic_faces, root: {faces}}}, {{name: gaze360}}, "
+        f"{{name: columbia, root: {tmp_path / 'columbia'}}}]", "estimation.epoch_samples=8")
     assert list(results["per_dataset"]) == ["synthetic_faces", "gaze360", "columbia"]
     samples = [row["samples"] for row in results["per_dataset"].values()]
     assert samples == [8, 4, 4]  # Columbia: its fold 0
@@ -198,15 +198,15 @@ def test_a_joint_run_mixes_datasets_and_reports_each_test_dataset(tmp_path, caps
     stored = json.loads((tmp_path / "out" / "joint-resnet" / "tiny" / "metrics.json").read_text())
     assert stored["per_dataset"] == json.loads(json.dumps(results["per_dataset"]))
     left_out = _estimate(
-        tmp_path, "data.source_dataset=joint", f"data.paths_file={paths}", "--tag", "lodo",
-        f"data.joint=[{{name: synthetic_faces, root: {faces}}}, {{name: gaze360}}]",
-        "data.joint_leave_out=gaze360")
+        tmp_path, "data.source_dataset=joint", f"estimation.paths_file={paths}", "--tag", "lodo",
+        f"estimation.joint=[{{name: synthetic_faces, root: {faces}}}, {{name: gaze360}}]",
+        "estimation.joint_leave_out=gaze360")
     assert list(left_out["per_dataset"]) == ["gaze360"]
     assert left_out["info"]["trained_on"] == ["synthetic_faces"]  # gaze360: cross-dataset
-    with pytest.raises(ConfigError, match=r"data.joint\[0\] \(gaze360\): no root"):
-        _estimate(tmp_path, "data.source_dataset=joint", "data.joint=[{name: gaze360}]")
-    with pytest.raises(ConfigError, match=r"data.joint\[0\]: name must be one of"):
-        _estimate(tmp_path, "data.source_dataset=joint", "data.joint=[{name: gazefollow}]")
+    with pytest.raises(ConfigError, match=r"estimation.joint\[0\] \(gaze360\): no root"):
+        _estimate(tmp_path, "data.source_dataset=joint", "estimation.joint=[{name: gaze360}]")
+    with pytest.raises(ConfigError, match=r"estimation.joint\[0\]: name must be one of"):
+        _estimate(tmp_path, "data.source_dataset=joint", "estimation.joint=[{name: gazefollow}]")
 
 
 def test_weighted_draws_follow_the_weights_and_the_epoch():
@@ -242,12 +242,12 @@ def test_a_label_budget_keeps_a_seeded_share_of_the_training_faces(tmp_path):
     layers = [ROOT / "configs" / "estimation" / "base.yaml", TINY_ESTIMATION]
     common = [f"data.dataset_dir={tmp_path / 'faces'}"]
     full = build_face_datasets(build_config(layers, common), log=lambda *_: None)
-    half = build_face_datasets(build_config(layers, [*common, "data.label_fraction=0.5"]),
+    half = build_face_datasets(build_config(layers, [*common, "estimation.label_fraction=0.5"]),
                                log=lambda *_: None)
     assert len(half["train"]) == len(full["train"]) // 2
     assert len(half["test"]) == len(full["test"])  # only training faces are budgeted
     assert "label budget: 4 of 8 faces" in half["train"].load_report.source
-    again = build_face_datasets(build_config(layers, [*common, "data.label_fraction=0.5"]),
+    again = build_face_datasets(build_config(layers, [*common, "estimation.label_fraction=0.5"]),
                                 log=lambda *_: None)
     rows = [row[:2] for row in half["train"].reader.rows]  # (subject, row in its file)
     assert [row[:2] for row in again["train"].reader.rows] == rows  # seeded

@@ -148,18 +148,18 @@ def test_the_vit_estimator_trains_and_evaluates_and_bad_settings_are_refused(tmp
     from gazefollow.config import ConfigError
     results = main(["--task", "estimation", "--experiment", str(TINY_ESTIMATION),
                     f"run.output_dir={tmp_path / 'out'}", f"data.dataset_dir={tmp_path / 'w'}",
-                    "--max_steps", "2", "model.estimator=vit", "model.vit_size=tiny",
-                    "optim.layer_decay=0.75", "model.vit_freeze_blocks=1",
+                    "--max_steps", "2", "estimation.estimator=vit", "model.vit_size=tiny",
+                    "optim.layer_decay=0.75", "estimation.vit_freeze_blocks=1",
                     "optim.lr_schedule=onecycle"])
     assert 0 <= results["model"]["angular_error"] <= 180
     assert (tmp_path / "out" / "synthetic_faces-vit-fold00" / "tiny" / "metrics.json").is_file()
     for overrides, message in ((["data.face_size=40"], "not a multiple of 16"),
-                               (["model.vit_freeze_blocks=3"], "must be in 0..2"),
-                               (["model.estimator=resnet", "optim.layer_decay=0.5"],
+                               (["estimation.vit_freeze_blocks=3"], "must be in 0..2"),
+                               (["estimation.estimator=resnet", "optim.layer_decay=0.5"],
                                 "scales a ViT's layers")):
         with pytest.raises(ConfigError, match=message):
             main(["--task", "estimation", "--experiment", str(TINY_ESTIMATION),
-                  "model.estimator=vit", "model.vit_size=tiny", *overrides])
+                  "estimation.estimator=vit", "model.vit_size=tiny", *overrides])
 
 
 def test_the_unigaze_recipe_shrunk_to_a_tiny_vit_trains_on_eth_xgaze(tmp_path):
@@ -169,7 +169,7 @@ def test_the_unigaze_recipe_shrunk_to_a_tiny_vit_trains_on_eth_xgaze(tmp_path):
     configs = ROOT / "configs" / "estimation"
     results = main(["--task", "estimation", "--config", str(configs / "unigaze_b16.yaml"),
                     "--config", str(configs / "data" / "ethxgaze.yaml"), "model.vit_size=tiny",
-                    "data.face_size=32", "data.batch_size=4", "data.val_subjects=1",
+                    "data.face_size=32", "data.batch_size=4", "estimation.val_subjects=1",
                     f"data.dataset_dir={tmp_path / 'xgaze'}", f"run.output_dir={tmp_path}",
                     f"run.init_weights={tmp_path / 'mae.pth'}", "--max_steps", "2"])
     run_dir = tmp_path / "ethxgaze-vit" / "unigaze_b16"
@@ -186,7 +186,7 @@ def test_two_processes_train_the_tiny_vit(tmp_path):
                 str(_free_port())]
     out = _launch(launcher, ["--task", "estimation", "--experiment", str(TINY_ESTIMATION),
                              f"run.output_dir={tmp_path / 'out'}",
-                             f"data.dataset_dir={tmp_path / 'w'}", "model.estimator=vit",
+                             f"data.dataset_dir={tmp_path / 'w'}", "estimation.estimator=vit",
                              "model.vit_size=tiny", "optim.layer_decay=0.75",
                              "optim.lr_schedule=onecycle", "data.batch_size=2",
                              "--max_steps", "2"])

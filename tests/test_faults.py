@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from gazefollow.config import SyntheticConfig
+from gazefollow.following.config import SyntheticConfig
 from gazefollow.engine.checkpoint import (CheckpointError, complete_checkpoints, load_checkpoint,
                                           resolve_checkpoint)
 from gazefollow.engine.run_lock import LOCK_FILE, RunLockError

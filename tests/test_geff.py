@@ -33,14 +33,14 @@ def test_eye_patches_are_cut_at_the_landmarks_or_the_fixed_boxes():
 def test_the_fused_and_the_concatenated_models_take_faces_and_landmarks(tmp_path):
     from gazefollow.estimation.models import build_estimator, estimate
     for estimator in ("geff", "vanilla_fusion"):
-        config = tiny_config(tmp_path, f"model.estimator={estimator}", "model.geff_dim=16")
-        model = build_estimator(config.model, 32)
+        config = tiny_config(tmp_path, f"estimation.estimator={estimator}", "estimation.geff_dim=16")
+        model = build_estimator(config)
         batch = {"face": torch.randn(3, 3, 32, 32), "eye_landmarks": torch.rand(3, 6, 2)}
         assert estimate(model, batch).shape == (3, 2)
         assert set(model.trainable_parts()) == {"backbone", "head"}
     weights = build_estimator(
-        tiny_config(tmp_path, "model.estimator=geff", "model.geff_eye=resnet").model,
-        32).fusion_weights(torch.randn(2, 3, 32, 32))  # no landmarks: the fixed boxes
+        tiny_config(tmp_path, "estimation.estimator=geff", "estimation.geff_eye=resnet")
+    ).fusion_weights(torch.randn(2, 3, 32, 32))  # no landmarks: the fixed boxes
     assert weights.shape == (2, 3) and torch.allclose(weights.sum(dim=1), torch.ones(2))
 
 
@@ -65,7 +65,7 @@ def test_fusion_models_train_and_evaluate(tmp_path, estimator):
     config = ROOT / "configs" / "estimation" / f"{estimator}.yaml"
     results = main(["--task", "estimation", "--config", str(TINY_ESTIMATION), "--config",
                     str(config), f"run.output_dir={tmp_path / 'out'}",
-                    f"data.dataset_dir={tmp_path / 'w'}", "model.geff_dim=16",
+                    f"data.dataset_dir={tmp_path / 'w'}", "estimation.geff_dim=16",
                     "--max_steps", "2"])
     assert (tmp_path / "out" / f"synthetic_faces-{estimator}-fold00" / estimator /
             "metrics.json").is_file()

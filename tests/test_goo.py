@@ -68,7 +68,7 @@ def test_goo_trains_and_evaluates_through_main(goo_root, tmp_path):
 def test_a_folder_in_goo_synths_released_layout_needs_no_other_key(tmp_path):
     """picklefiles/trainpickle2to19human.pickle + 1person/GazeDatasets/, and
     picklefiles/testpickle120.pickle + test/ (the GOO authors' training commands)."""
-    from gazefollow.config import SyntheticConfig
+    from gazefollow.following.config import SyntheticConfig
     from gazefollow.following.data.synthetic_layouts import write_goo_world
     root = write_goo_world(SyntheticConfig(num_train=24, num_test=4, width=96, height=72),
                            tmp_path / "goosynth")
@@ -90,7 +90,7 @@ def test_a_folder_in_goo_synths_released_layout_needs_no_other_key(tmp_path):
 def test_goo_real_as_released_is_found_from_its_root(tmp_path, release):
     """oneshotrealhumansNew.pickle / testrealhumansNew.pickle with finalrealdatasetImgsV3/
     (the Zenodo release's names), or the earlier names with finalrealdatasetImgsV2/."""
-    from gazefollow.config import SyntheticConfig
+    from gazefollow.following.config import SyntheticConfig
     from gazefollow.following.data.goo import GOO_LAYOUTS
     from gazefollow.following.data.synthetic_layouts import write_goo_world
     root = write_goo_world(SyntheticConfig(num_train=8, num_test=3, width=96, height=72),

@@ -245,18 +245,18 @@ def test_refused_load_still_writes_its_report(tmp_path):
     assert report["unexpected"] == ["unknown_layer.weight"]
 
 
-def _estimation_run(model_cfg) -> dict:
+def _estimation_run(config) -> dict:
     """A checkpoint of a gaze-estimation run as training saves it (weights + its config)."""
     from gazefollow.estimation.models import build_estimator
     torch.manual_seed(1)
-    estimator = build_estimator(model_cfg)
+    estimator = build_estimator(config)
     return {"model": estimator.state_dict(), "step": 2,
-            "config": {"run": {"task": "estimation"}, "model": to_dict(model_cfg)}}
+            "config": {**to_dict(config), "run": {"task": "estimation"}}}
 
 
 def test_an_estimation_run_initialises_the_face_branch(tmp_path):
-    config = tiny_config(tmp_path, "model.estimator=resnet")
-    run = _estimation_run(config.model)
+    config = tiny_config(tmp_path, "estimation.estimator=resnet")
+    run = _estimation_run(config)
     model, run_cfg = _setup(tmp_path, run)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     report = load_initial_weights(model, run_cfg, log=_quiet)
@@ -276,10 +276,10 @@ def test_an_estimation_run_initialises_the_face_branch(tmp_path):
 
 def test_an_estimation_run_loads_whole_into_an_estimator(tmp_path):
     from gazefollow.estimation.models import build_estimator
-    config = tiny_config(tmp_path, "model.estimator=resnet")
-    run = _estimation_run(config.model)
+    config = tiny_config(tmp_path, "estimation.estimator=resnet")
+    run = _estimation_run(config)
     torch.save(run, tmp_path / "run.pt")
-    estimator = build_estimator(config.model)
+    estimator = build_estimator(config)
     run_cfg = tiny_config(tmp_path, f"run.init_weights={tmp_path / 'run.pt'}").run
     report = load_initial_weights(estimator, run_cfg, log=_quiet)
     assert report["format"] == "gazefollow" and len(report["loaded"]) == len(run["model"])
@@ -287,7 +287,7 @@ def test_an_estimation_run_loads_whole_into_an_estimator(tmp_path):
 
 def test_a_gazenet_run_starts_a_gazenet_face_branch_and_nothing_else(tmp_path):
     from gazefollow.config import ConfigError
-    gazenet = tiny_config(tmp_path, "model.estimator=gazenet").model
+    gazenet = tiny_config(tmp_path, "estimation.estimator=gazenet")
     run = _estimation_run(gazenet)
     model, run_cfg = _setup(tmp_path, run, "model.face_backbone=gazenet", "data.face_size=32")
     report = load_initial_weights(model, run_cfg, log=_quiet)

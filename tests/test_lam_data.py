@@ -46,8 +46,8 @@ def write_ego4d(root, rows=None, segments=None):
     return root
 
 
-def data_cfg(*overrides):
-    return build_config([LAM_BASE], ["data.face_size=16", *overrides]).data
+def lam_config(*overrides):
+    return build_config([LAM_BASE], ["data.face_size=16", *overrides])
 
 
 def test_labels_gaps_and_the_track(tmp_path):
@@ -98,21 +98,21 @@ def test_windows_pad_at_track_ends():
 
 def test_samples_crops_and_a_missing_crop(folder):
     tracks, report = read_split(folder, "val")
-    dataset = LAMWindows(folder, tracks, report, "val", data_cfg("data.val_stride=3"), {})
+    dataset = LAMWindows(folder, tracks, report, "val", lam_config("lam.val_stride=3"), {})
     assert len(dataset) == 4  # key frames 1, 4, 7, 10
     sample = dataset[1]
     assert sample["faces"].shape == (7, 3, 16, 16) and sample["label"] == 1
     assert sample["frame"] == 4 and sample["uid"] == UID and sample["track_id"] == "2"
     # the gap frame 4 has its crop file here, but a gap takes the crop before it (frame 3)
     assert (sample["faces"][3] == sample["faces"][2]).all()
-    frames = LAMWindows(folder, tracks, report, "val", data_cfg("data.val_stride=3",
-                                                                "data.lam_crops=frames"), {})
+    frames = LAMWindows(folder, tracks, report, "val", lam_config("lam.val_stride=3",
+                                                                "lam.crops=frames"), {})
     assert not (frames[1]["faces"][3] == frames[1]["faces"][2]).all()  # cut at the box
     (folder / "face_imgs" / UID / "2" / "face_00007.jpg").unlink()
     with pytest.raises(BadInput, match=r"face_00007\.jpg: missing face crop of track 2"):
         dataset[2]
     skipping = LAMWindows(folder, tracks, report, "val",
-                          data_cfg("data.val_stride=3", "data.on_bad_input=skip"), {})
+                          lam_config("lam.val_stride=3", "data.on_bad_input=skip"), {})
     assert BAD_KEY in skipping[2] and BAD_KEY not in skipping[0]
 
 
@@ -124,7 +124,7 @@ def test_gazepose_priors_are_read_and_missing_ones_counted(folder):
                                         "landmarks": {UID: {"2": {"2": points}}}})
     tracks, report = read_split(folder, "val")
     loaded = {kind: priors.read_prior(folder, "val", kind) for kind in ("headpose", "landmarks")}
-    dataset = LAMWindows(folder, tracks, report, "val", data_cfg("data.val_stride=5"), loaded)
+    dataset = LAMWindows(folder, tracks, report, "val", lam_config("lam.val_stride=5"), loaded)
     first, second = dataset[0], dataset[1]  # key frames 1 and 6
     assert first["head_pose"].tolist() == [-30.0, 10.0, 5.0]
     assert second["head_pose"].tolist() == [90.0, 90.0, 90.0]  # none: GazePose's 90 degrees

@@ -67,14 +67,14 @@ def test_gazelstm_and_gazepose_train_and_write_ego4d_files(tmp_path):
 
 def test_gaze360_checkpoint_starts_gazelstm(tmp_path):
     config = build_config([LAM_BASE])  # ResNet-18, 256 features, 2 LSTM layers: Gaze360's
-    donor = GazeLSTM(config.model)
+    donor = GazeLSTM(config.model, config.lam)
     state = {f"module.{k}": v.clone() for k, v in donor.state_dict().items()
              if not k.startswith("last_layer.")}
     state["module.last_layer.weight"] = torch.randn(3, 512)  # gaze + uncertainty
     state["module.last_layer.bias"] = torch.randn(3)
     path = tmp_path / "gaze360_model.pth"
     torch.save({"epoch": 80, "state_dict": state, "best_prec1": 0.0}, path)
-    model = GazeLSTM(config.model)
+    model = GazeLSTM(config.model, config.lam)
     config.run.init_weights = str(path)
     report = load_initial_weights(model, config.run, log=lambda *_: None)
     assert report["format"] == "gaze360" and not report["missing"]

@@ -286,7 +286,7 @@ def test_every_original_mse_weight_with_x0_prediction_is_the_originals(kind):
     """The original's x_0 weights: min(SNR, k), max(SNR, k), max(SNR, 1), SNR and 1 / SNR."""
     import torch
 
-    from gazefollow.config import DiffusionConfig
+    from gazefollow.diffusion.config import DiffusionConfig
     from gazefollow.diffusion.gaussian import GaussianDiffusion
     diffusion = GaussianDiffusion(DiffusionConfig(prediction="x0", mse_loss_weight_type=kind))
     t = torch.tensor([0, 10, 250, 500, 999])

@@ -70,7 +70,7 @@ def test_gathering_over_two_processes_equals_one_process_holding_both_halves(tmp
 def test_simclr_trains_and_its_backbone_starts_an_estimator(tmp_path):
     results = main(["--task", "simclr", "--experiment", str(TINY_ESTIMATION),
                     f"run.output_dir={tmp_path / 'out'}", f"data.dataset_dir={tmp_path / 'w'}",
-                    "model.simclr_dim=16", "--max_steps", "2"])
+                    "simclr.dim=16", "--max_steps", "2"])
     assert set(results["model"]) == {"nt_xent", "top1"} and results["model"]["nt_xent"] > 0
     run_dir = tmp_path / "out" / "synthetic_faces-simclr-resnet" / "tiny"
     stored = json.loads((run_dir / "metrics.json").read_text())

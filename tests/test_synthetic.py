@@ -3,7 +3,7 @@ import csv
 import numpy as np
 from PIL import Image
 
-from gazefollow.config import SyntheticConfig
+from gazefollow.following.config import SyntheticConfig
 from gazefollow.following.data.gazefollow import read_annotations
 from gazefollow.following.data.synthetic import TEST_FILE, TRAIN_FILE, ensure_world, generate_world
 

@@ -16,6 +16,13 @@ def backbones() -> dict[str, Backbone]:
     return {backbone.name: backbone for backbone in members(__name__, __path__, "BACKBONE")}
 
 
+def backbone_config_sections() -> tuple[tuple[str, type], ...]:
+    """The config keys of every backbone (a task whose models build backbones lists these
+    among its config sections)."""
+    return tuple(("model", backbone.config) for backbone in backbones().values()
+                 if backbone.config is not None)
+
+
 def backbone_problem(name: str, model_cfg, image_size: int) -> str | None:
     """Why ``name`` cannot be built from this config (None: it can)."""
     known = backbones()

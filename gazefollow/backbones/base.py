@@ -16,3 +16,4 @@ class Backbone:
     name: str  # the value of model.face_backbone
     build: Callable  # (model_cfg, image_size) -> nn.Module with out_channels
     problem: Callable = _no_problem  # (model_cfg, image_size) -> a reason, or None
+    config: Optional[type] = None  # a dataclass of the ``model`` keys it reads (its section)

@@ -6,6 +6,8 @@ inputs keep more resolution without it; it has no parameters, so names are uncha
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 from torch import nn
 
@@ -115,6 +117,19 @@ class ResNet(nn.Module):
         return x
 
 
+@dataclass
+class ResNetConfig:
+    """The ``model`` keys of a face (or frame) ResNet: ``model.face_backbone=resnet`` in gaze
+    following, the ResNet estimators, Looking-At-Me's frame encoder."""
+
+    face_layers: list[int] = field(default_factory=lambda: [3, 4, 6, 3])  # blocks per stage
+    face_inplanes: int = 64  # the first stage's width
+    block: str = "basic"  # basic | bottleneck (torchvision's BasicBlock / Bottleneck)
+    face_stem_pool: bool = True  # the stem max-pool; off keeps 2x more resolution
+
+    CHOICES = {"block": ("basic", "bottleneck")}
+
+
 def _face_resnet(model_cfg, image_size: int) -> ResNet:
     """Our ResNet on a face crop: ``model.face_layers``, ``face_inplanes``, ``block``,
     ``face_stem_pool``."""
@@ -122,4 +137,4 @@ def _face_resnet(model_cfg, image_size: int) -> ResNet:
                   block=model_cfg.block, stem_pool=model_cfg.face_stem_pool)
 
 
-BACKBONE = Backbone("resnet", _face_resnet)
+BACKBONE = Backbone("resnet", _face_resnet, config=ResNetConfig)

@@ -2,6 +2,8 @@
 size, and the class-token feature map the gaze-following face branch uses."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -37,6 +39,15 @@ def vit_face_features(size: str, image_size: int) -> nn.Module:
     return features
 
 
+@dataclass
+class ViTConfig:
+    """The ``model`` key of the ViT (estimator vit, gaze following's face_backbone=vit)."""
+
+    vit_size: str = "b16"  # tiny | b16 | l16 | h14 (VIT_SIZES)
+
+    CHOICES = {"vit_size": tuple(VIT_SIZES)}
+
+
 def _vit_problem(model_cfg, image_size: int) -> str | None:
     patch = VIT_SIZES[model_cfg.vit_size][0]
     if image_size % patch:
@@ -47,4 +58,4 @@ def _vit_problem(model_cfg, image_size: int) -> str | None:
 
 # model.vit_size at data.face_size
 BACKBONE = Backbone("vit", lambda model_cfg, image_size: vit_face_features(
-    model_cfg.vit_size, image_size), _vit_problem)
+    model_cfg.vit_size, image_size), _vit_problem, config=ViTConfig)

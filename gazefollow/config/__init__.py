@@ -16,13 +16,13 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from gazefollow.config.migrate import (RENAMED_KEYS, RENAMED_PARTS, RETIRED_KEYS, _renamed,
-                                       migrate_stored)
-from gazefollow.config.schema import (CHOICES, LAYER_STACK, NOT_YET_SUPPORTED, Config, ConfigError,
-                                      DataConfig, DiffusionConfig, EvalConfig, LoggingConfig,
-                                      LossConfig, ModelConfig, OptimConfig, Override, RunConfig,
-                                      SamplingConfig, SyntheticConfig, _all_keys, _suggest)
-from gazefollow.config.validation import frozen_parts, get_key, validate
+from gazefollow.config.migrate import RENAMED_PARTS, _renamed, migrate_stored
+from gazefollow.config.schema import (ENGINE_SECTIONS, LAYER_STACK, Config, ConfigError,
+                                      DataConfig, EvalConfig, LoggingConfig, ModelConfig,
+                                      OptimConfig, Override, RunConfig, _suggest)
+from gazefollow.config.sections import (all_keys, assemble_schema, declared, key_type,
+                                        renamed_keys)
+from gazefollow.config.validation import get_key, validate
 
 
 def _merge(base: DictConfig, other: Any, source: str) -> DictConfig:
@@ -30,7 +30,8 @@ def _merge(base: DictConfig, other: Any, source: str) -> DictConfig:
         return OmegaConf.merge(base, other)
     except ConfigKeyError as err:
         bad = f"{err.full_key}" if getattr(err, "full_key", None) else str(err)
-        raise ConfigError(f"{source}: unknown key '{bad}'.{_suggest(bad, _all_keys())}") from None
+        keys = all_keys(OmegaConf.get_type(base))
+        raise ConfigError(f"{source}: unknown key '{bad}'.{_suggest(bad, keys)}") from None
     except ValidationError as err:
         raise ConfigError(f"{source}: {err.msg} (key '{err.full_key}')") from None
 
@@ -44,38 +45,31 @@ def read_yaml(path: str | Path) -> Any:
 
 
 def load_yaml(path: str | Path, log=None) -> DictConfig:
-    """Read one YAML layer in this project's keys (earlier names renamed)."""
-    content = read_yaml(path)
-    if not isinstance(content, dict):
-        return OmegaConf.create(content)
-    return OmegaConf.create(_renamed(content))
+    """Read one YAML layer of this project (``build_config`` renames earlier key names)."""
+    return OmegaConf.create(read_yaml(path))
 
 
-def _override_node(item: Override) -> tuple[DictConfig, str]:
+def _renamed_layer(node: Any, renames: dict) -> Any:
+    """A layer with the keys of earlier versions under today's names."""
+    tree = OmegaConf.to_container(node) if isinstance(node, DictConfig) else node
+    return OmegaConf.create(_renamed(tree, renames)) if isinstance(tree, dict) else node
+
+
+def _override_node(item: Override, schema: type, renames: dict) -> tuple[DictConfig, str]:
     if isinstance(item, tuple):
         key, value = item
         node: Any = value
         for part in reversed(key.split(".")):
             node = {part: node}
         # The schema types the value: "007" stays a string for a str key, becomes 7 for an int.
-        return OmegaConf.create(_renamed(node)), f"{key}={value}"
+        return _renamed_layer(node, renames), f"{key}={value}"
     if "=" not in item:
         raise ConfigError(f"override '{item}' is not of the form section.key=value")
     key, raw = item.split("=", 1)
-    if _schema_type(key) == "str":  # YAML would read "no", "off" ... as booleans
-        return _override_node((key, raw.strip("'\"")))
+    if key_type(schema, renames.get(key) or key) is str:  # YAML reads "no", "off" as booleans
+        return _override_node((key, raw.strip("'\"")), schema, renames)
     node = OmegaConf.to_container(OmegaConf.from_dotlist([item]))
-    return OmegaConf.create(_renamed(node)), item
-
-
-def _schema_type(dotted: str) -> str | None:
-    """The annotation of a schema key ("str", "int" ...), None for an unknown key."""
-    section, _, name = dotted.partition(".")
-    schemas = {f.name: f.default_factory for f in fields(Config)}
-    if section not in schemas or not callable(schemas[section]):
-        return None
-    types = {f.name: f.type for f in fields(schemas[section]())}
-    return types.get(name)
+    return _renamed_layer(node, renames), item
 
 
 def build_config(
@@ -83,21 +77,25 @@ def build_config(
     overrides: list[Override] = (),
     base: Optional[dict] = None,
     *,
+    schema: type = Config,
     read_layer=load_yaml,
     checks: tuple = (),
     flag_names: Optional[dict] = None,
-) -> Config:
-    """Merge YAML files (in order, each read by ``read_layer``) and overrides onto the schema
-    (or onto ``base``, a stored config dict such as a checkpoint's), then validate: the
-    engine's checks, then each of ``checks`` (config -> None, raising ConfigError).
-    ``flag_names``: {key: command-line flag} named beside a refused key."""
-    cfg = _schema()
+):
+    """Merge YAML files (in order, each read by ``read_layer``) and overrides onto the
+    ``schema`` (a registry's assembled sections; by default the engine's alone), or onto
+    ``base``, a stored config dict such as a checkpoint's; then validate: the engine's
+    checks, then each of ``checks`` (config -> None, raising ConfigError). Keys of earlier
+    versions are renamed in every layer. ``flag_names``: {key: command-line flag} named
+    beside a refused key."""
+    renames = renamed_keys(schema)
+    cfg = _schema(schema)
     if base is not None:
-        cfg = _merge(cfg, OmegaConf.create(migrate_stored(base)), "stored config")
+        cfg = _merge(cfg, OmegaConf.create(migrate_stored(base, schema)), "stored config")
     for path in yaml_files:
-        cfg = _merge(cfg, read_layer(path), str(path))
+        cfg = _merge(cfg, _renamed_layer(read_layer(path), renames), str(path))
     for item in overrides:
-        node, source = _override_node(item)
+        node, source = _override_node(item, schema, renames)
         cfg = _merge(cfg, node, f"override '{source}'")
     config = OmegaConf.to_object(cfg)
     validate(config, flag_names or {})
@@ -106,10 +104,10 @@ def build_config(
     return config
 
 
-@functools.lru_cache(maxsize=1)
-def _schema() -> DictConfig:
-    """The typed schema, built once: merges return new objects and never change it."""
-    return OmegaConf.structured(Config)
+@functools.lru_cache(maxsize=None)
+def _schema(schema: type) -> DictConfig:
+    """A schema's typed node, built once: merges return new objects and never change it."""
+    return OmegaConf.structured(schema)
 
 
 def config_changes(stored: dict, config: Config) -> dict[str, list]:
@@ -126,7 +124,7 @@ def config_changes(stored: dict, config: Config) -> dict[str, list]:
             elif old != new:
                 changes[prefix + key] = [old, new]
 
-    walk(to_dict(build_config(base=stored)), to_dict(config), "")
+    walk(to_dict(build_config(base=stored, schema=type(config))), to_dict(config), "")
     return changes
 
 
@@ -141,9 +139,8 @@ def to_dict(config: Config) -> dict:
     return asdict(config)
 
 
-__all__ = ["ConfigError", "LAYER_STACK", "RunConfig", "SyntheticConfig", "DataConfig",
-           "ModelConfig", "DiffusionConfig", "SamplingConfig", "LossConfig", "OptimConfig",
-           "EvalConfig", "LoggingConfig", "Config", "NOT_YET_SUPPORTED", "CHOICES", "Override",
-           "RENAMED_KEYS", "RENAMED_PARTS", "RETIRED_KEYS", "migrate_stored", "get_key",
-           "frozen_parts", "validate", "build_config", "load_yaml", "read_yaml",
+__all__ = ["ConfigError", "LAYER_STACK", "RunConfig", "DataConfig", "ModelConfig",
+           "OptimConfig", "EvalConfig", "LoggingConfig", "Config", "ENGINE_SECTIONS",
+           "Override", "RENAMED_PARTS", "assemble_schema", "declared", "renamed_keys",
+           "migrate_stored", "get_key", "validate", "build_config", "load_yaml", "read_yaml",
            "config_changes", "to_yaml", "to_dict"]

@@ -1,47 +1,27 @@
-"""This project's earlier key names (``RENAMED_KEYS``): stored configs (checkpoints), YAML
-files and overrides written with them keep working; nothing else reads the old names."""
+"""Configs of earlier versions in today's keys. Each section part states its own earlier key
+names (``RENAMED``) and what a stored config that predates a key ran with
+(``STORED_DEFAULTS``, see ``sections.py``); this module applies them to a YAML layer, an
+override or a stored config (a checkpoint's), so all of those keep working."""
 from __future__ import annotations
 
-from typing import Any
-
-# Keys of earlier gazefollow versions -> today's. Stored configs (checkpoints), YAML files and
-# overrides written with them keep working; nothing else in the project reads the old names.
-RENAMED_KEYS = {
-    "model.decoder": "model.head",
-    "data.gaze_point_threshold": "data.padding_threshold",
-    "loss.x_loss": "loss.inout_bce",
-    "loss.x_loss_weight": "loss.inout_weight",
-    "diffusion.random_flag": "diffusion.random_sigma",
-    "diffusion.fix_snr": "diffusion.zero_terminal_snr",
-    "diffusion.sampler": "sampling.sampler",
-    "diffusion.sample_time_steps": "sampling.steps",
-    "diffusion.clip_denoised": "sampling.clip_denoised",
-    "diffusion.eval_from_picture": "sampling.start_from_picture",
-    "diffusion.time_noise": "sampling.start_timestep",
-}
-
+from gazefollow.config.sections import declared, renamed_keys
 
 RENAMED_PARTS = {"denoiser": "head"}  # optimiser part names in optim.part_lr / part_weight_decay
 
 
-# Keys of earlier versions that set nothing (the original never read their flags): dropped.
-RETIRED_KEYS = ("model.attention_layout", "optim.lr_anneal_steps")
-
-
-def _renamed(tree: dict) -> dict:
-    """A nested config dict with the keys of earlier versions (RENAMED_KEYS, RENAMED_PARTS)
-    under today's names."""
+def _renamed(tree: dict, renames: dict) -> dict:
+    """A nested config dict with the keys of earlier versions (``renames``: {old dotted key:
+    new dotted key, or None to drop it}; RENAMED_PARTS) under today's names."""
     tree = {section: dict(values) if isinstance(values, dict) else values
             for section, values in tree.items()}
-    for old, new in RENAMED_KEYS.items():
+    for old, new in renames.items():
         old_section, old_key = old.split(".")
-        if isinstance(tree.get(old_section), dict) and old_key in tree[old_section]:
+        if not (isinstance(tree.get(old_section), dict) and old_key in tree[old_section]):
+            continue
+        value = tree[old_section].pop(old_key)
+        if new is not None:
             new_section, new_key = new.split(".")
-            tree.setdefault(new_section, {})[new_key] = tree[old_section].pop(old_key)
-    for retired in RETIRED_KEYS:
-        section, key = retired.split(".")
-        if isinstance(tree.get(section), dict):
-            tree[section].pop(key, None)
+            tree.setdefault(new_section, {})[new_key] = value
     optim = tree.get("optim")
     for table in ("part_lr", "part_weight_decay"):
         if isinstance(optim, dict) and isinstance(optim.get(table), dict):
@@ -49,21 +29,35 @@ def _renamed(tree: dict) -> dict:
     return tree
 
 
-def _nest(pairs: list[tuple[str, Any]]) -> dict:
+def migrate_stored(stored: dict, schema: type) -> dict:
+    """A config stored by an earlier version (or by a registry with more tasks) in the keys
+    of ``schema``: earlier names renamed, keys it predates given the value its runs had, and
+    keys ``schema`` does not have (other tasks' or components') left out."""
+    predates = {}
+    for dotted, value in declared(schema, "STORED_DEFAULTS").items():
+        section, key = dotted.split(".")
+        if isinstance(stored.get(section), dict) and key not in stored[section]:
+            predates[dotted] = value
+    stored = _renamed(stored, renamed_keys(schema))
+    run = stored.get("run", {})
+    if "keep_snapshots" in run:  # one-file checkpoints + snapshots/ became checkpoints/
+        run["keep_last"] = 0 if run.pop("keep_snapshots") else 1
+    for dotted, value in predates.items():
+        section, key = dotted.split(".")
+        stored[section][key] = value
+    # What this schema has no key for was written by a registry with more tasks or
+    # components (a gaze-following export read by GazePredictor alone): no code here reads it.
+    known = {section: set(item.type.__dataclass_fields__)
+             for section, item in schema.__dataclass_fields__.items()}
+    return {section: ({key: value for key, value in values.items() if key in known[section]}
+                      if isinstance(values, dict) else values)
+            for section, values in stored.items() if section in known}
+
+
+def _nest(pairs: list) -> dict:
+    """[(dotted key, value)] as a nested config dict."""
     tree: dict = {}
     for dotted, value in pairs:
         section, key = dotted.split(".", 1)
         tree.setdefault(section, {})[key] = value
     return tree
-
-
-def migrate_stored(stored: dict) -> dict:
-    """A config stored by an earlier version, in today's keys (so old runs still evaluate)."""
-    stored = _renamed(stored)
-    run = stored.get("run", {})
-    if "keep_snapshots" in run:  # one-file checkpoints + snapshots/ became checkpoints/
-        run["keep_last"] = 0 if run.pop("keep_snapshots") else 1
-    model = stored.get("model")
-    if model is not None and "unet_patch_size" not in model:  # UNets before the key existed
-        model["unet_patch_size"] = 1  # ran at the heatmap resolution
-    return stored

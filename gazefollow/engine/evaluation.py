@@ -226,7 +226,7 @@ def evaluate_checkpoint(checkpoint: str | Path, overrides: list = (), out_dir=No
     config, path, weights, model = (loaded["config"], loaded["path"], loaded["weights"],
                                     loaded["model"])
     task = registry.task_of(config)
-    differs = differs_from_training(config, loaded["state"]["config"])
+    differs = differs_from_training(config, loaded["state"]["config"], task.evaluation_keys)
     if "eval.fold" in differs:  # the other folds' test subjects are this model's training ones
         raise ConfigError(f"eval.fold {differs['eval.fold'][0]} -> {differs['eval.fold'][1]}: a "
                           "model is tested on its own fold only (it trained on the others)")
@@ -250,14 +250,17 @@ def evaluate_checkpoint(checkpoint: str | Path, overrides: list = (), out_dir=No
 
 # What an evaluation may change from training and that its folder name must tell apart (the
 # split, sampler, steps, EMA and subsampling are in the name itself; the rest as a hash).
-EVALUATION_KEYS = ("data.", "eval.", "sampling.", "optim.ema_on")
+# The task adds its own (Task.evaluation_keys, e.g. the sampler).
+EVALUATION_KEYS = ("data.", "eval.", "optim.ema_on")
 
 
-def differs_from_training(config, stored: dict) -> dict:
-    """{dotted key: [training value, evaluation value]} for the evaluation-time keys that
-    differ from the checkpoint's own config (``eval.eval_weights`` aside)."""
+def differs_from_training(config, stored: dict, task_keys: tuple = ()) -> dict:
+    """{dotted key: [training value, evaluation value]} for the evaluation-time keys (the
+    engine's and ``task_keys``) that differ from the checkpoint's own config
+    (``eval.eval_weights`` aside)."""
+    keys = EVALUATION_KEYS + tuple(task_keys)
     return {key: change for key, change in config_changes(stored, config).items()
-            if key.startswith(EVALUATION_KEYS) and key != "eval.eval_weights"}
+            if key.startswith(keys) and key != "eval.eval_weights"}
 
 
 def _short_hash(values: dict) -> str:

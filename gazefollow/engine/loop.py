@@ -89,7 +89,7 @@ def train(config: Config, task, log=print) -> TrainOutcome:
         optimizer, config.optim, state.total_steps, state.steps_per_epoch))
 
     # 3. resume or start; then what runs: DDP, compiled; the RNG streams come back last
-    resume_or_start(state, latest, parts, config, run_dir, accelerator, log, task.init_weights)
+    resume_or_start(state, latest, parts, config, run_dir, accelerator, log, task)
     parts.model, parts.optimizer = accelerator.prepare(net, parts.optimizer)
     if config.model.compile:
         parts.model = torch.compile(parts.model, backend=config.model.compile_backend)
@@ -104,8 +104,7 @@ def train(config: Config, task, log=print) -> TrainOutcome:
     parts.model.train()
     progress = tqdm(total=state.total_steps, initial=state.step, unit="step", desc="train",
                     disable=None if accelerator.is_main_process else True)
-    optimizer_step = OptimizerStep(accelerator, parts, config, state, task.training_losses,
-                                   run_dir, log)
+    optimizer_step = OptimizerStep(accelerator, parts, config, state, task, run_dir, log)
     printer, clock, bad_inputs = ProgressLog(state.total_steps, log), {"data_wait": 0.0}, []
     loop_start, first_step = time.perf_counter(), state.step
     with StopRequest(log) as stop:  # SIGINT / SIGTERM: finish the step, save, stop

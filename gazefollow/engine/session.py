@@ -76,7 +76,7 @@ def validate(task, net, ema, dataset, config: Config, accelerator: Accelerator, 
     Samples the task returns to draw (gaze following's ``eval.debugging_maps``, the
     original's ``--Debugging_maps``) go to ``debugging_maps/step_<N>.png``."""
     if dataset is None:
-        log(f"step {step}: no validation split (data.val_subjects=0), nothing to validate")
+        log(f"step {step}: no validation split (estimation.val_subjects=0), nothing to validate")
         return None
     ema.store(ema_parameters(net, config.optim))
     ema.copy_to(ema_parameters(net, config.optim))

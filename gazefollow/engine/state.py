@@ -99,7 +99,7 @@ def load_start_weights(net, task, config: Config, state: RunState, latest: Path 
 
 
 def resume_or_start(state: RunState, latest: Path | None, parts: TrainParts, config: Config,
-                    run_dir: Path, accelerator: Accelerator, log, init_weights=None) -> None:
+                    run_dir: Path, accelerator: Accelerator, log, task) -> None:
     """Restore ``latest`` (weights, EMA, optimizer, schedule, step, counters, wandb id) or
     start fresh; then the run directory gets this run's config and commit."""
     if config.run.resume:
@@ -107,7 +107,7 @@ def resume_or_start(state: RunState, latest: Path | None, parts: TrainParts, con
             log(f"ignoring {broken}: its save was interrupted")
     if latest is not None:
         stored = load_checkpoint(latest)
-        state.step = restore(stored, config, accelerator.num_processes, parts, init_weights)
+        state.step = restore(stored, config, accelerator.num_processes, parts, task)
         state.frozen_source = (stored.get("frozen") or {}).get("source")
         state.counters.update(stored.get("counters", {}))
         state.run_id, state.saved_step = stored.get("wandb_run_id", state.run_id), state.step
@@ -165,9 +165,10 @@ def epoch_batches(accelerator: Accelerator, loader, state: RunState, config: Con
 # optimizer, scheduler and EMA states restored from the checkpoint would silently win.
 # (A resumed run does not reload its initial weights, so run.init_* may change too: its
 # frozen weights come from the file recorded in its checkpoint.)
+# A task adds the keys it chooses at evaluation time (Task.evaluation_keys, e.g. the sampler).
 RESUMABLE_CHANGES = ("run.max_steps", "run.halt_at_step", "run.print_every", "run.save_every",
                      "run.keep_last", "run.device", "run.resume", "run.init_", "optim.epochs",
-                     "data.num_workers", "eval.", "logging.", "sampling.", "model.compile",
+                     "data.num_workers", "eval.", "logging.", "model.compile",
                      "optim.max_nonfinite_steps")
 
 
@@ -175,18 +176,18 @@ RESUMABLE_CHANGES = ("run.max_steps", "run.halt_at_step", "run.print_every", "ru
 NOT_RESUMABLE = ("eval.fold",)
 
 
-def resume_conflicts(stored: dict, config: Config) -> list[str]:
-    """The changes from a checkpoint's config to this run's that a resume cannot take."""
+def resume_conflicts(stored: dict, config: Config, resumable: tuple = ()) -> list[str]:
+    """The changes from a checkpoint's config to this run's that a resume cannot take
+    (``resumable``: the task's own keys that may change)."""
     return [f"{key}: {old!r} -> {new!r}" for key, (old, new) in
             config_changes(stored, config).items()
-            if not key.startswith(RESUMABLE_CHANGES) or key in NOT_RESUMABLE]
+            if not key.startswith(RESUMABLE_CHANGES + tuple(resumable)) or key in NOT_RESUMABLE]
 
 
-def restore(state: dict, config: Config, processes: int, parts: TrainParts,
-            init_weights=None) -> int:
+def restore(state: dict, config: Config, processes: int, parts: TrainParts, task) -> int:
     """Put a checkpoint's model (its frozen weights from their recorded source through the
     task's ``init_weights``), EMA, optimizer and LR schedule back; return its step."""
-    conflicts = resume_conflicts(state["config"], config)
+    conflicts = resume_conflicts(state["config"], config, task.resumable_keys)
     if conflicts:
         raise ConfigError("the run directory holds a checkpoint made with another config ("
                           + "; ".join(conflicts[:6]) + "); use --no_resume or another --tag")
@@ -197,7 +198,7 @@ def restore(state: dict, config: Config, processes: int, parts: TrainParts,
         raise ConfigError(f"the checkpoint was trained with {saved_with} process(es), this run "
                           f"has {processes}: resume with {saved_with}, or start a new --tag "
                           "with run.init_weights pointing at this run")
-    restore_frozen(parts.net, state, config.run, init_weights, "the checkpoint to resume")
+    restore_frozen(parts.net, state, config.run, task.init_weights, "the checkpoint to resume")
     load_trained_state(parts.net, state, "the checkpoint to resume")
     load_ema_state(parts.ema, state["ema"], parts.net, config.optim)
     parts.optimizer.load_state_dict(state["optimizer"])

@@ -30,16 +30,17 @@ class OptimizerStep:
     good state and stop the run."""
 
     def __init__(self, accelerator: Accelerator, parts: TrainParts, config: Config,
-                 state: RunState, loss_fn, run_dir: Path, log):
+                 state: RunState, task, run_dir: Path, log):
         self.accelerator, self.parts, self.config, self.state = accelerator, parts, config, state
-        self.loss_fn, self.run_dir, self.log, self.in_a_row = loss_fn, run_dir, log, 0
+        self.loss_fn, self.run_dir, self.log, self.in_a_row = task.training_losses, run_dir, log, 0
+        self.loss_cfg = getattr(config, task.loss_section)  # the section the loss reads
         self.nonfinite_loss = torch.zeros(1, device=accelerator.device)
 
     def __call__(self, batch: dict) -> StepResult | None:
         """-> None for a micro-batch inside a step, the step's result at its last one."""
         accelerator, parts, optim = self.accelerator, self.parts, self.config.optim
         with accelerator.accumulate(parts.model):
-            losses = self.loss_fn(parts.model, batch, self.config.loss)
+            losses = self.loss_fn(parts.model, batch, self.loss_cfg)
             accelerator.backward(losses["loss"])
             # every micro-batch's loss is checked, not only the last one's
             self.nonfinite_loss += (~torch.isfinite(losses["loss"].detach())).float()
@@ -105,7 +106,7 @@ def step_logs(losses: dict, optimizer, epoch: int, config: Config) -> dict:
             **{f"lr/{group['name']}": group["lr"] for group in optimizer.param_groups},
             **{key: float(value.detach() if isinstance(value, torch.Tensor) else value)
                for key, value in losses.items() if key != "loss" and _is_scalar(value)},
-            **quartile_losses(losses, config.diffusion.train_time_steps)}
+            **quartile_losses(losses)}
 
 
 def _is_scalar(value) -> bool:
@@ -114,12 +115,13 @@ def _is_scalar(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def quartile_losses(losses: dict, num_timesteps: int) -> dict:
-    """mse_q0..q3: the denoising loss per quarter of the timestep range (ADM's diagnostic)."""
+def quartile_losses(losses: dict) -> dict:
+    """mse_q0..q3: the denoising loss per quarter of the timestep range (ADM's diagnostic),
+    where the loss gives each sample's quarter ("t_quartile")."""
     out = {}
-    if "t" not in losses:  # the regression decoder has no timesteps
+    if "t_quartile" not in losses:  # e.g. the regression decoder: no timesteps
         return out
-    quartile = (losses["t"] * 4 // num_timesteps).clamp(max=3)
+    quartile = losses["t_quartile"]
     for q in range(4):
         mask = (quartile == q) & (losses["in_frame"] > 0)
         if mask.any():

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from gazefollow.config import Config, ConfigError, build_config, load_yaml
+from gazefollow.config import (ENGINE_SECTIONS, Config, ConfigError, assemble_schema,
+                               build_config, load_yaml)
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,9 @@ class Task:
     build_datasets: Callable
     # config -> a module with trainable_parts() ({part: [parameters]}) and resnet_prefixes()
     build_model: Callable
-    # (model, batch, loss_cfg) -> {"loss": scalar, other scalars (all logged), and optionally
-    # "t" / "mse" / "in_frame" per sample for the per-quartile denoising loss}
+    # (model, batch, the config section loss_section) -> {"loss": scalar, other scalars (all
+    # logged), and optionally "t_quartile" / "mse" / "in_frame" per sample for the
+    # per-quartile denoising loss}
     training_losses: Callable
     # (net, dataset, config, accelerator) -> ({metric: value}, what was sampled, samples to
     # draw (may be [])): every process scores its share of the validation split
@@ -40,6 +42,15 @@ class Task:
     evaluate: Callable
     eval_label: Callable  # (config, model) -> the evaluation folder's middle name part
     # (model, run_cfg, log, report_file) -> report: run.init_weights into a fresh model
+    # () -> ((section, dataclass), ...): the config keys of the task and of its components,
+    # added to the engine's sections (gazefollow/config/sections.py)
+    config_sections: Callable = tuple
+    loss_section: str = "loss"  # the config section training_losses is given
+    # config key prefixes an evaluation may change (beside data. and eval.): a change names
+    # the evaluation's folder; those of them that training never reads (e.g. the sampler)
+    # may also change when a run is resumed
+    evaluation_keys: tuple[str, ...] = ()
+    resumable_keys: tuple[str, ...] = ()
     init_weights: Optional[Callable] = None
     # (layers, overrides, train_and_evaluate, build_config) -> summary: --all_folds
     all_folds: Optional[Callable] = None
@@ -57,6 +68,14 @@ class Registry:
     flag_names: dict = field(default_factory=dict)  # {key: the flag that sets it}, for errors
     # checkpoint suffix -> (path, config) -> load_for_eval's answer, for files not ours
     foreign_checkpoints: dict = field(default_factory=dict)
+
+    @property
+    def schema(self) -> type:
+        """The config class of the engine's sections and every task's (assembled once per
+        set of parts)."""
+        spec = ENGINE_SECTIONS + tuple(pair for task in self.tasks.values()
+                                       for pair in task.config_sections())
+        return assemble_schema(spec)
 
     def task_named(self, name: str) -> Task:
         if name not in self.tasks:
@@ -79,5 +98,6 @@ class Registry:
 
     def build_config(self, yaml_files=(), overrides=(), base: Optional[dict] = None) -> Config:
         """``config.build_config`` with this registry's layer reader and task checks."""
-        return build_config(yaml_files, overrides, base, read_layer=self.read_layer,
-                            checks=(self.check,), flag_names=self.flag_names)
+        return build_config(yaml_files, overrides, base, schema=self.schema,
+                            read_layer=self.read_layer, checks=(self.check,),
+                            flag_names=self.flag_names)

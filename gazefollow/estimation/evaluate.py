@@ -104,8 +104,8 @@ def evaluate_estimation(config, model, device, weights: str, shard: tuple[int, i
         "loaded": {name: datasets[name].load_report.as_dict() for name in dict.fromkeys(
             ["train", split])},
         "mean_gaze": "every face predicted as the mean direction of the train split's faces",
-        "trained_on": [entry["name"] for entry in config.data.joint
-                       if entry["name"] != config.data.joint_leave_out]}
+        "trained_on": [entry["name"] for entry in config.estimation.joint
+                       if entry["name"] != config.estimation.joint_leave_out]}
     table = (f"\n{split} split, {len(rows)} faces of {len(info['subjects'])} subject(s), "
              f"{weights} weights:\n"
              f"{format_table(scored, config.data.source_dataset, info['trained_on'])}")

@@ -18,7 +18,7 @@ def run_all_folds(layers: list[Path], overrides: list, train_and_evaluate,
     if folds < 2:
         raise ConfigError("--all_folds runs the folds of a cross-validated gaze-estimation "
                           f"protocol; data.source_dataset={config.data.source_dataset} has "
-                          f"none (data.split_protocol={config.data.split_protocol})")
+                          f"none (estimation.split_protocol={config.estimation.split_protocol})")
     rows = []
     for fold in range(folds):
         results = train_and_evaluate(build_config(layers, [*overrides, ("eval.fold", fold)]))
@@ -32,7 +32,7 @@ def run_all_folds(layers: list[Path], overrides: list, train_and_evaluate,
                                        for key in ("model", "mean_gaze")} if rows else {}}
     print_folds(summary)
     out = (Path(config.run.output_dir) /
-           f"{config.data.source_dataset}-{config.model.estimator}-all_folds" / config.run.tag)
+           f"{config.data.source_dataset}-{config.estimation.estimator}-all_folds" / config.run.tag)
     out.mkdir(parents=True, exist_ok=True)
     (out / "folds.json").write_text(json.dumps(summary, indent=2))
     print(f"-> {out / 'folds.json'}")

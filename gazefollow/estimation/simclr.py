@@ -4,8 +4,8 @@
 Each face gives two strongly augmented views (``SIMCLR_VIEWS``: flip, a crop of up to a
 quarter of each edge, strong colour jitter; each view from its own seeded generator). The
 encoder is the ResNet of the estimator (``model.face_layers``, ``block``, ``face_inplanes``),
-pooled, then a projection head (Linear, ReLU, Linear to ``model.simclr_dim``). The loss is
-NT-Xent at temperature ``loss.simclr_tau`` (0.5): for each view, cross-entropy of its cosine
+pooled, then a projection head (Linear, ReLU, Linear to ``simclr.dim``). The loss is
+NT-Xent at temperature ``simclr.tau`` (0.5): for each view, cross-entropy of its cosine
 similarities to every other view of the batch, the other view of its face the target.
 With several processes the embeddings are gathered (with their gradients) from every
 process, so the negatives, and the effective batch, grow with the number of processes.
@@ -18,6 +18,7 @@ head is dropped).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ from gazefollow.engine.task import Task
 from gazefollow.estimation.augment import FaceAugmentSettings
 from gazefollow.estimation.data.build import build_face_datasets
 from gazefollow.estimation.data.dataset import FaceDataset
+from gazefollow.estimation.task import EVALUATION_KEYS, config_sections
 from gazefollow.estimation.validate import ESTIMATION_SOURCES, validate_pretraining
 
 SIMCLR_VIEWS = FaceAugmentSettings(flip=0.5, crop=1.0, crop_share=0.25, color=1.0,
@@ -73,16 +75,26 @@ def top1_retrieval(z: torch.Tensor) -> float:
     return float((similarity.argmax(dim=1) == partner).float().mean())
 
 
+@dataclass
+class SimCLRConfig:
+    """The config section ``simclr`` (the face encoder is the estimation's resnet)."""
+
+    dim: int = 128  # the projection head's output width
+    tau: float = 0.5  # the NT-Xent temperature
+
+    RENAMED = {"model.simclr_dim": "dim", "loss.simclr_tau": "tau"}  # before 2026-12-05
+
+
 class SimCLRModel(nn.Module):
     """Face [B, 3, S, S] -> the projected embedding [B, simclr_dim]."""
 
-    def __init__(self, model_cfg):
+    def __init__(self, model_cfg, dim: int):
         super().__init__()
         self.backbone = ResNet(model_cfg.face_layers, inplanes=model_cfg.face_inplanes,
                                block=model_cfg.block, stem_pool=model_cfg.face_stem_pool)
         width = self.backbone.out_channels
         self.projection = nn.Sequential(nn.Linear(width, width), nn.ReLU(inplace=True),
-                                        nn.Linear(width, model_cfg.simclr_dim))
+                                        nn.Linear(width, dim))
 
     def forward(self, face: torch.Tensor) -> torch.Tensor:
         return self.projection(self.backbone(face).mean(dim=(2, 3)))
@@ -124,7 +136,7 @@ def build_view_datasets(config, splits=("train", "val", "test"), log=print) -> d
 def simclr_losses(model, batch: dict, loss_cfg, generator=None) -> dict:
     """One forward of both views together (one pass through DDP), then NT-Xent."""
     z = model(torch.cat([batch["face"], batch["face_b"]]))
-    return {"loss": nt_xent(z, loss_cfg.simclr_tau)}
+    return {"loss": nt_xent(z, loss_cfg.tau)}
 
 
 def embed_views(model, dataset, batch_size: int, device,
@@ -150,7 +162,7 @@ def embed_views(model, dataset, batch_size: int, device,
 
 def split_metrics(model, dataset, config, device, shard: tuple[int, int] = (0, 1)) -> dict:
     z, _ = embed_views(model, dataset, config.eval.batch_size, device, shard)
-    return {"nt_xent": float(nt_xent(z, config.loss.simclr_tau, gather=False)),
+    return {"nt_xent": float(nt_xent(z, config.simclr.tau, gather=False)),
             "top1": top1_retrieval(z)}
 
 
@@ -166,13 +178,13 @@ def evaluate_simclr(config, model, device, weights: str, shard: tuple[int, int],
     split = config.eval.split
     dataset = build_view_datasets(config, splits=(split,), log=log)[split]
     z, bad = embed_views(model, dataset, config.eval.batch_size, device, shard)
-    metrics = {"nt_xent": float(nt_xent(z, config.loss.simclr_tau, gather=False)),
+    metrics = {"nt_xent": float(nt_xent(z, config.simclr.tau, gather=False)),
                "top1": top1_retrieval(z)}
     chance = 1 / max(1, 2 * len(dataset) - 1)
     info = {"split": split, "faces": len(dataset), "dataset": config.data.source_dataset,
-            "tau": config.loss.simclr_tau, "loaded": dataset.load_report.as_dict()}
+            "tau": config.simclr.tau, "loaded": dataset.load_report.as_dict()}
     table = (f"\n{split} split, {len(dataset)} faces, two views each, {weights} weights: "
-             f"NT-Xent {metrics['nt_xent']:.4f} (tau {config.loss.simclr_tau}), top-1 "
+             f"NT-Xent {metrics['nt_xent']:.4f} (tau {config.simclr.tau}), top-1 "
              f"retrieval {metrics['top1']:.3f} (chance {chance:.3f}; "
              f"log(2n - 1) = {math.log(max(1, 2 * len(dataset) - 1)):.3f})")
     return Evaluation({"model": metrics, "chance": {"top1": chance}}, info, bad, table)
@@ -185,12 +197,15 @@ SIMCLR = Task(
     default_experiment="estimation/simclr.yaml",
     dataset_names=ESTIMATION_SOURCES,
     validate=validate_pretraining,
-    run_label=lambda config: f"simclr-{config.model.estimator}",
+    run_label=lambda config: f"simclr-{config.estimation.estimator}",
     build_datasets=build_view_datasets,
-    build_model=lambda config: SimCLRModel(config.model),
+    build_model=lambda config: SimCLRModel(config.model, config.simclr.dim),
     training_losses=simclr_losses,
     validation_metrics=validation_metrics,
     evaluate=evaluate_simclr,
     eval_label=lambda config, model: "simclr",
     init_weights=load_initial_weights,
+    config_sections=lambda: (*config_sections(), ("simclr", SimCLRConfig)),
+    loss_section="simclr",
+    evaluation_keys=EVALUATION_KEYS,
 )

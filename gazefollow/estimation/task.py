@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import torch
 
+from gazefollow.backbones import backbone_config_sections
 from gazefollow.backbones.init_weights import load_initial_weights
 from gazefollow.engine.task import Task
+from gazefollow.estimation.config import EstimationConfig
 from gazefollow.estimation.data.build import build_face_datasets, fold_count
+from gazefollow.estimation.data.synthetic_faces import SyntheticFacesConfig
 from gazefollow.estimation.evaluate import evaluate_estimation, mean_error, predict_split
 from gazefollow.estimation.folds import run_all_folds
 from gazefollow.estimation.models import build_estimator, estimate
@@ -13,16 +16,26 @@ from gazefollow.estimation.objective import LOSSES, angular_loss
 from gazefollow.estimation.validate import ESTIMATION_SOURCES, validate_estimation
 
 
+# the estimation keys an evaluation may change (which subjects and datasets it is scored on)
+EVALUATION_KEYS = ("estimation.split_protocol", "estimation.val_subjects", "estimation.joint_test",
+                   "estimation.paths")
+
+
+def config_sections() -> tuple:
+    return (*backbone_config_sections(), ("estimation", EstimationConfig),
+            ("synthetic_faces", SyntheticFacesConfig))
+
+
 def run_label(config) -> str:
     """e.g. "resnet-fold03" (leave-one-out and Columbia folds), "gazenet-unigaze", "resnet"."""
-    label = config.model.estimator
-    if config.data.split_protocol == "unigaze" and "mpii" in config.data.source_dataset:
+    label = config.estimation.estimator
+    if config.estimation.split_protocol == "unigaze" and "mpii" in config.data.source_dataset:
         return f"{label}-unigaze"
     return f"{label}-fold{config.eval.fold:02d}" if fold_count(config) > 1 else label
 
 
 def estimation_losses(model, batch: dict, loss_cfg, generator=None) -> dict:
-    """``loss.gaze_loss`` per sample, averaged; the angle in degrees is logged beside it."""
+    """``estimation.gaze_loss`` per sample, averaged; the angle in degrees is logged beside it."""
     pred = estimate(model, batch).float()
     true = batch["gaze"].float()
     per_sample = LOSSES[loss_cfg.gaze_loss](pred, true)
@@ -47,11 +60,14 @@ ESTIMATION = Task(
     validate=validate_estimation,
     run_label=run_label,
     build_datasets=build_face_datasets,
-    build_model=lambda config: build_estimator(config.model, config.data.face_size),
+    build_model=build_estimator,
     training_losses=estimation_losses,
     validation_metrics=validation_metrics,
     evaluate=evaluate_estimation,
     eval_label=lambda config, model: "gaze",
     init_weights=load_initial_weights,
     all_folds=run_all_folds,
+    config_sections=config_sections,
+    loss_section="estimation",
+    evaluation_keys=EVALUATION_KEYS,
 )

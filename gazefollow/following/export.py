@@ -8,9 +8,8 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from gazefollow.config import build_config, to_dict
+from gazefollow.config import to_dict
 from gazefollow.engine.checkpoint import CheckpointError
-from gazefollow.following.validate import validate_following
 
 WEIGHTS_FILE, CONFIG_FILE, CARD_FILE = "model.safetensors", "config.json", "README.md"
 FORMAT = "gazefollow-export-1"
@@ -60,15 +59,18 @@ def model_card(config, weights: str, metrics: dict | None) -> str:
 
 def load_exported(directory: str | Path, overrides: list = ()) -> tuple:
     """(model, config) of an export; CheckpointError names what does not fit."""
+    from gazefollow.engine.task import Registry
     from gazefollow.following.models.gaze_model import build_model
+    from gazefollow.following.task import FOLLOWING
 
     directory = Path(directory)
     stored = json.loads((directory / CONFIG_FILE).read_text())
     if stored.get("format") != FORMAT or "config" not in stored:
         raise CheckpointError(f"{directory / CONFIG_FILE} is not a gazefollow export "
                               f"(format {stored.get('format')!r}, expected {FORMAT!r})")
-    config = build_config(overrides=list(overrides), base=stored["config"],
-                          checks=(validate_following,))
+    # the gaze-following keys of the stored config (another task's sections are left out)
+    config = Registry({FOLLOWING.name: FOLLOWING}).build_config(overrides=list(overrides),
+                                                                base=stored["config"])
     model = build_model(config)
     state = load_file(str(directory / WEIGHTS_FILE))
     result = model.load_state_dict(state, strict=False)

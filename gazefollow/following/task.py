@@ -3,17 +3,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gazefollow.backbones import backbone_config_sections
 from gazefollow.backbones.init_weights import load_initial_weights
+from gazefollow.diffusion.config import DiffusionConfig, SamplingConfig
 from gazefollow.engine.task import Task
+from gazefollow.following.config import (FollowingData, FollowingLoss, FollowingModel,
+                                         SyntheticConfig)
 from gazefollow.following.data.build import build_datasets
+from gazefollow.following.encoders import encoder_config_sections
 from gazefollow.following.evaluate import evaluate_following, protocol_of, run_split
 from gazefollow.following.models.gaze_model import build_model
+from gazefollow.following.models.denoiser import UNetConfig
 from gazefollow.following.models.heads import HEADS
+from gazefollow.following.models.temporal import TemporalConfig
 from gazefollow.following.objective import training_losses
 from gazefollow.following.validate import validate_following
 
 # the datasets gaze following reads (all in GazeFollow's, VideoAttentionTarget's or GOO's layout)
 FOLLOWING_SOURCES = ("synthetic", "gazefollow", "videoattentiontarget", "goo")
+
+
+def config_sections() -> tuple:
+    """The task's keys, its encoders', heads' and backbones', and the diffusion sections."""
+    return (("data", FollowingData), ("model", FollowingModel), *encoder_config_sections(),
+            *backbone_config_sections(), ("model", UNetConfig), ("model", TemporalConfig),
+            ("loss", FollowingLoss), ("diffusion", DiffusionConfig),
+            ("sampling", SamplingConfig), ("synthetic", SyntheticConfig))
 
 
 def validation_metrics(net, dataset, config, accelerator) -> tuple[dict, str, list]:
@@ -58,4 +73,7 @@ FOLLOWING = Task(
     eval_label=lambda config, model: model.head.eval_label(config.sampling),
     init_weights=load_initial_weights,
     draw_validation=draw_validation,
+    config_sections=config_sections,
+    evaluation_keys=("sampling.",),  # chosen at evaluation time, never baked into a model
+    resumable_keys=("sampling.",),
 )

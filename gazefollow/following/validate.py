@@ -3,15 +3,58 @@ from __future__ import annotations
 
 from gazefollow.config import Config, ConfigError
 from gazefollow.config.validation import check as _check
-from gazefollow.config.validation import check_layer_decay, frozen_parts, validate_part_tables
+from gazefollow.config.validation import check_layer_decay, validate_part_tables
+from gazefollow.following.config import frozen_parts
 from gazefollow.following.encoders import encoder_class, model_parts
 
 
 def validate_following(config: Config) -> None:
-    """The diffusion and sampler keys, and the encoder's parts."""
+    """The data, UNet, diffusion and sampler keys, and the encoder's parts."""
     check_layer_decay(config, layered=False)
+    _validate_data(config)
+    _validate_unet(config)
     _validate_diffusion(config)
     _validate_parts(config)
+
+
+def _validate_data(config: Config) -> None:
+    data = config.data
+    for key in ("input_size", "output_size"):
+        _check(getattr(data, key) >= 1, f"data.{key} must be >= 1")
+    share = data.augment_box_jitter
+    _check(0 <= share <= 1, f"data.augment_box_jitter={share} is a probability: use [0, 1]")
+    _check(data.augment_box_jitter_max >= 0, "data.augment_box_jitter_max must be >= 0")
+    _check(data.frame_stride >= 1, "data.frame_stride must be >= 1")
+    _check(0 < data.val_fraction < 1, "data.val_fraction must be in (0, 1)")
+    _check(not data.sigma_randint or (len(data.sigma_randint) == 2 and
+                                      0 < data.sigma_randint[0] <= data.sigma_randint[1]),
+           f"data.sigma_randint={data.sigma_randint} must be [] or [lo, hi] with 0 < lo <= hi")
+    _check(not (data.sigma_randint and config.diffusion.random_sigma), "data.sigma_randint and "
+           "diffusion.random_sigma are two random target widths: use one")
+    _check(not config.model.depth_branch or data.depth_suffix, "model.depth_branch reads a "
+           "depth map per image: set data.depth_suffix (e.g. _depth.png or .npy)")
+    _check(not config.loss.kl_div_loss or config.loss.other_loss, "loss.kl_div_loss "
+           "(--kl_div_loss) only acts with loss.other_loss (--other_loss), as in the original")
+    _check(0 <= data.annotator_quantile < 1, "data.annotator_quantile (--gaze_point_threshold) "
+           "is a quantile: use [0, 1), 0 = off")
+
+
+def _validate_unet(config: Config) -> None:
+    model = config.model
+    # heatmaps are one channel until multi-channel targets exist: refused, not ignored
+    _check(model.unet_inout_channels == 1, f"model.unet_inout_channels="
+           f"{model.unet_inout_channels} is not yet supported in this version of gazefollow "
+           "(docs/legacy.md). Leave it at 1.")
+    levels = len(model.unet_multipliers)
+    for level in model.unet_attention_levels:
+        _check(0 <= level < levels, f"model.unet_attention_levels has level {level}, but the "
+               f"UNet has {levels} levels (model.unet_multipliers={model.unet_multipliers}).")
+    patch = model.unet_patch_size
+    _check(patch >= 1, f"model.unet_patch_size must be >= 1, got {patch}")
+    _check(config.data.output_size % (patch * 2 ** (levels - 1)) == 0,
+           f"data.output_size={config.data.output_size} must be divisible by "
+           f"{patch * 2 ** (levels - 1)} for a {levels}-level UNet with "
+           f"model.unet_patch_size={patch}.")
 
 
 def _validate_parts(config: Config) -> None:

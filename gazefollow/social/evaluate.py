@@ -82,18 +82,18 @@ def write_submission(rows: list[dict], path: Path) -> None:
 
 
 def predict_challenge(config, model, device, shard, log) -> list[dict]:
-    """Every frame of the challenge's crops (data.test_stride), with its unique id; [] when
+    """Every frame of the challenge's crops (lam.test_stride), with its unique id; [] when
     the dataset has no challenge folder."""
     from gazefollow.social.data.build import dataset_root, read_priors_for
     from gazefollow.social.data.dataset import LAMWindows
     from gazefollow.social.data.ego4d_lam import read_challenge
     root = dataset_root(config)
-    folder = root / config.data.lam_challenge_dir
+    folder = root / config.lam.challenge_dir
     if not folder.is_dir():
         log(f"no challenge crops at {folder}: no submission.json")
         return []
     tracks = read_challenge(folder)
-    dataset = LAMWindows(root, tracks, None, "challenge", config.data,
+    dataset = LAMWindows(root, tracks, None, "challenge", config,
                          read_priors_for(config, root, "challenge"), challenge_dir=folder)
     rows, _ = predict_windows(model, dataset, batch_size=config.eval.batch_size, device=device,
                               shard=shard, desc="challenge")
@@ -118,7 +118,7 @@ def evaluate_lam(config, model, device, weights: str, shard: tuple[int, int],
     info = {
         "split": split, "ego4d_list": "val", "windows": len(rows),
         "positives": int(sum(r["label"] for r in rows)), "clip_length": config.data.clip_length,
-        "stride": config.data.val_stride, "model": config.model.lam_model,
+        "stride": config.lam.val_stride, "model": config.lam.model,
         "loaded": dataset.load_report.as_dict(), "challenge_windows": len(challenge),
         "all_positive": "every face scored 1 (looking); ties ranked as one group"}
     table = (f"\n{split} split (Ego4D val list), {len(rows)} windows, {weights} weights:\n"

@@ -11,19 +11,19 @@ LAM_SOURCES = ("ego4d_lam", "synthetic_lam")
 def validate_lam(config: Config) -> None:
     """Windows, class weights and the model's widths."""
     check_layer_decay(config, layered=False)
-    data, model = config.data, config.model
-    _check(data.clip_length >= 1 and data.clip_length % 2 == 1, "data.clip_length must be odd "
-           "(a window centred on its key frame)")
+    lam = config.lam
+    _check(config.data.clip_length % 2 == 1, "data.clip_length must be odd (a window centred "
+           "on its key frame)")
     for key in ("train_stride", "val_stride", "test_stride"):
-        _check(getattr(data, key) >= 1, f"data.{key} must be >= 1")
-    _check(len(config.loss.class_weights) == 2 and min(config.loss.class_weights) > 0,
-           "loss.class_weights must be two weights > 0 (not looking, looking)")
-    _check(model.lam_feature_dim >= 1 and model.lam_lstm_layers >= 1,
-           "model.lam_feature_dim and model.lam_lstm_layers must be >= 1")
-    if model.lam_model == "gazepose":
-        _check(model.gazepose_dmodel % 4 == 0 and
-               model.gazepose_dmodel % model.gazepose_heads == 0, "model.gazepose_dmodel must "
-               "be a multiple of 4 and of model.gazepose_heads")
-        _check(0 < model.gazepose_split <= 90 and 0 < model.gazepose_dsplit <= 4 and
-               0 < model.gazepose_csplit <= 1, "model.gazepose_split must be in (0, 90], "
+        _check(getattr(lam, key) >= 1, f"lam.{key} must be >= 1")
+    _check(len(lam.class_weights) == 2 and min(lam.class_weights) > 0,
+           "lam.class_weights must be two weights > 0 (not looking, looking)")
+    _check(lam.feature_dim >= 1 and lam.lstm_layers >= 1,
+           "lam.feature_dim and lam.lstm_layers must be >= 1")
+    if lam.model == "gazepose":
+        _check(lam.gazepose_dmodel % 4 == 0 and
+               lam.gazepose_dmodel % lam.gazepose_heads == 0, "lam.gazepose_dmodel must "
+               "be a multiple of 4 and of lam.gazepose_heads")
+        _check(0 < lam.gazepose_split <= 90 and 0 < lam.gazepose_dsplit <= 4 and
+               0 < lam.gazepose_csplit <= 1, "lam.gazepose_split must be in (0, 90], "
                "gazepose_dsplit in (0, 4], gazepose_csplit in (0, 1]")

@@ -2,17 +2,17 @@
 
 Which subjects go where (``protocols.py``; validation never holds a test subject):
 
-- synthetic_faces, mpiifacegaze, mpiifacegaze_pickle with ``data.split_protocol: loso``: test
-  subject ``eval.fold``, validation the ``data.val_subjects`` after it, train the rest;
-- the same with ``unigaze``: test p10-p14, validation the last ``data.val_subjects`` of
+- synthetic_faces, mpiifacegaze, mpiifacegaze_pickle with ``estimation.split_protocol: loso``: test
+  subject ``eval.fold``, validation the ``estimation.val_subjects`` after it, train the rest;
+- the same with ``unigaze``: test p10-p14, validation the last ``estimation.val_subjects`` of
   p00-p09, train the rest of p00-p09;
-- ethxgaze: no test (hidden labels), validation the last ``data.val_subjects`` train
+- ethxgaze: no test (hidden labels), validation the last ``estimation.val_subjects`` train
   subjects, train the rest;
 - gaze360: ``test.txt``, ``validation.txt``, ``train.txt``;
-- columbia: test fold ``eval.fold`` of 5, validation the last ``data.val_subjects`` of the
+- columbia: test fold ``eval.fold`` of 5, validation the last ``estimation.val_subjects`` of the
   others, train the rest;
-- gazecapture: test ``test/``, validation the last ``data.val_subjects`` of ``train/``;
-- eyediap: test the persons after 8, validation the last ``data.val_subjects`` of 1-8.
+- gazecapture: test ``test/``, validation the last ``estimation.val_subjects`` of ``train/``;
+- eyediap: test the persons after 8, validation the last ``estimation.val_subjects`` of 1-8.
 - joint: each dataset of the mix by its own protocol (``joint.py``).
 """
 from __future__ import annotations
@@ -53,7 +53,7 @@ def fold_count(config: Config) -> int:
     """How many folds ``--all_folds`` runs (1 for a source with fixed splits)."""
     source = config.data.source_dataset
     if source in ("synthetic_faces", "mpiifacegaze", "mpiifacegaze_pickle"):
-        return len(world_subjects(config)) if config.data.split_protocol == "loso" else 1
+        return len(world_subjects(config)) if config.estimation.split_protocol == "loso" else 1
     if source == "columbia":
         return FOLDS
     return 1
@@ -61,37 +61,38 @@ def fold_count(config: Config) -> int:
 
 def subject_split(config: Config, root: Path) -> protocols.SubjectSplit:
     """Train / val / test subjects of a per-subject source under the configured protocol."""
-    source, data, fold = config.data.source_dataset, config.data, config.eval.fold
+    source, estimation, fold = config.data.source_dataset, config.estimation, config.eval.fold
     try:
         if source == "ethxgaze":
-            return protocols.ethxgaze_validation(train_subjects(root), data.val_subjects)
+            return protocols.ethxgaze_validation(train_subjects(root), estimation.val_subjects)
         if source == "gazecapture":
-            return gazecapture_split(root, data.val_subjects)
+            return gazecapture_split(root, estimation.val_subjects)
         if source == "eyediap":
-            return eyediap_split(root, data.val_subjects)
+            return eyediap_split(root, estimation.val_subjects)
         if source == "columbia":
             train, test = columbia_folds(subjects_under(root), fold)
-            return protocols.hold_out_last(tuple(train), data.val_subjects, tuple(test))
-        if data.split_protocol == "unigaze":
-            return protocols.mpii_unigaze_split(data.val_subjects)
-        return protocols.leave_one_subject_out(world_subjects(config), fold, data.val_subjects)
+            return protocols.hold_out_last(tuple(train), estimation.val_subjects, tuple(test))
+        if estimation.split_protocol == "unigaze":
+            return protocols.mpii_unigaze_split(estimation.val_subjects)
+        return protocols.leave_one_subject_out(world_subjects(config), fold,
+                                               estimation.val_subjects)
     except (ValueError, FileNotFoundError) as err:
         raise ConfigError(f"{source}: {err}") from None
 
 
 def augment_settings(config: Config) -> FaceAugmentSettings | None:
-    data = config.data
+    data, estimation = config.data, config.estimation
     if not data.augment:
         return None
     return FaceAugmentSettings(flip=data.augment_flip, crop=data.augment_crop,
-                               crop_share=data.augment_crop_share, color=data.augment_color,
-                               color_range=data.augment_color_range,
-                               erase=data.augment_erase)
+                               crop_share=estimation.augment_crop_share,
+                               color=data.augment_color, color_range=data.augment_color_range,
+                               erase=estimation.augment_erase)
 
 
 def face_readers(config: Config, splits, log=print) -> dict:
     """{split: reader} for the splits the protocol has (ETH-XGaze: no test; no validation
-    with ``data.val_subjects: 0``)."""
+    with ``estimation.val_subjects: 0``)."""
     data = config.data
     root = Path(data.dataset_dir)
     if data.source_dataset == "synthetic_faces":
@@ -112,8 +113,8 @@ def build_face_datasets(config: Config, splits=("train", "val", "test"), log=pri
     if config.data.source_dataset == "joint":
         return build_joint_datasets(config, splits, log)
     readers = face_readers(config, splits, log)
-    if "train" in readers and config.data.label_fraction < 1:
-        keep_labelled_share(readers["train"], config.data.label_fraction, config.run.seed, log)
+    if "train" in readers and config.estimation.label_fraction < 1:
+        keep_labelled_share(readers["train"], config.estimation.label_fraction, config.run.seed, log)
     out = {}
     for split, reader in readers.items():
         log(f"{split}: {reader.report.summary()}")
@@ -127,7 +128,7 @@ def build_face_datasets(config: Config, splits=("train", "val", "test"), log=pri
 
 
 def keep_labelled_share(reader, fraction: float, seed: int, log=print) -> None:
-    """A label budget (``data.label_fraction``): a seeded share of the training faces stays,
+    """A label budget (``estimation.label_fraction``): a seeded share of the training faces stays,
     the rest is not used (said in the log and the load report's source)."""
     total = len(reader.rows)
     kept = max(1, round(fraction * total))
@@ -135,7 +136,7 @@ def keep_labelled_share(reader, fraction: float, seed: int, log=print) -> None:
     reader.rows = [reader.rows[i] for i in sorted(chosen)]
     reader.report.instances = len(reader.rows)
     reader.report.source += f" (label budget: {kept} of {total} faces)"
-    log(f"train: data.label_fraction={fraction}: {kept} of {total} faces used")
+    log(f"train: estimation.label_fraction={fraction}: {kept} of {total} faces used")
 
 
 def own_test_split(name: str) -> str:
@@ -146,13 +147,13 @@ def own_test_split(name: str) -> str:
 
 def build_joint_datasets(config: Config, splits, log=print) -> dict:
     """``data.source_dataset: joint`` (``joint.py``): train = the weighted mix of the
-    ``data.joint`` entries' splits, val = their validation splits, the evaluated split = the
-    ``data.joint_test`` entries (default: each training dataset's test split)."""
-    roots, left_out = dataset_roots(config), config.data.joint_leave_out
-    train = resolve_entries(config.data.joint, roots, "data.joint", "train")
-    tests = resolve_entries(config.data.joint_test or [
-        {**e, "split": own_test_split(e["name"])} for e in config.data.joint], roots,
-        "data.joint_test", "test")
+    ``estimation.joint`` entries' splits, val = their validation splits, the evaluated split = the
+    ``estimation.joint_test`` entries (default: each training dataset's test split)."""
+    roots, left_out = dataset_roots(config), config.estimation.joint_leave_out
+    train = resolve_entries(config.estimation.joint, roots, "estimation.joint", "train")
+    tests = resolve_entries(config.estimation.joint_test or [
+        {**e, "split": own_test_split(e["name"])} for e in config.estimation.joint], roots,
+        "estimation.joint_test", "test")
     if left_out:  # leave-one-dataset-out: train without it, test on it alone
         tests = [e for e in train if e["name"] == left_out][:1] or [
             e for e in tests if e["name"] == left_out][:1]
@@ -174,7 +175,7 @@ def build_joint_datasets(config: Config, splits, log=print) -> dict:
                                   f"{entry['name']} has no {its_split} split")
         if parts:
             weights = [e["weight"] for e, _ in wanted["train"]] if split == "train" else None
-            out[split] = JointFaceDataset(parts, weights, config.data.epoch_samples
+            out[split] = JointFaceDataset(parts, weights, config.estimation.epoch_samples
                                           if split == "train" else 0)
             log(f"{split}: {out[split].load_report.summary()}")
     return out

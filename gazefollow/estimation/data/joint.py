@@ -2,18 +2,18 @@
 datasets mixed by sampling weight, each read by its own reader with its own protocol, every
 label already in the project's convention.
 
-- ``data.joint``: the training mix, ``[{name, root, weight, split}]``: ``name`` a dataset
-  (``data.source_dataset`` value), ``root`` its folder (else ``data.paths[name]``, else the
-  ``data.paths_file``), ``weight`` its share of the draws (1), ``split`` the protocol split
+- ``estimation.joint``: the training mix, ``[{name, root, weight, split}]``: ``name`` a dataset
+  (``data.source_dataset`` value), ``root`` its folder (else ``estimation.paths[name]``, else the
+  ``estimation.paths_file``), ``weight`` its share of the draws (1), ``split`` the protocol split
   it trains on (``train``). Each dataset's validation split, where its protocol has one,
   joins the validation set.
-- ``data.joint_test``: what is evaluated, ``[{name, root, split}]`` (``split`` default
+- ``estimation.joint_test``: what is evaluated, ``[{name, root, split}]`` (``split`` default
   ``test``; ETH-XGaze's labelled held-out subjects are ``val``). Empty: each training
   dataset's own test split (within-dataset). A dataset not trained on is cross-dataset.
-- ``data.epoch_samples``: draws per epoch (0: the training sets' total size). Each draw picks
+- ``estimation.epoch_samples``: draws per epoch (0: the training sets' total size). Each draw picks
   a dataset with probability weight / sum(weights), then one of its samples uniformly, from
   a generator seeded by (seed, epoch), so an epoch is the same on resume.
-- ``data.paths_file``: UniGaze's ``data_path.yaml`` (``{data: {name: folder}}``) or a flat
+- ``estimation.paths_file``: UniGaze's ``data_path.yaml`` (``{data: {name: folder}}``) or a flat
   ``{name: folder}`` file.
 
 Samples carry ``dataset`` (the entry's name) and a ``subject`` prefixed by it
@@ -36,19 +36,19 @@ SPLITS = ("train", "val", "test")
 
 
 def dataset_roots(config: Config) -> dict[str, str]:
-    """name -> folder: ``data.paths_file`` (UniGaze's ``data_path.yaml`` or flat), then
-    ``data.paths`` over it."""
-    data, roots = config.data, {}
-    if data.paths_file:
-        file = Path(data.paths_file)
+    """name -> folder: ``estimation.paths_file`` (UniGaze's ``data_path.yaml`` or flat), then
+    ``estimation.paths`` over it."""
+    estimation, roots = config.estimation, {}
+    if estimation.paths_file:
+        file = Path(estimation.paths_file)
         if not file.is_file():
-            raise ConfigError(f"data.paths_file={file} does not exist")
+            raise ConfigError(f"estimation.paths_file={file} does not exist")
         content = OmegaConf.to_container(OmegaConf.load(file))
         content = content.get("data", content) if isinstance(content, dict) else None
         if not isinstance(content, dict):
             raise ConfigError(f"{file}: expected {{data: {{name: folder}}}} or {{name: folder}}")
         roots.update({str(k): str(v) for k, v in content.items()})
-    return {**roots, **data.paths}
+    return {**roots, **estimation.paths}
 
 
 def resolve_entries(entries: list[dict], roots: dict[str, str], where: str,
@@ -59,8 +59,8 @@ def resolve_entries(entries: list[dict], roots: dict[str, str], where: str,
         name = entry.get("name")
         root = entry.get("root") or roots.get(name)
         if not root:
-            raise ConfigError(f"{where}[{number}] ({name}): no root, and no data.paths or "
-                              "data.paths_file entry for it")
+            raise ConfigError(f"{where}[{number}] ({name}): no root, and no estimation.paths or "
+                              "estimation.paths_file entry for it")
         out.append({"name": name, "root": str(root), "weight": float(entry.get("weight", 1.0)),
                     "split": entry.get("split", default_split)})
     return out
@@ -69,8 +69,9 @@ def resolve_entries(entries: list[dict], roots: dict[str, str], where: str,
 def entry_config(config: Config, entry: dict) -> Config:
     """The run's config as if it read this one dataset (its protocol keys are shared)."""
     data = dataclasses.replace(config.data, source_dataset=entry["name"],
-                               dataset_dir=entry["root"], joint=[], joint_test=[])
-    return dataclasses.replace(config, data=data)
+                               dataset_dir=entry["root"])
+    estimation = dataclasses.replace(config.estimation, joint=[], joint_test=[])
+    return dataclasses.replace(config, data=data, estimation=estimation)
 
 
 class JointFaceDataset(Dataset):

@@ -16,19 +16,32 @@ eye corners, the two mouth corners) in face pixels.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from gazefollow.config.schema import SyntheticFacesConfig
 from gazefollow.engine.faces import make_subject, render_face
 from gazefollow.engine.worlds import MANIFEST, ensure_world, write_world_atomically
 from gazefollow.estimation.metrics import vector_to_pitchyaw
 
 
-# The world's settings are the config section ``synthetic_faces``.
+@dataclass
+class SyntheticFacesConfig:
+    """The generated face world of gaze estimation, written as normalized MPIIFaceGaze (the
+    config section ``synthetic_faces``)."""
+
+    subjects: int = 15  # p00 .. p14, as MPIIFaceGaze
+    per_subject: int = 200
+    size: int = 112  # face pixels: the GazeNet recipe's input (the release has 448)
+    seed: int = 0
+    head_pitch: float = 0.35  # radians, uniform in +-
+    head_yaw: float = 0.6
+    eye_pitch: float = 0.3
+    eye_yaw: float = 0.45
+
+
 FaceWorldConfig = SyntheticFacesConfig
 
 

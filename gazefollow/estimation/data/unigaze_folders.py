@@ -5,10 +5,10 @@ project's convention.
 - ``gazecapture``: ``<root>/train/*.h5`` and ``<root>/test/*.h5``, UniGaze's
   ``gazecapture_train_224`` and ``gazecapture_test`` folders (its ``data_path.yaml`` keys),
   one file per subject named by its id (``00002.h5``), RGB, no head pose needed. Train on
-  ``train/`` (its last ``data.val_subjects`` files validate), test on ``test/``.
+  ``train/`` (its last ``estimation.val_subjects`` files validate), test on ``test/``.
 - ``eyediap``: ``<root>/person_N.h5``, UniGaze's ``eyediap_cs`` (screen target, persons 1-11
   and 14-16) or ``eyediap_ft`` (floating target, 1-16) folder, BGR. As UniGaze's configs
-  split them: persons 1-8 train (the last ``data.val_subjects`` of them validate), the
+  split them: persons 1-8 train (the last ``estimation.val_subjects`` of them validate), the
   others test.
 
 Neither folder can be made from the releases with public code: UniGaze publishes no

@@ -1,4 +1,4 @@
-"""Gaze-estimation networks (face image -> pitch, yaw), chosen by ``model.estimator``.
+"""Gaze-estimation networks (face image -> pitch, yaw), chosen by ``estimation.estimator``.
 
 Each network names its optimiser parts in ``trainable_parts()`` (``backbone`` and ``head``:
 ``optim.part_lr.backbone`` ...) and, when its backbone is our ResNet, the key prefix an
@@ -67,17 +67,19 @@ class ViTEstimator(ViTGaze):
         return {}  # MAE checkpoints load through run.init_weights (format mae)
 
 
-def build_estimator(model_cfg, face_size: int = 112) -> nn.Module:
-    """``model.estimator``: ``gazenet`` (the recipe, 112 px), ``resnet`` (our ResNet shaped by
-    ``model.face_layers``, ``block``, ``face_inplanes``, ``face_stem_pool``), ``vit``
-    (``model.vit_size`` at ``face_size``, ``model.vit_freeze_blocks``), or ``geff`` /
-    ``vanilla_fusion`` (that ResNet on the face, an eye encoder, fused: ``geff.py``)."""
-    if model_cfg.estimator == "gazenet":
+def build_estimator(config) -> nn.Module:
+    """``estimation.estimator``: ``gazenet`` (the recipe, 112 px), ``resnet`` (our ResNet
+    shaped by ``model.face_layers``, ``block``, ``face_inplanes``, ``face_stem_pool``), ``vit``
+    (``model.vit_size`` at ``data.face_size``, ``estimation.vit_freeze_blocks``), or ``geff``
+    / ``vanilla_fusion`` (that ResNet on the face, an eye encoder, fused: ``geff.py``)."""
+    model_cfg, estimator = config.model, config.estimation.estimator
+    if estimator == "gazenet":
         return GazeNetEstimator()
-    if model_cfg.estimator in ("geff", "vanilla_fusion"):
-        return FusionEstimator(model_cfg, "moderator" if model_cfg.estimator == "geff"
-                               else "concat")
-    if model_cfg.estimator == "vit":
-        return ViTEstimator(model_cfg.vit_size, face_size, model_cfg.vit_freeze_blocks)
+    if estimator in ("geff", "vanilla_fusion"):
+        return FusionEstimator(model_cfg, config.estimation,
+                               "moderator" if estimator == "geff" else "concat")
+    if estimator == "vit":
+        return ViTEstimator(model_cfg.vit_size, config.data.face_size,
+                            config.estimation.vit_freeze_blocks)
     return ResNetEstimator(model_cfg.face_layers, model_cfg.block, model_cfg.face_inplanes,
                            stem_pool=model_cfg.face_stem_pool)

@@ -1,4 +1,4 @@
-"""GEFF-style head + eye fusion (``model.estimator: geff``, and ``vanilla_fusion`` as its
+"""GEFF-style head + eye fusion (``estimation.estimator: geff``, and ``vanilla_fusion`` as its
 baseline): the face encoder sees the whole face, an eye encoder sees each eye patch, cropped
 from the face by its landmarks, and the features are fused before the gaze head.
 
@@ -11,10 +11,10 @@ from the face by its landmarks, and the features are fused before the gaze head.
 - **Encoders.** The face encoder is the ResNet baseline's (``model.face_layers``, ``block``,
   ``face_inplanes``); it can start from a ResNet estimation run (``run.init_weights``,
   ``backbone.`` keys), as GEFF starts from its baseline. One eye encoder, shared by both
-  eyes: a small CNN (``model.geff_eye: cnn``), or a ResNet of the face's shape (``resnet``,
+  eyes: a small CNN (``estimation.geff_eye: cnn``), or a ResNet of the face's shape (``resnet``,
   GEFF's ``--useres``).
 - **Fusion** (``geff``): the face and the two eye features are projected to
-  ``model.geff_dim``; a moderator (an MLP on the three, concatenated) gives each sample three
+  ``estimation.geff_dim``; a moderator (an MLP on the three, concatenated) gives each sample three
   weights (a softmax), and the fused feature is their weighted sum, as PIXIE's moderator
   weighs its body and part experts by a learned confidence. The face thereby decides how
   much each eye counts, and the eyes how much the face does. ``vanilla_fusion``
@@ -77,14 +77,14 @@ class HeadEyeFusion(nn.Module):
 
     uses_landmarks = True
 
-    def __init__(self, model_cfg, fusion: str = "moderator"):
+    def __init__(self, model_cfg, estimation_cfg, fusion: str = "moderator"):
         super().__init__()
         self.backbone = ResNet(model_cfg.face_layers, inplanes=model_cfg.face_inplanes,
                                block=model_cfg.block, stem_pool=model_cfg.face_stem_pool)
-        self.eye = (small_eye_cnn() if model_cfg.geff_eye == "cnn" else
+        self.eye = (small_eye_cnn() if estimation_cfg.geff_eye == "cnn" else
                     ResNet(model_cfg.face_layers, inplanes=model_cfg.face_inplanes,
                            block=model_cfg.block, stem_pool=False))
-        dim, self.fusion = model_cfg.geff_dim, fusion
+        dim, self.fusion = estimation_cfg.geff_dim, fusion
         self.face_proj = nn.Linear(self.backbone.out_channels, dim)
         self.eye_proj = nn.Linear(self.eye.out_channels, dim)
         if fusion == "moderator":

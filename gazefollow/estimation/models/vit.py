@@ -1,4 +1,4 @@
-"""The ViT estimator (``model.estimator: vit``): UniGaze's recipe, an MAE-pretrained Vision
+"""The ViT estimator (``estimation.estimator: vit``): UniGaze's recipe, an MAE-pretrained Vision
 Transformer whose class token, after the final LayerNorm, goes through one linear layer to
 pitch and yaw.
 
@@ -6,7 +6,7 @@ The transformer is Hugging Face ``transformers``' ``ViTModel`` (no torchvision, 
 from ``model.vit_size``: ``b16`` (ViT-B/16), ``l16``, ``h14`` or ``tiny`` (for tests), at
 ``data.face_size`` (a multiple of the patch). LayerNorm eps is 1e-6, as in MAE and timm
 (``ViTConfig``'s default is 1e-12). MAE checkpoints load through ``run.init_weights``
-(``mae_keys.py``). ``model.vit_freeze_blocks: N`` freezes the embeddings and the first N
+(``mae_keys.py``). ``estimation.vit_freeze_blocks: N`` freezes the embeddings and the first N
 blocks; ``optim.layer_decay`` (below 1) gives layer-wise learning rates (``layer_ids``).
 
 One difference from UniGaze: ``ViTModel`` has no stochastic depth (UniGaze's drop_path 0.1).

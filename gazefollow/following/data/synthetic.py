@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from gazefollow.config import SyntheticConfig
+from gazefollow.following.config import SyntheticConfig
 from gazefollow.engine.worlds import ensure_world as ensure_generated
 from gazefollow.engine.worlds import write_manifest, write_world_atomically
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gazefollow.config import SyntheticConfig
+from gazefollow.following.config import SyntheticConfig
 from gazefollow.engine.worlds import refuse_to_overwrite, write_manifest
 from gazefollow.following.data.goo import BASIS_H, BASIS_W, GOO_LAYOUTS
 from gazefollow.following.data.synthetic import _head_box, render_scene

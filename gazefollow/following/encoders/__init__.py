@@ -49,6 +49,11 @@ def register_encoder(name: str):
     return register
 
 
+def encoder_config_sections() -> tuple[tuple[str, type], ...]:
+    """The ``model`` keys of every registered encoder, for the schema."""
+    return tuple(("model", cls.CONFIG) for cls in encoders().values() if cls.CONFIG is not None)
+
+
 def encoder_class(name: str) -> type[GazeEncoder]:
     known = encoders()
     if name not in known:
@@ -67,4 +72,4 @@ def build_encoder(model_cfg, data_cfg) -> GazeEncoder:
 
 
 __all__ = ["GazeEncoder", "MODEL_OWN_PARTS", "model_parts", "encoders", "register_encoder",
-           "encoder_class", "build_encoder"]
+           "encoder_class", "build_encoder", "encoder_config_sections"]

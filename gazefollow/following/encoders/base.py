@@ -7,6 +7,7 @@ An encoder is a ``GazeEncoder`` subclass with a ``name`` (``model.encoder: <name
 - set ``self.widths`` (``ConditioningWidths``) in ``__init__``;
 - map a batch (``image`` [B, 3, S, S], ``head_channel`` [B, 1, S, S], ``face`` [B, 3, F, F],
   ``head_box`` [B, 4] normalised xyxy) to a ``Conditioning``;
+- declare the ``model`` keys it adds in ``CONFIG`` (a dataclass; they join the schema);
 - name its parameter parts in ``PARTS`` (part -> attribute names of its submodules). Each
   part gets its own optimiser group (``optim.part_lr.<part>``); ``RESNET_PARTS`` lists the
   parts an ImageNet ResNet file may initialise (``run.init_resnet_parts``).
@@ -14,7 +15,7 @@ An encoder is a ``GazeEncoder`` subclass with a ``name`` (``model.encoder: <name
 from __future__ import annotations
 
 import abc
-from typing import ClassVar
+from typing import ClassVar, Optional
 
 from torch import nn
 
@@ -29,6 +30,8 @@ class GazeEncoder(nn.Module, abc.ABC):
     name: ClassVar[str] = ""  # model.encoder
     PARTS: ClassVar[dict[str, tuple[str, ...]]] = {}
     RESNET_PARTS: ClassVar[tuple[str, ...]] = ()
+    # a dataclass of the model keys it adds to the config (None: it reads only shared ones)
+    CONFIG: ClassVar[Optional[type]] = None
     widths: ConditioningWidths
 
     @abc.abstractmethod

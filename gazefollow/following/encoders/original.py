@@ -20,6 +20,7 @@ weights map onto this module by a prefix (``gazefollow/original/checkpoints.py``
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -95,6 +96,16 @@ class FusionEncoder(nn.Module):
         return self.relu(self.bn1(self.conv1(x)))
 
 
+@dataclass
+class OriginalEncoderConfig:
+    """The ``model`` keys of the original research code's options (model.encoder=original)."""
+
+    adm_attention_module: bool = False  # head-position attention over the scene map
+    depth_branch: bool = False  # a third ResNet over a depth map (data.depth_suffix)
+    depth_layers: list[int] = field(default_factory=lambda: [3, 4, 6, 3, 2])
+    depth_inplanes: int = 64
+
+
 class OriginalEncoder(GazeEncoder):
     """Scene (RGB + head mask) and face ResNets -> 2 x grid² tokens of the maps' width."""
 
@@ -102,6 +113,7 @@ class OriginalEncoder(GazeEncoder):
     PARTS = {"scene": ("scene_backbone",), "face": ("face_backbone",), "attention": ("attn",),
              "depth": ("depth_backbone",), "fusion": ("scene_encoder", "depth_encoder")}
     RESNET_PARTS = ("scene", "face", "depth")
+    CONFIG = OriginalEncoderConfig
 
     def __init__(self, model_cfg, data_cfg):
         super().__init__()

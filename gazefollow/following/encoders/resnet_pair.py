@@ -4,6 +4,8 @@ direction field concatenated to the head's input, and pooled features for the in
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -87,6 +89,18 @@ class DirectionField(nn.Module):
         return direction, field
 
 
+@dataclass
+class ResNetPairConfig:
+    """The ``model`` keys of the resnet_pair encoder (beside the scene and face ResNets')."""
+
+    scene_stem_pool: bool = True  # the stem max-pool; off keeps 2x more resolution on small inputs
+    scene_coord_channels: bool = True  # add x/y coordinate channels to the scene input
+    scene_token_grid: int = 4  # scene features pooled to grid x grid context tokens
+    spatial_channels: int = 8  # scene+face feature channels concatenated to the UNet input; 0 = off
+    direction_field: bool = True  # gaze-direction field channels concatenated to the UNet input
+    direction_gammas: list[float] = field(default_factory=lambda: [1.0, 8.0])  # cone sharpness
+
+
 class ResNetPairEncoder(GazeEncoder):
     """Scene ResNet on RGB + head channel (+ coordinates), face ResNet (or GazeNet's
     MobileNetV2, which is then not a ResNet part) on the head crop."""
@@ -94,6 +108,7 @@ class ResNetPairEncoder(GazeEncoder):
     name = "resnet_pair"
     PARTS = {"scene": ("scene",), "face": ("face",), "conditioner": ("conditioner", "direction")}
     RESNET_PARTS = ("scene", "face")
+    CONFIG = ResNetPairConfig
 
     @classmethod
     def config_problem(cls, model_cfg, data_cfg) -> str | None:

@@ -1,6 +1,8 @@
 """The diffusion head's network: a diffusers ``UNet2DConditionModel`` over gaze heatmaps."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
@@ -8,6 +10,28 @@ from torch import nn
 
 from gazefollow.following.models.conditioning import (Conditioning, ConditioningWidths,
                                                       conditioning_maps)
+
+
+@dataclass
+class UNetConfig:
+    """The ``model`` keys of the heatmap heads' UNet (the regression decoder uses its width
+    and norm groups)."""
+
+    unet_inout_channels: int = 1  # heatmap channels denoised by the UNet
+    unet_inplanes: int = 32
+    unet_multipliers: list[int] = field(default_factory=lambda: [1, 2, 4])
+    unet_attention_levels: list[int] = field(default_factory=lambda: [2])  # levels with cross-attn
+    unet_layers_per_block: int = 1  # unet_residual
+    # the UNet runs at output_size / unet_patch_size: pixel-unshuffle in, pixel-shuffle out
+    # (4x fewer positions at 2, where most of its cost was; docs/predict.md, Speed)
+    unet_patch_size: int = 2
+    unet_heads: int = 4
+    unet_transformer_layers: int = 1
+    unet_dropout: float = 0.0
+    unet_norm_groups: int = 16
+    unet_scale_shift_norm: bool = False  # time embedding as scale and shift (ADM's option)
+
+    STORED_DEFAULTS = {"unet_patch_size": 1}  # the UNets before the key ran at full resolution
 
 
 class HeatmapDenoiser(nn.Module):

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from gazefollow.backbones.resnet import ResNet
-from gazefollow.config import frozen_parts
+from gazefollow.following.config import frozen_parts
 from gazefollow.following.encoders import build_encoder
 from gazefollow.following.models.conditioning import Conditioning
 from gazefollow.following.models.heads import build_head

@@ -90,6 +90,7 @@ class DiffusionHead(nn.Module):
         model_output = self.denoiser(x_t, diffusion.model_timesteps(t), cond)
         per_sample, terms = denoising_losses(diffusion, model_output, x_start, x_t, noise, t)
         terms["t"] = t
+        terms["t_quartile"] = (t * 4 // diffusion.num_timesteps).clamp(max=3)
         mean_out, _ = diffusion.split_output(model_output.float())
         # the predicted x_0 as a heatmap, with its gradient, for the point and KL losses
         terms[PREDICTED_HEATMAP] = diffusion.x_to_heatmap(

@@ -15,10 +15,25 @@ projection, so a temporal model starts as the single-frame one and learns what t
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from gazefollow.following.models.conditioning import Conditioning
+
+
+
+@dataclass
+class TemporalConfig:
+    """The ``model`` keys of video models (docs/video.md): ``temporal`` fuses each clip's
+    per-frame conditioning (data.clip_length frames up to the target, data.frame_stride apart)."""
+
+    temporal: str = "none"  # none | convlstm | attention
+    temporal_heads: int = 4  # attention's heads (1 where they do not divide a width)
+
+    CHOICES = {"temporal": ("none", "convlstm", "attention")}
+
 
 FRAME_KEYS = ("image", "head_channel", "face", "head_box", "depth")  # per-frame encoder inputs
 

@@ -23,10 +23,10 @@ def dataset_root(config) -> Path:
 def read_priors_for(config, root: Path, split: str) -> dict:
     """The prior files the configured model and data options use."""
     from gazefollow.social.data.priors import read_prior
-    model, data = config.model, config.data
-    wanted = {"headpose": model.lam_model == "gazepose" and model.gazepose_head_prior,
-              "landmarks": model.lam_model == "gazepose" and model.gazepose_landmark_prior,
-              "quality": data.temporal_dropout}
+    lam = config.lam
+    wanted = {"headpose": lam.model == "gazepose" and lam.gazepose_head_prior,
+              "landmarks": lam.model == "gazepose" and lam.gazepose_landmark_prior,
+              "quality": lam.temporal_dropout}
     return {kind: read_prior(root, split, kind) for kind, on in wanted.items() if on}
 
 
@@ -36,7 +36,7 @@ def build_lam_datasets(config, splits=("train", "val", "test"), log=print) -> di
     root, out = dataset_root(config), {}
     for split in dict.fromkeys(splits):
         tracks, report = read_split(root, LABELLED[split], config.data.on_bad_input)
-        dataset = LAMWindows(root, tracks, report, LABELLED[split], config.data,
+        dataset = LAMWindows(root, tracks, report, LABELLED[split], config,
                              read_priors_for(config, root, LABELLED[split]),
                              augment=split == "train" and config.data.augment,
                              seed=config.run.seed)

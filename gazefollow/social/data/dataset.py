@@ -1,12 +1,12 @@
 """Looking-At-Me samples: a window of face crops around a key frame of a track.
 
-A sample is one key frame of one track: every ``data.train_stride``-th frame of each track
-for training, every ``data.val_stride``-th for validation and testing (1: every frame, as the
+A sample is one key frame of one track: every ``lam.train_stride``-th frame of each track
+for training, every ``lam.val_stride``-th for validation and testing (1: every frame, as the
 challenge scores). Its window is the ``data.clip_length`` frames centred on it (7: t-3 ..
 t+3, as Ego4D's and GazePose's loaders take). Frames before a track's first or after its
 last repeat the end frame (edge padding, as Ego4D's ``pad_video``); a frame inside a
 track gap (``ego4d_lam.read_track``) takes the crop of the nearest observed frame before it
-with ``data.lam_crops: faces`` (there is no crop file for it), or is cut from the frame at
+with ``lam.crops: faces`` (there is no crop file for it), or is cut from the frame at
 the interpolated box with ``frames``.
 
 Batch keys: ``faces`` [T, 3, S, S] (ImageNet-normalised), ``label`` (0/1 of the key frame),
@@ -54,17 +54,18 @@ def _observed_source(track, position: int) -> int:
 
 class LAMWindows(Dataset):
     """The windows of ``tracks`` (``ego4d_lam.read_split``; with ``challenge_dir``, the
-    challenge's unlabelled tracks of ``read_challenge``, every ``data.test_stride``-th frame)."""
+    challenge's unlabelled tracks of ``read_challenge``, every ``lam.test_stride``-th frame)."""
 
-    def __init__(self, root, tracks: list, report, split: str, data_cfg, priors: dict,
+    def __init__(self, root, tracks: list, report, split: str, config, priors: dict,
                  augment: bool = False, seed: int = 0, challenge_dir=None):
         self.root, self.tracks, self.split = root, tracks, split
-        self.cfg, self.priors, self.augment, self.seed = data_cfg, priors, augment, seed
+        self.cfg, self.priors, self.augment, self.seed = config.data, priors, augment, seed
+        self.lam = config.lam
         self.challenge_dir = challenge_dir
         self.load_report = report or LoadReport(source=f"challenge crops {challenge_dir}",
                                                 unit="tracks")
-        stride = {"train": data_cfg.train_stride, "challenge": data_cfg.test_stride}.get(
-            split, data_cfg.val_stride)
+        stride = {"train": self.lam.train_stride, "challenge": self.lam.test_stride}.get(
+            split, self.lam.val_stride)
         self.samples = key_frames(tracks, stride)
         self.key_priors = [key_frame_priors(tracks[t], k, priors, self.load_report)
                            for t, k in self.samples]
@@ -89,7 +90,7 @@ class LAMWindows(Dataset):
     def _sample(self, track, centre: int, position: int, epoch: int) -> dict:
         positions, valid = window(track, centre, self.cfg.clip_length)
         rng = np.random.default_rng([self.seed, epoch, position]) if self.augment else None
-        if self.cfg.temporal_dropout:
+        if self.lam.temporal_dropout:
             positions = drop_blurred(positions, self._quality(track, positions), rng)
         faces = [self._crop(track, int(k)) for k in positions]
         pose, landmarks = self.key_priors[position]
@@ -121,7 +122,7 @@ class LAMWindows(Dataset):
             return open_rgb(layout.challenge_crop_path(self.challenge_dir, track.uid,
                                                        track.track_id, frame, track.rows[k]),
                             f"challenge crop of track {track.track_id} in {track.uid}")
-        if self.cfg.lam_crops == "faces":
+        if self.lam.crops == "faces":
             k = _observed_source(track, k)
             path = layout.face_crop_path(self.root, track.uid, track.track_id,
                                          int(track.frames[k]))

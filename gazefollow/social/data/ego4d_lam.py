@@ -11,7 +11,7 @@ Under ``data.dataset_dir``:
   (looking at the camera wearer) when it falls in one of the person's segments, ends included;
 - ``video_imgs/<clip_uid>/img_<frame:05d>.jpg``: the frames;
 - ``face_imgs/<clip_uid>/<track_id>/face_<frame:05d>.jpg``: face crops per track and frame
-  (GazePose's; ``data.lam_crops: frames`` cuts them from the frames instead);
+  (GazePose's; ``lam.crops: frames`` cuts them from the frames instead);
 - ``json_prior/``: GazePose's per-frame priors (``priors.py``);
 - ``videos_challenge/<video_id>/<track_id>/<frame>_<unique_id>.jpg``: the challenge's
   unlabelled test crops (``read_challenge``).

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from gazefollow.config.schema import LAMWorldConfig
 from gazefollow.engine.worlds import MANIFEST, ensure_world, write_world_atomically
 from gazefollow.engine.faces import make_subject, render_face
 from gazefollow.social.data import ego4d_lam as layout
@@ -36,8 +35,23 @@ SPLITS = ("train", "val", "challenge")
 CHALLENGE = "videos_challenge"  # the unlabelled test crops (ego4d_lam.read_challenge)
 
 
-# The world's settings are the config section ``synthetic_lam`` (LAMWorldConfig).
+@dataclass
+class LAMWorldConfig:
+    """The generated Looking-At-Me world, written in Ego4D's LAM layout (the config section
+    ``synthetic_lam``)."""
 
+    seed: int = 0
+    train_clips: int = 24
+    val_clips: int = 6
+    challenge_clips: int = 1  # unlabelled, under videos_challenge/ (the submission's input)
+    frames: int = 90  # per clip (frameNumber 1 .. frames)
+    people: int = 2  # per clip (Person ID "1" is the camera wearer, as in Ego4D: not drawn)
+    width: int = 256
+    height: int = 192
+    face_size: int = 64  # face crops are written at this size (GazePose: 224)
+    looking_share: float = 0.35  # the share of segments spent looking at the camera
+    hidden_share: float = 0.06  # the share of frames a face is hidden
+    pose_noise: float = 3.0  # degrees of noise on the head-pose prior
 
 
 def clip_uid(split: str, index: int) -> str:

@@ -2,8 +2,8 @@
 baseline and GazePose use it.
 
 Each of the T face crops goes through the same ResNet (ResNet-18 in the recipes), pooled,
-then ``fc1`` (to 1000, ReLU) and ``fc2`` (to ``model.lam_feature_dim``, 256), the layer names
-of Gaze360's network. A bidirectional LSTM (``model.lam_lstm_layers``, 2) runs over the T
+then ``fc1`` (to 1000, ReLU) and ``fc2`` (to ``lam.feature_dim``, 256), the layer names
+of Gaze360's network. A bidirectional LSTM (``lam.lstm_layers``, 2) runs over the T
 features; its output at the middle (key) frame goes through ``last_layer`` to the two
 logits (not looking, looking).
 
@@ -28,11 +28,11 @@ class FrameEncoder(ResNet):
     """A ResNet with Gaze360's two fully connected layers: crop -> (feature [B, F], last
     stage's map [B, C, h, w])."""
 
-    def __init__(self, model_cfg):
+    def __init__(self, model_cfg, feature_dim: int):
         super().__init__(model_cfg.face_layers, inplanes=model_cfg.face_inplanes,
                          block=model_cfg.block, stem_pool=model_cfg.face_stem_pool)
         self.fc1 = nn.Linear(self.out_channels, IMAGENET_CLASSES)
-        self.fc2 = nn.Linear(IMAGENET_CLASSES, model_cfg.lam_feature_dim)
+        self.fc2 = nn.Linear(IMAGENET_CLASSES, feature_dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feature_map = super().forward(x)
@@ -43,11 +43,13 @@ class FrameEncoder(ResNet):
 class GazeLSTM(nn.Module):
     """faces [B, T, 3, S, S] -> logits [B, 2] of the middle frame."""
 
-    def __init__(self, model_cfg):
+    def __init__(self, model_cfg, lam_cfg):
+        """``model_cfg``: the frame ResNet's shape (model.face_layers ...); ``lam_cfg``: the
+        ``lam`` section (widths)."""
         super().__init__()
-        width = model_cfg.lam_feature_dim
-        self.base_model = FrameEncoder(model_cfg)
-        self.lstm = nn.LSTM(width, width, num_layers=model_cfg.lam_lstm_layers,
+        width = lam_cfg.feature_dim
+        self.base_model = FrameEncoder(model_cfg, width)
+        self.lstm = nn.LSTM(width, width, num_layers=lam_cfg.lstm_layers,
                             bidirectional=True, batch_first=True)
         self.last_layer = nn.Linear(2 * width, 2)
 

@@ -1,14 +1,14 @@
 """GazePose: GazeLSTM plus pose priors read by cross-attention over the key frame's features.
 
 Beside GazeLSTM's temporal branch, the middle (key) frame's last ResNet map, projected to
-``model.gazepose_dmodel`` with sine position embeddings, is the memory of a transformer
+``lam.gazepose_dmodel`` with sine position embeddings, is the memory of a transformer
 (``gazepose_encoder_layers`` encoder and ``gazepose_decoder_layers`` decoder layers,
 ``gazepose_heads`` heads, pre-norm). Eight queries read it:
 
-- three head-pose queries: with ``model.gazepose_head_prior``, the embeddings of the key
+- three head-pose queries: with ``lam.gazepose_head_prior``, the embeddings of the key
   frame's |yaw|, |pitch| and |roll| binned every ``gazepose_split`` degrees (90 / split + 1
   bins each, GazePose's tables); without, three learned vectors;
-- five landmark queries: with ``model.gazepose_landmark_prior``, for each of the five points
+- five landmark queries: with ``lam.gazepose_landmark_prior``, for each of the five points
   the embedding of its cell on a ``gazepose_dsplit`` grid over [-2, 2]^2 (x and y relative to
   the eyes' middle, in crop sizes) joined with the embedding of its visibility binned every
   ``gazepose_csplit``; without, five learned vectors.
@@ -59,9 +59,9 @@ def landmark_cells(vector: torch.Tensor, dsplit: float, csplit: float) -> tuple:
 
 
 class GazePose(GazeLSTM):
-    def __init__(self, model_cfg):
-        super().__init__(model_cfg)
-        cfg, width, d = model_cfg, model_cfg.lam_feature_dim, model_cfg.gazepose_dmodel
+    def __init__(self, model_cfg, lam_cfg):
+        super().__init__(model_cfg, lam_cfg)
+        cfg, width, d = lam_cfg, lam_cfg.feature_dim, lam_cfg.gazepose_dmodel
         self.cfg = cfg
         if cfg.gazepose_head_prior:
             bins = int(90 / cfg.gazepose_split) + 1
