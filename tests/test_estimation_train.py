@@ -186,7 +186,8 @@ def test_a_joint_run_mixes_datasets_and_reports_each_test_dataset(tmp_path, caps
     faces = tmp_path / "faces"
     results = _estimate(
         tmp_path, "data.source_dataset=joint", f"estimation.paths_file={paths}",
-        f"estimation.joint=[{{name: synthetic_faces, root: {faces}, weight: 3}}, {{name: gaze360}}]",
+        f"estimation.joint=[{{name: synthetic_faces, root: {faces}, weight: 3}}, "
+        "{name: gaze360}]",
         f"estimation.joint_test=[{{name: synthetic_faces, root: {faces}}}, {{name: gaze360}}, "
         f"{{name: columbia, root: {tmp_path / 'columbia'}}}]", "estimation.epoch_samples=8")
     assert list(results["per_dataset"]) == ["synthetic_faces", "gaze360", "columbia"]

@@ -13,13 +13,13 @@ import time
 import numpy as np
 import pytest
 
-from gazefollow.following.config import SyntheticConfig
 from gazefollow.engine.checkpoint import (CheckpointError, complete_checkpoints, load_checkpoint,
                                           resolve_checkpoint)
 from gazefollow.engine.run_lock import LOCK_FILE, RunLockError
 from gazefollow.engine.run_records import read_step_log
 from gazefollow.engine.samples import BadInput
 from gazefollow.engine.worlds import MANIFEST
+from gazefollow.following.config import SyntheticConfig
 from gazefollow.following.data.build import build_datasets
 from gazefollow.following.data.synthetic import TEST_FILE, TRAIN_FILE, generate_world
 from main import main

@@ -33,7 +33,8 @@ def test_eye_patches_are_cut_at_the_landmarks_or_the_fixed_boxes():
 def test_the_fused_and_the_concatenated_models_take_faces_and_landmarks(tmp_path):
     from gazefollow.estimation.models import build_estimator, estimate
     for estimator in ("geff", "vanilla_fusion"):
-        config = tiny_config(tmp_path, f"estimation.estimator={estimator}", "estimation.geff_dim=16")
+        config = tiny_config(tmp_path, f"estimation.estimator={estimator}",
+                             "estimation.geff_dim=16")
         model = build_estimator(config)
         batch = {"face": torch.randn(3, 3, 32, 32), "eye_landmarks": torch.rand(3, 6, 2)}
         assert estimate(model, batch).shape == (3, 2)

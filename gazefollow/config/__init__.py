@@ -9,7 +9,7 @@ checks. The names other modules use are importable from ``gazefollow.config``.
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
 
@@ -17,11 +17,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from gazefollow.config.migrate import RENAMED_PARTS, _renamed, migrate_stored
-from gazefollow.config.schema import (ENGINE_SECTIONS, LAYER_STACK, Config, ConfigError,
-                                      DataConfig, EvalConfig, LoggingConfig, ModelConfig,
-                                      OptimConfig, Override, RunConfig, _suggest)
-from gazefollow.config.sections import (all_keys, assemble_schema, declared, key_type,
-                                        renamed_keys)
+from gazefollow.config.schema import (ENGINE_SECTIONS, LAYER_STACK, Config, ConfigError, DataConfig,
+                                      EvalConfig, LoggingConfig, ModelConfig, OptimConfig, Override,
+                                      RunConfig, _suggest)
+from gazefollow.config.sections import all_keys, assemble_schema, declared, key_type, renamed_keys
 from gazefollow.config.validation import get_key, validate
 
 

@@ -31,7 +31,7 @@ LAYER_STACK = (
 @dataclass
 class RunConfig:
     # following: scene + head -> gaze heatmap | estimation: face crop -> 3D gaze direction
-    task: str = "following"  # a task of the registry (gazefollow/tasks.py; main.py --help lists them)
+    task: str = "following"  # a task of the registry (gazefollow/tasks.py; main.py --help)
     tag: str = "default"  # run name; outputs go under output_dir/<model id>/<tag>
     output_dir: str = "outputs"
     seed: int = 0
@@ -45,8 +45,8 @@ class RunConfig:
     # schedule still spans the whole run, so running again without it resumes exactly.
     halt_at_step: Optional[int] = None
     print_every: int = 50
-    # Weights loaded into the model before training (gazefollow/backbones/init_weights.py): a file, or a
-    # checkpoint / run folder. Every missing, unexpected or mis-shaped key is reported.
+    # Weights loaded into the model before training (gazefollow/backbones/init_weights.py): a
+    # file, or a checkpoint / run folder. Every missing, unexpected or mis-shaped key is reported.
     init_weights: Optional[str] = None
     init_format: str = "auto"  # auto|gazefollow|torchvision|classic|original|estimation|mae
     init_partial: bool = False  # load what fits when keys are missing/unexpected (else refuse)
@@ -136,7 +136,8 @@ class OptimConfig:
     ema_warmup: bool = True  # off: diffusers' ramp (1 + step) / (10 + step), capped at ema_rate
     ema_power: float = 0.75  # EMA warm-up: decay = 1 - (1 + step)^-power, capped at ema_rate
     ema_fixed: bool = False  # decay = ema_rate from the first step (the original's EMA)
-    ema_parts: list[str] = field(default_factory=list)  # parts the EMA covers; [] = every trainable one
+    # parts the EMA covers; [] = every trainable one
+    ema_parts: list[str] = field(default_factory=list)
 
     CHOICES = {"lr_schedule": ("constant", "cosine", "epoch_warmup_cosine", "multistep",
                                "onecycle"),

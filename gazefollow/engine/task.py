@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from gazefollow.config import (ENGINE_SECTIONS, Config, ConfigError, assemble_schema,
-                               build_config, load_yaml)
+from gazefollow.config import (ENGINE_SECTIONS, Config, ConfigError, assemble_schema, build_config,
+                               load_yaml)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from gazefollow.estimation.models import build_estimator, estimate
 from gazefollow.estimation.objective import LOSSES, angular_loss
 from gazefollow.estimation.validate import ESTIMATION_SOURCES, validate_estimation
 
-
 # the estimation keys an evaluation may change (which subjects and datasets it is scored on)
 EVALUATION_KEYS = ("estimation.split_protocol", "estimation.val_subjects", "estimation.joint_test",
                    "estimation.paths")

@@ -45,9 +45,9 @@ class FollowingModel:
     # the scene ResNet of both encoders
     scene_layers: list[int] = field(default_factory=lambda: [3, 4, 6, 3])
     scene_inplanes: int = 64
-    # the face branch: resnet (the face ResNet: model.face_layers ...) | gazenet (GazeNet's MobileNetV2 features, 256
-    # wide) | vit (model.vit_size); an estimation run of the same backbone starts it
-    # through run.init_weights
+    # the face branch: resnet (the face ResNet: model.face_layers ...) | gazenet (GazeNet's
+    # MobileNetV2 features, 256 wide) | vit (model.vit_size); an estimation run of the same
+    # backbone starts it through run.init_weights
     face_backbone: str = "resnet"
     context_dim: int = 256  # width of the conditioning tokens (unet_context_vector)
     inout_hidden: int = 128

@@ -46,7 +46,8 @@ def model_card(config, weights: str, metrics: dict | None) -> str:
         f"scene, {data.output_size} px heatmap; {config.optim.epochs} epochs, tag "
         f"`{config.run.tag}`",
         f"- weights: {weights}", "",
-        "Load with `GazePredictor.from_pretrained(\"<this folder>\")` (gazefollow/following/predict.py).",
+        "Load with `GazePredictor.from_pretrained(\"<this folder>\")` "
+        "(gazefollow/following/predict.py).",
     ]
     if metrics and isinstance(metrics.get("model"), dict):
         lines += ["", f"Test metrics ({metrics.get('info', {}).get('protocol', '')} protocol):",

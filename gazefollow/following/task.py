@@ -12,8 +12,8 @@ from gazefollow.following.config import (FollowingData, FollowingLoss, Following
 from gazefollow.following.data.build import build_datasets
 from gazefollow.following.encoders import encoder_config_sections
 from gazefollow.following.evaluate import evaluate_following, protocol_of, run_split
-from gazefollow.following.models.gaze_model import build_model
 from gazefollow.following.models.denoiser import UNetConfig
+from gazefollow.following.models.gaze_model import build_model
 from gazefollow.following.models.heads import HEADS
 from gazefollow.following.models.temporal import TemporalConfig
 from gazefollow.following.objective import training_losses

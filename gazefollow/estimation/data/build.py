@@ -114,7 +114,8 @@ def build_face_datasets(config: Config, splits=("train", "val", "test"), log=pri
         return build_joint_datasets(config, splits, log)
     readers = face_readers(config, splits, log)
     if "train" in readers and config.estimation.label_fraction < 1:
-        keep_labelled_share(readers["train"], config.estimation.label_fraction, config.run.seed, log)
+        keep_labelled_share(readers["train"], config.estimation.label_fraction, config.run.seed,
+                            log)
     out = {}
     for split, reader in readers.items():
         log(f"{split}: {reader.report.summary()}")

@@ -148,10 +148,10 @@ def build_datasets(config: Config, splits=("train", "val", "test"), log=print) -
                   head_enlarge=data.head_enlarge, on_bad_input=data.on_bad_input,
                   sigma_randint=data.sigma_randint, depth_suffix=data.depth_suffix)
     out = {}
-    make = HeadDataset
-    if config.model.temporal != "none":  # clips of each split's own instances, track order
-        def make(root, instances, spacing=1, **more):
-            return ClipDataset(root, instances, data.clip_length, spacing, **more)
+    def make_clips(root, instances, spacing=1, **more):
+        return ClipDataset(root, instances, data.clip_length, spacing, **more)
+    # clips of each split's own instances, in track order, for a temporal model
+    make = make_clips if config.model.temporal != "none" else HeadDataset
     if {"train", "val"} & set(splits):
         instances, report = read_split(config, root, "train", log)
         if data.train_in_frame_only:

@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from gazefollow.following.config import SyntheticConfig
 from gazefollow.engine.worlds import ensure_world as ensure_generated
 from gazefollow.engine.worlds import write_manifest, write_world_atomically
+from gazefollow.following.config import SyntheticConfig
 
 DEPTH_SUFFIX = "_depth.png"  # with synthetic.depth_maps: set data.depth_suffix to this
 TRAIN_FILE = "train_annotations_release.txt"

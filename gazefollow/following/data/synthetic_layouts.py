@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gazefollow.following.config import SyntheticConfig
 from gazefollow.engine.worlds import refuse_to_overwrite, write_manifest
+from gazefollow.following.config import SyntheticConfig
 from gazefollow.following.data.goo import BASIS_H, BASIS_W, GOO_LAYOUTS
 from gazefollow.following.data.synthetic import _head_box, render_scene
 

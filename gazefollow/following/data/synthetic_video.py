@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import ImageDraw
 
-from gazefollow.following.config import SyntheticConfig
 from gazefollow.engine.worlds import write_manifest, write_world_atomically
+from gazefollow.following.config import SyntheticConfig
 from gazefollow.following.data.synthetic import (_SPLIT_IDS, _background, _distance_to_ray,
                                                  _draw_object, _draw_person)
 

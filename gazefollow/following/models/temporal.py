@@ -23,7 +23,6 @@ from torch import nn
 from gazefollow.following.models.conditioning import Conditioning
 
 
-
 @dataclass
 class TemporalConfig:
     """The ``model`` keys of video models (docs/video.md): ``temporal`` fuses each clip's

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gazefollow.engine.worlds import MANIFEST, ensure_world, write_world_atomically
 from gazefollow.engine.faces import make_subject, render_face
+from gazefollow.engine.worlds import MANIFEST, ensure_world, write_world_atomically
 from gazefollow.social.data import ego4d_lam as layout
 from gazefollow.social.data import priors
 
