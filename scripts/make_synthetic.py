@@ -13,7 +13,7 @@ the gaze moving between objects and out of frame, faces briefly hidden), for the
 models (``model.temporal=convlstm``).
 
 The settings come from the `synthetic` config section (defaults in
-gazefollow/config/schema.py), so a gazefollow-layout world made here is the one
+gazefollow/following/config.py), so a gazefollow-layout world made here is the one
 `python main.py` would make with the same overrides. Deterministic: the same settings give
 byte-identical files.
 """

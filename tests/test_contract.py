@@ -2,6 +2,7 @@
 main.py; the diffusion package stands alone; one preprocessing function; the code's size."""
 import ast
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,20 +21,28 @@ from main import main
 from tests.conftest import ROOT, TINY
 
 
+@dataclass
+class ToyConfig:
+    toy_channels: int = 8  # width of the toy's convolutions
+    CHOICES = {"toy_channels": (4, 6, 8)}
+
+
 @register_encoder("toy_convs")
 class ToyConvEncoder(GazeEncoder):
     """A few convolutions over the scene and the face crop: tokens and in/out features only,
-    no spatial map, no direction."""
+    no spatial map, no direction. Its one key joins the model section: model.toy_channels."""
 
     PARTS = {"convs": ("scene_convs", "face_convs"), "tokens": ("to_tokens",)}
+    CONFIG = ToyConfig
 
     def __init__(self, model_cfg, data_cfg):
         super().__init__()
-        self.scene_convs = nn.Sequential(nn.Conv2d(4, 8, 3, stride=2, padding=1), nn.ReLU(),
-                                         nn.Conv2d(8, 8, 3, stride=2, padding=1))
-        self.face_convs = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU())
-        self.to_tokens = nn.Linear(8, model_cfg.context_dim)
-        self.widths = ConditioningWidths(context=model_cfg.context_dim, inout=16)
+        width = model_cfg.toy_channels
+        self.scene_convs = nn.Sequential(nn.Conv2d(4, width, 3, stride=2, padding=1), nn.ReLU(),
+                                         nn.Conv2d(width, width, 3, stride=2, padding=1))
+        self.face_convs = nn.Sequential(nn.Conv2d(3, width, 3, stride=2, padding=1), nn.ReLU())
+        self.to_tokens = nn.Linear(width, model_cfg.context_dim)
+        self.widths = ConditioningWidths(context=model_cfg.context_dim, inout=2 * width)
 
     def forward(self, batch: dict) -> dict:
         scene = self.scene_convs(torch.cat([batch["image"], batch["head_channel"]], dim=1))
@@ -50,7 +59,7 @@ def _argv(tmp_path, *extra):
 @pytest.mark.parametrize("head", ["diffusion", "regression"])
 def test_a_registered_toy_encoder_trains_and_evaluates(tmp_path, head):
     results = main(_argv(tmp_path, "--max_steps", "2", "model.encoder=toy_convs",
-                         f"model.head={head}", "optim.part_lr.tokens=3e-4", "--tag", "toy"))
+                         "model.toy_channels=6", f"model.head={head}", "optim.part_lr.tokens=3e-4", "--tag", "toy"))
     label = "diffusion-x0" if head == "diffusion" else "regression"
     run_dir = tmp_path / "out" / f"synthetic-{label}" / "toy"
     assert 0 <= results["model"]["auc"] <= 1 and (run_dir / "metrics.json").is_file()
@@ -60,7 +69,7 @@ def test_a_registered_toy_encoder_trains_and_evaluates(tmp_path, head):
     assert {"lr/convs", "lr/head", "lr/inout_head"} <= set(logged[0])
     assert "direction_loss" not in logged[0]  # the toy predicts no direction
     state = load_checkpoint(run_dir)
-    assert any(key.startswith("gaze.to_tokens.") for key in state["model"])
+    assert state["model"]["gaze.to_tokens.weight"].shape[1] == 6  # the toy's own key
 
 
 def test_unknown_encoder_and_parts_are_refused_with_suggestions():
@@ -70,6 +79,8 @@ def test_unknown_encoder_and_parts_are_refused_with_suggestions():
         build_config(overrides=["model.encoder=toy_convs", "optim.part_lr.scene=1e-5"])
     with pytest.raises(ConfigError, match="has no part 'scene'"):
         build_config(overrides=["model.encoder=toy_convs", "model.freeze_scene=true"])
+    with pytest.raises(ConfigError, match="toy_channels"):
+        build_config(overrides=["model.encoder=toy_convs", "model.toy_channels=5"])
 
 
 def test_research_yaml_files_restate_the_schema_defaults():

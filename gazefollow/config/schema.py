@@ -1,7 +1,9 @@
-"""The configuration's schema: one dataclass per section, whose defaults ARE the full-size
-research defaults (``configs/diffusion.yaml`` and ``configs/gaze.yaml`` restate them; a test
-checks that they agree), the choices of the string keys, and ``LAYER_STACK``, the one statement
-of the order in which layers apply."""
+"""The engine's sections of the configuration (``ENGINE_SECTIONS``: what every task shares),
+whose defaults ARE the full-size research defaults, the choices of their string keys, and
+``LAYER_STACK``, the one statement of the order in which layers apply. Each task and component
+adds its own parts next to its code; ``sections.py`` assembles them into one schema
+(``configs/diffusion.yaml`` and ``configs/gaze.yaml`` restate the defaults; a test checks that
+they agree)."""
 from __future__ import annotations
 
 import difflib
@@ -17,7 +19,7 @@ class ConfigError(ValueError):
 
 # Later wins. main.py builds the stack in this order; --help and the docs print this tuple.
 LAYER_STACK = (
-    "schema defaults (gazefollow/config/schema.py)",
+    "the defaults of every config part (docs/configuration.md)",
     "--yaml_diffusion FILE",
     "--yaml_gaze FILE",
     "--experiment FILE (default configs/experiments/synthetic_cpu.yaml, only when neither "
