@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick_val", type=int, metavar="N",
                         help="evaluate a seeded subsample of N test HEADS (quick validation; "
                              "the output says it is subsampled)")
+    parser.add_argument("--trust_pickle", action="store_true",
+                        help="load weights files that hold Python objects beyond tensors "
+                             "(run.trust_pickle=true): such a file can run code, so only for "
+                             "files whose source you trust")
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of an error, not only its message")
     parser.add_argument("overrides", nargs="*", help="section.key=value overrides")
@@ -83,7 +87,8 @@ def parse(argv: list[str]) -> tuple[list[Path], list, str | None]:
             name = item.lstrip("-").split("=")[0]
             close = difflib.get_close_matches(name, list(LEGACY_FLAGS) + ["yaml_diffusion",
                                               "yaml_gaze", "experiment", "config", "task",
-                                              "all_folds", "quick_val", "debug"], n=1)
+                                              "all_folds", "quick_val", "trust_pickle", "debug"],
+                                              n=1)
             hint = f" Did you mean '--{close[0]}'?" if close else ""
             raise ConfigError(f"unknown flag '{item}'.{hint}")
         args.overrides.append(item)
@@ -98,6 +103,8 @@ def parse(argv: list[str]) -> tuple[list[Path], list, str | None]:
     if args.quick_val is not None:
         overrides = [("data.subsample_test", True), ("data.subsample_size", args.quick_val),
                      *overrides]
+    if args.trust_pickle:
+        overrides = [*overrides, ("run.trust_pickle", True)]
     extra = [Path(p) for p in args.config]
     if args.task != DEFAULT_TASK:
         overrides = [("run.task", args.task), *overrides]
@@ -166,6 +173,7 @@ def run_command_line() -> None:
     from gazefollow.engine.run_lock import RunLockError
     from gazefollow.engine.samples import BadInput
     from gazefollow.engine.stopping import TrainingInterrupted
+    from gazefollow.engine.untrusted import UntrustedFileError
     from gazefollow.engine.weights import FrozenWeightsError
 
     debug = "--debug" in sys.argv[1:]
@@ -177,10 +185,12 @@ def run_command_line() -> None:
     except KeyboardInterrupt:
         if debug:
             raise
-        sys.exit("aborted (Ctrl-C); complete checkpoints on disk are kept, and the same "
-                 "command resumes from the newest")
+        print("aborted (Ctrl-C); complete checkpoints on disk are kept, and the same command "
+              "resumes from the newest", file=sys.stderr)
+        sys.exit(130)  # as for SIGINT during training: the shell's code for Ctrl-C
     except (ConfigError, BadInput, FileNotFoundError, FileExistsError, CheckpointError,
-            InitWeightsError, RunLockError, FrozenWeightsError, FloatingPointError) as err:
+            InitWeightsError, RunLockError, FrozenWeightsError, FloatingPointError,
+            UntrustedFileError) as err:
         if debug:
             raise
         kind = "configuration error" if isinstance(err, ConfigError) else "error"

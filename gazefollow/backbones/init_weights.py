@@ -52,6 +52,7 @@ from gazefollow.backbones.resnet import ResNet
 from gazefollow.config import ConfigError
 from gazefollow.engine.checkpoint import (CheckpointError, migrate_model_keys, reading_error,
                                           resolve_checkpoint)
+from gazefollow.engine.untrusted import UntrustedFileError, load_torch_file
 
 TORCHVISION_KEY = re.compile(r"(conv1|bn1|layer\d+|fc)\.")
 CLASSIC_KEY = re.compile(r"(conv1|bn1|layer\d+)_(scene|face)(\..+)")
@@ -80,12 +81,14 @@ def resolve_init_path(path_or_dir: str | Path) -> Path:
         raise FileNotFoundError(f"run.init_weights: {err}") from None
 
 
-def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
-    """-> (state dict, format when the wrapper tells it, else None)."""
+def read_state_dict(path: Path, trust_pickle: bool = False,
+                    log=print) -> tuple[dict[str, torch.Tensor], str | None]:
+    """-> (state dict, format when the wrapper tells it, else None). The file is read as data
+    (``engine/untrusted.py``)."""
     try:
-        # weights_only=False: our checkpoints hold non-tensor training state too; the file is
-        # one the user named, as with any checkpoint they resume from.
-        content = torch.load(path, map_location="cpu", weights_only=False)
+        content = load_torch_file(path, "run.init_weights:", trust_pickle, log)
+    except UntrustedFileError:
+        raise
     except Exception as err:  # noqa: BLE001  any unreadable file is one named error
         raise CheckpointError(f"run.init_weights: cannot read {path} as a torch file: "
                               f"{reading_error(err)}") from None
@@ -265,7 +268,7 @@ def load_initial_weights(model: nn.Module, run_cfg, log=print,
     missing, unexpected or mismatched, unless run_cfg.init_partial; and always when nothing
     fits, which is a wrong file or format rather than a partial load."""
     path = resolve_init_path(run_cfg.init_weights)
-    state, fmt = read_state_dict(path)
+    state, fmt = read_state_dict(path, run_cfg.trust_pickle, log)
     renamed, key_map_dropped = rename_file_keys(list(state), run_cfg.init_key_map)
     own = model.state_dict()
     if run_cfg.init_format != "auto":

@@ -57,6 +57,10 @@ class RunConfig:
     # Prefix renames of the FILE's keys, applied before the format's own mapping
     # (old -> new, first match wins; null drops the keys).
     init_key_map: dict[str, Optional[str]] = field(default_factory=dict)
+    # Load weights files that hold Python objects beyond tensors and plain data (an older
+    # checkpoint with an argparse Namespace, say). Such a file can run code: only for files
+    # whose source you trust.
+    trust_pickle: bool = False
 
     CHOICES = {"device": ("auto", "cpu", "cuda", "mps"),
                "init_format": ("auto", "gazefollow", "torchvision", "classic", "original",

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gazefollow.engine.untrusted import UntrustedFileError, load_torch_file
+
 CHECKPOINTS_DIR = "checkpoints"
 STATE_FILE = "state.pt"
 MARKER = "COMPLETE"
@@ -77,9 +79,13 @@ def find_resumable(run_dir: Path) -> Path | None:
 
 def rng_state(device: torch.device) -> dict:
     """Every random stream a training step of this process can draw from (on a GPU, its own
-    device's only: another machine may show a different number of GPUs)."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
-             "torch": torch.get_rng_state()}
+    device's only: another machine may show a different number of GPUs), as plain data: the
+    file loads with ``weights_only=True``."""
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    numpy_state = {"bit_generator": name, "keys": torch.from_numpy(keys.astype(np.int64)),
+                   "pos": int(position), "has_gauss": int(has_gauss),
+                   "cached_gaussian": float(cached)}
+    state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)
     return state
@@ -87,7 +93,12 @@ def rng_state(device: torch.device) -> dict:
 
 def set_rng_state(state: dict, device: torch.device) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    numpy_state = state["numpy"]
+    if isinstance(numpy_state, dict):  # earlier versions stored numpy's own tuple
+        numpy_state = (numpy_state["bit_generator"],
+                       numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
+                       numpy_state["has_gauss"], numpy_state["cached_gaussian"])
+    np.random.set_state(numpy_state)
     torch.set_rng_state(state["torch"])
     if "cuda" in state and device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda"], device)
@@ -216,12 +227,14 @@ def reading_error(err: Exception) -> str:
     return f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint (see resolve_checkpoint), refusing files that are not ours; one of
-    an earlier version comes back in today's names."""
+def load_checkpoint(path: str | Path, trust_pickle: bool = False) -> dict:
+    """Read a checkpoint (see resolve_checkpoint) as data, refusing files that are not ours;
+    one of an earlier version comes back in today's names."""
     path = resolve_checkpoint(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = load_torch_file(path, "checkpoint", trust_pickle)
+    except UntrustedFileError:
+        raise
     except Exception as err:  # noqa: BLE001  any unreadable file (pickle, zip, memory) is one error
         raise CheckpointError(f"cannot read checkpoint {path}: {reading_error(err)}") from None
     missing = {"model", "config", "step"} - set(state) if isinstance(state, dict) else {"model"}
@@ -237,7 +250,9 @@ def load_rng_state(checkpoint_dir: Path, process_index: int, device: torch.devic
     if not path.is_file():
         return False
     try:
-        state = torch.load(path, weights_only=False)
+        state = load_torch_file(path, "RNG state")
+    except UntrustedFileError:
+        raise
     except Exception as err:  # noqa: BLE001  one named error, whatever broke the file
         raise CheckpointError(f"cannot read the RNG state {path}: {reading_error(err)}") \
             from None

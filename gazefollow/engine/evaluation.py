@@ -202,7 +202,7 @@ def load_for_eval(checkpoint: str | Path, overrides: list = (), layers: list = (
     if path.suffix in registry.foreign_checkpoints:
         config = registry.build_config(layers, overrides)
         return registry.foreign_checkpoints[path.suffix](path, config)
-    state = load_checkpoint(path)
+    state = load_checkpoint(path, trusts_pickle(overrides))
     latest = latest_checkpoint(run_dir_of(path))
     config = registry.build_config(layers, overrides, base=state["config"])
     model = build_trained_model(registry.task_of(config), config, state, path)
@@ -213,6 +213,17 @@ def load_for_eval(checkpoint: str | Path, overrides: list = (), layers: list = (
             # outputs of an older checkpoint of the run are named by its step, so they never
             # overwrite those of the newest
             "suffix": "" if latest in (None, path.parent) else f"-step{state['step']}"}
+
+
+def trusts_pickle(overrides) -> bool:
+    """Whether the overrides say ``run.trust_pickle=true``: read before the checkpoint's own
+    config exists, since that config is inside the file to be trusted."""
+    value = None
+    for item in overrides:
+        key, new = item if isinstance(item, tuple) else (str(item).split("=", 1) + [""])[:2]
+        if key == "run.trust_pickle":
+            value = new
+    return str(value).strip().lower() in ("true", "1", "yes")
 
 
 def evaluate_checkpoint(checkpoint: str | Path, overrides: list = (), out_dir=None,

@@ -106,7 +106,7 @@ def resume_or_start(state: RunState, latest: Path | None, parts: TrainParts, con
         for broken in incomplete_checkpoints(run_dir):
             log(f"ignoring {broken}: its save was interrupted")
     if latest is not None:
-        stored = load_checkpoint(latest)
+        stored = load_checkpoint(latest, config.run.trust_pickle)
         state.step = restore(stored, config, accelerator.num_processes, parts, task)
         state.frozen_source = (stored.get("frozen") or {}).get("source")
         state.counters.update(stored.get("counters", {}))

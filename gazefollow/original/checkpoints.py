@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from gazefollow.engine.checkpoint import CheckpointError, reading_error
+from gazefollow.engine.untrusted import UntrustedFileError, load_torch_file
 
 UNET_PREFIX = "head.denoiser.unet."
 PREFIXES = {"gaze_model.": "gaze.", "sequential.": "inout_head.conv.",
@@ -93,10 +94,13 @@ def is_original_checkpoint(content) -> bool:
             and any(str(k).startswith("gaze_model.") for k in content["model"]))
 
 
-def read_original_checkpoint(path: Path) -> dict:
-    """The original's checkpoint dict; CheckpointError when the file is not one."""
+def read_original_checkpoint(path: Path, trust_pickle: bool = False, log=print) -> dict:
+    """The original's checkpoint dict, read as data; CheckpointError when the file is not
+    one."""
     try:
-        content = torch.load(path, map_location="cpu", weights_only=False)
+        content = load_torch_file(path, "the original's checkpoint", trust_pickle, log)
+    except UntrustedFileError:
+        raise
     except Exception as err:  # noqa: BLE001  any unreadable file is one named error
         raise CheckpointError(f"cannot read {path}: {reading_error(err)}") from None
     if not is_original_checkpoint(content):
@@ -148,7 +152,7 @@ def map_original_state(weights: dict, model, model_cfg) -> tuple[dict, dict]:
 def load_original_checkpoint(model, path: Path, config, log=print) -> dict:
     """Load the original's checkpoint into ``model`` (the original configuration); refuse,
     naming the first keys, when any key is missing, unexpected or mismatched. -> report."""
-    content = read_original_checkpoint(path)
+    content = read_original_checkpoint(path, config.run.trust_pickle, log)
     weights = original_weights(content, use_ema=config.optim.ema_on)
     mapped, report = map_original_state(weights, model, config.model)
     log(f"original checkpoint {path} (epoch {content.get('epoch')}): {report['loaded']} "

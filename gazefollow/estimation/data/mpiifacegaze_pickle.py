@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gazefollow.engine.samples import LoadReport
+from gazefollow.engine.samples import BadInput, LoadReport
+from gazefollow.engine.untrusted import UntrustedFileError, load_data_pickle
 from gazefollow.estimation.conventions import from_mpiifacegaze
 from gazefollow.estimation.data.mpiifacegaze import LABEL_WIDTH
 from gazefollow.estimation.data.sample import face_sample
@@ -44,9 +45,10 @@ def _read_labels(file: Path, report: LoadReport) -> dict | None:
         report.bad(str(file), "missing subject file", "no such file")
         return None
     try:
-        with file.open("rb") as handle:
-            content = pickle.load(handle)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError) as err:
+        content = load_data_pickle(file, "subject file")
+    except UntrustedFileError as err:  # never skipped: a planted payload is not a bad row
+        raise BadInput(str(err)) from None
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError) as err:
         report.bad(str(file), "unreadable file", f"not a pickle: {err}")
         return None
     if not isinstance(content, dict) or not {"images", "labels"} <= set(content):

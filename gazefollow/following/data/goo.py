@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from gazefollow.engine.samples import BadInput, LoadReport
+from gazefollow.engine.untrusted import UntrustedFileError, load_data_pickle
 from gazefollow.following.data.instances import HeadInstance
 
 BASIS_W, BASIS_H = 640.0, 480.0
@@ -52,8 +53,12 @@ def read_goo(path: str | Path, image_dir: str = "",
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"GOO annotation pickle not found: {path}")
-    with path.open("rb") as handle:
-        entries = pickle.load(handle)
+    try:
+        entries = load_data_pickle(path, "GOO annotation pickle")
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as err:
+        if isinstance(err, UntrustedFileError):
+            raise BadInput(str(err)) from None
+        raise BadInput(f"{path}: not a readable pickle ({type(err).__name__}: {err})") from None
     if not isinstance(entries, list):
         raise BadInput(f"{path}: expected a list of dicts, found {type(entries).__name__}")
     report = LoadReport(source=str(path), policy=policy)
