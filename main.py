@@ -168,33 +168,9 @@ def main(argv: list[str] | None = None) -> dict:
 
 def run_command_line() -> None:
     """main() for a shell: a project error is one line (``--debug``: the traceback too)."""
-    from gazefollow.backbones.init_weights import InitWeightsError
-    from gazefollow.engine.checkpoint import CheckpointError
-    from gazefollow.engine.run_lock import RunLockError
-    from gazefollow.engine.samples import BadInput
-    from gazefollow.engine.stopping import TrainingInterrupted
-    from gazefollow.engine.untrusted import UntrustedFileError
-    from gazefollow.engine.weights import FrozenWeightsError
+    from gazefollow.cli import run_command
 
-    debug = "--debug" in sys.argv[1:]
-    try:
-        main([a for a in sys.argv[1:] if a != "--debug"])
-    except TrainingInterrupted as stopped:
-        print(stopped, file=sys.stderr)
-        sys.exit(stopped.exit_code)
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        print("aborted (Ctrl-C); complete checkpoints on disk are kept, and the same command "
-              "resumes from the newest", file=sys.stderr)
-        sys.exit(130)  # as for SIGINT during training: the shell's code for Ctrl-C
-    except (ConfigError, BadInput, FileNotFoundError, FileExistsError, CheckpointError,
-            InitWeightsError, RunLockError, FrozenWeightsError, FloatingPointError,
-            UntrustedFileError) as err:
-        if debug:
-            raise
-        kind = "configuration error" if isinstance(err, ConfigError) else "error"
-        sys.exit(f"{kind}: {err}  (--debug shows where)")
+    run_command(main)
 
 
 if __name__ == "__main__":

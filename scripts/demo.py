@@ -17,15 +17,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gazefollow.engine.samples import BadInput
+from gazefollow.cli import run_command  # noqa: E402
+from gazefollow.config import ConfigError  # noqa: E402
 from gazefollow.following.demo import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, Demo,  # noqa: E402
-                                       run_images, run_video, write_outputs)
+                                       prepare_output, run_images, run_video, write_outputs)
 from gazefollow.following.heads_found import (FACE_BACKENDS, FaceHeadDetector,  # noqa: E402
                                               read_boxes_file)
 from gazefollow.following.predict import GazePredictor  # noqa: E402
 
 
-def main() -> None:
+def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", required=True)
@@ -40,13 +41,14 @@ def main() -> None:
     parser.add_argument("--confidence", type=float, default=0.6, help="face detector threshold")
     parser.add_argument("--detector", default="auto", choices=["auto", *FACE_BACKENDS],
                         help="the face detector's package (auto: the first installed)")
-    parser.add_argument("--strict", action="store_true", help="stop at an unreadable image")
-    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty DIR")
-    args = parser.parse_args()
+    parser.add_argument("--strict", action="store_true",
+                        help="stop at an unreadable image or a video frame that cannot be decoded")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier demo output in DIR (never another folder)")
+    args = parser.parse_args(argv)
+    check_options(args)
     source, out = Path(args.input), Path(args.output)
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        sys.exit(f"error: {out} exists and is not empty; choose another folder or --overwrite")
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_output(out, args.overwrite)
     boxes = read_boxes_file(args.boxes) if args.boxes else None
     demo = Demo(GazePredictor.from_pretrained(args.weights), boxes,
                 lambda: FaceHeadDetector(args.confidence, args.detector), args.num_samples,
@@ -55,7 +57,7 @@ def main() -> None:
         files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         run_images(demo, files, out, args.strict)
     elif source.suffix.lower() in VIDEO_SUFFIXES:
-        run_video(demo, source, out)
+        run_video(demo, source, out, args.strict)
     elif source.is_file():
         run_images(demo, [source], out, args.strict)
     else:
@@ -63,13 +65,25 @@ def main() -> None:
     write_outputs(demo.report, out)
     report = demo.report
     print(f"{len(report.entries)} image(s) or frame(s) -> {out}; {len(report.without_heads)} "
-          f"without a head found; {len(report.unreadable)} unreadable")
+          f"without a head found; {len(report.unreadable)} unreadable; "
+          f"{len(report.undecodable_frames)} video frame(s) could not be decoded")
+    if report.undecodable_frames:
+        print(f"  SKIPPED frames {', '.join(report.undecodable_frames)}: could not be decoded "
+              "(in predictions.json as skipped; the annotated video repeats the last frame)")
     for line in report.unreadable:
         print(f"  SKIPPED {line}")
 
 
+def check_options(args) -> None:
+    if args.num_samples < 1:
+        raise ConfigError(f"--num_samples must be at least 1 (got {args.num_samples})")
+    if args.steps is not None and args.steps < 1:
+        raise ConfigError(f"--steps must be at least 1 (got {args.steps})")
+    if not 0 <= args.smoothing < 1:
+        raise ConfigError(f"--smoothing must be in [0, 1) (got {args.smoothing})")
+    if not 0 < args.confidence <= 1:
+        raise ConfigError(f"--confidence must be in (0, 1] (got {args.confidence})")
+
+
 if __name__ == "__main__":
-    try:
-        main()
-    except (BadInput, FileNotFoundError, ImportError) as err:  # named in one line, as main.py does
-        sys.exit(f"error: {err}")
+    run_command(main)  # a bad input, file or option: one line (--debug: the traceback)

@@ -14,18 +14,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gazefollow.cli import run_command  # noqa: E402
 from gazefollow.engine.checkpoint import resolve_checkpoint, run_dir_of  # noqa: E402
 from gazefollow.following.predict import GazePredictor  # noqa: E402
 
 
-def main() -> None:
+def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("weights")
     parser.add_argument("out")
     parser.add_argument("--raw", action="store_true", help="the raw weights, not the EMA ones")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier export")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     predictor = GazePredictor.from_pretrained(args.weights, device="cpu", ema=not args.raw)
     metrics_file = run_dir_of(resolve_checkpoint(args.weights)) / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
@@ -34,4 +35,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)  # a bad run, checkpoint or folder: one line (--debug: the traceback)

@@ -194,8 +194,8 @@ def load_for_eval(checkpoint: str | Path, overrides: list = (), layers: list = (
     "state", "path", "run_dir", "suffix"}; the checkpoint's config with ``layers`` and
     ``overrides`` on top. A file of another code base (``registry.foreign_checkpoints``, by
     suffix) is read by its own loader."""
-    from gazefollow.engine.checkpoint import (latest_checkpoint, load_checkpoint,
-                                              resolve_checkpoint, run_dir_of)
+    from gazefollow.engine.checkpoint import (CheckpointError, latest_checkpoint,
+                                              load_checkpoint, resolve_checkpoint, run_dir_of)
     from gazefollow.engine.runtime import eval_device
 
     path = resolve_checkpoint(checkpoint)
@@ -203,6 +203,10 @@ def load_for_eval(checkpoint: str | Path, overrides: list = (), layers: list = (
         config = registry.build_config(layers, overrides)
         return registry.foreign_checkpoints[path.suffix](path, config)
     state = load_checkpoint(path, trusts_pickle(overrides))
+    task_name = (state["config"].get("run") or {}).get("task", "following")
+    if task_name not in registry.tasks:
+        raise CheckpointError(f"{path} holds a model of the '{task_name}' task; this loader "
+                              f"knows only {sorted(registry.tasks)}")
     latest = latest_checkpoint(run_dir_of(path))
     config = registry.build_config(layers, overrides, base=state["config"])
     model = build_trained_model(registry.task_of(config), config, state, path)

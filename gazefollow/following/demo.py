@@ -4,7 +4,9 @@ and write annotated pictures (or an annotated MP4), ``predictions.json`` and
 
 Each image or frame gets its head boxes from a boxes file (``box_source: "given"``) or from
 the detector (``"detected"``); a frame where none is found is written with ``"people": []``
-and counted, never dropped. In a video a greedy IoU tracker keeps person ids across frames;
+and counted, never dropped. A video frame OpenCV cannot decode is written as
+``{"image": "<frame>", "skipped": reason, "people": []}`` and counted, and reading goes on;
+``--strict`` stops there instead. In a video a greedy IoU tracker keeps person ids across frames;
 ``smoothing`` > 0 averages each track's predicted point exponentially (off by default).
 """
 from __future__ import annotations
@@ -32,6 +34,7 @@ class DemoReport:
     entries: list[dict] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
     without_heads: list[str] = field(default_factory=list)
+    undecodable_frames: list[str] = field(default_factory=list)
 
 
 class IoUTracker:
@@ -128,6 +131,11 @@ class Demo:
         self.report.entries.append(entry(name, rgb.shape[1], rgb.shape[0], people, sources, ids))
         return draw(rgb, people, ids)
 
+    def skip_frame(self, name: str, reason: str) -> None:
+        """A video frame that could not be decoded: kept in predictions.json, counted."""
+        self.report.undecodable_frames.append(name)
+        self.report.entries.append({"image": name, "skipped": reason, "people": []})
+
     def _smooth(self, people: list, ids: list, width: int, height: int) -> None:
         for person, track in zip(people, ids):
             previous = self.smoothed.get(track)
@@ -159,7 +167,9 @@ def run_images(demo: Demo, files: list[Path], out: Path, strict: bool) -> None:
         cv2.imwrite(str(out / f"{file.stem}_gaze.png"), annotated[:, :, ::-1])
 
 
-def run_video(demo: Demo, video: Path, out: Path) -> None:
+def run_video(demo: Demo, video: Path, out: Path, strict: bool = False) -> None:
+    """Every frame OpenCV can decode, annotated; a frame it cannot decode is recorded as
+    skipped (``--strict``: stops there) and reading goes on to the stream's end."""
     if demo.wants_depth:
         raise BadInput(f"{video}: this model has a depth branch and a video has no depth maps; "
                        "predict on its frames as images with a depth map beside each")
@@ -167,18 +177,27 @@ def run_video(demo: Demo, video: Path, out: Path) -> None:
     if not capture.isOpened():
         raise BadInput(f"cannot open video {video}")
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    writer, tracker, index = None, IoUTracker(), 0
-    progress = tqdm(desc="frames", unit="frame")
+    # a failed read is the end only past the stated length (0 when the container does not
+    # say: then the first failed read ends the video)
+    length = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
+    writer, tracker, index, annotated = None, IoUTracker(), 0, None
+    progress = tqdm(desc="frames", unit="frame", total=length or None)
     while True:
         ok, bgr = capture.read()
-        if not ok:
+        if not ok and index >= length:
             break
-        annotated = demo.frame(str(index), np.ascontiguousarray(bgr[:, :, ::-1]), tracker)
-        if writer is None:
-            writer = cv2.VideoWriter(str(out / f"{video.stem}_gaze.mp4"),
-                                     cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                     (annotated.shape[1], annotated.shape[0]))
-        writer.write(np.ascontiguousarray(annotated[:, :, ::-1]))
+        if ok:
+            annotated = demo.frame(str(index), np.ascontiguousarray(bgr[:, :, ::-1]), tracker)
+        else:
+            if strict:
+                raise BadInput(f"{video}: frame {index} could not be decoded (--strict)")
+            demo.skip_frame(str(index), "frame could not be decoded")
+        if annotated is not None:  # a skipped frame repeats the last one: timing is kept
+            if writer is None:
+                writer = cv2.VideoWriter(str(out / f"{video.stem}_gaze.mp4"),
+                                         cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                         (annotated.shape[1], annotated.shape[0]))
+            writer.write(np.ascontiguousarray(annotated[:, :, ::-1]))
         index += 1
         progress.update(1)
     progress.close()
@@ -186,6 +205,32 @@ def run_video(demo: Demo, video: Path, out: Path) -> None:
     if writer is None:
         raise BadInput(f"video {video} has no frames that could be read")
     writer.release()
+
+
+def is_demo_output(folder: Path) -> bool:
+    """Whether ``folder`` holds what the demo writes: its predictions.json, read and
+    recognised (a list of entries, each naming its image and people)."""
+    try:
+        entries = json.loads((folder / "predictions.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(entries, list) and all(
+        isinstance(item, dict) and {"image", "people"} <= set(item) for item in entries)
+
+
+def prepare_output(out: Path, overwrite: bool) -> None:
+    """Create ``out``; a non-empty folder only with ``overwrite`` and only when it holds an
+    earlier demo output: a user's folder is never written into."""
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--output {out} is a file, not a folder")
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out} exists and is not empty; choose another folder or "
+                                  "--overwrite to replace an earlier demo output")
+        if not is_demo_output(out):
+            raise FileExistsError(f"{out} holds no predictions.json of this demo: it is not a "
+                                  "demo output, so it is left as it is")
+    out.mkdir(parents=True, exist_ok=True)
 
 
 def write_outputs(report: DemoReport, out: Path) -> None:

@@ -4,8 +4,12 @@ gazefollow that wrote it) and a short ``README.md`` (what it was trained on, its
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file, save_file
 
 from gazefollow.config import to_dict
@@ -15,25 +19,57 @@ WEIGHTS_FILE, CONFIG_FILE, CARD_FILE = "model.safetensors", "config.json", "READ
 FORMAT = "gazefollow-export-1"
 
 
+def is_export(directory: Path) -> bool:
+    """Whether ``directory`` holds an export of ours: its config.json read and recognised."""
+    try:
+        stored = json.loads((directory / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(stored, dict) and stored.get("format") == FORMAT
+
+
 def save_exported(model, config, directory: str | Path, weights: str = "ema",
                   overwrite: bool = False, metrics: dict | None = None) -> Path:
-    """Write the folder; a non-empty folder is refused unless ``overwrite`` (and then only
-    when it holds an export: a user's folder is never replaced)."""
+    """Write the folder, load it back, and only then move it into place. A non-empty folder
+    is refused unless ``overwrite``, and then replaced only when it holds an export of ours:
+    a user's folder is never written into."""
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise FileExistsError(f"{directory} is a file, not a folder")
     if directory.exists() and any(directory.iterdir()):
         if not overwrite:
             raise FileExistsError(f"{directory} exists and is not empty; choose another folder "
                                   "or pass overwrite=True (--overwrite) to replace an export")
-        if not (directory / CONFIG_FILE).is_file():
-            raise FileExistsError(f"{directory} holds no {CONFIG_FILE}: it is not an export, "
-                                  "so it is left as it is")
-    directory.mkdir(parents=True, exist_ok=True)
+        if not is_export(directory):
+            raise FileExistsError(f"{directory} holds no {CONFIG_FILE} of a gazefollow export: "
+                                  "it is not an export, so it is left as it is")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.export-", dir=directory.parent))
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(directory / WEIGHTS_FILE), metadata={"format": FORMAT})
-    (directory / CONFIG_FILE).write_text(json.dumps(
+    save_file(state, str(staging / WEIGHTS_FILE), metadata={"format": FORMAT})
+    (staging / CONFIG_FILE).write_text(json.dumps(
         {"format": FORMAT, "weights": weights, "config": to_dict(config)}, indent=2))
-    (directory / CARD_FILE).write_text(model_card(config, weights, metrics))
+    (staging / CARD_FILE).write_text(model_card(config, weights, metrics))
+    try:
+        _check_loads_back(staging, state)
+    except CheckpointError:
+        shutil.rmtree(staging)
+        raise
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in (WEIGHTS_FILE, CONFIG_FILE, CARD_FILE):
+        os.replace(staging / name, directory / name)
+    staging.rmdir()
     return directory
+
+
+def _check_loads_back(directory: Path, state: dict) -> None:
+    """An export that does not load back to the same tensors is never handed out."""
+    model, _ = load_exported(directory)
+    loaded = model.state_dict()
+    differ = [k for k, v in state.items() if k not in loaded or not torch.equal(loaded[k], v)]
+    if differ:
+        raise CheckpointError(f"the export does not load back to the same weights ({len(differ)}"
+                              f" tensors differ, first: {differ[:3]}); nothing was written")
 
 
 def model_card(config, weights: str, metrics: dict | None) -> str:
