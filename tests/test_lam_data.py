@@ -110,10 +110,16 @@ def test_samples_crops_and_a_missing_crop(folder):
     assert not (frames[1]["faces"][3] == frames[1]["faces"][2]).all()  # cut at the box
     (folder / "face_imgs" / UID / "2" / "face_00007.jpg").unlink()
     with pytest.raises(BadInput, match=r"face_00007\.jpg: missing face crop of track 2"):
-        dataset[2]
-    skipping = LAMWindows(folder, tracks, report, "val",
+        dataset[2]  # a crop removed after the check is still named when it is read
+    # every crop is checked when the windows are made, before training
+    with pytest.raises(BadInput, match=r"face_00007\.jpg: missing crop: no such file"):
+        LAMWindows(folder, tracks, report, "val", lam_config("lam.val_stride=3"), {})
+    tracks, skipped = read_split(folder, "val", "skip")
+    skipping = LAMWindows(folder, tracks, skipped, "val",
                           lam_config("lam.val_stride=3", "data.on_bad_input=skip"), {})
-    assert BAD_KEY in skipping[2] and BAD_KEY not in skipping[0]
+    # frame 7 is in the windows of key frames 4, 7 and 10 (t-3 .. t+3)
+    assert [int(skipping[0]["frame"])] == [1] and len(skipping) == 1
+    assert skipped.skipped == {"missing crop": 1, "windows left out for a bad crop": 3}
 
 
 def test_gazepose_priors_are_read_and_missing_ones_counted(folder):
@@ -155,8 +161,12 @@ def test_challenge_crops_are_read_with_their_unique_ids(tmp_path):
         crop = tmp_path / "videos_challenge" / UID / "0" / f"{frame}_{unique}.jpg"
         crop.parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (8, 8)).save(crop)
-    [track] = read_challenge(tmp_path / "videos_challenge")
+    [track], report = read_challenge(tmp_path / "videos_challenge")
     assert track.frames.tolist() == [1, 3] and track.rows == ["b2", "a1"]
+    assert report.rows == 2 and report.instances == 1
     Image.new("RGB", (8, 8)).save(tmp_path / "videos_challenge" / UID / "0" / "bad.jpg")
-    with pytest.raises(BadInput, match="bad.jpg"):
+    (tmp_path / "videos_challenge" / UID / "7").mkdir()  # a track folder without crops
+    with pytest.raises(BadInput, match="bad.jpg: misnamed crop"):
         read_challenge(tmp_path / "videos_challenge")
+    _, skipped = read_challenge(tmp_path / "videos_challenge", "skip")
+    assert skipped.skipped == {"misnamed crop": 1, "empty track": 1}

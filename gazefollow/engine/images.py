@@ -1,5 +1,8 @@
-"""Image helpers every task's readers share: ImageNet normalisation and colour jitter."""
+"""Image helpers every task's readers share: the check of an image file before training,
+ImageNet normalisation and colour jitter."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -9,6 +12,23 @@ IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 
 
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+
+
+def image_size(file: Path, decode: bool) -> tuple[tuple[int, int] | None, str, str]:
+    """-> ((width, height) or None, reason, detail): the header is read (and with ``decode``
+    the whole image), so missing, empty and undecodable files are found before training."""
+    file = Path(file)
+    if not file.is_file():
+        return None, "missing image", str(file)
+    if file.stat().st_size == 0:
+        return None, "empty (0-byte) image", str(file)
+    try:
+        with Image.open(file) as image:
+            if decode:
+                image.load()
+            return image.size, "", ""
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        return None, "unreadable image", f"{file}: {err}"
 
 
 def to_tensor(image: Image.Image) -> torch.Tensor:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from gazefollow.engine.evaluation import Evaluation, predict_split
+from gazefollow.engine.samples import BadInput
 from gazefollow.social.metrics import (all_positive_baseline, lam_accuracy, lam_map,
                                        voc_average_precision)
 
@@ -81,26 +82,20 @@ def write_submission(rows: list[dict], path: Path) -> None:
     path.write_text(json.dumps({**CHALLENGE, "results": results}))
 
 
-def predict_challenge(config, model, device, shard, log) -> list[dict]:
-    """Every frame of the challenge's crops (lam.test_stride), with its unique id; [] when
-    the dataset has no challenge folder."""
-    from gazefollow.social.data.build import dataset_root, read_priors_for
-    from gazefollow.social.data.dataset import LAMWindows
-    from gazefollow.social.data.ego4d_lam import read_challenge
-    root = dataset_root(config)
-    folder = root / config.lam.challenge_dir
-    if not folder.is_dir():
-        log(f"no challenge crops at {folder}: no submission.json")
-        return []
-    tracks = read_challenge(folder)
-    dataset = LAMWindows(root, tracks, None, "challenge", config,
-                         read_priors_for(config, root, "challenge"), challenge_dir=folder)
-    rows, _ = predict_windows(model, dataset, batch_size=config.eval.batch_size, device=device,
-                              shard=shard, desc="challenge")
+def predict_challenge(dataset, config, model, device, shard, log) -> tuple[list, list, str]:
+    """(rows of every challenge window with its unique id, messages of windows that failed
+    to load, the error that stopped the prediction or ""). A failure here is reported, and
+    the evaluated split's files are written all the same."""
+    try:
+        rows, bad = predict_windows(model, dataset, batch_size=config.eval.batch_size,
+                                    device=device, shard=shard, desc="challenge")
+    except (BadInput, OSError) as err:
+        log(f"challenge prediction FAILED, so no submission.json: {err}")
+        return [], [], str(err)
     for row in rows:
         t, k = dataset.samples[row["position"]]
-        row["unique_id"] = tracks[t].rows[k]
-    return rows
+        row["unique_id"] = dataset.tracks[t].rows[k]
+    return rows, bad, ""
 
 
 def evaluate_lam(config, model, device, weights: str, shard: tuple[int, int],
@@ -109,18 +104,31 @@ def evaluate_lam(config, model, device, weights: str, shard: tuple[int, int],
     pred.csv, and the challenge's submission.json where its crops are present."""
     from gazefollow.social.data.build import build_lam_datasets
     split = config.eval.split
-    dataset = build_lam_datasets(config, splits=(split,), log=log)[split]
-    rows, bad = predict_windows(model, dataset, batch_size=config.eval.batch_size,
+    datasets = build_lam_datasets(config, splits=("train", split), log=log)
+    rows, bad = predict_windows(model, datasets[split], batch_size=config.eval.batch_size,
                                 device=device, num_workers=config.data.num_workers,
                                 shard=shard, desc=f"{split} ({weights})")
-    challenge = predict_challenge(config, model, device, shard, log)
+    challenge, challenge_bad, challenge_error = ([], [], "") if "challenge" not in datasets \
+        else predict_challenge(datasets["challenge"], config, model, device, shard, log)
     results = score_rows(rows)
     info = {
         "split": split, "ego4d_list": "val", "windows": len(rows),
         "positives": int(sum(r["label"] for r in rows)), "clip_length": config.data.clip_length,
         "stride": config.lam.val_stride, "model": config.lam.model,
-        "loaded": dataset.load_report.as_dict(), "challenge_windows": len(challenge),
+        "loaded": {name: datasets[name].load_report.as_dict()
+                   for name in ("train", split, "challenge") if name in datasets},
+        "challenge_windows": len(challenge), "challenge_skipped": len(challenge_bad),
         "all_positive": "every face scored 1 (looking); ties ranked as one group"}
+    if challenge_error:
+        info["challenge_error"] = challenge_error
+    unavailable = {key: f"the {split} split holds one class only ({info['positives']} looking "
+                        f"of {len(rows)})"
+                   for key in ("map", "ap_looking", "ap_not_looking")
+                   if np.isnan(results["model"][key])}
+    if np.isnan(results["all_positive"]["map"]):
+        unavailable["all_positive.map"] = f"the {split} split holds one class only"
+    if unavailable:
+        info["unavailable"] = unavailable
     table = (f"\n{split} split (Ego4D val list), {len(rows)} windows, {weights} weights:\n"
              + format_table(results))
 
@@ -130,7 +138,7 @@ def evaluate_lam(config, model, device, weights: str, shard: tuple[int, int],
             write_submission(challenge, run_dir / "submission.json")
         return []
 
-    return Evaluation(results, info, bad, table, write_files)
+    return Evaluation(results, info, bad + challenge_bad, table, write_files)
 
 
 def format_table(results: dict) -> str:

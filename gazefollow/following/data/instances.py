@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from gazefollow.engine.images import image_size
 from gazefollow.engine.samples import BadInput, LoadReport
 
 
@@ -57,22 +57,6 @@ def pixel_box(instance: HeadInstance, width: int, height: int) -> np.ndarray:
     return box
 
 
-def _image_size(file: Path, decode: bool) -> tuple[tuple[int, int] | None, str, str]:
-    """-> ((width, height) or None, reason, detail): the header is read (and with ``decode``
-    the whole image), so missing, empty and undecodable files are found before training."""
-    if not file.is_file():
-        return None, "missing image", str(file)
-    if file.stat().st_size == 0:
-        return None, "empty (0-byte) image", str(file)
-    try:
-        with Image.open(file) as image:
-            if decode:
-                image.load()
-            return image.size, "", ""
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
-        return None, "unreadable image", f"{file}: {err}"
-
-
 def _geometry_problem(instance: HeadInstance, box: np.ndarray, fixed: np.ndarray, width: int,
                       height: int) -> tuple[str, str] | None:
     """(reason, detail) when the head box (as annotated, in pixels, and after the quirk fixes)
@@ -100,7 +84,7 @@ def check_images(instances: list[HeadInstance], root: Path, report: LoadReport,
                     leave=False, disable=not decode)
     for inst in progress:
         if inst.path not in sizes:
-            sizes[inst.path] = _image_size(root / inst.path, decode)
+            sizes[inst.path] = image_size(root / inst.path, decode)
         size, reason, detail = sizes[inst.path]
         problem = (reason, detail)
         if size is not None:

@@ -30,7 +30,24 @@ def read_priors_for(config, root: Path, split: str) -> dict:
     return {kind: read_prior(root, split, kind) for kind, on in wanted.items() if on}
 
 
+def build_challenge(config, root: Path, log=print):
+    """The challenge's windows (every crop checked), or None without a challenge folder."""
+    from gazefollow.social.data.dataset import LAMWindows
+    from gazefollow.social.data.ego4d_lam import read_challenge
+    folder = root / config.lam.challenge_dir
+    if not folder.is_dir():
+        log(f"no challenge crops at {folder}: no submission.json")
+        return None
+    tracks, report = read_challenge(folder, config.data.on_bad_input)
+    dataset = LAMWindows(root, tracks, report, "challenge", config,
+                         read_priors_for(config, root, "challenge"), challenge_dir=folder)
+    log(f"challenge: {report.summary()}; {len(dataset)} windows")
+    return dataset
+
+
 def build_lam_datasets(config, splits=("train", "val", "test"), log=print) -> dict:
+    """The windows of each split; with the evaluated split, the challenge's too (under
+    "challenge", where its crops are present), so its crops are checked before training."""
     from gazefollow.social.data.dataset import LAMWindows
     from gazefollow.social.data.ego4d_lam import read_split
     root, out = dataset_root(config), {}
@@ -44,4 +61,8 @@ def build_lam_datasets(config, splits=("train", "val", "test"), log=print) -> di
         log(f"{split}: {report.summary()}; {len(dataset)} windows of {config.data.clip_length} "
             f"frames, {positives} looking ({positives / max(1, len(dataset)):.1%})")
         out[split] = dataset
+    if config.eval.split in splits:
+        challenge = build_challenge(config, root, log)
+        if challenge is not None:
+            out["challenge"] = challenge
     return out

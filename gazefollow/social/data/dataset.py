@@ -18,12 +18,14 @@ out, as every task's datasets do (``engine/samples.py``)).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from gazefollow.engine.images import color_jitter, to_tensor
+from gazefollow.engine.images import color_jitter, image_size, to_tensor
 from gazefollow.engine.samples import BAD_KEY, BadInput, LoadReport
 from gazefollow.social.data import ego4d_lam as layout
 
@@ -66,9 +68,51 @@ class LAMWindows(Dataset):
                                                 unit="tracks")
         stride = {"train": self.lam.train_stride, "challenge": self.lam.test_stride}.get(
             split, self.lam.val_stride)
-        self.samples = key_frames(tracks, stride)
+        self.samples = self._with_readable_crops(key_frames(tracks, stride))
         self.key_priors = [key_frame_priors(tracks[t], k, priors, self.load_report)
                            for t, k in self.samples]
+
+    def _crop_files(self, track, centre: int) -> list[tuple[Path, tuple | None]]:
+        """(file, box to cut or None) of every crop the window around ``centre`` reads (with
+        temporal dropout, a subset of them)."""
+        positions, _ = window(track, centre, self.cfg.clip_length)
+        files = []
+        for k in dict.fromkeys(int(k) for k in positions):
+            frame = int(track.frames[k])
+            if self.challenge_dir is not None:
+                files.append((layout.challenge_crop_path(self.challenge_dir, track.uid,
+                                                         track.track_id, frame, track.rows[k]),
+                              None))
+            elif self.lam.crops == "faces":
+                source = int(track.frames[_observed_source(track, k)])
+                files.append((layout.face_crop_path(self.root, track.uid, track.track_id,
+                                                    source), None))
+            else:
+                files.append((layout.frame_path(self.root, track.uid, frame),
+                              tuple(track.boxes[k])))
+        return files
+
+    def _with_readable_crops(self, samples: list) -> list:
+        """The key frames whose every crop opens (its header; every pixel with
+        ``data.verify_images``), checked before training as every task's images are: a bad
+        file is named (strict) or counted with the windows it takes out (skip)."""
+        checked, named, kept = {}, set(), []
+        for t, centre in samples:
+            problems = []
+            for file, box in self._crop_files(self.tracks[t], centre):
+                if file not in checked:
+                    checked[file] = _crop_problem(file, box, self.cfg.verify_images)
+                if checked[file] is not None:
+                    problems.append(file)
+            if not problems:
+                kept.append((t, centre))
+                continue
+            for file in problems:
+                if file not in named:  # each bad file is named once, whatever uses it
+                    named.add(file)
+                    self.load_report.bad(str(file), *checked[file])
+            self.load_report.skipped["windows left out for a bad crop"] += 1
+        return kept
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -136,6 +180,20 @@ class LAMWindows(Dataset):
             raise BadInput(f"{track.source}, frame {frame}: box {track.boxes[k].round(1)} is "
                            f"outside the {image.width}x{image.height} frame")
         return image.crop(tuple(int(round(v)) for v in (x1, y1, x2, y2)))
+
+
+def _crop_problem(file: Path, box, decode: bool) -> tuple[str, str] | None:
+    """(reason, detail) when a crop cannot be read, or its box is not inside its frame."""
+    size, reason, detail = image_size(file, decode)
+    if size is None:
+        detail = {"missing image": "no such file", "empty (0-byte) image": "0 bytes"}.get(
+            reason, detail.replace(f"{file}: ", ""))
+        return reason.replace("image", "crop"), detail
+    if box is not None and (min(box[2], size[0]) - max(box[0], 0) < 1
+                            or min(box[3], size[1]) - max(box[1], 0) < 1):
+        return "box outside the frame", \
+            f"box {np.round(box, 1).tolist()} in a {size[0]}x{size[1]} frame"
+    return None
 
 
 def drop_blurred(positions: np.ndarray, quality: np.ndarray, rng) -> np.ndarray:

@@ -90,6 +90,10 @@ def read_segments(root: Path, uid: str, report: LoadReport) -> dict[str, list]:
     except json.JSONDecodeError as err:
         report.bad(str(path), "unreadable JSON", str(err))
         return {}
+    if not isinstance(entries, list):
+        report.bad(str(path), "malformed file", f"expected a list of segments, found a JSON "
+                   f"{type(entries).__name__}")
+        return {}
     segments: dict[str, list] = {}
     for row, entry in enumerate(entries):
         try:
@@ -112,6 +116,13 @@ def _track_rows(path: Path, report: LoadReport) -> list[tuple[int, str, np.ndarr
         rows = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
         report.bad(str(path), "unreadable JSON", str(err))
+        return []
+    if not isinstance(rows, list):
+        report.bad(str(path), "malformed file", f"expected a list of rows, found a JSON "
+                   f"{type(rows).__name__}")
+        return []
+    if not rows:
+        report.bad(str(path), "empty tracklet", "the file lists no rows")
         return []
     kept = {}
     for row, entry in enumerate(rows):
@@ -180,26 +191,33 @@ def read_split(root: str | Path, split: str, policy: str = "strict") -> tuple[li
     return tracks, report
 
 
-def read_challenge(folder: str | Path) -> list[Track]:
+def read_challenge(folder: str | Path, policy: str = "strict") -> tuple[list[Track], LoadReport]:
     """The challenge's unlabelled test faces, ``<folder>/<video_id>/<track_id>/<frame>_
     <unique_id>.jpg`` (Ego4D's test loader): one track per folder, its crops in frame order;
-    ``Track.rows`` holds each frame's unique id, ``labels`` are -1."""
+    ``Track.rows`` holds each frame's unique id, ``labels`` are -1. A misnamed crop and a
+    track folder without crops follow ``policy``."""
     folder = Path(folder)
+    report = LoadReport(source=f"challenge crops {folder}", policy=policy, unit="tracks")
     tracks = []
     for track_dir in sorted(p for p in folder.glob("*/*") if p.is_dir()):
         found = {}
-        for file in track_dir.glob("*.jpg"):
+        for file in sorted(track_dir.glob("*.jpg")):
+            report.rows += 1
             frame, _, unique_id = file.stem.partition("_")
             if not frame.isdigit() or not unique_id:
-                raise BadInput(f"{file}: a challenge crop is named <frame>_<unique_id>.jpg")
+                report.bad(str(file), "misnamed crop", "a challenge crop is named "
+                           "<frame>_<unique_id>.jpg")
+                continue
             found[int(frame)] = unique_id
         if not found:
+            report.bad(str(track_dir), "empty track", "no <frame>_<unique_id>.jpg crop in it")
             continue
         frames = np.array(sorted(found))
         tracks.append(Track(track_dir.parent.name, track_dir.name, "", frames,
                             np.zeros((len(frames), 4)), np.full(len(frames), -1),
                             np.ones(len(frames), bool), str(track_dir),
                             [found[f] for f in frames]))
+    report.instances = len(tracks)
     if not tracks:
         raise BadInput(f"{folder} holds no <video_id>/<track_id>/<frame>_<unique_id>.jpg crops")
-    return tracks
+    return tracks, report
