@@ -25,6 +25,7 @@ from gazefollow.config import Config, ConfigError
 from gazefollow.engine.samples import BadInput
 from gazefollow.estimation import protocols
 from gazefollow.estimation.augment import FaceAugmentSettings
+from gazefollow.estimation.data.checks import check_faces
 from gazefollow.estimation.data.columbia import FOLDS, ColumbiaGaze, columbia_folds, subjects_under
 from gazefollow.estimation.data.dataset import FaceDataset
 from gazefollow.estimation.data.ethxgaze import ETHXGaze, train_subjects
@@ -100,11 +101,15 @@ def face_readers(config: Config, splits, log=print) -> dict:
     elif not root.is_dir():
         raise FileNotFoundError(f"data.dataset_dir={root} does not exist")
     if data.source_dataset == "gaze360":
-        return {split: Gaze360Frames(root, split, data.on_bad_input) for split in splits}
-    chosen = subject_split(config, root)
-    reader = SUBJECT_READERS[data.source_dataset]
-    return {split: reader(root, list(getattr(chosen, split)), data.on_bad_input)
-            for split in splits if getattr(chosen, split)}
+        readers = {split: Gaze360Frames(root, split, data.on_bad_input) for split in splits}
+    else:
+        chosen = subject_split(config, root)
+        reader = SUBJECT_READERS[data.source_dataset]
+        readers = {split: reader(root, list(getattr(chosen, split)), data.on_bad_input)
+                   for split in splits if getattr(chosen, split)}
+    for reader in readers.values():
+        check_faces(reader, data.verify_images)
+    return readers
 
 
 def build_face_datasets(config: Config, splits=("train", "val", "test"), log=print) -> dict:

@@ -77,6 +77,12 @@ class ColumbiaGaze:
         """[N, 2] pitch, yaw of every sample (project convention), without reading a face."""
         return np.array([gaze for _, _, gaze, _ in self.rows]).reshape(-1, 2)
 
+    def image_file(self, index: int) -> Path:
+        return self.rows[index][0]
+
+    def where(self, index: int) -> str:
+        return str(self.image_file(index))
+
     def __getitem__(self, index: int) -> dict:
         file, subject, gaze, pose = self.rows[index]
         with Image.open(file) as image:

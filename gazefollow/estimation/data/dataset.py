@@ -9,7 +9,8 @@ Batch keys: ``face`` [3, S, S] (resized to ``data.face_size``, ImageNet-normalis
 ``eye_landmarks`` [6, 2] (normalised; NaN unless the six MPIIFaceGaze landmarks), ``subject``,
 ``index`` (the reader's sample id) and ``position`` (in this dataset). Landmarks stay in the
 reader's sample (their count differs between datasets). A face that fails to load gives
-``{"bad_input": message}`` in skip mode, as every task's datasets do (``engine/samples.py``), and raises otherwise.
+``{"bad_input": message}`` in skip mode, as every task's datasets do (``engine/samples.py``),
+and raises otherwise; the message names the file and row (``reader.where``).
 """
 from __future__ import annotations
 
@@ -69,5 +70,6 @@ class FaceDataset(Dataset):
         try:
             return self.reader[position]
         except (OSError, ValueError, KeyError) as err:
-            where = self.reader.report.source
-            raise BadInput(f"{where}, sample {position}: cannot read the face: {err}") from None
+            where = self.reader.where(position) if hasattr(self.reader, "where") else \
+                f"{self.reader.report.source}, sample {position}"
+            raise BadInput(f"{where}: cannot read the face: {err}") from None

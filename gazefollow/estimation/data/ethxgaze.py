@@ -25,7 +25,10 @@ def train_subjects(root: str | Path) -> list[str]:
     file = Path(root) / SPLIT_FILE
     if not file.is_file():
         raise FileNotFoundError(f"no {SPLIT_FILE} in {root} (the ETH-XGaze release has one)")
-    split = json.loads(file.read_text(encoding="utf-8-sig"))
+    try:
+        split = json.loads(file.read_text(encoding="utf-8-sig"))
+    except ValueError as err:
+        raise BadInput(f"{file}: not valid JSON: {err}") from None
     if not isinstance(split, dict) or not isinstance(split.get("train"), list):
         raise BadInput(f"{file}: expected a 'train' list of subject files")
     return [str(name) for name in split["train"]]

@@ -36,7 +36,7 @@ class FacePatchFiles:
 
     def _add(self, file: Path, shape: tuple, labels: dict) -> None:
         gaze, pose = labels["face_gaze"], labels.get("face_head_pose")
-        if len(shape) != 4 or shape[3] != 3 or shape[1] != shape[2]:
+        if len(shape) != 4 or shape[3] != 3 or shape[1] != shape[2] or shape[1] == 0:
             self.report.bad(str(file), "wrong shape", f"face_patch is {shape}, not [N, S, S, 3]")
             return
         if gaze.shape != (shape[0], 2) or (pose is not None and pose.shape != (shape[0], 2)):
@@ -56,6 +56,11 @@ class FacePatchFiles:
     def gaze_labels(self) -> np.ndarray:
         """[N, 2] pitch, yaw of every sample (project convention), without reading a face."""
         return from_ethxgaze(np.array([gaze for _, _, gaze, _ in self.rows]).reshape(-1, 2))
+
+    def where(self, index: int) -> str:
+        """The file and row of a sample, for messages."""
+        file, row, _, _ = self.rows[index]
+        return f"{file}, row {row}"
 
     def __getitem__(self, index: int) -> dict:
         file, row, gaze, pose = self.rows[index]

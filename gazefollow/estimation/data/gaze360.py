@@ -69,6 +69,12 @@ class Gaze360Frames:
         """[N, 2] pitch, yaw of every sample (project convention), without reading a face."""
         return np.array([gaze for _, gaze, _ in self.rows]).reshape(-1, 2)
 
+    def image_file(self, index: int) -> Path:
+        return self.root / "imgs" / self.rows[index][0]
+
+    def where(self, index: int) -> str:
+        return f"{self.image_file(index)} (line {self.rows[index][2]} of the split file)"
+
     def __getitem__(self, index: int) -> dict:
         path, gaze, _ = self.rows[index]
         with Image.open(self.root / "imgs" / path) as image:

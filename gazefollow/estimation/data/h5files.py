@@ -30,6 +30,15 @@ def read_subject(file: Path, image_key: str, label_keys: list[str], report: Load
                            "not uint8")
                 return None
             present = [*label_keys, *(key for key in optional if key in h5)]
+            not_numbers = [key for key in present
+                           if not np.issubdtype(h5[key].dtype, np.number)]
+            if not_numbers:
+                report.bad(str(file), "malformed label", f"{', '.join(not_numbers)} holds "
+                           f"{h5[not_numbers[0]].dtype}, not numbers")
+                return None
+            if h5[image_key].shape[:1] == (0,):
+                report.bad(str(file), "no faces", f"{image_key} holds 0 faces")
+                return None
             return h5[image_key].shape, {key: h5[key][()] for key in present}
     except OSError as err:
         report.bad(str(file), "unreadable file", f"not an HDF5 file: {err}")

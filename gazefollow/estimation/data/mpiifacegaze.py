@@ -46,7 +46,7 @@ class MPIIFaceGazeMat:
             if read is None:
                 continue
             shape, labels = read[0], read[1]["Data/label"]
-            if len(shape) != 4 or shape[1] != 3 or shape[2] != shape[3]:
+            if len(shape) != 4 or shape[1] != 3 or shape[2] != shape[3] or shape[2] == 0:
                 self.report.bad(str(file), "wrong shape", f"Data/data is {shape}, not "
                                 "[N, 3, S, S]")
                 continue
@@ -65,6 +65,11 @@ class MPIIFaceGazeMat:
     def gaze_labels(self) -> np.ndarray:
         """[N, 2] pitch, yaw of every sample (project convention), without reading a face."""
         return from_mpiifacegaze(np.array([label[0:2] for _, _, label in self.rows]).reshape(-1, 2))
+
+    def where(self, index: int) -> str:
+        """The file and row of a sample, for messages."""
+        subject, row, _ = self.rows[index]
+        return f"{subject_file(self.root, subject)}, row {row}"
 
     def __getitem__(self, index: int) -> dict:
         subject, row, label = self.rows[index]

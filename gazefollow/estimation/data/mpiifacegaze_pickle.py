@@ -54,6 +54,14 @@ def _read_labels(file: Path, report: LoadReport) -> dict | None:
     if not isinstance(content, dict) or not {"images", "labels"} <= set(content):
         report.bad(str(file), "missing key", "expected a dict with 'images' and 'labels'")
         return None
+    sequences = (list, tuple, np.ndarray)
+    if not (isinstance(content["images"], sequences)
+            and isinstance(content["labels"], sequences)):
+        report.bad(str(file), "malformed file", "'images' and 'labels' must be lists")
+        return None
+    if len(content["images"]) == 0:
+        report.bad(str(file), "no faces", "the subject file lists no faces")
+        return None
     if len(content["images"]) != len(content["labels"]):
         report.bad(str(file), "wrong shape", f"{len(content['images'])} images but "
                    f"{len(content['labels'])} labels")
@@ -82,7 +90,11 @@ class MPIIFaceGazePickle:
 
     def _add(self, subject: str, folder: Path, number: int, image, label) -> None:
         where = f"{folder / LABELS_FILE}, sample {number}"
-        label = np.asarray(label, dtype=np.float64).reshape(-1)
+        try:
+            label = np.asarray(label, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            self.report.bad(where, "malformed label", f"not numbers: {str(label)[:60]}")
+            return
         if label.shape != (LABEL_WIDTH,):
             self.report.bad(where, "wrong shape", f"a label of {label.size} values, not "
                             f"{LABEL_WIDTH}")
@@ -104,6 +116,12 @@ class MPIIFaceGazePickle:
     def gaze_labels(self) -> np.ndarray:
         """[N, 2] pitch, yaw of every sample (project convention), without reading a face."""
         return from_mpiifacegaze(np.array([label[0:2] for _, _, label in self.rows]).reshape(-1, 2))
+
+    def image_file(self, index: int) -> Path:
+        return self.rows[index][1]
+
+    def where(self, index: int) -> str:
+        return str(self.image_file(index))
 
     def __getitem__(self, index: int) -> dict:
         subject, path, label = self.rows[index]
