@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gazefollow.engine.samples import BAD_KEY, BadInput
+from gazefollow.engine.samples import BadInput
 from gazefollow.social.data import priors
 from gazefollow.social.data.dataset import LAMWindows, drop_blurred, mirror_landmarks, window
 from gazefollow.social.data.ego4d_lam import read_challenge, read_split
