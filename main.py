@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, (key, kind) in LEGACY_FLAGS.items():
         if kind in ("true", "false") or (isinstance(kind, dict) and None in kind):
             legacy.add_argument(f"--{flag}", action="store_const", const=True, help=f"-> {key}")
+        elif kind == "optional value":
+            legacy.add_argument(f"--{flag}", nargs="?", const=True,
+                                help=f"-> {key or 'nothing (never read)'}")
         elif kind in ("list", "rates"):
             legacy.add_argument(f"--{flag}", nargs="+", help=f"-> {key} (ints)")
         else:
@@ -92,6 +95,11 @@ def parse(argv: list[str]) -> tuple[list[Path], list, str | None]:
             hint = f" Did you mean '--{close[0]}'?" if close else ""
             raise ConfigError(f"unknown flag '{item}'.{hint}")
         args.overrides.append(item)
+    for flag, (_, kind) in LEGACY_FLAGS.items():  # a flag without its value took an override
+        taken = getattr(args, flag)
+        if kind == "optional value" and isinstance(taken, str) and "=" in taken:
+            args.overrides.insert(0, taken)
+            setattr(args, flag, True)
     given = {flag: None if getattr(args, flag) is True else getattr(args, flag)
              for flag in LEGACY_FLAGS if getattr(args, flag) is not None}
     eval_weights = given.pop("eval_weights", None)

@@ -62,16 +62,21 @@ def main(argv: list[str]) -> None:
         run_images(demo, [source], out, args.strict)
     else:
         sys.exit(f"error: no image, folder or video at {source}")
+    demo.finish()
     write_outputs(demo.report, out)
     report = demo.report
     print(f"{len(report.entries)} image(s) or frame(s) -> {out}; {len(report.without_heads)} "
           f"without a head found; {len(report.unreadable)} unreadable; "
-          f"{len(report.undecodable_frames)} video frame(s) could not be decoded")
+          f"{len(report.undecodable_frames)} video frame(s) could not be decoded; "
+          f"{len(report.bad_boxes)} given head box(es) outside their image")
     if report.undecodable_frames:
         print(f"  SKIPPED frames {', '.join(report.undecodable_frames)}: could not be decoded "
               "(in predictions.json as skipped; the annotated video repeats the last frame)")
-    for line in report.unreadable:
+    for line in report.unreadable + report.bad_boxes:
         print(f"  SKIPPED {line}")
+    if report.unmatched_names:
+        print(f"  {len(report.unmatched_names)} name(s) of the boxes file match no image or "
+              f"frame: {', '.join(report.unmatched_names[:10])}")
 
 
 def check_options(args) -> None:

@@ -35,6 +35,8 @@ class DemoReport:
     unreadable: list[str] = field(default_factory=list)
     without_heads: list[str] = field(default_factory=list)
     undecodable_frames: list[str] = field(default_factory=list)
+    bad_boxes: list[str] = field(default_factory=list)  # "<image>: <reason>" per person left out
+    unmatched_names: list[str] = field(default_factory=list)  # boxes-file names never seen
 
 
 class IoUTracker:
@@ -103,17 +105,37 @@ class Demo:
         self.detector = None
         self.num_samples, self.steps, self.seed = num_samples, steps, seed
         self.smoothing = smoothing
-        self.report, self.smoothed = DemoReport(), {}
+        self.report, self.smoothed, self.seen = DemoReport(), {}, set()
         self.wants_depth = predictor.config.model.depth_branch
 
     def _heads(self, name: str, rgb: np.ndarray) -> tuple[list, list]:
         if self.boxes is not None and name in self.boxes:
-            return self.boxes[name], ["given"] * len(self.boxes[name])
+            self.seen.add(name)
+            usable = self._usable(name, self.boxes[name], rgb)
+            return usable, ["given"] * len(usable)
         if self.make_detector is None:
             return [], []
         self.detector = self.detector or self.make_detector()
         found = [d.box for d in self.detector(rgb)]
         return found, ["detected"] * len(found)
+
+    def _usable(self, name: str, boxes: list, rgb: np.ndarray) -> list:
+        """The given boxes with some area inside the image; each other person is left out,
+        named and counted (the image's other people are still predicted)."""
+        from gazefollow.following.predict import checked_box
+        kept = []
+        for number, box in enumerate(boxes):
+            try:
+                checked_box(box, rgb.shape[1], rgb.shape[0], name)
+                kept.append(box)
+            except BadInput as err:
+                self.report.bad_boxes.append(f"{err} (person {number} of the boxes file)")
+        return kept
+
+    def finish(self) -> None:
+        """Name the boxes-file entries that matched no image or frame."""
+        if self.boxes is not None:
+            self.report.unmatched_names = sorted(set(self.boxes) - self.seen)
 
     def frame(self, name: str, rgb: np.ndarray, tracker: IoUTracker | None,
               depth=None) -> np.ndarray:

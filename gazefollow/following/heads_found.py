@@ -149,9 +149,16 @@ def read_boxes_file(path: str | Path) -> dict[str, list[list[float]]]:
     if not path.is_file():
         raise FileNotFoundError(f"no boxes file at {path}")
     if path.suffix == ".json":
-        content = json.loads(path.read_text())
+        try:
+            content = json.loads(path.read_text())
+        except ValueError as err:
+            raise BadInput(f"{path}: not valid JSON: {err}") from None
         if not isinstance(content, dict):
             raise BadInput(f"{path}: a JSON boxes file maps image names to lists of boxes")
+        for name, boxes in content.items():
+            if not isinstance(boxes, list):
+                raise BadInput(f"{path}, entry {name!r}: expected a list of boxes [[x1, y1, "
+                               f"x2, y2], ...], got {json.dumps(boxes)}")
         return {str(k): [_box(b, path, k) for b in v] for k, v in content.items()}
     rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
     header = [c.strip() for c in rows[0]] if rows else []

@@ -15,7 +15,8 @@ from gazefollow.config.schema import ConfigError, _suggest
 
 # --- legacy flags of the original research code ---------------------------------------------
 # flag -> (config key, kind). kinds: "value" (typed by the schema), "list" (ints, space or comma
-# separated), "true" (sets True), "false" (sets False), or a dict mapping the flag's value.
+# separated), "true" (sets True), "false" (sets False), "optional value" (a flag that may take
+# a value), or a dict mapping the flag's value.
 LEGACY_FLAGS: dict[str, tuple[str, Any]] = {
     "tag": ("run.tag", "value"),
     # the original's "cuda" is the GPU when there is one: "auto" (the CPU otherwise, said)
@@ -44,7 +45,9 @@ LEGACY_FLAGS: dict[str, tuple[str, Any]] = {
     "unet_spatial_tf_layers": ("model.unet_transformer_layers", "value"),
     "unet_context_vector": ("model.context_dim", "value"),
     "unet_dropout": ("model.unet_dropout", "value"),
-    "attention_layout": (None, "value"),  # declared by the original, never read (NO_EFFECT)
+    # declared by the original (a store_true flag), never read (NO_EFFECT): with or without a
+    # value, as scripts written for it and for earlier gazefollow versions pass it
+    "attention_layout": (None, "optional value"),
     "adm_attention_module": ("model.adm_attention_module", "true"),
     # the original's store_false: WITH the flag, the full test set (without it, the original
     # used a random 10% of the rows; gazefollow's default is the full set either way)

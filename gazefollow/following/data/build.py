@@ -33,6 +33,13 @@ def split_by_image(instances: list[HeadInstance], val_fraction: float, seed: int
     keys = sorted({group(i) for i in instances})
     rng = np.random.default_rng(seed)
     n_val = int(round(len(keys) * val_fraction))
+    if val_fraction > 0 and n_val == 0:
+        kind = "shows" if group is show_group else "images"
+        if len(keys) < 2:
+            raise BadInput(f"the train split has {len(keys)} of its {kind}: validation holds "
+                           f"out whole {kind} (data.val_fraction={val_fraction}), so at least "
+                           "two are needed")
+        n_val = 1  # a fraction too small for these few groups still holds one out
     val_keys = set(rng.permutation(keys)[:n_val].tolist())
     train = [i for i in instances if group(i) not in val_keys]
     val = [i for i in instances if group(i) in val_keys]
