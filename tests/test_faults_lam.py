@@ -85,3 +85,19 @@ def test_an_empty_or_malformed_tracklet_is_named_or_counted(tmp_path, content, r
         read_split(root, "val")
     tracks, report = read_split(root, "val", "skip")
     assert len(tracks) == 1 and report.skipped == {reason: 1}
+
+
+def test_prior_files_of_the_wrong_shape_are_named_or_counted(tmp_path):
+    from gazefollow.engine.samples import LoadReport
+    from gazefollow.social.data import priors
+    path = priors.prior_file(tmp_path, "val", "headpose")
+    path.parent.mkdir(parents=True)
+    path.write_text("[1, 2]")
+    with pytest.raises(BadInput, match=r"val_headpose.json: expected a JSON object"):
+        priors.read_prior(tmp_path, "val", "headpose")
+    report = LoadReport("priors")
+    table = {priors.pose_key(UID, "2", 1): 5, priors.pose_key(UID, "2", 2): ["a", 1, 2]}
+    for frame in (1, 2):  # a bare number and a string where the angles belong
+        assert priors.head_pose_of(table, UID, "2", frame, report)[0] == priors.UNKNOWN_POSE
+    marks = priors.landmarks_near({UID: 7}, UID, "2", 1, report)
+    assert not marks.any() and sum(report.fixed.values()) == 3

@@ -63,6 +63,19 @@ def test_a_payload_in_a_run_directory_never_runs(straight, tmp_path, file):
         _refused(lambda: load_rng_state(newest, 0, torch.device("cpu")), marker, "rng_0.pt")
 
 
+def test_a_payload_in_an_export_never_runs(straight, tmp_path):
+    from gazefollow.engine.checkpoint import CheckpointError
+    from gazefollow.following.predict import GazePredictor
+    predictor = GazePredictor.from_pretrained(_run_dir(straight[0], "straight"), device="cpu")
+    export = predictor.save_pretrained(tmp_path / "export")
+    marker = tmp_path / "ran"
+    (export / "model.safetensors").write_bytes(pickle.dumps(Payload(marker)))
+    # safetensors reads tensors, never a pickle: one named error
+    with pytest.raises(CheckpointError, match="cannot read .*model.safetensors"):
+        GazePredictor.from_pretrained(export)
+    assert not marker.exists()
+
+
 def test_a_payload_in_initial_weights_never_runs(tmp_path):
     from gazefollow.backbones.init_weights import load_initial_weights
     from gazefollow.following.models.gaze_model import build_model

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from gazefollow.config import to_dict
@@ -101,7 +102,10 @@ def load_exported(directory: str | Path, overrides: list = ()) -> tuple:
     from gazefollow.following.task import FOLLOWING
 
     directory = Path(directory)
-    stored = json.loads((directory / CONFIG_FILE).read_text())
+    try:
+        stored = json.loads((directory / CONFIG_FILE).read_text())
+    except ValueError as err:
+        raise CheckpointError(f"{directory / CONFIG_FILE} is not valid JSON: {err}") from None
     if stored.get("format") != FORMAT or "config" not in stored:
         raise CheckpointError(f"{directory / CONFIG_FILE} is not a gazefollow export "
                               f"(format {stored.get('format')!r}, expected {FORMAT!r})")
@@ -109,7 +113,10 @@ def load_exported(directory: str | Path, overrides: list = ()) -> tuple:
     config = Registry({FOLLOWING.name: FOLLOWING}).build_config(overrides=list(overrides),
                                                                 base=stored["config"])
     model = build_model(config)
-    state = load_file(str(directory / WEIGHTS_FILE))
+    try:
+        state = load_file(str(directory / WEIGHTS_FILE))
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"cannot read {directory / WEIGHTS_FILE}: {err}") from None
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise CheckpointError(

@@ -20,6 +20,7 @@ import math
 import cv2
 import numpy as np
 
+from gazefollow.engine.samples import BadInput
 from gazefollow.social.data import ego4d_lam as layout
 
 KINDS = {"headpose": "headpose", "landmarks": "mesh", "quality": "p"}  # -> file suffix
@@ -42,9 +43,13 @@ def read_prior(root, split: str, kind: str) -> dict:
                                 f"GazePose's priors are read from json_prior/<split>_"
                                 f"{KINDS[kind]}.json")
     try:
-        return json.loads(path.read_text())
+        content = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON: {err}") from None
+        raise BadInput(f"{path}: not valid JSON: {err}") from None
+    if not isinstance(content, dict):
+        raise BadInput(f"{path}: expected a JSON object of per-frame priors, found a JSON "
+                       f"{type(content).__name__}")
+    return content
 
 
 def write_priors(root, split: str, priors: dict) -> None:
@@ -60,10 +65,21 @@ def head_pose_of(table: dict | None, uid: str, track_id: str, frame: int,
     if table is None:
         return np.full(3, np.nan)
     values = table.get(pose_key(uid, track_id, frame))
-    if values is None or len(values) < 3 or not np.isfinite(values[:3]).all():
+    if not _numbers(values, 3):
         report.fixed["no head-pose prior (the 90-degree bins, as GazePose)"] += 1
         return np.full(3, UNKNOWN_POSE)
     return np.asarray(values[:3], dtype=np.float64)
+
+
+def _numbers(values, count: int) -> bool:
+    """Whether ``values`` is a list starting with ``count`` finite numbers (a prior file is
+    data from elsewhere: a string or a bare number in it is a missing prior, not a crash)."""
+    if not isinstance(values, list) or len(values) < count:
+        return False
+    try:
+        return bool(np.isfinite(np.asarray(values[:count], dtype=np.float64)).all())
+    except (TypeError, ValueError):
+        return False
 
 
 def landmark_vector(points: np.ndarray) -> np.ndarray:
@@ -80,11 +96,12 @@ def landmarks_near(table: dict | None, uid: str, track_id: str, frame: int,
                    report) -> np.ndarray:
     if table is None:
         return np.zeros(15)
-    frames = table.get(uid, {}).get(track_id, {})
+    clip = table.get(uid)
+    frames = clip.get(track_id) if isinstance(clip, dict) else None
     for offset in NEAR_ORDER:
-        points = frames.get(str(frame + offset))
-        if points is not None and np.asarray(points).shape == (5, 4) and \
-                np.isfinite(points).all():
+        points = frames.get(str(frame + offset)) if isinstance(frames, dict) else None
+        if isinstance(points, list) and len(points) == 5 and all(_numbers(p, 4) and len(p) == 4
+                                                                 for p in points):
             return landmark_vector(points)
     report.fixed["no landmarks within 3 frames (zeros, as GazePose)"] += 1
     return np.zeros(15)
