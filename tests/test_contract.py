@@ -116,7 +116,7 @@ def test_a_checkpoint_of_the_earlier_layout_evaluates_the_same(tmp_path):
     part "denoiser", and stored the sampling keys under "diffusion"."""
     main(_argv(tmp_path, "--max_steps", "1", "--tag", "now"))
     run_dir = tmp_path / "out" / "synthetic-diffusion-x0" / "now"
-    state = torch.load(run_dir / "checkpoints" / "step_0000001" / "state.pt", weights_only=False)
+    state = torch.load(run_dir / "checkpoints" / "step_0000001" / "state.pt", weights_only=True)
     state["model"] = {k.replace("head.denoiser.", "denoiser."): v
                       for k, v in state["model"].items()}
     state["optimizer"]["param_groups"][3]["name"] = "denoiser"

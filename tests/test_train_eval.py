@@ -240,7 +240,7 @@ def test_resume_with_another_process_count_is_refused(tmp_path):
     main(_argv(tmp_path, "--max_steps", "1", "--tag", "procs"))
     run_dir = tmp_path / "out" / "synthetic-diffusion-x0" / "procs"
     state_file = run_dir / "checkpoints" / "step_0000001" / "state.pt"
-    state = torch.load(state_file, weights_only=False)
+    state = torch.load(state_file, weights_only=True)
     torch.save({**state, "processes": 2}, state_file)
     with pytest.raises(ConfigError, match="trained with 2 process"):
         main(_argv(tmp_path, "--max_steps", "2", "--tag", "procs"))
