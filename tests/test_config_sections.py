@@ -64,7 +64,8 @@ def test_each_section_part_is_declared_next_to_its_code():
     assert {"gazefollow.config.schema", "gazefollow.following.config",
             "gazefollow.following.encoders.resnet_pair", "gazefollow.following.encoders.original",
             "gazefollow.following.models.denoiser", "gazefollow.following.models.temporal",
-            "gazefollow.backbones.resnet", "gazefollow.backbones.vit"} == modules
+            "gazefollow.backbones.resnet", "gazefollow.backbones.vit",
+            "gazefollow.backbones.dinov2"} == modules
     for part in parts:
         assert len(dataclasses.fields(part)) <= 12, part  # small sections
 
