@@ -7,6 +7,7 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
+from gazefollow.engine.folders import refuse_to_replace
 from gazefollow.engine.samples import BadInput
 
 MANIFEST = "synthetic_world.json"  # written last: its presence marks a complete world
@@ -15,14 +16,11 @@ MANIFEST = "synthetic_world.json"  # written last: its presence marks a complete
 def refuse_to_overwrite(root: Path, overwrite: bool) -> None:
     """A non-empty folder is replaced only when asked, and only when it holds a world this
     project wrote (its manifest): a user's folder is never deleted."""
-    if not root.exists() or not any(root.iterdir()):
-        return
-    if not overwrite:
-        raise FileExistsError(f"{root} exists and is not empty; choose another folder, or "
-                              "pass --overwrite to replace a synthetic world written there")
-    if not (root / MANIFEST).is_file():
-        raise FileExistsError(f"{root} is not a synthetic world written by gazefollow (no "
-                              f"{MANIFEST}): it is left as it is, even with --overwrite")
+    refuse_to_replace(root, overwrite, lambda folder: (folder / MANIFEST).is_file(),
+                      "choose another folder, or pass --overwrite to replace a synthetic "
+                      "world written there",
+                      f"is not a synthetic world written by gazefollow (no {MANIFEST}): it "
+                      "is left as it is, even with --overwrite")
 
 
 def write_manifest(root: Path, cfg, **facts) -> None:

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from gazefollow.engine.folders import refuse_to_replace
 from gazefollow.engine.samples import BadInput
 from gazefollow.following.heads_found import box_iou
 
@@ -245,13 +246,10 @@ def prepare_output(out: Path, overwrite: bool) -> None:
     earlier demo output: a user's folder is never written into."""
     if out.exists() and not out.is_dir():
         raise BadInput(f"--output {out} is a file, not a folder")
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{out} exists and is not empty; choose another folder or "
-                                  "--overwrite to replace an earlier demo output")
-        if not is_demo_output(out):
-            raise FileExistsError(f"{out} holds no predictions.json of this demo: it is not a "
-                                  "demo output, so it is left as it is")
+    refuse_to_replace(out, overwrite, is_demo_output,
+                      "choose another folder or --overwrite to replace an earlier demo output",
+                      "holds no predictions.json of this demo: it is not a demo output, so it "
+                      "is left as it is")
     out.mkdir(parents=True, exist_ok=True)
 
 

@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from gazefollow.config import to_dict
 from gazefollow.engine.checkpoint import CheckpointError
+from gazefollow.engine.folders import refuse_to_replace
 
 WEIGHTS_FILE, CONFIG_FILE, CARD_FILE = "model.safetensors", "config.json", "README.md"
 FORMAT = "gazefollow-export-1"
@@ -37,13 +38,11 @@ def save_exported(model, config, directory: str | Path, weights: str = "ema",
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise FileExistsError(f"{directory} is a file, not a folder")
-    if directory.exists() and any(directory.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{directory} exists and is not empty; choose another folder "
-                                  "or pass overwrite=True (--overwrite) to replace an export")
-        if not is_export(directory):
-            raise FileExistsError(f"{directory} holds no {CONFIG_FILE} of a gazefollow export: "
-                                  "it is not an export, so it is left as it is")
+    refuse_to_replace(directory, overwrite, is_export,
+                      "choose another folder or pass overwrite=True (--overwrite) to replace "
+                      "an export",
+                      f"holds no {CONFIG_FILE} of a gazefollow export: it is not an export, so "
+                      "it is left as it is")
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.export-", dir=directory.parent))
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
