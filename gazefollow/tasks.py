@@ -14,6 +14,7 @@ from gazefollow.engine import evaluation, loop, runs
 from gazefollow.engine.task import Registry, Task
 from gazefollow.estimation.simclr import SIMCLR
 from gazefollow.estimation.task import ESTIMATION
+from gazefollow.following.published import load_published_for_eval
 from gazefollow.following.task import FOLLOWING
 from gazefollow.original.checkpoints import ORIGINAL_SUFFIX, load_original_for_eval
 from gazefollow.original.legacy import flag_names, read_layer
@@ -24,7 +25,8 @@ TASKS: dict[str, Task] = {task.name: task for task in (FOLLOWING, ESTIMATION, SI
 DEFAULT_TASK = FOLLOWING.name
 
 REGISTRY = Registry(TASKS, read_layer=read_layer, flag_names=flag_names(),
-                    foreign_checkpoints={ORIGINAL_SUFFIX: load_original_for_eval})
+                    foreign_checkpoints={ORIGINAL_SUFFIX: load_original_for_eval},
+                    published=load_published_for_eval)
 
 
 def register(task: Task) -> None:

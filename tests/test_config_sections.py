@@ -63,6 +63,7 @@ def test_each_section_part_is_declared_next_to_its_code():
     modules = {part.__module__ for part in parts}
     assert {"gazefollow.config.schema", "gazefollow.following.config",
             "gazefollow.following.encoders.resnet_pair", "gazefollow.following.encoders.original",
+            "gazefollow.following.encoders.gazelle",
             "gazefollow.following.models.denoiser", "gazefollow.following.models.temporal",
             "gazefollow.backbones.resnet", "gazefollow.backbones.vit",
             "gazefollow.backbones.dinov2"} == modules

@@ -119,7 +119,10 @@ class OptimConfig:
     # | multistep: the rate times lr_gamma at each epoch of lr_milestones (the GazeNet recipe)
     # | onecycle: torch's OneCycleLR per step (UniGaze's): from lr / onecycle_div up to lr over
     # onecycle_pct_start of the run, then down to lr / (onecycle_div x onecycle_final_div)
+    # | epoch_cosine: torch's CosineAnnealingLR stepped once per epoch (T_max = epochs) down
+    # to lr_min (Gaze-LLE's)
     lr_schedule: str = "constant"
+    lr_min: float = 0.0  # epoch_cosine's floor (torch's eta_min), the same for every part
     lr_milestones: list[int] = field(default_factory=lambda: [4, 8])
     lr_gamma: float = 0.1
     onecycle_pct_start: float = 0.3
@@ -146,7 +149,7 @@ class OptimConfig:
     ema_parts: list[str] = field(default_factory=list)
 
     CHOICES = {"lr_schedule": ("constant", "cosine", "epoch_warmup_cosine", "multistep",
-                               "onecycle"),
+                               "onecycle", "epoch_cosine"),
                "optimizer": ("adamw", "adam", "sgd"),
                "amp": ("no", "fp16", "bf16")}
     RENAMED = {"optim.lr_anneal_steps": None}  # set nothing: the original never read its flag

@@ -193,15 +193,22 @@ def load_for_eval(checkpoint: str | Path, overrides: list = (), layers: list = (
     ``optim.ema_on`` and the checkpoint holds them), "device", "weights" ("ema" or "raw"),
     "state", "path", "run_dir", "suffix"}; the checkpoint's config with ``layers`` and
     ``overrides`` on top. A file of another code base (``registry.foreign_checkpoints``, by
-    suffix) is read by its own loader."""
-    from gazefollow.engine.checkpoint import (CheckpointError, latest_checkpoint,
-                                              load_checkpoint, resolve_checkpoint, run_dir_of)
+    suffix) is read by its own loader; a published model's released file
+    (``registry.published``, by its keys) becomes its architecture with its weights."""
+    from gazefollow.engine.checkpoint import (LEGACY_FILE, STATE_FILE, CheckpointError,
+                                              latest_checkpoint, load_checkpoint,
+                                              resolve_checkpoint, run_dir_of)
     from gazefollow.engine.runtime import eval_device
 
     path = resolve_checkpoint(checkpoint)
     if path.suffix in registry.foreign_checkpoints:
         config = registry.build_config(layers, overrides)
         return registry.foreign_checkpoints[path.suffix](path, config)
+    if registry.published is not None and path.name not in (STATE_FILE, LEGACY_FILE):
+        # a file named by the user may be a published model's (ours have these two names)
+        found = registry.published(path, layers, overrides, registry)
+        if found is not None:
+            return found
     state = load_checkpoint(path, trusts_pickle(overrides))
     task_name = (state["config"].get("run") or {}).get("task", "following")
     if task_name not in registry.tasks:

@@ -123,11 +123,22 @@ def _onecycle(step: int, total: int, pct_start: float, div: float, final_div: fl
     return _anneal_cos(1.0, 1 / (div * final_div), (step - peak_step) / (total - 1 - peak_step))
 
 
-def lr_factor(optim, total_steps: int, steps_per_epoch: int):
+def _epoch_cosine(step: int, steps_per_epoch: int, epochs: int, floor: float) -> float:
+    """torch's CosineAnnealingLR stepped once per epoch, as a factor of a group's base rate:
+    floor + (1 - floor) (1 + cos(pi e / epochs)) / 2, with floor = lr_min / base rate."""
+    epoch = min(step // steps_per_epoch, epochs)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * epoch / max(1, epochs)))
+
+
+def lr_factor(optim, total_steps: int, steps_per_epoch: int, base_lr: float = 1.0):
     """The schedule's factor of a group's base rate at optimizer step s (0-based):
     ``constant`` / ``cosine`` after a linear warm-up of ``optim.warmup_steps`` (the formulas
     of diffusers' constant_with_warmup / cosine schedules), ``epoch_warmup_cosine``, or
-    ``multistep`` (by epoch, ``optim.lr_milestones`` and ``optim.lr_gamma``), ``onecycle``."""
+    ``multistep`` (by epoch, ``optim.lr_milestones`` and ``optim.lr_gamma``), ``onecycle``,
+    ``epoch_cosine`` (down to ``optim.lr_min`` from a group's ``base_lr``)."""
+    if optim.lr_schedule == "epoch_cosine":
+        return partial(_epoch_cosine, steps_per_epoch=steps_per_epoch, epochs=optim.epochs,
+                       floor=optim.lr_min / base_lr if base_lr else 0.0)
     if optim.lr_schedule == "multistep":
         return partial(_multistep, steps_per_epoch=steps_per_epoch,
                        milestones=list(optim.lr_milestones), gamma=optim.lr_gamma)
@@ -143,10 +154,11 @@ def lr_factor(optim, total_steps: int, steps_per_epoch: int):
 def make_lr_scheduler(optimizer, optim, total_steps: int, steps_per_epoch: int = 1):
     """The schedule on the groups of ``optim.schedule_parts`` (every group when empty); the
     other groups keep their base rate. Each group keeps its own base rate under the factor."""
-    factor = lr_factor(optim, total_steps, steps_per_epoch)
     scheduled = set(optim.schedule_parts)
-    return LambdaLR(optimizer, [factor if not scheduled or group.get("name") in scheduled
-                                else (lambda step: 1.0) for group in optimizer.param_groups])
+    return LambdaLR(optimizer, [
+        lr_factor(optim, total_steps, steps_per_epoch, group.get("initial_lr", group["lr"]))
+        if not scheduled or group.get("name") in scheduled else (lambda step: 1.0)
+        for group in optimizer.param_groups])
 
 
 def ema_parameters(net, optim) -> list[torch.nn.Parameter]:

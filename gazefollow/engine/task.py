@@ -68,6 +68,9 @@ class Registry:
     flag_names: dict = field(default_factory=dict)  # {key: the flag that sets it}, for errors
     # checkpoint suffix -> (path, config) -> load_for_eval's answer, for files not ours
     foreign_checkpoints: dict = field(default_factory=dict)
+    # (path, layers, overrides, registry) -> load_for_eval's answer for a released file of a
+    # published model (recognised by its keys), or None for any other file
+    published: Optional[Callable] = None
 
     @property
     def schema(self) -> type:

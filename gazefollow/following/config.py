@@ -10,6 +10,9 @@ from typing import Optional
 @dataclass
 class FollowingData:
     input_size: int = 224  # scene input (px)
+    # pil: the 8-bit image resized by PIL, then normalised | antialias: normalised, then
+    # resized in float (torchvision's tensor Resize: Gaze-LLE's preprocessing)
+    scene_resize: str = "pil"
     output_size: int = 64  # heatmap (px)
     heatmap_sigma: float = 3.0  # Gaussian sigma at a 64 px heatmap; scaled to output_size
     head_enlarge: float = 0.1  # heads are enlarged by this share before cropping
@@ -35,13 +38,15 @@ class FollowingData:
     augment_box_jitter_max: float = 0.2  # head-box expansion, share of its size per side
     val_fraction: float = 0.1  # share of train IMAGES held out for validation (seeded)
 
+    CHOICES = {"scene_resize": ("pil", "antialias")}
     RENAMED = {"data.gaze_point_threshold": "padding_threshold"}
 
 
 @dataclass
 class FollowingModel:
     encoder: str = "resnet_pair"  # a registered gaze encoder (gazefollow/following/encoders/)
-    head: str = "diffusion"  # heatmap head: diffusion | regression (following/models/heads.py)
+    # heatmap head: diffusion | regression | gazelle (Gaze-LLE's decoder; models/heads.py)
+    head: str = "diffusion"
     # the scene ResNet of both encoders
     scene_layers: list[int] = field(default_factory=lambda: [3, 4, 6, 3])
     scene_inplanes: int = 64
@@ -51,10 +56,11 @@ class FollowingModel:
     face_backbone: str = "resnet"
     context_dim: int = 256  # width of the conditioning tokens (unet_context_vector)
     inout_hidden: int = 128
+    inout_dropout: float = 0.0  # dropout before the in/out head's last layer (Gaze-LLE: 0.1)
     freeze_scene: bool = False
     freeze_face: bool = False
 
-    CHOICES = {"head": ("diffusion", "regression")}
+    CHOICES = {"head": ("diffusion", "regression", "gazelle")}
     RENAMED = {"model.decoder": "head", "model.attention_layout": None}
 
 

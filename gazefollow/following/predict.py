@@ -6,10 +6,11 @@
     people[0][0].point_px, people[0][0].inout
 
 Weights come from a run directory, a checkpoint directory or ``state.pt`` (EMA weights unless
-``ema=False``), or a folder written by ``save_pretrained`` (``model.safetensors`` +
-``config.json``, the Hugging Face convention). Every person goes through
-``gazefollow.following.data.preprocess.model_inputs``, the function the datasets use, and the head's own
-predictor with noise seeded by (seed, person id), so a call is deterministic. A model with a
+``ema=False``), a folder written by ``save_pretrained`` (``model.safetensors`` +
+``config.json``, the Hugging Face convention), or a published model's released file
+(``following/published``). Every person goes through
+``gazefollow.following.data.preprocess.model_inputs``, the function the datasets use, and the
+head's own predictor with noise seeded by (seed, person id), so a call is deterministic. A model with a
 depth branch (``model.depth_branch``) takes one depth map per image (``depths=``: a path read
 as the datasets read it, or an H x W array), in the datasets' own processing too.
 """
@@ -97,19 +98,26 @@ class GazePredictor:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device=None, ema: bool = True,
-                        overrides: list = (), registry=None) -> GazePredictor:
-        """A run directory, checkpoint directory, ``state.pt`` or exported folder; with
-        ``registry=gazefollow.tasks.REGISTRY`` also a checkpoint of the original research
-        code (``ckpt_*.pth``, described by ``overrides``)."""
+                        overrides: list = (), registry=None,
+                        backbone_weights: str | None = None) -> GazePredictor:
+        """A run directory, checkpoint directory, ``state.pt`` or exported folder, or a
+        published model's released file (``following/published``: a Gaze-LLE decoder takes
+        its DINOv2 as ``backbone_weights``); with ``registry=gazefollow.tasks.REGISTRY`` also
+        a checkpoint of the original research code (``ckpt_*.pth``, described by
+        ``overrides``)."""
         path = Path(path)
+        if backbone_weights is not None:
+            overrides = [*overrides, f"model.backbone_weights={backbone_weights}"]
         if (path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file():
             model, config = load_exported(path, overrides)
             weights = json.loads((path / CONFIG_FILE).read_text()).get("weights", "ema")
         else:
             from gazefollow.engine.evaluation import load_for_eval
             from gazefollow.engine.task import Registry
+            from gazefollow.following.published import load_published_for_eval
             from gazefollow.following.task import FOLLOWING
-            registry = registry or Registry({FOLLOWING.name: FOLLOWING})
+            registry = registry or Registry({FOLLOWING.name: FOLLOWING},
+                                            published=load_published_for_eval)
             if path.is_file() and path.suffix not in (".pt", *registry.foreign_checkpoints):
                 raise ValueError(f"{path} is not a checkpoint of ours ({path.suffix}); for the "
                                  "original research code's .pth files pass "
@@ -143,7 +151,7 @@ class GazePredictor:
             for j, box in enumerate(boxes):
                 pixels = checked_box(box, *rgb.size, f"{name}, person {j}")
                 inputs.append({**model_inputs(rgb, pixels, data.input_size, data.face_size,
-                                              data.head_enlarge), **extra})
+                                              data.head_enlarge, data.scene_resize), **extra})
                 where.append((i, j, tuple(pixels.tolist()), rgb.size))
         return inputs, where
 

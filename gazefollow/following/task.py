@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from gazefollow.backbones import backbone_config_sections
-from gazefollow.backbones.init_weights import load_initial_weights
 from gazefollow.diffusion.config import DiffusionConfig, SamplingConfig
 from gazefollow.engine.task import Task
 from gazefollow.following.config import (FollowingData, FollowingLoss, FollowingModel,
@@ -17,6 +16,7 @@ from gazefollow.following.models.gaze_model import build_model
 from gazefollow.following.models.heads import HEADS
 from gazefollow.following.models.temporal import TemporalConfig
 from gazefollow.following.objective import training_losses
+from gazefollow.following.published import init_from_file
 from gazefollow.following.validate import validate_following
 
 # the datasets gaze following reads (all in GazeFollow's, VideoAttentionTarget's or GOO's layout)
@@ -71,7 +71,7 @@ FOLLOWING = Task(
     validation_metrics=validation_metrics,
     evaluate=evaluate_following,
     eval_label=lambda config, model: model.head.eval_label(config.sampling),
-    init_weights=load_initial_weights,
+    init_weights=init_from_file,
     draw_validation=draw_validation,
     config_sections=config_sections,
     evaluation_keys=("sampling.",),  # chosen at evaluation time, never baked into a model

@@ -153,7 +153,8 @@ def build_datasets(config: Config, splits=("train", "val", "test"), log=print) -
     kwargs = dict(input_size=data.input_size, output_size=data.output_size,
                   face_size=data.face_size, heatmap_sigma=data.heatmap_sigma,
                   head_enlarge=data.head_enlarge, on_bad_input=data.on_bad_input,
-                  sigma_randint=data.sigma_randint, depth_suffix=data.depth_suffix)
+                  sigma_randint=data.sigma_randint, depth_suffix=data.depth_suffix,
+                  scene_resize=data.scene_resize)
     out = {}
     def make_clips(root, instances, spacing=1, **more):
         return ClipDataset(root, instances, data.clip_length, spacing, **more)

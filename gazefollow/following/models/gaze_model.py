@@ -14,12 +14,16 @@ from gazefollow.following.models.temporal import TemporalFusion, clip_inputs
 
 
 class InOutHead(nn.Module):
-    """Pooled scene+face features [B, F] -> in-frame logit [B]."""
+    """Pooled scene+face features [B, F] -> in-frame logit [B]. With ``dropout`` a dropout
+    layer before the last linear one (Gaze-LLE's in/out head: its keys ``net.0`` and
+    ``net.3``; without it they stay ``net.0`` and ``net.2``, as in earlier checkpoints)."""
 
-    def __init__(self, in_features: int, hidden: int):
+    def __init__(self, in_features: int, hidden: int, dropout: float = 0.0):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
-                                 nn.Linear(hidden, 1))
+        layers = [nn.Linear(in_features, hidden), nn.ReLU(inplace=True)]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        self.net = nn.Sequential(*layers, nn.Linear(hidden, 1))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.net(features).squeeze(1)
@@ -42,10 +46,10 @@ class ConvInOutHead(nn.Module):
         return self.fc(self.conv(features).flatten(1)).squeeze(1)
 
 
-def build_inout_head(widths, hidden: int) -> nn.Module:
+def build_inout_head(widths, model_cfg) -> nn.Module:
     if widths.inout_grid:
-        return ConvInOutHead(widths.inout, hidden, widths.inout_grid)
-    return InOutHead(widths.inout, hidden)
+        return ConvInOutHead(widths.inout, model_cfg.inout_hidden, widths.inout_grid)
+    return InOutHead(widths.inout, model_cfg.inout_hidden, model_cfg.inout_dropout)
 
 
 class GazeModel(nn.Module):
@@ -61,7 +65,7 @@ class GazeModel(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.gaze = build_encoder(config.model, config.data)
-        self.inout_head = build_inout_head(self.gaze.widths, config.model.inout_hidden)
+        self.inout_head = build_inout_head(self.gaze.widths, config.model)
         self.head = build_head(config, self.gaze.widths)
         # model.temporal: the clip's per-frame conditioning fused into the target frame's
         self.temporal = None if config.model.temporal == "none" else TemporalFusion(
