@@ -16,6 +16,9 @@ class FollowingData:
     output_size: int = 64  # heatmap (px)
     heatmap_sigma: float = 3.0  # Gaussian sigma at a 64 px heatmap; scaled to output_size
     head_enlarge: float = 0.1  # heads are enlarged by this share before cropping
+    # ours: the crop enlarged on each side and clamped, the channel from the box itself |
+    # chong: Chong et al.'s crop and head channel (data/preprocess.py)
+    head_inputs: str = "ours"
     padding_threshold: float = 0.0  # test annotator points below this are padding
     # The original's annotator-outlier filter: keep the test annotator points whose distance
     # from their head's mean point is within this quantile of all such distances; 0 = off
@@ -38,14 +41,14 @@ class FollowingData:
     augment_box_jitter_max: float = 0.2  # head-box expansion, share of its size per side
     val_fraction: float = 0.1  # share of train IMAGES held out for validation (seeded)
 
-    CHOICES = {"scene_resize": ("pil", "antialias")}
+    CHOICES = {"scene_resize": ("pil", "antialias"), "head_inputs": ("ours", "chong")}
     RENAMED = {"data.gaze_point_threshold": "padding_threshold"}
 
 
 @dataclass
 class FollowingModel:
     encoder: str = "resnet_pair"  # a registered gaze encoder (gazefollow/following/encoders/)
-    # heatmap head: diffusion | regression | gazelle (Gaze-LLE's decoder; models/heads.py)
+    # heatmap head: diffusion | regression | gazelle (Gaze-LLE) | chong (Chong et al. 2020)
     head: str = "diffusion"
     # the scene ResNet of both encoders
     scene_layers: list[int] = field(default_factory=lambda: [3, 4, 6, 3])
@@ -60,7 +63,7 @@ class FollowingModel:
     freeze_scene: bool = False
     freeze_face: bool = False
 
-    CHOICES = {"head": ("diffusion", "regression", "gazelle")}
+    CHOICES = {"head": ("diffusion", "regression", "gazelle", "chong")}
     RENAMED = {"model.decoder": "head", "model.attention_layout": None}
 
 

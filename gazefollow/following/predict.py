@@ -10,9 +10,10 @@ Weights come from a run directory, a checkpoint directory or ``state.pt`` (EMA w
 ``config.json``, the Hugging Face convention), or a published model's released file
 (``following/published``). Every person goes through
 ``gazefollow.following.data.preprocess.model_inputs``, the function the datasets use, and the
-head's own predictor with noise seeded by (seed, person id), so a call is deterministic. A model with a
-depth branch (``model.depth_branch``) takes one depth map per image (``depths=``: a path read
-as the datasets read it, or an H x W array), in the datasets' own processing too.
+head's own predictor with noise seeded by (seed, person id), so a call is deterministic. A
+model with a depth branch (``model.depth_branch``) takes one depth map per image (``depths=``:
+a path read as the datasets read it, or an H x W array), in the datasets' own processing too.
+A Chong et al. model crops heads as their demo does (``PREDICTOR_HEAD_INPUTS``).
 """
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ from gazefollow.following.data.instances import usable_box
 from gazefollow.following.data.preprocess import model_inputs
 from gazefollow.following.export import CONFIG_FILE, WEIGHTS_FILE, load_exported, save_exported
 from gazefollow.following.metrics import heatmap_argmax, upsample_heatmap
+
+
+# Chong et al.'s demo crops the head as their dataset does, but rounds the crop box
+PREDICTOR_HEAD_INPUTS = {"ours": "ours", "chong": "chong_demo"}
 
 
 @dataclass
@@ -151,7 +156,9 @@ class GazePredictor:
             for j, box in enumerate(boxes):
                 pixels = checked_box(box, *rgb.size, f"{name}, person {j}")
                 inputs.append({**model_inputs(rgb, pixels, data.input_size, data.face_size,
-                                              data.head_enlarge, data.scene_resize), **extra})
+                                              data.head_enlarge, data.scene_resize,
+                                              PREDICTOR_HEAD_INPUTS[data.head_inputs]),
+                               **extra})
                 where.append((i, j, tuple(pixels.tolist()), rgb.size))
         return inputs, where
 

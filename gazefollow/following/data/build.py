@@ -154,7 +154,7 @@ def build_datasets(config: Config, splits=("train", "val", "test"), log=print) -
                   face_size=data.face_size, heatmap_sigma=data.heatmap_sigma,
                   head_enlarge=data.head_enlarge, on_bad_input=data.on_bad_input,
                   sigma_randint=data.sigma_randint, depth_suffix=data.depth_suffix,
-                  scene_resize=data.scene_resize)
+                  scene_resize=data.scene_resize, head_inputs=data.head_inputs)
     out = {}
     def make_clips(root, instances, spacing=1, **more):
         return ClipDataset(root, instances, data.clip_length, spacing, **more)

@@ -42,7 +42,7 @@ class HeadDataset(Dataset):
                  head_enlarge: float = 0.1, augment: AugmentSettings | None = None,
                  on_bad_input: str = "strict", random_sigma: bool = False, seed: int = 0,
                  load_report=None, sigma_randint: list[int] | None = None,
-                 depth_suffix: str = "", scene_resize: str = "pil"):
+                 depth_suffix: str = "", scene_resize: str = "pil", head_inputs: str = "ours"):
         self.root = Path(root)
         self.instances = instances
         self.input_size, self.output_size, self.face_size = input_size, output_size, face_size
@@ -50,7 +50,7 @@ class HeadDataset(Dataset):
         self.augment, self.on_bad_input = augment, on_bad_input
         self.random_sigma, self.seed = random_sigma, seed
         self.sigma_randint, self.depth_suffix = sigma_randint or [], depth_suffix
-        self.scene_resize = scene_resize  # preprocess.scene_tensor
+        self.scene_resize, self.head_inputs = scene_resize, head_inputs  # preprocess.py
         self.load_report = load_report  # what reading the annotations fixed and dropped
 
     def __len__(self) -> int:
@@ -112,7 +112,7 @@ class HeadDataset(Dataset):
         extra = {} if depth is None else {"depth": depth_channels(depth, self.input_size)}
         return {
             **model_inputs(image, box, self.input_size, self.face_size, self.head_enlarge,
-                            self.scene_resize),
+                            self.scene_resize, self.head_inputs),
             **extra,
             "heatmap": gaussian_heatmap(points, self.output_size, sigma),
             "gaze_points": pad_points(points),

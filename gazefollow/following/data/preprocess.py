@@ -26,18 +26,54 @@ def scene_tensor(image: Image.Image, size: int, resize: str = "pil") -> torch.Te
                          antialias=True)[0]
 
 
+def chong_box(box: np.ndarray, share: float) -> np.ndarray:
+    """Chong et al.'s enlarged head box, in their code's order: x1 and y1 move out by
+    ``share`` of the box, then x2 and y2 by ``share`` of the box already grown (so 10% to
+    the left, 11% to the right); not clamped (their crop pads outside the image)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    x1 -= share * abs(x2 - x1)
+    y1 -= share * abs(y2 - y1)
+    x2 += share * abs(x2 - x1)
+    y2 += share * abs(y2 - y1)
+    return np.array([x1, y1, x2, y2])
+
+
+def chong_head_channel(box: np.ndarray, width: int, height: int, size: int) -> torch.Tensor:
+    """Their head channel [1, S, S]: the box scaled to S, truncated to integers, clipped to
+    [0, S - 1], rows y1..y2-1 and columns x1..x2-1 set."""
+    x1, y1, x2, y2 = np.clip((np.asarray(box) / [width, height, width, height] * size)
+                             .astype(int), 0, size - 1)
+    mask = torch.zeros(1, size, size)
+    mask[:, y1:y2, x1:x2] = 1.0
+    return mask
+
+
+def _head_crop_and_channel(image: Image.Image, head_box: np.ndarray, input_size: int,
+                           head_enlarge: float, head_inputs: str) -> tuple:
+    width, height = image.size
+    if head_inputs == "ours":
+        face_box = enlarge_box(head_box, head_enlarge, width, height)
+        crop = tuple(int(round(v)) for v in face_box)
+        return image.crop(crop), head_channel(head_box, width, height, input_size)
+    box = chong_box(head_box, head_enlarge)
+    # their dataset crops at int() of the box; their demo hands PIL the floats (rounded)
+    crop = tuple(int(v) for v in box) if head_inputs == "chong" else tuple(box.tolist())
+    return image.crop(crop), chong_head_channel(box, width, height, input_size)
+
+
 def model_inputs(image: Image.Image, head_box: np.ndarray, input_size: int, face_size: int,
-                 head_enlarge: float, scene_resize: str = "pil") -> dict:
+                 head_enlarge: float, scene_resize: str = "pil", head_inputs: str = "ours") -> dict:
     """An RGB image and one person's head box (pixels xyxy, inside the image) -> the encoder's
     inputs: ``image`` [3, S, S] (ImageNet-normalised, ``scene_tensor``), ``head_channel``
-    [1, S, S], ``face`` [3, F, F] (the box enlarged by ``head_enlarge`` per side, clamped,
-    resized) and ``head_box`` [4] (normalised xyxy)."""
+    [1, S, S], ``face`` [3, F, F] (with ``head_inputs="ours"`` the box enlarged by
+    ``head_enlarge`` per side, clamped, resized; "chong" / "chong_demo": ``chong_box``) and
+    ``head_box`` [4] (normalised xyxy, as given)."""
     width, height = image.size
-    face_box = enlarge_box(head_box, head_enlarge, width, height)
-    face = image.crop(tuple(int(round(v)) for v in face_box))
+    face, channel = _head_crop_and_channel(image, head_box, input_size, head_enlarge,
+                                           head_inputs)
     return {
         "image": scene_tensor(image, input_size, scene_resize),
-        "head_channel": head_channel(head_box, width, height, input_size),
+        "head_channel": channel,
         "face": to_tensor(face.resize((face_size, face_size), Image.BILINEAR)),
         "head_box": torch.tensor(head_box / [width, height, width, height], dtype=torch.float32),
     }

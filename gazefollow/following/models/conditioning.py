@@ -13,6 +13,11 @@ import torch
 import torch.nn.functional as F
 
 
+# The loss terms' key of the head's predicted heatmap [B, 1, O, O] (with its gradient), which
+# the objective's point and KL losses read and never log.
+PREDICTED_HEATMAP = "predicted_heatmap"
+
+
 class _Required(TypedDict):
     context: torch.Tensor  # [B, N, D] tokens the UNet cross-attends to
     # [B, F] pooled features for the in/out head, or [B, F, g, g] maps (widths.inout_grid = g)

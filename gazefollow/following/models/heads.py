@@ -2,6 +2,8 @@
 
 ``model.head`` chooses one. A head is an ``nn.Module`` with:
 
+``decoders.py`` holds the one-pass decoders of published models (Gaze-LLE's, Chong et al.'s).
+
 - ``loss(cond, heatmap, generator)`` -> (per-sample loss [B], logged terms), for a target
   heatmap [B, 1, O, O] in [0, 1];
 - ``predict(cond, ids, seed, steps, sampling, ...)`` -> heatmaps [B, O, O] (numpy), seeded by
@@ -13,20 +15,17 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from gazefollow.diffusion.gaussian import GaussianDiffusion, norm_std_stats
 from gazefollow.diffusion.losses import denoising_losses
 from gazefollow.diffusion.sampling import initial_noise, sample
 from gazefollow.following.data.heatmap import center_prior_heatmap, gaussian_heatmap
-from gazefollow.following.models.conditioning import (Conditioning, ConditioningWidths,
-                                                      conditioning_maps)
+from gazefollow.following.models.conditioning import (PREDICTED_HEATMAP, Conditioning,
+                                                      ConditioningWidths, conditioning_maps)
+from gazefollow.following.models.decoders import ChongHead, GazelleHead
 from gazefollow.following.models.denoiser import HeatmapDenoiser
 
-# The loss terms' key of the head's predicted heatmap [B, 1, O, O] (with its gradient), which
-# the objective's point and KL losses read and never log.
-PREDICTED_HEATMAP = "predicted_heatmap"
 
 
 def build_diffusion(config) -> GaussianDiffusion:
@@ -217,66 +216,8 @@ class RegressionHead(nn.Module):
         return "regression"
 
 
-class GazelleHead(nn.Module):
-    """Gaze-LLE's decoder head: the encoder's token map [B, C, g, g] up-sampled 2x by a
-    transposed convolution, a 1x1 convolution to one channel, a sigmoid; resized to the
-    heatmap size (bilinear with antialiasing, as torchvision's resize of a tensor; at 448 px
-    with patch 14 it is already 64 x 64). Trained by binary cross-entropy to the target
-    heatmap (on the logits, which is the same loss, computed stably)."""
-
-    stochastic = False
-
-    def __init__(self, config, widths: ConditioningWidths):
-        super().__init__()
-        if not widths.spatial:
-            raise ValueError("model.head=gazelle decodes the encoder's spatial map: this "
-                             "encoder has none (resnet_pair: model.spatial_channels > 0)")
-        channels = widths.spatial
-        self.heatmap_head = nn.Sequential(nn.ConvTranspose2d(channels, channels, 2, stride=2),
-                                          nn.Conv2d(channels, 1, 1, bias=False))
-        self.output_size = config.data.output_size
-
-    def _resized(self, maps: torch.Tensor) -> torch.Tensor:
-        if maps.shape[-1] == self.output_size:
-            return maps
-        return F.interpolate(maps, size=(self.output_size,) * 2, mode="bilinear",
-                             align_corners=False, antialias=True)
-
-    def logits(self, cond: Conditioning) -> torch.Tensor:
-        """[B, 1, O, O] logits at the heatmap size."""
-        return self._resized(self.heatmap_head(cond["spatial"]).float())
-
-    @staticmethod
-    def run_label(config) -> str:
-        return "gazelle"
-
-    def loss(self, cond: Conditioning, heatmap: torch.Tensor, generator=None) -> tuple:
-        logits = self.logits(cond)
-        per_sample = F.binary_cross_entropy_with_logits(
-            logits, heatmap.float(), reduction="none").mean(dim=(1, 2, 3))
-        return per_sample, {"bce": per_sample.detach(), PREDICTED_HEATMAP: logits.sigmoid()}
-
-    @torch.no_grad()
-    def predict(self, cond: Conditioning, ids: list[int], seed: int, steps: int, sampling,
-                draws: int = 1, first_draw: int = 0, trajectory: list | None = None) -> np.ndarray:
-        # the sigmoid before the resize, as Gaze-LLE's forward
-        maps = self._resized(torch.sigmoid(self.heatmap_head(cond["spatial"]).float()))
-        return maps[:, 0].cpu().numpy()
-
-    @staticmethod
-    def step_counts(config) -> list[int]:
-        return [1]
-
-    @staticmethod
-    def describe(sampling) -> str:
-        return "Gaze-LLE decoder (one pass)"
-
-    @staticmethod
-    def eval_label(sampling) -> str:
-        return "gazelle"
-
-
-HEADS = {"diffusion": DiffusionHead, "regression": RegressionHead, "gazelle": GazelleHead}
+HEADS = {"diffusion": DiffusionHead, "regression": RegressionHead, "gazelle": GazelleHead,
+         "chong": ChongHead}
 
 
 def build_head(config, widths: ConditioningWidths) -> nn.Module:

@@ -6,7 +6,8 @@ and ``run.init_weights: FILE`` (``init_from_file``: fine-tuning, e.g. Gaze-LLE's
 VideoAttentionTarget recipe starting from its GazeFollow decoder).
 
 A file holds what its authors released: a Gaze-LLE file has no backbone, which then comes from
-``model.backbone_weights`` (refused, with what to pass, when that is not set).
+``model.backbone_weights`` (refused, with what to pass, when that is not set); Chong et al.'s
+files hold their whole model, whose sizes are read from the keys (``chong.py``).
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from gazefollow.backbones.init_weights import load_initial_weights, resolve_init
 from gazefollow.config import ConfigError
 from gazefollow.engine.checkpoint import CheckpointError, reading_error
 from gazefollow.engine.untrusted import UntrustedFileError, load_torch_file
+from gazefollow.following.published.chong import (chong_architecture, chong_name, chong_to_ours,
+                                                   is_chong_file)
 from gazefollow.following.published.gazelle import gazelle_name, gazelle_to_ours, is_gazelle_file
 
 # The published models' architectures as config overrides (configs/experiments/<name>.yaml
@@ -40,26 +43,33 @@ IN_FRAME_LOGIT = 30.0
 
 @dataclass
 class PublishedWeights:
-    """A released file, recognised: its model's name, its weights under our names, and the
-    keys of the file that have no place here (a backbone saved beside a decoder)."""
+    """A released file, recognised: its model's name, its architecture (config overrides),
+    its weights under our names, and the keys of the file that have no place here."""
 
     name: str
     file: Path
+    architecture: list[str]
     weights: dict[str, torch.Tensor]
     dropped: list[str] = field(default_factory=list)
     inout: bool = True  # the file holds an in/out head
-
-    @property
-    def architecture(self) -> list[str]:
-        return ARCHITECTURES[self.name]
+    backbone_elsewhere: bool = False  # its backbone comes from model.backbone_weights
 
 
 def recognise(content, file: Path) -> PublishedWeights | None:
     """The published model a file's content is, or None (one of ours, or unknown)."""
-    if is_gazelle_file(content):
-        name = gazelle_name(content)
-        weights, dropped = gazelle_to_ours(content)
-        return PublishedWeights(name, file, weights, dropped, inout=name.endswith("_inout"))
+    try:
+        if is_gazelle_file(content):
+            name = gazelle_name(content)
+            weights, dropped = gazelle_to_ours(content)
+            return PublishedWeights(name, file, ARCHITECTURES[name], weights, dropped,
+                                    inout=name.endswith("_inout"), backbone_elsewhere=True)
+        if is_chong_file(content):
+            state = content["model"]
+            name = chong_name(state)
+            weights, dropped = chong_to_ours(state)
+            return PublishedWeights(name, file, chong_architecture(state), weights, dropped)
+    except ValueError as err:
+        raise CheckpointError(f"{file}: {err}") from None
     return None
 
 
@@ -97,12 +107,14 @@ def load_published(model: nn.Module, published: PublishedWeights, log=print) -> 
         raise CheckpointError(f"{published.file} ({published.name}) does not fit this model: "
                               f"unexpected {unexpected[:5]}, mismatched {mismatched[:5]}")
     model.load_state_dict(published.weights, strict=False)
+    elsewhere = "gaze.backbone." if published.backbone_elsewhere else None
     new = sorted(key for key in set(own) - set(published.weights)
-                 if not key.startswith("gaze.backbone."))
+                 if not (elsewhere and key.startswith(elsewhere)))
     report = {"file": str(published.file), "model": published.name,
               "loaded": len(published.weights), "dropped": published.dropped, "new": new}
-    log(f"{published.file.name}: {published.name}, {len(published.weights)} tensors loaded; "
-        f"the backbone from model.backbone_weights; new (not in the file): {new or 'none'}"
+    log(f"{published.file.name}: {published.name}, {len(published.weights)} tensors loaded"
+        + ("; the backbone from model.backbone_weights" if elsewhere else "")
+        + f"; new (not in the file): {new or 'none'}"
         + (f"; dropped: {published.dropped[:3]}" if published.dropped else ""))
     return report
 
@@ -143,7 +155,8 @@ def load_published_for_eval(path: Path, layers, overrides, registry) -> dict | N
     if published is None:
         return None
     config = registry.build_config(layers, [*published.architecture, *overrides])
-    check_backbone(published, config.model)
+    if published.backbone_elsewhere:
+        check_backbone(published, config.model)
     model = build_model(config)
     load_published(model, published)
     if not published.inout:
