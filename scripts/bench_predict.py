@@ -4,7 +4,9 @@
 
 Rows: the default experiment's model and the full-size model (configs/diffusion.yaml +
 gaze.yaml, 224 px) at 1, 4 and 10 DDIM steps, the full-size model with the UNet it had
-before (64x64, two blocks per level), the full-size regression head; their encoders alone and
+before (64x64, two blocks per level), the full-size regression head, Gaze-LLE ViT-B/14 and
+our diffusion head on DINOv2 ViT-B/14 (448 px; with ``--device cuda`` also with DINOv2 in
+bfloat16); their encoders alone and
 one UNet call alone; as the physical reference, two plain ResNet-50 forward passes at 224 px
 built with our own ResNet class (what the classic two-branch gaze-following model costs); and
 the face detector's ms per 640x480 image. A second table times one UNet call for each
@@ -41,17 +43,25 @@ MODELS = {
                                        "model.unet_layers_per_block=2",
                                        "model.unet_inplanes=64", "model.unet_norm_groups=32"]),
     "full size, regression head": (BASE, ["model.head=regression"]),
+    # frozen DINOv2 ViT-B/14 at 448 px (random weights: speed does not depend on them)
+    "Gaze-LLE ViT-B/14 (448 px)": (BASE + [ROOT / "configs" / "experiments" /
+                                           "gazelle_vitb14_inout.yaml"], []),
+    "DINOv2 ViT-B/14 + diffusion (448 px)": (BASE + [ROOT / "configs" / "experiments" /
+                                                     "dinov2_diffusion.yaml"], []),
 }
+# with --device cuda also these in bfloat16 (DINOv2 under autocast)
+BF16 = ("Gaze-LLE ViT-B/14 (448 px)", "DINOv2 ViT-B/14 + diffusion (448 px)")
 
 
 def best_ms(call, repeats: int) -> float:
-    call()  # warm-up
-    times = []
-    for _ in range(repeats):
+    def timed() -> float:
         start = time.perf_counter()
         call()
-        times.append(time.perf_counter() - start)
-    return 1000 * min(times)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+    timed()  # warm-up
+    return 1000 * min(timed() for _ in range(repeats))
 
 
 def people(batch: int, rng) -> tuple[np.ndarray, list]:
@@ -61,23 +71,32 @@ def people(batch: int, rng) -> tuple[np.ndarray, list]:
     return image, boxes
 
 
-def model_rows(batch: int, repeats: int, rng) -> list[tuple[str, float]]:
+def model_settings(device: str):
+    """(row name, YAML layers, overrides) of every model row on this device."""
+    for name, (layers, overrides) in MODELS.items():
+        yield name, layers, overrides
+        if device == "cuda" and name in BF16:
+            yield f"{name}, bf16 DINOv2", layers, [*overrides, "model.dinov2_bf16=true"]
+
+
+def model_rows(batch: int, repeats: int, rng, device: str) -> list[tuple[str, float]]:
     rows = []
     image, boxes = people(batch, rng)
-    for name, (layers, overrides) in MODELS.items():
-        config = build_config(layers, [*overrides, f"eval.batch_size={batch}", "run.device=cpu"])
+    for name, layers, overrides in model_settings(device):
+        config = build_config(layers, [*overrides, f"eval.batch_size={batch}",
+                                       f"run.device={device}"])
         torch.manual_seed(0)
-        predictor = GazePredictor(build_model(config), config, "cpu", "raw")
-        steps = [1] if config.model.head == "regression" else [1, 4, 10]
+        predictor = GazePredictor(build_model(config).to(device), config, device, "raw")
+        steps = [1] if not config.model.head == "diffusion" else [1, 4, 10]
         for count in steps:
             ms = best_ms(lambda: predictor.predict([image], [boxes], steps=count), repeats)
-            label = "" if config.model.head == "regression" else f", {count} step(s)"
+            label = "" if config.model.head != "diffusion" else f", {count} step(s)"
             rows.append((f"{name}{label}", ms / batch))
         stacked = stacked_inputs(predictor, image, boxes)
         with torch.no_grad():
             ms = best_ms(lambda: predictor.model.encode(stacked), repeats)
             rows.append((f"{name}: encoders and in/out head only", ms / batch))
-            if config.model.head != "regression":
+            if config.model.head == "diffusion":
                 rows.append((f"{name}: one UNet call", unet_ms(predictor, stacked, repeats)
                              / batch))
     return rows
@@ -86,15 +105,15 @@ def model_rows(batch: int, repeats: int, rng) -> list[tuple[str, float]]:
 def stacked_inputs(predictor: GazePredictor, image: np.ndarray, boxes: list) -> dict:
     """The people of one image as one batch of model inputs."""
     inputs, _ = predictor._inputs([image], [boxes])
-    return {k: torch.stack([p[k] for p in inputs]) for k in inputs[0]}
+    return {k: torch.stack([p[k] for p in inputs]).to(predictor.device) for k in inputs[0]}
 
 
 def unet_ms(predictor: GazePredictor, stacked: dict, repeats: int) -> float:
     """One denoiser call on encoded people: the cost each extra sampling step adds."""
     cond = predictor.model.encode(stacked)
     size = predictor.config.data.output_size
-    x_t = torch.randn(len(stacked["face"]), 1, size, size)
-    t = torch.full((len(x_t),), 500)
+    x_t = torch.randn(len(stacked["face"]), 1, size, size, device=predictor.device)
+    t = torch.full((len(x_t),), 500, device=predictor.device)
     return best_ms(lambda: predictor.model.head.denoise(x_t, t, cond), repeats)
 
 
@@ -131,11 +150,12 @@ def unet_shape_rows(batch: int, repeats: int, rng) -> list[tuple[str, float, flo
     return rows
 
 
-def reference_row(batch: int, repeats: int) -> tuple[str, float]:
+def reference_row(batch: int, repeats: int, device: str) -> tuple[str, float]:
     torch.manual_seed(0)
-    scene = ResNet([3, 4, 6, 3], block="bottleneck", in_channels=4).eval()
-    face = ResNet([3, 4, 6, 3], block="bottleneck").eval()
-    x4, x3 = torch.randn(batch, 4, 224, 224), torch.randn(batch, 3, 224, 224)
+    scene = ResNet([3, 4, 6, 3], block="bottleneck", in_channels=4).eval().to(device)
+    face = ResNet([3, 4, 6, 3], block="bottleneck").eval().to(device)
+    x4 = torch.randn(batch, 4, 224, 224, device=device)
+    x3 = torch.randn(batch, 3, 224, 224, device=device)
     with torch.no_grad():
         ms = best_ms(lambda: (scene(x4), face(x3)), repeats)
     return "reference: two ResNet-50 forward passes at 224 px (our ResNet)", ms / batch
@@ -158,18 +178,23 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
-    rows = model_rows(args.batch, args.repeats, rng) + [reference_row(args.batch, args.repeats)]
+    rows = (model_rows(args.batch, args.repeats, rng, args.device)
+            + [reference_row(args.batch, args.repeats, args.device)])
     detector = detector_row(args.repeats, rng)
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"{args.threads} threads, torch {torch.__version__}, CPU; batch {args.batch}, best "
+          f"{args.threads} threads, torch {torch.__version__}, {args.device}; batch {args.batch}, "
+          "people of one image (the DINOv2 models run their backbone once for them); best "
           f"of {args.repeats} after a warm-up\n")
     print("| what | ms per person |")
     print("|---|---|")
     for name, ms in rows + ([detector] if detector else []):
         print(f"| {name} | {ms:.1f} |")
+    if args.device != "cpu":  # the UNet shapes are a CPU study
+        return
     print("\n| full-size UNet shape | ms per person per call | UNet parameters (M) |")
     print("|---|---|---|")
     for name, ms, size in unet_shape_rows(args.batch, args.repeats, rng):

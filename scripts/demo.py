@@ -2,6 +2,10 @@
 
     python scripts/demo.py --weights RUN_DIR_OR_EXPORT --input PATH [--boxes FILE]
         [--num_samples K] [--steps S] [--smoothing A] --output DIR
+    python scripts/demo.py --weights gazelle_dinov2_vitb14_inout.pt \
+        --backbone_weights facebook/dinov2-base --input PATH --output DIR
+
+--weights also takes a published model's released file (docs/zoo.md).
 
 PATH is an image, a folder of images or a video file (read and written with OpenCV). Head
 boxes come from --boxes (JSON, CSV or VideoAttentionTarget track files; see
@@ -29,7 +33,11 @@ from gazefollow.following.predict import GazePredictor  # noqa: E402
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", required=True)
+    parser.add_argument("--weights", required=True,
+                        help="a run, checkpoint, exported folder or published model's file")
+    parser.add_argument("--backbone_weights",
+                        help="the DINOv2 of a Gaze-LLE file (a Hugging Face folder or model "
+                             "id, or DINOv2's torch.hub file)")
     parser.add_argument("--input", required=True)
     parser.add_argument("--output", required=True)
     parser.add_argument("--boxes", help="head boxes per image name or frame index")
@@ -50,7 +58,9 @@ def main(argv: list[str]) -> None:
     source, out = Path(args.input), Path(args.output)
     prepare_output(out, args.overwrite)
     boxes = read_boxes_file(args.boxes) if args.boxes else None
-    demo = Demo(GazePredictor.from_pretrained(args.weights), boxes,
+    predictor = GazePredictor.from_pretrained(args.weights,
+                                              backbone_weights=args.backbone_weights)
+    demo = Demo(predictor, boxes,
                 lambda: FaceHeadDetector(args.confidence, args.detector), args.num_samples,
                 args.steps, args.seed, args.smoothing)
     if source.is_dir():

@@ -5,7 +5,10 @@ DDIM and DPM-Solver++ at 1, 2, 4, 10 and 50 steps.
     python scripts/study_diffusion.py --suite unet [--max_steps 300] [--steps 1 4]
 
 ``--suite diffusion`` (default): prediction type, fixed vs learned sigma, diffusion vs
-regression, on the default synthetic configuration. ``--suite unet``: the full-size UNet's
+regression, on the default synthetic configuration. ``--suite foundation``: the gazelle
+encoder (Gaze-LLE's prompt and blocks) on a small ViT trained with the model, under Gaze-LLE's
+decoder, the diffusion head and the regression head, at equal training steps, beside the
+default model. ``--suite unet``: the full-size UNet's
 shapes (the earlier one at the 64x64 heatmap with two blocks per level, and the patched ones
 with one) at the full-size data sizes, 224 px scene and face, 64x64 heatmap, on the default
 experiment's small encoders so it fits a CPU (the encoders are the same in every variant).
@@ -62,8 +65,23 @@ UNET_VARIANTS = {
     "patch 2, width 32 (16 norm groups)": ("unet_p2_b1_w32", unet_shape(2, 1, 2, 32, 16)),
     "patch 4 (16x16), 1 block/level, width 64": ("unet_p4_b1", unet_shape(4, 1, 1)),
 }
+# A prompted-token (gazelle) encoder on a small ViT trained with the model (DINOv2's design,
+# no pretrained weights here), under its three heads; the default model for reference.
+FOUNDATION = ["model.encoder=gazelle", "model.dinov2_size=tiny", "model.freeze_backbone=false",
+              "data.input_size=112", "model.gazelle_dim=64", "model.gazelle_heads=4",
+              "model.gazelle_inout_token=true"]
+FOUNDATION_VARIANTS = {
+    "ViT + Gaze-LLE decoder": ("vit_gazelle", [*FOUNDATION, "model.head=gazelle"]),
+    "ViT + diffusion head (x0)": ("vit_diffusion", FOUNDATION),
+    "ViT + regression head": ("vit_regression", [*FOUNDATION, "model.head=regression"]),
+    "ResNet pair + diffusion (default)": ("x0", []),
+    # the same decoder on 4x the tokens (16 x 16): does a finer grid let the ViT read heads?
+    "ViT (224 px) + Gaze-LLE decoder": ("vit224_gazelle", [*FOUNDATION, "data.input_size=224",
+                                                          "model.head=gazelle"]),
+}
 SUITES = {"diffusion": ([], VARIANTS, ["ddim", "dpm_solver"]),
-          "unet": (FULL_SIZE_UNET, UNET_VARIANTS, ["ddim"])}
+          "unet": (FULL_SIZE_UNET, UNET_VARIANTS, ["ddim"]),
+          "foundation": ([], FOUNDATION_VARIANTS, ["ddim"])}
 
 
 def milliseconds_per_image(loaded: dict, batches: list[dict], steps: int) -> float:
@@ -95,7 +113,7 @@ def study_variant(name: str, tag: str, overrides: list[str], out: Path,
         batch.pop(BAD_KEY)
         batches.append(batch)
     rows, ap = [], None
-    for sampler in (samplers if "regression" not in name else ["one pass"]):
+    for sampler in (samplers if config.model.head == "diffusion" else ["one pass"]):
         loaded = load_for_eval(run_dir, [] if sampler == "one pass" else
                                [f"sampling.sampler={sampler}"])
         common = dict(batch_size=config.eval.batch_size, seed=config.run.seed,

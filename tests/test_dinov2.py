@@ -16,18 +16,18 @@ from gazefollow.engine.checkpoint import CheckpointError
 RELEASED = 518  # the released weights' input size: a 37 x 37 position grid
 
 
-def hf_folder(tmp_path, registers: int, seed: int = 0):
+def hf_folder(tmp_path, registers: int, seed: int = 0, size: str = "tiny"):
     """A Hugging Face folder (config.json + model.safetensors) as transformers saves a
     released DINOv2, with random weights (layer scales and tokens far from their init)."""
     from transformers import Dinov2Model, Dinov2WithRegistersModel
     torch.manual_seed(seed)
-    config = dinov2_hf_config("tiny", registers, RELEASED)
+    config = dinov2_hf_config(size, registers, RELEASED)
     model = (Dinov2WithRegistersModel if registers else Dinov2Model)(config)
     with torch.no_grad():
         for name, value in model.named_parameters():
             if "lambda1" in name or "token" in name or "position" in name:
                 value.normal_(0, 0.5)
-    folder = tmp_path / f"dinov2-tiny-reg{registers}"
+    folder = tmp_path / f"dinov2-{size}-reg{registers}"
     model.save_pretrained(folder)
     return folder, load_file(str(folder / "model.safetensors"))  # the released names
 
@@ -39,7 +39,8 @@ def to_hub(state: dict) -> dict:
                "embeddings.position_embeddings": "pos_embed",
                "embeddings.patch_embeddings.projection.": "patch_embed.proj.",
                "layernorm.": "norm.", "attention.output.dense.": "attn.proj.",
-               "layer_scale1.lambda1": "ls1.gamma", "layer_scale2.lambda1": "ls2.gamma"}
+               "layer_scale1.lambda1": "ls1.gamma", "layer_scale2.lambda1": "ls2.gamma",
+               "mlp.weights_in.": "mlp.w12.", "mlp.weights_out.": "mlp.w3."}  # giant's SwiGLU
     hub = {}
     for key, value in state.items():
         if ".attention.attention." in key:
@@ -84,8 +85,12 @@ def reference_features(hub: dict, image: torch.Tensor, registers: int, heads: in
                             p("attn.proj.weight"), p("attn.proj.bias"))
         x = x + p("ls1.gamma") * attended
         h = F.layer_norm(x, (width,), p("norm2.weight"), p("norm2.bias"), eps=1e-6)
-        h = F.linear(F.gelu(F.linear(h, p("mlp.fc1.weight"), p("mlp.fc1.bias"))),
-                     p("mlp.fc2.weight"), p("mlp.fc2.bias"))
+        if f"blocks.{i}.mlp.w12.weight" in hub:  # SwiGLU: silu(first half) * second half
+            gate, up = F.linear(h, p("mlp.w12.weight"), p("mlp.w12.bias")).chunk(2, dim=-1)
+            h = F.linear(F.silu(gate) * up, p("mlp.w3.weight"), p("mlp.w3.bias"))
+        else:
+            h = F.linear(F.gelu(F.linear(h, p("mlp.fc1.weight"), p("mlp.fc1.bias"))),
+                         p("mlp.fc2.weight"), p("mlp.fc2.bias"))
         x = x + p("ls2.gamma") * h
     x = F.layer_norm(x, (width,), hub["norm.weight"], hub["norm.bias"], eps=1e-6)
     return x[:, 1 + registers:]
@@ -109,6 +114,26 @@ def test_both_layouts_give_dinov2s_own_features(tmp_path, registers):
     torch.testing.assert_close(maps[0], maps[1], atol=1e-5, rtol=0)  # the two layouts
     ours = maps[1].flatten(2).transpose(1, 2)
     torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-5)  # DINOv2's forward
+
+
+def test_giants_swiglu_mlp_loads_from_both_layouts(tmp_path, monkeypatch):
+    """ViT-g/14's fused SwiGLU (hub ``mlp.w12`` / ``w3``, released ``weights_in`` /
+    ``weights_out``) split into transformers' gate and up projections: DINOv2's features
+    (giant's design at width 32, one block)."""
+    monkeypatch.setitem(DINOV2_SIZES, "giant", (32, 1, 2))
+    folder, state = hf_folder(tmp_path, 0, size="giant")
+    hub = to_hub(state)
+    assert "blocks.0.mlp.w12.weight" in hub and "blocks.0.mlp.w3.weight" in hub
+    torch.save(hub, tmp_path / "dinov2_vitg14_pretrain.pth")
+    image = torch.randn(2, 3, 42, 42)
+    reference = reference_features(hub, image, 0, heads=2)
+    for source in (folder, tmp_path / "dinov2_vitg14_pretrain.pth"):
+        features = DINOv2Features("giant", 0, 42).eval()
+        report = load_dinov2_weights(features, str(source), log=lambda *_: None)
+        assert not report["new"]
+        with torch.no_grad():
+            ours = features(image).flatten(2).transpose(1, 2)
+        torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-5)
 
 
 def test_the_hub_mapping_names_every_part_and_refuses_another_size(tmp_path):

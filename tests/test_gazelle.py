@@ -211,16 +211,17 @@ def test_each_configuration_is_the_released_architecture(name):
         assert str(recipe[section][field]).lower() == value.lower(), key
 
 
-@pytest.mark.parametrize("head", ["gazelle", "diffusion", "regression"])
-def test_the_gazelle_encoder_trains_with_every_head(tmp_path, head):
-    """Two steps and an evaluation on the built-in world: a tiny DINOv2 trained with the
-    decoder (unfrozen), with the in/out token."""
+@pytest.mark.parametrize("experiment, extra", [
+    ("gazelle_vitb14", []), ("gazelle_vitl14", []), ("gazelle_vitb14_inout", []),
+    ("gazelle_vitl14_inout", []), ("dinov2_diffusion", []),
+    ("dinov2_diffusion", ["model.head=regression", "model.freeze_backbone=false"])])
+def test_each_configuration_trains_and_evaluates(tmp_path, experiment, extra):
+    """Two steps and an evaluation on the built-in world, each experiment file with a tiny
+    DINOv2 and decoder (the tiny test settings layered on top)."""
     from main import main
-    results = main(["--experiment", str(TINY), f"data.dataset_dir={tmp_path / 'world'}",
+    results = main(["--experiment", str(ROOT / "configs" / "experiments" / f"{experiment}.yaml"),
+                    "--config", str(TINY), f"data.dataset_dir={tmp_path / 'world'}",
                     f"run.output_dir={tmp_path / 'out'}", "--max_steps", "2",
-                    "model.encoder=gazelle", f"model.head={head}", "model.dinov2_size=tiny",
-                    "model.freeze_backbone=false", "data.input_size=28",
-                    "data.scene_resize=antialias", "model.gazelle_dim=16",
-                    "model.gazelle_heads=2", "model.gazelle_inout_token=true",
-                    "model.inout_dropout=0.1"])
+                    "model.dinov2_size=tiny", "data.input_size=28", "model.gazelle_dim=16",
+                    "model.gazelle_heads=2", *extra])
     assert 0 <= results["model"]["auc"] <= 1

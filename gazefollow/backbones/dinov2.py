@@ -7,7 +7,8 @@ tokens after the final norm, as a map [B, D, S/14, S/14]: DINOv2's ``x_norm_patc
 the features Gaze-LLE reads. It is built for its input size: the released weights' 37 x 37
 position grid (518 px) is resampled to the input's grid when the weights load, the way
 DINOv2's own code resamples it at every forward (``dinov2_weights.py``), so no resampling
-runs per image. Frozen by default (``model.freeze_backbone``).
+runs per image. Frozen by default (``model.freeze_backbone``); on a GPU it can run under
+bfloat16 autocast (``model.dinov2_bf16``).
 
 Weights (``model.backbone_weights``): a Hugging Face folder (``facebook/dinov2-base``:
 ``config.json`` + ``model.safetensors``), a model id where there is internet, or DINOv2's
@@ -39,6 +40,8 @@ class DINOv2Config:
     # a Hugging Face folder or model id, or DINOv2's torch.hub file; none: random weights
     backbone_weights: Optional[str] = None
     freeze_backbone: bool = True  # frozen features (not trained, not saved, not in the EMA)
+    # on a GPU, run DINOv2 under bfloat16 autocast (features back in float32); a CPU ignores it
+    dinov2_bf16: bool = False
 
     CHOICES = {"dinov2_size": tuple(DINOV2_SIZES), "dinov2_registers": (0, 4)}
 
@@ -60,7 +63,7 @@ class DINOv2Features(nn.Module):
     """Patch tokens after the final norm as a map [B, D, S/14, S/14] (see the module
     docstring); ``out_channels`` = D."""
 
-    def __init__(self, size: str, registers: int, image_size: int):
+    def __init__(self, size: str, registers: int, image_size: int, bf16: bool = False):
         super().__init__()
         from transformers import Dinov2Model, Dinov2WithRegistersModel
 
@@ -69,9 +72,11 @@ class DINOv2Features(nn.Module):
         self.size, self.registers, self.image_size = size, registers, image_size
         self.grid = image_size // PATCH
         self.out_channels = config.hidden_size
+        self.bf16 = bf16
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        tokens = self.model(pixel_values=image).last_hidden_state
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16 and image.is_cuda):
+            tokens = self.model(pixel_values=image).last_hidden_state.float()
         patches = tokens[:, 1 + self.registers:]  # after the class and register tokens
         return patches.transpose(1, 2).reshape(len(image), -1, self.grid, self.grid)
 
@@ -81,7 +86,8 @@ def build_dinov2(model_cfg, image_size: int, log=print) -> DINOv2Features:
     ``model.backbone_weights`` (reported), frozen with ``model.freeze_backbone``."""
     from gazefollow.backbones.dinov2_weights import load_dinov2_weights
 
-    features = DINOv2Features(model_cfg.dinov2_size, model_cfg.dinov2_registers, image_size)
+    features = DINOv2Features(model_cfg.dinov2_size, model_cfg.dinov2_registers, image_size,
+                              model_cfg.dinov2_bf16)
     if model_cfg.backbone_weights:
         load_dinov2_weights(features, model_cfg.backbone_weights,
                             trust_pickle=False, log=log)

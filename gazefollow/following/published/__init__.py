@@ -128,9 +128,16 @@ def answer_in_frame(model: nn.Module) -> None:
         last.bias.fill_(IN_FRAME_LOGIT)
 
 
+# the encoder of each published family: only a model with it reads such a file whole
+FAMILIES = {"gazelle": "gazelle", "chong2020": "chong"}
+
+
 def init_from_file(model: nn.Module, run_cfg, log=print, report_file: Path | None = None):
-    """``run.init_weights`` for gaze following: a published model's released file, else any
-    format ``backbones/init_weights.py`` reads."""
+    """``run.init_weights`` for gaze following: a published model's released file into a
+    model of its design (``FAMILIES``), else any format ``backbones/init_weights.py`` reads
+    (e.g. Chong et al.'s files as ``classic`` initial weights of other encoders)."""
+    if model.gaze.name not in FAMILIES.values():
+        return load_initial_weights(model, run_cfg, log, report_file)
     path = resolve_init_path(run_cfg.init_weights)
     published = read_published(path, run_cfg.trust_pickle) if path.is_file() else None
     if published is None:
