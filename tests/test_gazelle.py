@@ -164,6 +164,23 @@ def test_a_released_file_predicts_what_gazelles_forward_gives(one_block_base, tm
         assert min(got_inout) > 0.999
 
 
+def test_an_export_of_a_released_model_holds_its_backbone(one_block_base, tmp_path):
+    """save_pretrained writes DINOv2 with the decoder: the export predicts the same without
+    the backbone file."""
+    hub_file, _ = one_block_base
+    torch.save(released_decoder(768, True), tmp_path / "gazelle_dinov2_vitb14_inout.pt")
+    predictor = GazePredictor.from_pretrained(tmp_path / "gazelle_dinov2_vitb14_inout.pt",
+                                              device="cpu", backbone_weights=str(hub_file))
+    predictor.save_pretrained(tmp_path / "export")
+    hub_file.unlink()
+    exported = GazePredictor.from_pretrained(tmp_path / "export", device="cpu")
+    image = np.random.default_rng(2).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    box = [[(30.0, 20.0, 80.0, 70.0)]]
+    first, again = predictor.predict([image], box)[0][0], exported.predict([image], box)[0][0]
+    np.testing.assert_array_equal(first.heatmap, again.heatmap)
+    assert first.inout == again.inout
+
+
 def test_eval_weights_scores_a_released_file_and_wants_its_backbone(one_block_base, tmp_path):
     from main import main
     hub_file, _ = one_block_base

@@ -108,9 +108,10 @@ def load_exported(directory: str | Path, overrides: list = ()) -> tuple:
     if stored.get("format") != FORMAT or "config" not in stored:
         raise CheckpointError(f"{directory / CONFIG_FILE} is not a gazefollow export "
                               f"(format {stored.get('format')!r}, expected {FORMAT!r})")
-    # the gaze-following keys of the stored config (another task's sections are left out)
-    config = Registry({FOLLOWING.name: FOLLOWING}).build_config(overrides=list(overrides),
-                                                                base=stored["config"])
+    # the gaze-following keys of the stored config (another task's sections are left out);
+    # a frozen backbone's weights are in the export, not read again from where they came
+    config = Registry({FOLLOWING.name: FOLLOWING}).build_config(
+        overrides=["model.backbone_weights=null", *overrides], base=stored["config"])
     model = build_model(config)
     try:
         state = load_file(str(directory / WEIGHTS_FILE))
