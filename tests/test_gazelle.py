@@ -242,3 +242,34 @@ def test_each_configuration_trains_and_evaluates(tmp_path, experiment, extra):
                     "model.dinov2_size=tiny", "data.input_size=28", "model.gazelle_dim=16",
                     "model.gazelle_heads=2", *extra])
     assert 0 <= results["model"]["auc"] <= 1
+
+
+def test_damaged_or_foreign_released_files_are_named(tmp_path):
+    """A released file with a key of no decoder, a decoder of another width, a file that
+    runs code when unpickled, a truncated file: each one named error, nothing run."""
+    import pickle
+
+    from gazefollow.engine.checkpoint import CheckpointError
+    from gazefollow.engine.untrusted import UntrustedFileError
+    cases = {}
+    odd = released_decoder(768, False)
+    odd["gaze_head.weight"] = torch.zeros(1)
+    cases["odd.pt"] = (odd, "is not a key of Gaze-LLE's decoder")
+    cases["narrow.pt"] = (released_decoder(640, False), "640-wide backbone")
+    for name, (state, message) in cases.items():
+        torch.save(state, tmp_path / name)
+        with pytest.raises(CheckpointError, match=message):
+            GazePredictor.from_pretrained(tmp_path / name, device="cpu",
+                                          backbone_weights="unused")
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "ran"), "w"))
+    (tmp_path / "payload.pt").write_bytes(pickle.dumps({"linear.weight": Payload()}))
+    with pytest.raises((UntrustedFileError, CheckpointError)):
+        GazePredictor.from_pretrained(tmp_path / "payload.pt", device="cpu")
+    assert not (tmp_path / "ran").exists()
+    torch.save(released_decoder(768, True), tmp_path / "cut.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "cut.pt").read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match="cannot read"):
+        GazePredictor.from_pretrained(tmp_path / "cut.pt", device="cpu")
