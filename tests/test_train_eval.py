@@ -114,6 +114,26 @@ def test_mean_of_several_samples_is_reported_separately(trained, capsys):
     assert trajectories.stat().st_size > 10_000
 
 
+def test_several_samples_are_scored_as_hypotheses(trained, tmp_path):
+    """eval.num_samples=K: the K draws' points (diffusion) or K separated peaks (regression)
+    scored as a set beside the single point; the best of K is never further than draw 0."""
+    _, run_dir, _ = trained
+    out = main(["--eval_weights", str(run_dir), "eval.num_samples=4"])
+    block = out["hypotheses"]
+    assert (block["k"], block["radius"]) == (4, 0.1) and block["heads"] == 8
+    assert set(block["samples"]) == set(block["mean_point"]) == {"oracle_l2", "coverage",
+                                                                 "energy"}
+    assert block["samples"]["oracle_l2"] <= out["model"]["avg_l2"] + 1e-12
+    saved = json.loads((Path(out["info"]["output_dir"]) / "metrics.json").read_text())
+    assert saved["hypotheses"]["samples"] == pytest.approx(block["samples"])
+    regression = main(_argv(tmp_path, "--max_steps", "2", "model.head=regression",
+                            "eval.num_samples=3", "eval.hypothesis_radius=0.2"))
+    peaks = regression["hypotheses"]
+    assert (peaks["k"], peaks["radius"]) == (3, 0.2)
+    assert peaks["samples"]["oracle_l2"] <= regression["model"]["avg_l2"] + 1e-12
+    assert peaks["mean_point"]["oracle_l2"] == pytest.approx(regression["model"]["avg_l2"])
+
+
 def test_visualize_script_draws_chosen_samples(trained, tmp_path):
     _, run_dir, _ = trained
     run_script("visualize.py", "--weights", run_dir, "--ids", "0", "2", "--steps", "3",

@@ -92,6 +92,15 @@ class FollowingLoss:
 
 
 @dataclass
+class FollowingEval:
+    """Gaze following's ``eval`` keys (beside the engine's)."""
+
+    # with eval.num_samples = K > 1: hypotheses within this distance (normalised) of an
+    # annotator cover it; a one-pass head's K peaks are at least this far apart
+    hypothesis_radius: float = 0.1
+
+
+@dataclass
 class SyntheticConfig:
     """The procedurally generated gaze world, written in GazeFollow format."""
 

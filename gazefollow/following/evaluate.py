@@ -13,6 +13,7 @@ from gazefollow.engine.evaluation import Evaluation, gather_shards, predict_spli
 from gazefollow.engine.reporting import write_predictions
 from gazefollow.following import metrics
 from gazefollow.following.data.heatmap import PRIOR_SIGMA_AT_64, center_prior_heatmap
+from gazefollow.following.hypotheses import SCORES, heatmap_peaks, hypothesis_scores
 from gazefollow.following.reporting import format_table
 
 # The protocol's metrics, then the original research code's (angles, heatmap AP), which are
@@ -73,6 +74,9 @@ class SplitResult:
     inout_ap: float  # the model's in/out AP over every instance (NaN with one class)
     center_prior: dict  # the baseline's spatial metrics and in/out AP
     mean_of_samples: dict | None  # the mean heatmap of eval.num_samples draws (None when 1)
+    # with eval.num_samples > 1: {"samples": scores, "mean_point": scores} (hypotheses.py),
+    # means over in-frame heads with annotators, and "ambiguous" over the heads marked so
+    hypotheses: dict | None
     records: list[dict]  # predictions.csv rows at the first step count
     samples: list[dict]  # the first num_keep instances with heatmaps and trajectories
     bad_input: list[str]  # samples skipped because they failed to load (skip mode)
@@ -82,27 +86,56 @@ class SplitResult:
 
 
 def _predict_batch(model, cond, batch, steps_list, seed, num_samples, sampling,
-                   keep_path) -> tuple[dict, np.ndarray | None, list]:
+                   keep_path, radius) -> tuple:
     """(heatmaps per step count, mean of num_samples draws at the first count or None, the
-    denoising trajectory at the largest count when ``keep_path``)."""
+    denoising trajectory at the largest count when ``keep_path``, the hypotheses [B, K, 2]
+    and the single points [B, 2] they are compared with, or None when num_samples is 1).
+
+    A stochastic head's hypotheses are its K draws' points and the single point is the
+    argmax of their mean; a one-pass head's are its K separated peaks (``radius`` apart)
+    and the single point its argmax."""
     ids, heatmaps, trajectory = batch["index"].tolist(), {}, []
     for steps in steps_list:
         keep = keep_path and steps == max(steps_list)
         heatmaps[steps] = model.head.predict(cond, ids, seed, steps, sampling,
                                              trajectory=trajectory if keep else None)
-    mean_map = None
-    if num_samples > 1 and steps_list and model.head.stochastic:  # draw 0 is heatmaps[first]
-        first = steps_list[0]
-        others = model.head.predict(cond, ids, seed, first, sampling, draws=num_samples - 1,
-                                    first_draw=1)
-        mean_map = (heatmaps[first] + (num_samples - 1) * others) / num_samples
-    return heatmaps, mean_map, trajectory
+    if num_samples == 1 or not steps_list:
+        return heatmaps, None, trajectory, None, None
+    first, mean_map = steps_list[0], None
+    if model.head.stochastic:  # draw 0 is heatmaps[first]
+        draws = [heatmaps[first]] + [model.head.predict(cond, ids, seed, first, sampling,
+                                                        first_draw=k)
+                                     for k in range(1, num_samples)]
+        mean_map = np.mean(draws, axis=0)
+        hypotheses = np.array([[metrics.heatmap_argmax(d[i]) for d in draws]
+                               for i in range(len(ids))])
+        single = mean_map
+    else:
+        hypotheses = np.stack([heatmap_peaks(h, num_samples, radius) for h in heatmaps[first]])
+        single = heatmaps[first]
+    points = np.array([metrics.heatmap_argmax(h) for h in single])
+    return heatmaps, mean_map, trajectory, hypotheses, points
 
 
-def _batch_entries(batch, heatmaps, mean_map, trajectory, inout_prob, prior, steps_list,
-                   protocol, num_keep) -> list[dict]:
-    """Per-instance scores of one batch (model at every step count, prior, mean of draws)."""
+def _hypothesis_entry(hypotheses, point, annotators, inout: float, radius: float):
+    """One head's scores of its hypotheses and of its single point as a set of one (None
+    for an out-of-frame head or one without annotators)."""
+    valid = annotators[(annotators >= 0).all(axis=1)]
+    if inout < 0.5 or len(valid) == 0:
+        return None
+    return {"samples": hypothesis_scores(hypotheses, valid, radius),
+            "mean_point": hypothesis_scores(point[None], valid, radius)}
+
+
+def _batch_entries(batch, outputs, prior, steps_list, protocol, num_keep,
+                   radius: float) -> list[dict]:
+    """Per-instance scores of one batch (model at every step count, prior, mean of draws,
+    hypotheses)."""
     entries, first = [], (steps_list or [None])[0]
+    heatmaps = {steps: outputs[f"{steps}-step heatmap"] for steps in steps_list}
+    mean_map, trajectory, inout_prob = (outputs["mean heatmap"], outputs["trajectory"],
+                                        outputs["inout"])
+    hypotheses = outputs["hypotheses"]
     for i, position in enumerate(batch["position"].tolist()):
         points = batch["gaze_points"][i].cpu().numpy()
         args = (points, float(batch["inout"][i]), int(batch["width"][i]),
@@ -111,6 +144,10 @@ def _batch_entries(batch, heatmaps, mean_map, trajectory, inout_prob, prior, ste
                  "steps": {s: score_instance(heatmaps[s][i], *args) for s in steps_list},
                  "mean": score_instance(mean_map[i], *args) if mean_map is not None else None,
                  "inout_score": float(inout_prob[i]), "label": int(batch["inout"][i])}
+        if hypotheses is not None:
+            entry["hypotheses"] = _hypothesis_entry(hypotheses[i], outputs["points"][i],
+                                                    points, float(batch["inout"][i]), radius)
+            entry["ambiguous"] = bool(batch["ambiguous"][i]) if "ambiguous" in batch else False
         if steps_list:
             entry["record"] = _record(batch, i, entry["steps"][first], float(inout_prob[i]))
         if steps_list:
@@ -159,10 +196,11 @@ class ExtremeAUC:
 def run_split(model, dataset, steps_list: list[int], sampling, *, batch_size: int, seed: int,
               device, prior_inout: float, num_keep: int = 0, num_workers: int = 0,
               num_samples: int = 1, protocol: str = "gazefollow", desc: str = "eval",
-              shard: tuple[int, int] = (0, 1)) -> SplitResult:
+              shard: tuple[int, int] = (0, 1), radius: float = 0.1) -> SplitResult:
     """Predict with each sampler step count in ``steps_list`` (may be empty: in/out only) and
-    score every instance. With ``shard`` = (process index, process count) each process takes
-    its share and every process gets the merged results (a collective call)."""
+    score every instance; with ``num_samples`` K > 1 also K hypotheses per head, scored at
+    ``radius`` (``hypotheses.py``). With ``shard`` = (process index, process count) each
+    process takes its share and every process gets the merged results (a collective call)."""
     prior = center_prior_heatmap(dataset.output_size)
     extremes = ExtremeAUC(min(EXTREMES, num_keep))
     first = (steps_list or [None])[0]
@@ -170,17 +208,15 @@ def run_split(model, dataset, steps_list: list[int], sampling, *, batch_size: in
     def predict_batch(model, batch) -> dict:
         cond = model.encode(batch)  # once per sample, reused by every step and draw
         keep_path = min(batch["position"].tolist()) < num_keep
-        heatmaps, mean_map, trajectory = _predict_batch(model, cond, batch, steps_list, seed,
-                                                        num_samples, sampling, keep_path)
+        heatmaps, mean_map, trajectory, hypotheses, points = _predict_batch(
+            model, cond, batch, steps_list, seed, num_samples, sampling, keep_path, radius)
         return {**{f"{steps}-step heatmap": heatmaps[steps] for steps in steps_list},
                 "mean heatmap": mean_map, "trajectory": trajectory,
+                "hypotheses": hypotheses, "points": points,
                 "inout": torch.sigmoid(cond["inout_logit"].float()).cpu().numpy()}
 
     def make_rows(batch, outputs) -> list[dict]:
-        heatmaps = {steps: outputs[f"{steps}-step heatmap"] for steps in steps_list}
-        entries = _batch_entries(batch, heatmaps, outputs["mean heatmap"],
-                                 outputs["trajectory"], outputs["inout"], prior, steps_list,
-                                 protocol, num_keep)
+        entries = _batch_entries(batch, outputs, prior, steps_list, protocol, num_keep, radius)
         extremes.offer(entries, first)
         return entries
 
@@ -196,9 +232,28 @@ def run_split(model, dataset, steps_list: list[int], sampling, *, batch_size: in
         center_prior={**summarize([e["prior"] for e in entries], protocol),
                       "inout_ap": metrics.inout_ap(np.full(len(labels), prior_inout), labels)},
         mean_of_samples=summarize([e["mean"] for e in entries], protocol) if has_mean else None,
+        hypotheses=summarize_hypotheses(entries),
         records=[e["record"] for e in entries if "record" in e],
         samples=[e["kept"] for e in entries if "kept" in e],
         bad_input=predicted.bad_input, extremes=extremes.merged(shard))
+
+
+def summarize_hypotheses(entries: list[dict]) -> dict | None:
+    """Mean scores of the hypotheses and of the single point over the scored heads, and over
+    the heads marked ambiguous alone (when any are)."""
+    scored = [e for e in entries if e.get("hypotheses")]
+    if not any("hypotheses" in e for e in entries):
+        return None
+
+    def means(chosen: list[dict]) -> dict:
+        return {kind: {key: float(np.nanmean([e["hypotheses"][kind][key] for e in chosen]))
+                       if chosen else math.nan for key in SCORES}
+                for kind in ("samples", "mean_point")}
+    out = {**means(scored), "heads": len(scored)}
+    ambiguous = [e for e in scored if e["ambiguous"]]
+    if ambiguous:
+        out["ambiguous"] = {**means(ambiguous), "heads": len(ambiguous)}
+    return out
 
 
 def _results(config, main: SplitResult, inout: SplitResult, steps_list) -> dict:
@@ -212,6 +267,9 @@ def _results(config, main: SplitResult, inout: SplitResult, steps_list) -> dict:
     if main.mean_of_samples is not None:
         results["model_mean_of_samples"] = {
             str(config.eval.num_samples): {**main.mean_of_samples, "inout_ap": ap}}
+    if main.hypotheses is not None:
+        results["hypotheses"] = {"k": config.eval.num_samples,
+                                 "radius": config.eval.hypothesis_radius, **main.hypotheses}
     return results
 
 
@@ -259,7 +317,8 @@ def evaluate_following(config, model, device, weights: str, shard: tuple[int, in
     split = config.eval.split
     main = run_split(model, datasets[split], steps_list, config.sampling,
                      num_keep=config.eval.num_visualize, num_samples=config.eval.num_samples,
-                     desc=f"{split} ({weights})", **common)
+                     desc=f"{split} ({weights})", radius=config.eval.hypothesis_radius,
+                     **common)
     # In/out AP needs both classes: VAT's test split has them; GazeFollow-format test sets are
     # all in frame, so AP comes from the validation split there.
     inout = main

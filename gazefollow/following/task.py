@@ -6,8 +6,8 @@ from pathlib import Path
 from gazefollow.backbones import backbone_config_sections
 from gazefollow.diffusion.config import DiffusionConfig, SamplingConfig
 from gazefollow.engine.task import Task
-from gazefollow.following.config import (FollowingData, FollowingLoss, FollowingModel,
-                                         SyntheticConfig)
+from gazefollow.following.config import (FollowingData, FollowingEval, FollowingLoss,
+                                         FollowingModel, SyntheticConfig)
 from gazefollow.following.data.build import build_datasets
 from gazefollow.following.encoders import encoder_config_sections
 from gazefollow.following.evaluate import evaluate_following, protocol_of, run_split
@@ -27,7 +27,7 @@ def config_sections() -> tuple:
     """The task's keys, its encoders', heads' and backbones', and the diffusion sections."""
     return (("data", FollowingData), ("model", FollowingModel), *encoder_config_sections(),
             *backbone_config_sections(), ("model", UNetConfig), ("model", TemporalConfig),
-            ("loss", FollowingLoss), ("diffusion", DiffusionConfig),
+            ("loss", FollowingLoss), ("eval", FollowingEval), ("diffusion", DiffusionConfig),
             ("sampling", SamplingConfig), ("synthetic", SyntheticConfig))
 
 
