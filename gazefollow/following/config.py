@@ -114,3 +114,8 @@ class SyntheticConfig:
     num_distractors: int = 4
     annotator_jitter: float = 0.015  # std of annotator points around the target, normalised
     depth_maps: bool = False  # also write <image>_depth.png (16-bit) for the depth branch
+    # the ambiguous world: this share of people have 2 (or 3) candidate targets on their line
+    # of sight; test annotators split between them in these proportions (near first), a
+    # train row draws one candidate with them; marked "ambiguous" in the test file's last column
+    ambiguous_share: float = 0.0
+    ambiguous_split: list[float] = field(default_factory=lambda: [0.6, 0.4])

@@ -10,9 +10,11 @@ from torch.utils.data import Dataset
 
 from gazefollow.engine.samples import BAD_KEY, BadInput
 from gazefollow.following.data.augment import AugmentSettings, augment
-from gazefollow.following.data.depth import depth_channels, depth_path, read_depth
+from gazefollow.following.data.depth import (depth_channels, depth_path,
+                                             read_depth)
 from gazefollow.following.data.heatmap import gaussian_heatmap, pad_points
-from gazefollow.following.data.instances import HeadInstance, pixel_box, usable_box
+from gazefollow.following.data.instances import (HeadInstance, pixel_box,
+                                                 usable_box)
 from gazefollow.following.data.preprocess import model_inputs
 
 
@@ -117,6 +119,7 @@ class HeadDataset(Dataset):
             "heatmap": gaussian_heatmap(points, self.output_size, sigma),
             "gaze_points": pad_points(points),
             "inout": torch.tensor(float(instance.inout)),
+            "ambiguous": torch.tensor(instance.ambiguous),
             # as annotated (normalised to the original image; -1 when the dataset has none):
             # for the angular error at evaluation, which never augments
             "eye": torch.tensor(instance.eye, dtype=torch.float32),

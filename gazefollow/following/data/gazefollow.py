@@ -3,7 +3,8 @@
 Train file: 17 comma-separated columns per row, one row per person. Test file: 16 columns (no
 ``inout``), one row per annotator; rows sharing ``(path, eye_x, eye_y)`` form one head instance.
 Body box, eye and gaze are normalised; the head box is in pixels. ``inout == -1`` rows are
-invalid in the release and are dropped (counted as a fix, not an error).
+invalid in the release and are dropped (counted as a fix, not an error). A test row whose
+last column is ``ambiguous`` (the synthetic world's ambiguous setting) marks its head so.
 
 Gaze points: an in-frame train row (``inout`` 1) must have its point in [0, 1]; an
 out-of-frame row's point is ignored (the release writes -1, -1). A test row's point is in
@@ -23,6 +24,7 @@ from gazefollow.following.data.instances import HeadInstance
 
 TRAIN_COLUMNS = 17
 TEST_COLUMNS = 16
+AMBIGUOUS = "ambiguous"  # a test row's last column: the head's annotators split on purpose
 
 
 def _parse_row(row: list[str], expected: int) -> tuple[dict | None, str, str]:
@@ -48,7 +50,8 @@ def _parse_row(row: list[str], expected: int) -> tuple[dict | None, str, str]:
         return None, "gaze point above 1 (normalised coordinates expected)", \
             f"gaze {gaze.tolist()}"
     return {"path": row[0], "eye": (numbers[4], numbers[5]), "gaze": (numbers[6], numbers[7]),
-            "box": box, "inout": inout}, "", ""
+            "box": box, "inout": inout,
+            "ambiguous": expected == TEST_COLUMNS and row[-1].strip() == AMBIGUOUS}, "", ""
 
 
 def read_annotations(path: str | Path, split: str,
@@ -82,7 +85,8 @@ def read_annotations(path: str | Path, split: str,
             key = (item["path"], item["eye"]) if split != "train" else (line,)
             if key not in groups:
                 groups[key] = HeadInstance(len(groups), item["path"], box, np.zeros((0, 2)),
-                                           item["inout"], item["eye"])
+                                           item["inout"], item["eye"],
+                                           ambiguous=item["ambiguous"])
             instance = groups[key]
             instance.rows.append(line)
             gaze = np.array([item["gaze"]]) if item["inout"] == 1 else np.zeros((0, 2))

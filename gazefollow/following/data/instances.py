@@ -28,6 +28,7 @@ class HeadInstance:
     rows: list = field(default_factory=list)  # where it came from: line numbers or "file:line"
     box_basis: tuple[float, float] | None = None  # head box in pixels of this (W, H) basis
     pixel_points: bool = False  # gaze points in pixels of the image (VAT), not normalised
+    ambiguous: bool = False  # marked so by its dataset (the synthetic world's ambiguous heads)
 
 
 def fix_box(box: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -10,7 +10,6 @@ from PIL import Image
 from gazefollow.engine.images import to_tensor
 from gazefollow.following.data.heatmap import enlarge_box, head_channel
 
-
 SCENE_RESIZES = ("pil", "antialias")
 
 

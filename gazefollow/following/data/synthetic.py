@@ -7,6 +7,14 @@ task is well posed but needs both the head crop (direction) and the scene (where
 A share of train people look out of frame (no object on their ray, ``inout`` 0, gaze -1,-1).
 Test heads carry several annotator rows jittered around the target, all in frame.
 
+The ambiguous setting (``synthetic.ambiguous_share``): that share of people have two or three
+candidate targets on their ray, near and far (``ambiguous_split`` gives one proportion per
+candidate, nearest first). Their test annotators split between the candidates in those
+proportions and their rows end in ``ambiguous`` instead of ``gazeworld``; a train row draws
+one candidate with the same proportions, as GazeFollow's train rows hold one annotator. The
+choice and the extra candidates come from a stream of their own, so a world without the
+setting is the same image for image.
+
 Everything is a function of (seed, split, index), so a world is reproducible image by image.
 """
 from __future__ import annotations
@@ -103,13 +111,39 @@ def _layout(rng: np.random.Generator, cfg: SyntheticConfig, in_frame: bool) -> d
             return dict(hx=hx, hy=hy, radius=radius, theta=theta, target=(tx, ty), obj_r=obj_r)
 
 
+def _candidates(cfg: SyntheticConfig, lay: dict, split: str, index: int) -> list:
+    """The targets on the person's ray, nearest first: the layout's one, or with the
+    ambiguous setting (for this person, drawn from its own stream) one per proportion of
+    ``ambiguous_split``, at distances at least 3 object radii apart inside the image."""
+    if lay["target"] is None or cfg.ambiguous_share <= 0:
+        return [lay["target"]] if lay["target"] else []
+    rng = np.random.default_rng([cfg.seed, _SPLIT_IDS[split], index, 11])
+    if rng.uniform() >= cfg.ambiguous_share:
+        return [lay["target"]]
+    r, (hx, hy), theta = lay["obj_r"], (lay["hx"], lay["hy"]), lay["theta"]
+    reach = [d for d in np.arange(3.0 * lay["radius"], max(cfg.width, cfg.height), 1.0)
+             if r < hx + d * math.cos(theta) < cfg.width - r
+             and r < hy + d * math.sin(theta) < cfg.height - r
+             and not (abs(d * math.cos(theta)) < 1.3 * lay["radius"] + r and math.sin(theta) > 0)]
+    count = len(cfg.ambiguous_split)
+    for _attempt in range(40):
+        if not reach:
+            break
+        chosen = sorted(rng.choice(reach, size=count, replace=len(reach) < count))
+        if all(b - a >= 3 * r for a, b in zip(chosen, chosen[1:])):
+            return [(hx + d * math.cos(theta), hy + d * math.sin(theta)) for d in chosen]
+    return [lay["target"]]  # the ray is too short for several: one target
+
+
 def render_scene(cfg: SyntheticConfig, split: str, index: int, in_frame: bool) -> tuple:
-    """Return (image, layout, body box) of one scene, a pure function of its arguments."""
+    """Return (image, layout, body box) of one scene, a pure function of its arguments; the
+    layout's ``candidates`` are its targets (several in the ambiguous setting)."""
     rng = np.random.default_rng([cfg.seed, _SPLIT_IDS[split], index])
     lay = _layout(rng, cfg, in_frame)
     image = _background(rng, cfg.width, cfg.height)
     draw = ImageDraw.Draw(image)
-    placed = [lay["target"]] if lay["target"] else []
+    lay["candidates"] = _candidates(cfg, lay, split, index)
+    placed = list(lay["candidates"])
     clearance = lay["obj_r"] * 2.2
     for _ in range(cfg.num_distractors):
         for _attempt in range(60):
@@ -123,8 +157,8 @@ def render_scene(cfg: SyntheticConfig, split: str, index: int, in_frame: bool) -
                 _draw_object(draw, rng, x, y, lay["obj_r"])
                 placed.append((x, y))
                 break
-    if lay["target"]:
-        _draw_object(draw, rng, *lay["target"], lay["obj_r"])
+    for target in lay["candidates"]:
+        _draw_object(draw, rng, *target, lay["obj_r"])
     body = _draw_person(draw, rng, lay["hx"], lay["hy"], lay["radius"], lay["theta"])
     lay["objects"] = placed
     return image, lay, body
@@ -185,19 +219,45 @@ def write_split(cfg: SyntheticConfig, root: Path, split: str) -> int:
                         render_depth(cfg, lay, body))
         prefix = _row_prefix(path, index, cfg, lay, body)
         box = _head_box(lay, cfg)
+        candidates = lay["candidates"]
         if split == "train":
-            gaze = [lay["target"][0] / cfg.width, lay["target"][1] / cfg.height] if in_frame \
-                else [-1.0, -1.0]
+            gaze = [-1.0, -1.0]
+            if in_frame:
+                tx, ty = candidates[_train_choice(cfg, index, len(candidates))]
+                gaze = [tx / cfg.width, ty / cfg.height]
             lines.append(_fmt(prefix + gaze + box + [int(in_frame), "synthetic", "gazeworld"]))
             continue
-        tx, ty = lay["target"][0] / cfg.width, lay["target"][1] / cfg.height
-        for _ in range(cfg.annotators):
+        tag = "ambiguous" if len(candidates) > 1 else "gazeworld"
+        for which in _annotator_targets(cfg, len(candidates)):
+            tx, ty = candidates[which][0] / cfg.width, candidates[which][1] / cfg.height
             ax = float(np.clip(tx + rng.normal(0, cfg.annotator_jitter), 0, 1))
             ay = float(np.clip(ty + rng.normal(0, cfg.annotator_jitter), 0, 1))
-            lines.append(_fmt(prefix + [ax, ay] + box + ["synthetic", "gazeworld"]))
+            lines.append(_fmt(prefix + [ax, ay] + box + ["synthetic", tag]))
     annotation = root / (TRAIN_FILE if split == "train" else TEST_FILE)
     annotation.write_text("\n".join(lines) + "\n")
     return len(lines)
+
+
+def _train_choice(cfg: SyntheticConfig, index: int, count: int) -> int:
+    """The candidate a train row names: drawn with the ambiguous split (its own stream)."""
+    if count == 1:
+        return 0
+    rng = np.random.default_rng([cfg.seed, _SPLIT_IDS["train"], index, 13])
+    shares = np.asarray(cfg.ambiguous_split[:count], dtype=np.float64)
+    return int(rng.choice(count, p=shares / shares.sum()))
+
+
+def _annotator_targets(cfg: SyntheticConfig, count: int) -> list[int]:
+    """Which candidate each test annotator marks: the split's proportions of the
+    annotators, rounded (largest remainders), nearest candidate first."""
+    if count == 1:
+        return [0] * cfg.annotators
+    shares = np.asarray(cfg.ambiguous_split[:count], dtype=np.float64)
+    exact = shares / shares.sum() * cfg.annotators
+    counts = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - counts), kind="stable")[:cfg.annotators - counts.sum()]:
+        counts[i] += 1
+    return [i for i, n in enumerate(counts) for _ in range(n)]
 
 
 def generate_world(cfg: SyntheticConfig, root: str | Path, log=print,

@@ -27,7 +27,8 @@ from torch import nn
 
 from gazefollow.backbones import backbone_problem, build_backbone
 from gazefollow.following.encoders.base import GazeEncoder
-from gazefollow.following.models.conditioning import Conditioning, ConditioningWidths
+from gazefollow.following.models.conditioning import (Conditioning,
+                                                      ConditioningWidths)
 
 
 @dataclass

@@ -12,7 +12,6 @@ from typing import TypedDict
 import torch
 import torch.nn.functional as F
 
-
 # The loss terms' key of the head's predicted heatmap [B, 1, O, O] (with its gradient), which
 # the objective's point and KL losses read and never log.
 PREDICTED_HEATMAP = "predicted_heatmap"
