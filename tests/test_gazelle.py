@@ -13,8 +13,7 @@ from PIL import Image
 
 from gazefollow.backbones import dinov2
 from gazefollow.config import ConfigError
-from gazefollow.following.encoders.gazelle import (head_box_maps,
-                                                   sincos_position_map)
+from gazefollow.following.encoders.gazelle import head_box_maps, sincos_position_map
 from gazefollow.following.predict import GazePredictor
 from tests.conftest import ROOT, TINY
 from tests.test_dinov2 import reference_features, to_hub

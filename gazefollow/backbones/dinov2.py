@@ -48,8 +48,7 @@ class DINOv2Config:
 
 def dinov2_hf_config(size: str, registers: int, image_size: int):
     """transformers' configuration of a DINOv2 of this size at this input size."""
-    from transformers import (Dinov2Config,  # slow to import
-                              Dinov2WithRegistersConfig)
+    from transformers import Dinov2Config, Dinov2WithRegistersConfig  # slow to import
 
     width, blocks, heads = DINOV2_SIZES[size]
     common = dict(hidden_size=width, num_hidden_layers=blocks, num_attention_heads=heads,

@@ -50,8 +50,8 @@ from gazefollow.backbones.mae_keys import is_mae, mae_to_vit
 from gazefollow.backbones.mobilenet import GazeNetFeatures
 from gazefollow.backbones.resnet import ResNet
 from gazefollow.config import ConfigError
-from gazefollow.engine.checkpoint import (CheckpointError, migrate_model_keys,
-                                          reading_error, resolve_checkpoint)
+from gazefollow.engine.checkpoint import (CheckpointError, migrate_model_keys, reading_error,
+                                          resolve_checkpoint)
 from gazefollow.engine.untrusted import UntrustedFileError, load_torch_file
 
 TORCHVISION_KEY = re.compile(r"(conv1|bn1|layer\d+|fc)\.")

@@ -9,14 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gazefollow.engine.evaluation import (Evaluation, gather_shards,
-                                          predict_split)
+from gazefollow.engine.evaluation import Evaluation, gather_shards, predict_split
 from gazefollow.engine.reporting import write_predictions
 from gazefollow.following import metrics
-from gazefollow.following.data.heatmap import (PRIOR_SIGMA_AT_64,
-                                               center_prior_heatmap)
-from gazefollow.following.hypotheses import (SCORES, heatmap_peaks,
-                                             hypothesis_scores)
+from gazefollow.following.data.heatmap import PRIOR_SIGMA_AT_64, center_prior_heatmap
+from gazefollow.following.hypotheses import SCORES, heatmap_peaks, hypothesis_scores
 from gazefollow.following.reporting import format_table
 
 # The protocol's metrics, then the original research code's (angles, heatmap AP), which are
@@ -343,8 +340,7 @@ def evaluate_following(config, model, device, weights: str, shard: tuple[int, in
 
 def _write_files(config, run_dir: Path, main: SplitResult, max_steps: int) -> list[Path]:
     """predictions.csv and the pictures (with the best / worst AUC samples)."""
-    from gazefollow.following.visualize import (save_prediction_grid,
-                                                save_trajectories)
+    from gazefollow.following.visualize import save_prediction_grid, save_trajectories
 
     write_predictions(main.records, run_dir / "predictions.csv")
     pictures = [run_dir / "predictions_grid.png", run_dir / "denoising_trajectories.png"]

@@ -67,8 +67,7 @@ def auc_by_ranks(scores: np.ndarray, positive_mask: np.ndarray) -> float:
     n_neg = scores.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    from scipy.stats import \
-        rankdata  # scipy.stats costs a second per process: on first use
+    from scipy.stats import rankdata  # scipy.stats costs a second per process: on first use
 
     ranks = rankdata(scores)  # average ranks for ties
     return float((ranks[positive_mask].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

@@ -6,8 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from gazefollow.following.models.conditioning import (PREDICTED_HEATMAP,
-                                                      box_centre)
+from gazefollow.following.models.conditioning import PREDICTED_HEATMAP, box_centre
 
 
 def _in_frame_mean(per_sample: torch.Tensor, in_frame: torch.Tensor) -> torch.Tensor:

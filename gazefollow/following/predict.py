@@ -27,12 +27,10 @@ from PIL import Image
 
 from gazefollow.engine.runtime import eval_device
 from gazefollow.engine.samples import BadInput
-from gazefollow.following.data.depth import (depth_channels, depth_image,
-                                             read_depth)
+from gazefollow.following.data.depth import depth_channels, depth_image, read_depth
 from gazefollow.following.data.instances import usable_box
 from gazefollow.following.data.preprocess import model_inputs
-from gazefollow.following.export import (CONFIG_FILE, WEIGHTS_FILE,
-                                         load_exported, save_exported)
+from gazefollow.following.export import CONFIG_FILE, WEIGHTS_FILE, load_exported, save_exported
 from gazefollow.following.metrics import heatmap_argmax, upsample_heatmap
 
 # Chong et al.'s demo crops the head as their dataset does, but rounds the crop box

@@ -6,13 +6,11 @@ from pathlib import Path
 from gazefollow.backbones import backbone_config_sections
 from gazefollow.diffusion.config import DiffusionConfig, SamplingConfig
 from gazefollow.engine.task import Task
-from gazefollow.following.config import (FollowingData, FollowingEval,
-                                         FollowingLoss, FollowingModel,
-                                         SyntheticConfig)
+from gazefollow.following.config import (FollowingData, FollowingEval, FollowingLoss,
+                                         FollowingModel, SyntheticConfig)
 from gazefollow.following.data.build import build_datasets
 from gazefollow.following.encoders import encoder_config_sections
-from gazefollow.following.evaluate import (evaluate_following, protocol_of,
-                                           run_split)
+from gazefollow.following.evaluate import evaluate_following, protocol_of, run_split
 from gazefollow.following.models.denoiser import UNetConfig
 from gazefollow.following.models.gaze_model import build_model
 from gazefollow.following.models.heads import HEADS
@@ -54,8 +52,7 @@ def run_label(config) -> str:
 
 def draw_validation(samples: list[dict], config, path: Path) -> None:
     """``eval.debugging_maps``: the first validation samples, drawn."""
-    from gazefollow.following.visualize import \
-        save_prediction_grid  # matplotlib: on use
+    from gazefollow.following.visualize import save_prediction_grid  # matplotlib: on use
 
     save_prediction_grid(samples, Path(config.data.dataset_dir), path)
 

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from gazefollow.config import Config, ConfigError
 from gazefollow.config.validation import check as _check
-from gazefollow.config.validation import (check_layer_decay,
-                                          validate_part_tables)
+from gazefollow.config.validation import check_layer_decay, validate_part_tables
 from gazefollow.following.config import frozen_parts
 from gazefollow.following.encoders import encoder_class, model_parts
 

@@ -12,8 +12,7 @@ from gazefollow.following.data.dataset import ClipDataset, HeadDataset
 from gazefollow.following.data.gazefollow import read_annotations
 from gazefollow.following.data.goo import GOO_LAYOUTS, read_goo
 from gazefollow.following.data.instances import HeadInstance, check_images
-from gazefollow.following.data.synthetic import (TEST_FILE, TRAIN_FILE,
-                                                 ensure_world)
+from gazefollow.following.data.synthetic import TEST_FILE, TRAIN_FILE, ensure_world
 from gazefollow.following.data.vat import read_vat
 
 

@@ -10,11 +10,9 @@ from torch.utils.data import Dataset
 
 from gazefollow.engine.samples import BAD_KEY, BadInput
 from gazefollow.following.data.augment import AugmentSettings, augment
-from gazefollow.following.data.depth import (depth_channels, depth_path,
-                                             read_depth)
+from gazefollow.following.data.depth import depth_channels, depth_path, read_depth
 from gazefollow.following.data.heatmap import gaussian_heatmap, pad_points
-from gazefollow.following.data.instances import (HeadInstance, pixel_box,
-                                                 usable_box)
+from gazefollow.following.data.instances import HeadInstance, pixel_box, usable_box
 from gazefollow.following.data.preprocess import model_inputs
 
 

@@ -18,8 +18,7 @@ from PIL import ImageDraw
 
 from gazefollow.engine.worlds import write_manifest, write_world_atomically
 from gazefollow.following.config import SyntheticConfig
-from gazefollow.following.data.synthetic import (_SPLIT_IDS, _background,
-                                                 _distance_to_ray,
+from gazefollow.following.data.synthetic import (_SPLIT_IDS, _background, _distance_to_ray,
                                                  _draw_object, _draw_person)
 
 SPLIT_CLIPS = {"train": "num_train", "test": "num_test"}  # frames per split / frames_per_clip

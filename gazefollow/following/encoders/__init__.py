@@ -8,9 +8,8 @@ import difflib
 import functools
 
 from gazefollow.engine.discovery import members
-from gazefollow.following.encoders.base import (MODEL_OWN_PARTS,
-                                                ConditioningWidths,
-                                                GazeEncoder, model_parts)
+from gazefollow.following.encoders.base import (MODEL_OWN_PARTS, ConditioningWidths, GazeEncoder,
+                                                model_parts)
 
 _REGISTERED: dict[str, type[GazeEncoder]] = {}  # encoders from outside this package
 

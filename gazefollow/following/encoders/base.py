@@ -19,8 +19,7 @@ from typing import ClassVar, Optional
 
 from torch import nn
 
-from gazefollow.following.models.conditioning import (Conditioning,
-                                                      ConditioningWidths)
+from gazefollow.following.models.conditioning import Conditioning, ConditioningWidths
 
 # Parts of every model beside its encoder's: the heatmap head and the in/out head.
 MODEL_OWN_PARTS = ("head", "inout_head", "temporal")  # temporal: with model.temporal

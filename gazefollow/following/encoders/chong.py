@@ -16,10 +16,8 @@ import math
 import torch
 from torch import nn
 
-from gazefollow.following.encoders.original import (OriginalEncoder,
-                                                    _original_problem)
-from gazefollow.following.models.conditioning import (Conditioning,
-                                                      ConditioningWidths)
+from gazefollow.following.encoders.original import OriginalEncoder, _original_problem
+from gazefollow.following.models.conditioning import Conditioning, ConditioningWidths
 
 
 class ChongEncoder(OriginalEncoder):

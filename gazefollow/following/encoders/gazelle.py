@@ -27,8 +27,7 @@ from torch import nn
 
 from gazefollow.backbones import backbone_problem, build_backbone
 from gazefollow.following.encoders.base import GazeEncoder
-from gazefollow.following.models.conditioning import (Conditioning,
-                                                      ConditioningWidths)
+from gazefollow.following.models.conditioning import Conditioning, ConditioningWidths
 
 
 @dataclass

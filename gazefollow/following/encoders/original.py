@@ -29,8 +29,7 @@ from torch import nn
 
 from gazefollow.backbones.resnet import ResNet
 from gazefollow.following.encoders.base import GazeEncoder
-from gazefollow.following.models.conditioning import (Conditioning,
-                                                      ConditioningWidths)
+from gazefollow.following.models.conditioning import Conditioning, ConditioningWidths
 
 STAGES = 5  # the original's ResNets always have five stages
 

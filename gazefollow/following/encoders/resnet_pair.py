@@ -14,9 +14,7 @@ from torch import nn
 from gazefollow.backbones import backbone_problem, build_backbone
 from gazefollow.backbones.resnet import ResNet
 from gazefollow.following.encoders.base import GazeEncoder
-from gazefollow.following.models.conditioning import (Conditioning,
-                                                      ConditioningWidths,
-                                                      box_centre,
+from gazefollow.following.models.conditioning import (Conditioning, ConditioningWidths, box_centre,
                                                       coord_channels)
 
 

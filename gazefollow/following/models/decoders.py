@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gazefollow.following.models.conditioning import (PREDICTED_HEATMAP,
-                                                      Conditioning,
+from gazefollow.following.models.conditioning import (PREDICTED_HEATMAP, Conditioning,
                                                       ConditioningWidths)
 
 

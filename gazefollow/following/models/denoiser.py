@@ -8,8 +8,7 @@ import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
 from torch import nn
 
-from gazefollow.following.models.conditioning import (Conditioning,
-                                                      ConditioningWidths,
+from gazefollow.following.models.conditioning import (Conditioning, ConditioningWidths,
                                                       conditioning_maps)
 
 

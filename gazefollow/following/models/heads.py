@@ -20,12 +20,9 @@ from torch import nn
 from gazefollow.diffusion.gaussian import GaussianDiffusion, norm_std_stats
 from gazefollow.diffusion.losses import denoising_losses
 from gazefollow.diffusion.sampling import initial_noise, sample
-from gazefollow.following.data.heatmap import (center_prior_heatmap,
-                                               gaussian_heatmap)
-from gazefollow.following.models.conditioning import (PREDICTED_HEATMAP,
-                                                      Conditioning,
-                                                      ConditioningWidths,
-                                                      conditioning_maps)
+from gazefollow.following.data.heatmap import center_prior_heatmap, gaussian_heatmap
+from gazefollow.following.models.conditioning import (PREDICTED_HEATMAP, Conditioning,
+                                                      ConditioningWidths, conditioning_maps)
 from gazefollow.following.models.decoders import ChongHead, GazelleHead
 from gazefollow.following.models.denoiser import HeatmapDenoiser
 

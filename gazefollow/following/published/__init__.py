@@ -17,17 +17,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gazefollow.backbones.init_weights import (load_initial_weights,
-                                               resolve_init_path)
+from gazefollow.backbones.init_weights import load_initial_weights, resolve_init_path
 from gazefollow.config import ConfigError
 from gazefollow.engine.checkpoint import CheckpointError, reading_error
 from gazefollow.engine.untrusted import UntrustedFileError, load_torch_file
-from gazefollow.following.published.chong import (chong_architecture,
-                                                  chong_name, chong_to_ours,
+from gazefollow.following.published.chong import (chong_architecture, chong_name, chong_to_ours,
                                                   is_chong_file)
-from gazefollow.following.published.gazelle import (gazelle_name,
-                                                    gazelle_to_ours,
-                                                    is_gazelle_file)
+from gazefollow.following.published.gazelle import gazelle_name, gazelle_to_ours, is_gazelle_file
 
 # The published models' architectures as config overrides (configs/experiments/<name>.yaml
 # adds each one's training recipe to the same keys).
