@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from gazefollow.following.hypotheses import heatmap_peaks, hypothesis_scores
+from gazefollow.following.hypotheses import cluster_points, heatmap_peaks, hypothesis_scores
 
 
 def slow_scores(hypotheses, annotators, radius):
@@ -66,3 +66,12 @@ def test_a_heatmaps_separated_peaks():
     # the third: the highest pixel 0.2 from both, on the first bump's flank
     assert all(math.dist(peaks[2], p) >= 0.2 for p in peaks[:2])
     assert heatmap_peaks(np.zeros((4, 4)), 20, radius=0.5)[-1].tolist() == [-1, -1]
+
+
+def test_samples_merge_into_hypotheses_with_their_shares():
+    points = [(0.2, 0.2), (0.8, 0.5), (0.25, 0.2), (0.21, 0.24), (0.79, 0.52), (0.5, 0.9)]
+    merged = cluster_points(points, radius=0.1)
+    assert [share for _, share in merged] == pytest.approx([3 / 6, 2 / 6, 1 / 6])
+    assert merged[0][0] == pytest.approx((0.22, 0.21333333))
+    assert merged[1][0] == pytest.approx((0.795, 0.51))
+    assert cluster_points(points, radius=1.5) == [(pytest.approx((0.4583333, 0.4266667)), 1.0)]

@@ -44,6 +44,7 @@ def test_predictions_are_seeded_batched_and_carry_hypotheses(run):
     person = first[0][0]
     assert np.array_equal(person.heatmap, again[0][0].heatmap)
     assert len(person.samples) == 3 and len(person.sample_points) == 3
+    assert sum(share for _, share in person.hypotheses) == pytest.approx(1.0)
     assert np.allclose(person.heatmap, np.mean(person.samples, axis=0))
     width, height = Image.open(images[0]).size
     assert person.heatmap_at(width, height).shape == (height, width)
@@ -201,8 +202,10 @@ def test_demo_on_a_folder_with_given_boxes(run, tmp_path, capsys):
     assert [e["image"] for e in entries] == sorted(i.name for i in images[:3])
     person = next(e for e in entries if e["image"] == images[0].name)["people"][0]
     assert set(person) == {"id", "head_box", "box_source", "point", "point_px", "inout",
-                           "hypotheses"}
-    assert person["box_source"] == "given" and len(person["hypotheses"]) == 2
+                           "samples", "hypotheses"}
+    assert person["box_source"] == "given" and len(person["samples"]) == 2
+    assert 1 <= len(person["hypotheses"]) <= 2
+    assert sum(h["share"] for h in person["hypotheses"]) == pytest.approx(1.0)
     assert (tmp_path / "out" / f"{images[0].stem}_gaze.png").is_file()
     assert len((tmp_path / "out" / "predictions.csv").read_text().splitlines()) == 1 + 2
 

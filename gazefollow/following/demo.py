@@ -63,7 +63,8 @@ class IoUTracker:
 
 def draw(rgb: np.ndarray, people: list, ids: list[int]) -> np.ndarray:
     """The frame with, per person, the heatmap tinted in its colour, the head box, a line to
-    the predicted point, the in-frame probability and the hypotheses as small markers."""
+    the predicted point, the in-frame probability and the hypotheses as rings sized by the
+    share of the samples each gathered, with the share."""
     height, width = rgb.shape[:2]
     canvas = rgb.astype(np.float32)
     for person, track in zip(people, ids):
@@ -79,8 +80,12 @@ def draw(rgb: np.ndarray, people: list, ids: list[int]) -> np.ndarray:
         point = tuple(int(round(v)) for v in person.point_px)
         cv2.line(out, head, point, colour, 2)
         cv2.circle(out, point, 5, colour, -1)
-        for hx, hy in person.sample_points:
-            cv2.circle(out, (int(hx * width), int(hy * height)), 3, colour, 1)
+        for (hx, hy), share in person.hypotheses:
+            centre = (int(hx * width), int(hy * height))
+            ring = int(min(width, height) * (0.015 + 0.06 * share)) + 2
+            cv2.circle(out, centre, ring, colour, 2)
+            cv2.putText(out, f"{share:.2f}", (centre[0] + ring, centre[1] - ring),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
         cv2.putText(out, f"in {person.inout:.2f}", (x0, max(12, y0 - 4)),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
     return out
@@ -92,7 +97,10 @@ def entry(name, width: int, height: int, people: list, sources: list, ids: list)
         "id": int(track), "head_box": [round(v, 2) for v in person.head_box],
         "box_source": source, "point": [round(v, 5) for v in person.point],
         "point_px": [round(v, 2) for v in person.point_px], "inout": round(person.inout, 5),
-        "hypotheses": [[round(x, 5), round(y, 5)] for x, y in person.sample_points]}
+        "samples": [[round(x, 5), round(y, 5)] for x, y in person.sample_points],
+        "hypotheses": [{"point": [round(x, 5), round(y, 5)],
+                        "point_px": [round(x * width, 2), round(y * height, 2)],
+                        "share": round(share, 5)} for (x, y), share in person.hypotheses]}
         for person, source, track in zip(people, sources, ids)]}
 
 

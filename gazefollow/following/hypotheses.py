@@ -77,3 +77,22 @@ def heatmap_peaks(heatmap, count: int, radius: float) -> np.ndarray:
     out = np.full((count, 2), -1.0)
     out[:len(taken)] = taken
     return out
+
+
+def cluster_points(points, radius: float) -> list[tuple[tuple[float, float], float]]:
+    """Sampled points merged into hypotheses: [((x, y), share)], largest share first. Each
+    point joins the first hypothesis whose centre (the mean of its points) is within
+    ``radius``, else starts one; a hypothesis's share is its points over all points. The
+    result depends only on the points' order (draw order), so it is deterministic."""
+    clusters: list[list] = []  # [sum x, sum y, count]
+    for x, y in np.asarray(points, dtype=np.float64).reshape(-1, 2):
+        for cluster in clusters:
+            cx, cy = cluster[0] / cluster[2], cluster[1] / cluster[2]
+            if (x - cx) ** 2 + (y - cy) ** 2 <= radius ** 2:
+                cluster[0], cluster[1], cluster[2] = cluster[0] + x, cluster[1] + y, cluster[2] + 1
+                break
+        else:
+            clusters.append([x, y, 1])
+    total = sum(c[2] for c in clusters)
+    merged = [((c[0] / c[2], c[1] / c[2]), c[2] / total) for c in clusters]
+    return sorted(merged, key=lambda item: -item[1])  # stable: ties keep draw order

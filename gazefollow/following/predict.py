@@ -31,6 +31,7 @@ from gazefollow.following.data.depth import depth_channels, depth_image, read_de
 from gazefollow.following.data.instances import usable_box
 from gazefollow.following.data.preprocess import model_inputs
 from gazefollow.following.export import CONFIG_FILE, WEIGHTS_FILE, load_exported, save_exported
+from gazefollow.following.hypotheses import cluster_points
 from gazefollow.following.metrics import heatmap_argmax, upsample_heatmap
 
 # Chong et al.'s demo crops the head as their dataset does, but rounds the crop box
@@ -44,7 +45,8 @@ class Prediction:
     ``heatmap`` [O, O] in [0, 1] scale (the mean of the samples when there are several);
     ``point`` (x, y) normalised to the image, ``point_px`` in its pixels; ``inout`` the
     in-frame probability; ``samples`` the K sampled heatmaps and ``sample_points`` their
-    points (normalised), each a hypothesis of its own (empty for one sample)."""
+    points (normalised); ``hypotheses`` those points merged within ``eval.hypothesis_radius``
+    as [((x, y), share of the samples)], largest share first (empty for one sample)."""
 
     heatmap: np.ndarray
     point: tuple[float, float]
@@ -53,6 +55,7 @@ class Prediction:
     head_box: tuple[float, float, float, float]  # pixels, xyxy, as used (clamped)
     samples: list[np.ndarray] = field(default_factory=list)
     sample_points: list[tuple[float, float]] = field(default_factory=list)
+    hypotheses: list[tuple[tuple[float, float], float]] = field(default_factory=list)
 
     def heatmap_at(self, width: int, height: int) -> np.ndarray:
         """The heatmap resized to an image of ``width`` x ``height`` (bilinear, as the AUC
@@ -196,14 +199,15 @@ class GazePredictor:
         inout = torch.sigmoid(cond["inout_logit"].float()).cpu().numpy()
         draws = [self.model.head.predict(cond, ids, seed, sampling.steps, sampling,
                                          first_draw=k) for k in range(num_samples)]
-        people = []
+        people, radius = [], self.config.eval.hypothesis_radius
         for i, (_, _, box, (width, height)) in enumerate(where):
             maps = [draw[i] for draw in draws]
             heatmap = maps[0] if num_samples == 1 else np.mean(maps, axis=0)
             x, y = heatmap_argmax(heatmap)
+            points = [heatmap_argmax(m) for m in maps] if num_samples > 1 else []
             people.append(Prediction(
                 heatmap=heatmap, point=(x, y), point_px=(x * width, y * height),
                 inout=float(inout[i]), head_box=box,
-                samples=maps if num_samples > 1 else [],
-                sample_points=[heatmap_argmax(m) for m in maps] if num_samples > 1 else []))
+                samples=maps if num_samples > 1 else [], sample_points=points,
+                hypotheses=cluster_points(points, radius) if points else []))
         return people

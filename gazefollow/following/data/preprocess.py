@@ -10,8 +10,6 @@ from PIL import Image
 from gazefollow.engine.images import to_tensor
 from gazefollow.following.data.heatmap import enlarge_box, head_channel
 
-SCENE_RESIZES = ("pil", "antialias")
-
 
 def scene_tensor(image: Image.Image, size: int, resize: str = "pil") -> torch.Tensor:
     """The scene as the model's input [3, S, S]: ``pil`` resizes the 8-bit image (PIL's
