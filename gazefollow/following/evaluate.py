@@ -83,6 +83,8 @@ class SplitResult:
     # {"best_auc": samples, "worst_auc": samples}: the instances at both ends of the
     # per-sample AUC ranking at the first step count, with their heatmaps
     extremes: dict = field(default_factory=dict)
+    # per scored head: {"position", "hypotheses" [K, 2], "annotators" [M, 2], "ambiguous"}
+    hypothesis_sets: list = field(default_factory=list)
 
 
 def _predict_batch(model, cond, batch, steps_list, seed, num_samples, sampling,
@@ -148,6 +150,10 @@ def _batch_entries(batch, outputs, prior, steps_list, protocol, num_keep,
             entry["hypotheses"] = _hypothesis_entry(hypotheses[i], outputs["points"][i],
                                                     points, float(batch["inout"][i]), radius)
             entry["ambiguous"] = bool(batch["ambiguous"][i]) if "ambiguous" in batch else False
+            if entry["hypotheses"] is not None:
+                entry["set"] = {"position": position, "hypotheses": hypotheses[i],
+                                "annotators": points[(points >= 0).all(axis=1)],
+                                "ambiguous": entry["ambiguous"]}
         if steps_list:
             entry["record"] = _record(batch, i, entry["steps"][first], float(inout_prob[i]))
         if steps_list:
@@ -233,6 +239,7 @@ def run_split(model, dataset, steps_list: list[int], sampling, *, batch_size: in
                       "inout_ap": metrics.inout_ap(np.full(len(labels), prior_inout), labels)},
         mean_of_samples=summarize([e["mean"] for e in entries], protocol) if has_mean else None,
         hypotheses=summarize_hypotheses(entries),
+        hypothesis_sets=[e["set"] for e in entries if "set" in e],
         records=[e["record"] for e in entries if "record" in e],
         samples=[e["kept"] for e in entries if "kept" in e],
         bad_input=predicted.bad_input, extremes=extremes.merged(shard))
