@@ -120,13 +120,12 @@ def _predict_batch(model, cond, batch, steps_list, seed, num_samples, sampling,
 
 
 def _hypothesis_entry(hypotheses, point, annotators, inout: float, radius: float):
-    """One head's scores of its hypotheses and of its single point as a set of one (None
-    for an out-of-frame head or one without annotators)."""
-    valid = annotators[(annotators >= 0).all(axis=1)]
-    if inout < 0.5 or len(valid) == 0:
+    """One head's scores of its hypotheses and of its single point as a set of one, against
+    its annotators (padding removed); None for an out-of-frame head or one without any."""
+    if inout < 0.5 or len(annotators) == 0:
         return None
-    return {"samples": hypothesis_scores(hypotheses, valid, radius),
-            "mean_point": hypothesis_scores(point[None], valid, radius)}
+    return {"samples": hypothesis_scores(hypotheses, annotators, radius),
+            "mean_point": hypothesis_scores(point[None], annotators, radius)}
 
 
 def _batch_entries(batch, outputs, prior, steps_list, protocol, num_keep,
@@ -147,13 +146,13 @@ def _batch_entries(batch, outputs, prior, steps_list, protocol, num_keep,
                  "mean": score_instance(mean_map[i], *args) if mean_map is not None else None,
                  "inout_score": float(inout_prob[i]), "label": int(batch["inout"][i])}
         if hypotheses is not None:
+            annotators = points[(points >= 0).all(axis=1)]
             entry["hypotheses"] = _hypothesis_entry(hypotheses[i], outputs["points"][i],
-                                                    points, float(batch["inout"][i]), radius)
+                                                    annotators, float(batch["inout"][i]), radius)
             entry["ambiguous"] = bool(batch["ambiguous"][i]) if "ambiguous" in batch else False
             if entry["hypotheses"] is not None:
                 entry["set"] = {"position": position, "hypotheses": hypotheses[i],
-                                "annotators": points[(points >= 0).all(axis=1)],
-                                "ambiguous": entry["ambiguous"]}
+                                "annotators": annotators, "ambiguous": entry["ambiguous"]}
         if steps_list:
             entry["record"] = _record(batch, i, entry["steps"][first], float(inout_prob[i]))
         if steps_list:

@@ -11,10 +11,7 @@ out of this model), under the released files' attribute names (``following/publi
 """
 from __future__ import annotations
 
-import math
-
 import torch
-from torch import nn
 
 from gazefollow.following.encoders.original import OriginalEncoder, _original_problem
 from gazefollow.following.models.conditioning import Conditioning, ConditioningWidths
@@ -27,6 +24,7 @@ class ChongEncoder(OriginalEncoder):
     PARTS = {"scene": ("scene_backbone",), "face": ("face_backbone",), "attention": ("attn",)}
     RESNET_PARTS = ("scene", "face")
     CONFIG = None  # the original encoder's keys (its ResNets' stages and widths)
+    ALWAYS_ATTENDS = True
 
     @classmethod
     def config_problem(cls, model_cfg, data_cfg) -> str | None:
@@ -37,9 +35,6 @@ class ChongEncoder(OriginalEncoder):
     def __init__(self, model_cfg, data_cfg):
         super().__init__(model_cfg, data_cfg)
         channels = self.scene_backbone.out_channels
-        if self.attn is None:  # always on here
-            mask_side = math.ceil(data_cfg.input_size / 8)  # three stride-2 max-pools
-            self.attn = nn.Linear(mask_side ** 2 + channels, self.grid ** 2)
         self.widths = ConditioningWidths(context=channels, inout=2 * channels,
                                          inout_grid=self.grid, spatial=2 * channels)
 

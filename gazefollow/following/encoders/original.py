@@ -114,6 +114,8 @@ class OriginalEncoder(GazeEncoder):
              "depth": ("depth_backbone",), "fusion": ("scene_encoder", "depth_encoder")}
     RESNET_PARTS = ("scene", "face", "depth")
     CONFIG = OriginalEncoderConfig
+    # the head-position attention whatever model.adm_attention_module says (Chong et al.'s)
+    ALWAYS_ATTENDS = False
 
     def __init__(self, model_cfg, data_cfg):
         super().__init__()
@@ -123,7 +125,7 @@ class OriginalEncoder(GazeEncoder):
         channels = self.scene_backbone.out_channels
         self.grid = feature_grid(input_size)
         self.attn = self.depth_backbone = self.scene_encoder = self.depth_encoder = None
-        if model_cfg.adm_attention_module:
+        if model_cfg.adm_attention_module or self.ALWAYS_ATTENDS:
             mask_side = math.ceil(input_size / 8)  # three stride-2 max-pools
             self.attn = nn.Linear(mask_side ** 2 + channels, self.grid ** 2)
         if model_cfg.depth_branch:  # depth as a 3-channel colour map + the head mask

@@ -11,6 +11,7 @@ files hold their whole model, whose sizes are read from the keys (``chong.py``).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,7 +145,6 @@ def init_from_file(model: nn.Module, run_cfg, log=print, report_file: Path | Non
         return load_initial_weights(model, run_cfg, log, report_file)
     report = load_published(model, published, log)
     if report_file is not None:
-        import json
         Path(report_file).write_text(json.dumps(report, indent=2))
     return report
 
