@@ -71,11 +71,14 @@ class ResNet(nn.Module):
         stem_pool (bool, default True): the stem's 3x3 stride-2 max-pool.
         planes (list[int], optional): each stage's width instead of inplanes * 2**i.
         strides (list[int], optional): each stage's stride instead of 1, 2, 2 ...
+        shortcut_norms (int, default 1): BatchNorms after a shortcut's 1x1 convolution; 2 in
+            Chong et al.'s video model, whose blocks add a second one (``downsample.2``).
     """
 
     def __init__(self, layers: list[int], inplanes: int = 64, in_channels: int = 3,
                  block: str = "basic", stem_pool: bool = True,
-                 planes: list[int] | None = None, strides: list[int] | None = None):
+                 planes: list[int] | None = None, strides: list[int] | None = None,
+                 shortcut_norms: int = 1):
         super().__init__()
         block_cls = BLOCKS[block]
         planes = planes or [inplanes * 2**stage for stage in range(len(layers))]
@@ -89,7 +92,7 @@ class ResNet(nn.Module):
         for stage, blocks in enumerate(layers):
             self.stride *= strides[stage]
             stage_blocks, channels = self._make_stage(block_cls, channels, planes[stage], blocks,
-                                                      strides[stage])
+                                                      strides[stage], shortcut_norms)
             self.add_module(f"layer{stage + 1}", stage_blocks)
         self.num_stages = len(layers)
         self.out_channels = channels
@@ -98,13 +101,13 @@ class ResNet(nn.Module):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     @staticmethod
-    def _make_stage(block_cls, inplanes: int, planes: int, blocks: int, stride: int):
-        downsample = None
-        if stride != 1 or inplanes != planes * block_cls.expansion:
+    def _make_stage(block_cls, inplanes: int, planes: int, blocks: int, stride: int,
+                    shortcut_norms: int = 1):
+        downsample, width = None, planes * block_cls.expansion
+        if stride != 1 or inplanes != width:
             downsample = nn.Sequential(
-                nn.Conv2d(inplanes, planes * block_cls.expansion, 1, stride=stride, bias=False),
-                nn.BatchNorm2d(planes * block_cls.expansion),
-            )
+                nn.Conv2d(inplanes, width, 1, stride=stride, bias=False),
+                *[nn.BatchNorm2d(width) for _ in range(shortcut_norms)])
         modules = [block_cls(inplanes, planes, stride, downsample)]
         channels = planes * block_cls.expansion
         modules += [block_cls(channels, planes) for _ in range(blocks - 1)]

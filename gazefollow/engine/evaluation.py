@@ -30,11 +30,15 @@ from gazefollow.engine.reporting import log_to_wandb, write_metrics
 from gazefollow.engine.samples import BAD_KEY, collate_samples
 
 
-def shard_positions(size: int, shard: tuple[int, int]) -> list[int]:
-    """Process ``index`` of ``count`` takes every count-th position: no padding, so gathering
-    the shards yields every instance exactly once."""
+def shard_positions(size: int, shard: tuple[int, int], groups: list | None = None) -> list[int]:
+    """Process ``index`` of ``count`` takes every count-th position (with ``groups``, one
+    label per position, every count-th group whole, in order: a model that streams a track
+    sees all of it): no padding, so gathering the shards yields every instance exactly once."""
     index, count = shard
-    return list(range(index, size, count))
+    if groups is None:
+        return list(range(index, size, count))
+    mine = set(list(dict.fromkeys(groups))[index::count])
+    return [position for position in range(size) if groups[position] in mine]
 
 
 def gather_shards(items: list, shard: tuple[int, int]) -> list:
@@ -87,13 +91,14 @@ class Predictions:
 @torch.no_grad()
 def predict_split(model, dataset, predict_batch: Callable, make_rows: Callable, *,
                   batch_size: int, device, shard: tuple[int, int] = (0, 1),
-                  num_workers: int = 0, desc: str = "eval") -> Predictions:
+                  num_workers: int = 0, desc: str = "eval",
+                  groups: list | None = None) -> Predictions:
     """``predict_batch(model, batch)`` -> {name: [B, ...] outputs}, each checked finite;
     ``make_rows(batch, outputs)`` -> a row per sample, each with its ``position``. With
-    ``shard`` = (process index, process count) each process takes its share and every
-    process gets the merged rows (a collective call)."""
+    ``shard`` = (process index, process count) each process takes its share (whole
+    ``groups`` when given) and every process gets the merged rows (a collective call)."""
     model.eval()
-    positions = shard_positions(len(dataset), shard)
+    positions = shard_positions(len(dataset), shard, groups)
     # its own generator: evaluating never draws from the global RNG (exact training resume)
     loader = DataLoader(Subset(dataset, positions), batch_size=batch_size, shuffle=False,
                         num_workers=num_workers, collate_fn=collate_samples,

@@ -62,15 +62,17 @@ class FollowingModel:
     inout_dropout: float = 0.0  # dropout before the in/out head's last layer (Gaze-LLE: 0.1)
     freeze_scene: bool = False
     freeze_face: bool = False
+    freeze_attention: bool = False  # the head-position attention (original, chong encoders)
 
     CHOICES = {"head": ("diffusion", "regression", "gazelle", "chong")}
     RENAMED = {"model.decoder": "head", "model.attention_layout": None}
 
 
 def frozen_parts(model_cfg) -> list[str]:
-    """The encoder parts ``--freeze_scene`` / ``--freeze_face`` freeze."""
-    return [part for part, frozen in (("scene", model_cfg.freeze_scene),
-                                      ("face", model_cfg.freeze_face)) if frozen]
+    """The encoder parts ``--freeze_scene`` / ``--freeze_face`` / ``model.freeze_attention``
+    freeze."""
+    return [part for part in ("scene", "face", "attention")
+            if getattr(model_cfg, f"freeze_{part}")]
 
 
 @dataclass

@@ -149,12 +149,15 @@ class Demo:
     def frame(self, name: str, rgb: np.ndarray, tracker: IoUTracker | None,
               depth=None) -> np.ndarray:
         boxes, sources = self._heads(name, rgb)
+        # tracks first: a model with a state per track (Chong et al.'s video model) goes on
+        # from each person's previous frame
+        ids = (tracker.assign([tuple(float(v) for v in box) for box in boxes]) if tracker
+               else list(range(len(boxes))))
         people = self.predictor.predict([rgb], [boxes], num_samples=self.num_samples,
                                         steps=self.steps, seed=self.seed,
-                                        depths=None if depth is None else [depth])[0] \
+                                        depths=None if depth is None else [depth],
+                                        tracks=[ids] if tracker else None)[0] \
             if boxes else []
-        ids = (tracker.assign([p.head_box for p in people]) if tracker
-               else list(range(len(people))))
         if tracker and self.smoothing:
             self._smooth(people, ids, rgb.shape[1], rgb.shape[0])
         if not people:
@@ -212,6 +215,7 @@ def run_video(demo: Demo, video: Path, out: Path, strict: bool = False) -> None:
     # say: then the first failed read ends the video)
     length = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
     writer, tracker, index, annotated = None, IoUTracker(), 0, None
+    demo.predictor.forget_tracks()  # a new video's track ids start again at 0
     progress = tqdm(desc="frames", unit="frame", total=length or None)
     while True:
         ok, bgr = capture.read()

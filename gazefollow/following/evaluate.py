@@ -12,6 +12,7 @@ import torch
 from gazefollow.engine.evaluation import Evaluation, gather_shards, predict_split
 from gazefollow.engine.reporting import write_predictions
 from gazefollow.following import metrics
+from gazefollow.following.data.dataset import TrackDataset, track_of
 from gazefollow.following.data.heatmap import PRIOR_SIGMA_AT_64, center_prior_heatmap
 from gazefollow.following.hypotheses import SCORES, heatmap_peaks, hypothesis_scores
 from gazefollow.following.reporting import format_table
@@ -211,6 +212,8 @@ def run_split(model, dataset, steps_list: list[int], sampling, *, batch_size: in
     first = (steps_list or [None])[0]
 
     def predict_batch(model, batch) -> dict:
+        if "track" in batch:  # a model with a state per track: the finished ones let go
+            model.keep_streams(batch["track"])
         cond = model.encode(batch)  # once per sample, reused by every step and draw
         keep_path = min(batch["position"].tolist()) < num_keep
         heatmaps, mean_map, trajectory, hypotheses, points = _predict_batch(
@@ -225,8 +228,14 @@ def run_split(model, dataset, steps_list: list[int], sampling, *, batch_size: in
         extremes.offer(entries, first)
         return entries
 
+    # a streamed split (TrackDataset) goes to the processes by whole tracks, each from the
+    # start of its state
+    groups = [track_of(i) for i in dataset.instances] if isinstance(dataset, TrackDataset) \
+        else None
+    model.keep_streams([])
     predicted = predict_split(model, dataset, predict_batch, make_rows, batch_size=batch_size,
-                              device=device, shard=shard, num_workers=num_workers, desc=desc)
+                              device=device, shard=shard, num_workers=num_workers, desc=desc,
+                              groups=groups)
     entries = predicted.rows
     labels = [e["label"] for e in entries]
     has_mean = bool(entries) and entries[0]["mean"] is not None

@@ -88,6 +88,16 @@ def as_depth_image(depth, size: tuple[int, int], name: str) -> Image.Image:
     return depth_image(np.asarray(depth), size, f"depth map of {name}")
 
 
+def _flat_tracks(tracks: list | None, head_boxes: list) -> list | None:
+    """One track id per person, in the order of the people (None: no tracks given)."""
+    if tracks is None:
+        return None
+    if len(tracks) != len(head_boxes) or any(len(t) != len(b)
+                                             for t, b in zip(tracks, head_boxes)):
+        raise ValueError("tracks needs one list of track ids per image, one id per head box")
+    return [track for image_tracks in tracks for track in image_tracks]
+
+
 def checked_box(box, width: int, height: int, name: str) -> np.ndarray:
     """A pixel xyxy box clamped to the image; BadInput when it is empty inside it."""
     values = np.asarray(box, dtype=np.float64).reshape(-1)
@@ -167,15 +177,21 @@ class GazePredictor:
     @torch.no_grad()
     def predict(self, images, head_boxes, num_samples: int = 1, steps: int | None = None,
                 seed: int = 0, sampler: str | None = None, person_ids: list[int] | None = None,
-                depths: list | None = None) -> list[list[Prediction]]:
+                depths: list | None = None, tracks: list | None = None) -> list[list[Prediction]]:
         """One ``Prediction`` per person per image, batched over people and images.
 
         ``images``: PIL images, HxWx3 RGB arrays or paths; ``head_boxes``: one list of pixel
         xyxy boxes per image. ``steps`` / ``sampler`` change the sampler for this call only.
         The noise of each person is seeded by (``seed``, its id): its position in the call,
         or ``person_ids`` (e.g. a dataset's sample ids, to reproduce its evaluation).
-        ``depths``: one depth map per image, for a model with a depth branch only."""
+        ``depths``: one depth map per image, for a model with a depth branch only.
+        ``tracks``: one list of track ids per image (the people's identities through a
+        video, images in time order): a model with a state per track (``model.temporal:
+        chong``) carries each one's state to its next frame, in this call and later ones
+        (``forget_tracks`` starts anew); without them every person starts from a zero state.
+        Other models ignore them."""
         inputs, where = self._inputs(images, head_boxes, depths)
+        flat_tracks = _flat_tracks(tracks, head_boxes)
         if person_ids is not None and len(person_ids) != len(inputs):
             raise ValueError(f"{len(person_ids)} person ids for {len(inputs)} people")
         if num_samples > 1 and not self.model.head.stochastic:
@@ -188,11 +204,17 @@ class GazePredictor:
         for start in range(0, len(inputs), chunk):
             batch = {key: torch.stack([p[key] for p in inputs[start:start + chunk]])
                      .to(self.device) for key in inputs[0]}
+            if flat_tracks is not None:
+                batch["track"] = flat_tracks[start:start + chunk]
             people = self._predict_batch(batch, ids[start:start + chunk], seed, sampling,
                                          num_samples, where[start:start + chunk])
             for (image_index, _, _, _), person in zip(where[start:start + chunk], people):
                 out[image_index].append(person)
         return out
+
+    def forget_tracks(self) -> None:
+        """Let every track's state go (a model with a state per track; see ``predict``)."""
+        self.model.keep_streams([])
 
     def _predict_batch(self, batch, ids, seed, sampling, num_samples, where) -> list:
         cond = self.model.encode(batch)

@@ -35,6 +35,10 @@ def _validate_data(config: Config) -> None:
            "depth map per image: set data.depth_suffix (e.g. _depth.png or .npy)")
     _check(not config.loss.kl_div_loss or config.loss.other_loss, "loss.kl_div_loss "
            "(--kl_div_loss) only acts with loss.other_loss (--other_loss), as in the original")
+    model = config.model
+    _check(model.temporal != "chong" or (model.encoder, model.head) == ("chong", "chong"),
+           "model.temporal=chong is Chong et al.'s ModelSpatioTemporal: its ConvLSTM sits in "
+           "their decoder (model.encoder=chong model.head=chong)")
     _check(0 <= data.annotator_quantile < 1, "data.annotator_quantile (--gaze_point_threshold) "
            "is a quantile: use [0, 1), 0 = off")
 

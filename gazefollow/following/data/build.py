@@ -8,7 +8,7 @@ import numpy as np
 from gazefollow.config import Config
 from gazefollow.engine.samples import BadInput, LoadReport
 from gazefollow.following.data.augment import AugmentSettings
-from gazefollow.following.data.dataset import ClipDataset, HeadDataset
+from gazefollow.following.data.dataset import ClipDataset, HeadDataset, TrackDataset
 from gazefollow.following.data.gazefollow import read_annotations
 from gazefollow.following.data.goo import GOO_LAYOUTS, read_goo
 from gazefollow.following.data.instances import HeadInstance, check_images
@@ -158,8 +158,10 @@ def build_datasets(config: Config, splits=("train", "val", "test"), log=print) -
     out = {}
     def make_clips(root, instances, spacing=1, **more):
         return ClipDataset(root, instances, data.clip_length, spacing, **more)
-    # clips of each split's own instances, in track order, for a temporal model
+    # clips of each split's own instances, in track order, for a temporal model; a model
+    # with a state per track trains on clips and streams its tracks otherwise
     make = make_clips if config.model.temporal != "none" else HeadDataset
+    stream = TrackDataset if config.model.temporal == "chong" else make
     if {"train", "val"} & set(splits):
         instances, report = read_split(config, root, "train", log)
         if data.train_in_frame_only:
@@ -172,7 +174,7 @@ def build_datasets(config: Config, splits=("train", "val", "test"), log=print) -
         out["train"] = make(root, train, augment=augment_settings(config),
                             random_sigma=config.diffusion.random_sigma,
                             seed=config.run.seed, load_report=report, **kwargs)
-        out["val"] = make(root, val, load_report=report, **kwargs)
+        out["val"] = stream(root, val, load_report=report, **kwargs)
     if "test" in splits:
         instances, report = read_split(config, root, "test", log)
         dropped_points, emptied = 0, 0
@@ -192,8 +194,8 @@ def build_datasets(config: Config, splits=("train", "val", "test"), log=print) -
             log(f"test split SUBSAMPLED to {len(instances)} head instances "
                 f"(seed {data.subsample_seed}): numbers are not comparable to the full test set")
         # test tracks keep every frame: a clip steps data.frame_stride frames, as in training
-        test_spacing = {"spacing": data.frame_stride} if make is not HeadDataset else {}
-        out["test"] = make(root, instances, load_report=report, **test_spacing, **kwargs)
+        test_spacing = {"spacing": data.frame_stride} if stream is make_clips else {}
+        out["test"] = stream(root, instances, load_report=report, **test_spacing, **kwargs)
     out = {k: v for k, v in out.items() if k in splits}
     for split, dataset in out.items():
         if len(dataset) == 0:

@@ -129,8 +129,24 @@ class HeadDataset(Dataset):
 
 
 def track_of(instance: HeadInstance) -> str:
-    """The track an instance belongs to: its annotation file (VAT: one file per track)."""
-    return instance.rows[0].rsplit(":", 1)[0] if instance.rows else instance.path
+    """The track an instance belongs to: its annotation file (VAT: one file per track, rows
+    "file:line"); in an image dataset each person is a track of one frame."""
+    first = instance.rows[0] if instance.rows else None
+    if isinstance(first, str) and ":" in first:
+        return first.rsplit(":", 1)[0]
+    return f"{instance.path}#{instance.index}"
+
+
+class TrackDataset(HeadDataset):
+    """Head instances in track order, each sample with its ``track`` (``track_of``): what a
+    model with a state per track streams through (``model.temporal=chong``)."""
+
+    def __getitem__(self, item) -> dict:
+        sample = super().__getitem__(item)
+        if BAD_KEY not in sample:
+            position = item[0] if isinstance(item, tuple) else item
+            sample["track"] = track_of(self.instances[position])
+        return sample
 
 
 def clip_positions(instances: list[HeadInstance], length: int, spacing: int) -> list[list[int]]:

@@ -6,6 +6,9 @@ times -> one softmax weight per scene location). The attended scene map and the 
 concatenated [B, 2C, g, g], are the ``spatial`` map Chong et al.'s decoder reads
 (``model.head: chong``) and the in/out head's maps; their 2 g² tokens are the ``context``.
 
+With ``model.temporal: chong`` (their ModelSpatioTemporal) every block's shortcut has the
+second BatchNorm of their ``BottleneckConvLSTM`` (``bn_ds``, after the shortcut's own).
+
 It is the ``original`` encoder with its attention always on (the original research code grew
 out of this model), under the released files' attribute names (``following/published``).
 """
@@ -31,6 +34,10 @@ class ChongEncoder(OriginalEncoder):
         if model_cfg.depth_branch:
             return "model.depth_branch is an option of the original encoder, not Chong et al.'s"
         return _original_problem(model_cfg)
+
+    @staticmethod
+    def shortcut_norms(model_cfg) -> int:
+        return 2 if model_cfg.temporal == "chong" else 1
 
     def __init__(self, model_cfg, data_cfg):
         super().__init__(model_cfg, data_cfg)

@@ -34,10 +34,12 @@ from gazefollow.following.models.conditioning import Conditioning, ConditioningW
 STAGES = 5  # the original's ResNets always have five stages
 
 
-def original_resnet(layers: list[int], inplanes: int, in_channels: int) -> ResNet:
+def original_resnet(layers: list[int], inplanes: int, in_channels: int,
+                    shortcut_norms: int = 1) -> ResNet:
     """Bottleneck stages of widths inplanes x (1, 2, 4, 8, 4), the fifth one at stride 1."""
     return ResNet(layers, inplanes, in_channels=in_channels, block="bottleneck",
-                  planes=[inplanes * m for m in (1, 2, 4, 8, 4)], strides=[1, 2, 2, 2, 1])
+                  planes=[inplanes * m for m in (1, 2, 4, 8, 4)], strides=[1, 2, 2, 2, 1],
+                  shortcut_norms=shortcut_norms)
 
 
 def feature_grid(input_size: int) -> int:
@@ -119,9 +121,11 @@ class OriginalEncoder(GazeEncoder):
 
     def __init__(self, model_cfg, data_cfg):
         super().__init__()
-        input_size = data_cfg.input_size
-        self.scene_backbone = original_resnet(model_cfg.scene_layers, model_cfg.scene_inplanes, 4)
-        self.face_backbone = original_resnet(model_cfg.face_layers, model_cfg.face_inplanes, 3)
+        input_size, norms = data_cfg.input_size, self.shortcut_norms(model_cfg)
+        self.scene_backbone = original_resnet(model_cfg.scene_layers, model_cfg.scene_inplanes, 4,
+                                              norms)
+        self.face_backbone = original_resnet(model_cfg.face_layers, model_cfg.face_inplanes, 3,
+                                             norms)
         channels = self.scene_backbone.out_channels
         self.grid = feature_grid(input_size)
         self.attn = self.depth_backbone = self.scene_encoder = self.depth_encoder = None
@@ -141,6 +145,11 @@ class OriginalEncoder(GazeEncoder):
     @classmethod
     def config_problem(cls, model_cfg, data_cfg) -> str | None:
         return _original_problem(model_cfg)
+
+    @staticmethod
+    def shortcut_norms(model_cfg) -> int:
+        """BatchNorms on each ResNet block's shortcut (``ResNet``)."""
+        return 1
 
     def _tokens(self, feature_map: torch.Tensor, encode_position: bool) -> torch.Tensor:
         tokens = rearrange(feature_map, "b c h w -> b h w c")

@@ -31,6 +31,8 @@ class Conditioning(_Required, total=False):
     direction: torch.Tensor  # [B, 2] predicted gaze direction (unit, normalised image xy)
     field: torch.Tensor  # [B, G, O, O] direction field at the heatmap size
     inout_logit: torch.Tensor  # [B], added by the model from ``inout_features``
+    # [B, C, h, w]: Chong et al.'s ConvLSTM output (model.temporal=chong), added by the model
+    recurrent: torch.Tensor
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ from torch import nn
 
 from gazefollow.following.models.conditioning import (PREDICTED_HEATMAP, Conditioning,
                                                       ConditioningWidths)
+from gazefollow.following.models.temporal import StackedConvLSTM
+
+CONVLSTM_LAYERS = 2  # Chong et al.'s VideoAttentionTarget training and evaluation scripts
 
 
 class OnePassHead(nn.Module):
@@ -86,7 +89,13 @@ class ChongHead(OnePassHead):
     convolutions (3/2, 3/2, 4/2: a 7 x 7 map becomes 64 x 64), BatchNorm and ReLU after each,
     and a 1x1 convolution with bias. Unbounded, trained by MSE to the target heatmap (their
     loss x 10000 is ``loss.heatmap_weight``); resized (bilinear) only when the configured
-    heatmap size is not the decoder's own."""
+    heatmap size is not the decoder's own.
+
+    With ``model.temporal: chong`` (ModelSpatioTemporal) their ConvLSTM ``convlstm_scene``
+    sits between the compression and the deconvolutions: the model runs it where the frames
+    are (``recur_clips``, ``recur_stream``) and the head decodes its output
+    (``cond["recurrent"]``). Their video model skips its deconvolutions' BatchNorms when a
+    forward pass holds one frame; here they always apply (the running statistics they hold)."""
 
     name, description = "chong", "Chong et al. decoder (one pass)"
 
@@ -107,11 +116,37 @@ class ChongHead(OnePassHead):
         self.deconv3, self.deconv_bn3 = nn.ConvTranspose2d(c // 16, 1, 4, stride=2), \
             nn.BatchNorm2d(1)
         self.conv4 = nn.Conv2d(1, 1, 1)
+        self.convlstm_scene = StackedConvLSTM(c // 4, CONVLSTM_LAYERS) \
+            if config.model.temporal == "chong" else None
+
+    def compress(self, spatial: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.compress_bn1(self.compress_conv1(spatial)))
+        return F.relu(self.compress_bn2(self.compress_conv2(x)))
+
+    def recur_clips(self, spatial: torch.Tensor, b: int, t: int) -> torch.Tensor:
+        """B clips of T frames [B * T, C, g, g] -> the ConvLSTM's output after each clip's
+        last frame [B, C/4, g, g], from a zero state."""
+        frames, state = self.compress(spatial).unflatten(0, (b, t)), None
+        for step in range(t):
+            out, state = self.convlstm_scene.step(frames[:, step], state)
+        return out
+
+    def recur_stream(self, spatial: torch.Tensor, tracks: list, states: dict) -> torch.Tensor:
+        """Frames in time order [N, C, g, g], each of its track (None: a track of its own) ->
+        the ConvLSTM's output at each [N, C/4, g, g]; ``states`` (track -> state) carries a
+        track's state to its next frame, in this call or a later one."""
+        frames, outputs = self.compress(spatial), []
+        for i, track in enumerate(tracks):
+            out, state = self.convlstm_scene.step(frames[i:i + 1], states.get(track))
+            if track is not None:
+                states[track] = [(h.detach(), c.detach()) for h, c in state]
+            outputs.append(out)
+        return torch.cat(outputs)
 
     def heatmap(self, cond: Conditioning) -> torch.Tensor:
         """[B, 1, O, O] at the heatmap size."""
-        x = F.relu(self.compress_bn1(self.compress_conv1(cond["spatial"])))
-        x = F.relu(self.compress_bn2(self.compress_conv2(x)))
+        x = cond["recurrent"] if self.convlstm_scene is not None else \
+            self.compress(cond["spatial"])
         x = F.relu(self.deconv_bn1(self.deconv1(x)))
         x = F.relu(self.deconv_bn2(self.deconv2(x)))
         x = F.relu(self.deconv_bn3(self.deconv3(x)))

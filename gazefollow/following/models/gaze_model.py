@@ -68,9 +68,13 @@ class GazeModel(nn.Module):
         self.inout_head = build_inout_head(self.gaze.widths, config.model)
         self.head = build_head(config, self.gaze.widths)
         # model.temporal: the clip's per-frame conditioning fused into the target frame's
-        self.temporal = None if config.model.temporal == "none" else TemporalFusion(
-            config.model.temporal, self.gaze.widths, config.data.clip_length,
-            config.model.temporal_heads)
+        fuses = config.model.temporal not in ("none", "chong")
+        self.temporal = TemporalFusion(config.model.temporal, self.gaze.widths,
+                                       config.data.clip_length,
+                                       config.model.temporal_heads) if fuses else None
+        # model.temporal=chong: each track's ConvLSTM state (track -> state), carried from
+        # frame to frame while streaming (None: the model has no state)
+        self.streams = {} if config.model.temporal == "chong" else None
         self.frozen = [module for part in frozen_parts(config.model)
                        for module in self.gaze.part_modules(part).values()]
         for module in self.frozen:
@@ -85,13 +89,38 @@ class GazeModel(nn.Module):
     def encode(self, batch: dict) -> Conditioning:
         """The encoder's Conditioning with the in/out logit [B] added. A temporal model
         encodes each frame of the clip (``clip_*`` inputs) once, then fuses them over time."""
-        if self.temporal is None:
+        if self.streams is not None:
+            cond = self._encode_recurrent(batch)
+        elif self.temporal is None:
             cond = self.gaze(batch)
         else:
             frames, b, t = clip_inputs(batch)
             cond = self.temporal(self.gaze(frames), b, t)
         cond["inout_logit"] = self.inout_head(cond["inout_features"])
         return cond
+
+    def _encode_recurrent(self, batch: dict) -> Conditioning:
+        """Chong et al.'s ConvLSTM (``model.temporal=chong``): over each clip from a zero state
+        when the batch holds clips (training), else over the frames in batch order, each
+        continuing its track's state (``batch["track"]``; a frame without one starts anew)."""
+        if "clip_image" in batch:
+            frames, b, t = clip_inputs(batch)
+            cond = self.gaze(frames)
+            recurrent = self.head.recur_clips(cond["spatial"], b, t)
+            cond = {key: value.unflatten(0, (b, t))[:, -1] for key, value in cond.items()}
+        else:
+            cond = self.gaze(batch)
+            tracks = batch.get("track") or [None] * len(cond["spatial"])
+            recurrent = self.head.recur_stream(cond["spatial"], tracks, self.streams)
+        return {**cond, "recurrent": recurrent}
+
+    def keep_streams(self, tracks) -> None:
+        """Forget the state of every track not in ``tracks`` (all of them when empty): a
+        stream in track order calls it with each batch's tracks, so a finished track's state
+        is let go."""
+        if self.streams is not None:
+            wanted = set(tracks)
+            self.streams = {k: v for k, v in self.streams.items() if k in wanted}
 
     def forward(self, batch: dict, generator=None) -> tuple:
         """-> (per-sample heatmap loss [B], the head's logged terms, conditioning)."""
@@ -109,6 +138,7 @@ class GazeModel(nn.Module):
         parts["inout_head"] = trainable([self.inout_head])
         if self.temporal is not None:
             parts["temporal"] = trainable([self.temporal])
+        # Chong et al.'s ConvLSTM is a part of the head (their decoder) and learns with it
         return parts
 
     def resnet_prefixes(self) -> dict[str, str]:

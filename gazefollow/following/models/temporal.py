@@ -12,12 +12,19 @@ heatmap head and the in/out head read it:
 
 Either adds its output to the target frame's features through a zero-initialised
 projection, so a temporal model starts as the single-frame one and learns what time adds.
+
+``chong`` is Chong et al.'s ModelSpatioTemporal (CVPR 2020), a different design: a 2-layer
+ConvLSTM (``StackedConvLSTM``) between their decoder's compression and its deconvolutions
+(``model.head: chong`` owns it, under their key names). It trains on clips from a zero state
+and streams at evaluation and prediction: each track from its first frame, its state carried
+from frame to frame (``GazeModel.encode``), as their evaluation runs a whole track.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gazefollow.following.models.conditioning import Conditioning
@@ -28,10 +35,10 @@ class TemporalConfig:
     """The ``model`` keys of video models (docs/video.md): ``temporal`` fuses each clip's
     per-frame conditioning (data.clip_length frames up to the target, data.frame_stride apart)."""
 
-    temporal: str = "none"  # none | convlstm | attention
+    temporal: str = "none"  # none | convlstm | attention | chong
     temporal_heads: int = 4  # attention's heads (1 where they do not divide a width)
 
-    CHOICES = {"temporal": ("none", "convlstm", "attention")}
+    CHOICES = {"temporal": ("none", "convlstm", "attention", "chong")}
 
 
 FRAME_KEYS = ("image", "head_channel", "face", "head_box", "depth")  # per-frame encoder inputs
@@ -57,6 +64,43 @@ class ConvLSTMCell(nn.Module):
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
         return h, c
+
+
+class StackedConvLSTM(nn.Module):
+    """Chong et al.'s ConvLSTM (their ``convolutional_rnn.Conv2dLSTM``, one direction): per
+    layer ``weight_ih_l{k}`` / ``weight_hh_l{k}`` [4C, C, 3, 3] and their biases, the input
+    and the hidden state convolved apart (zero padding 1) and summed, gates in the order
+    input, forget, cell, output; dropout between layers while training."""
+
+    def __init__(self, channels: int, layers: int, dropout: float = 0.5, kernel: int = 3):
+        super().__init__()
+        self.layers, self.dropout, self.padding = layers, dropout, kernel // 2
+        shape = (4 * channels, channels, kernel, kernel)
+        for k in range(layers):
+            for kind in ("ih", "hh"):
+                self.register_parameter(f"weight_{kind}_l{k}", nn.Parameter(torch.empty(shape)))
+                self.register_parameter(f"bias_{kind}_l{k}", nn.Parameter(torch.empty(shape[0])))
+        bound = 1 / channels ** 0.5  # their reset_parameters: uniform(-1/sqrt(C), 1/sqrt(C))
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -bound, bound)
+
+    def _conv(self, x: torch.Tensor, kind: str, k: int) -> torch.Tensor:
+        return F.conv2d(x, getattr(self, f"weight_{kind}_l{k}"), getattr(self, f"bias_{kind}_l{k}"),
+                        padding=self.padding)
+
+    def step(self, x: torch.Tensor, state: list | None) -> tuple[torch.Tensor, list]:
+        """One time step of [N, C, h, w] -> (the last layer's output, the new state: one
+        (h, c) per layer); a None state is zeros."""
+        new_state = []
+        for k in range(self.layers):
+            h, c = state[k] if state is not None else (torch.zeros_like(x),) * 2
+            gates = self._conv(x, "ih", k) + self._conv(h, "hh", k)
+            i, f, g, o = gates.chunk(4, dim=1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            new_state.append((h, c))
+            x = F.dropout(h, self.dropout, self.training) if k < self.layers - 1 else h
+        return x, new_state
 
 
 class ConvLSTMFusion(nn.Module):

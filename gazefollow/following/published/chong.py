@@ -10,8 +10,12 @@ with the keys of their ``model.py``:
 - ``compress_conv1_inout``, ``compress_bn1_inout``, ``compress_conv2_inout``,
   ``compress_bn2_inout``, ``fc_inout`` (the in/out head).
 
-``model_videoatttarget.pt`` (ModelSpatioTemporal: ``convlstm_scene.*`` and ``bn_ds`` in its
-blocks) is recognised and refused by name: its ConvLSTM is not among these configurations yet.
+``model_videoatttarget.pt`` is their ModelSpatioTemporal: the same keys, plus
+``convlstm_scene.{weight,bias}_{ih,hh}_l{0,1}`` (a 2-layer ConvLSTM in the decoder, our
+``model.temporal: chong``) and ``bn_ds`` in every block of both ResNets (a second BatchNorm on
+the shortcut: ``downsample.2`` here; in a block without a shortcut convolution their model
+holds it unused, and it is reported as dropped).
+
 The architecture (blocks per stage, widths) is read from the keys, so a file of the same
 design at another depth or width loads too.
 """
@@ -36,12 +40,15 @@ def is_chong_file(content) -> bool:
     return isinstance(state, dict) and all(key in state for key in SPATIAL_KEYS)
 
 
+def is_video_model(state: dict) -> bool:
+    return any(key.startswith("convlstm_scene.") for key in state)
+
+
 def chong_name(state: dict) -> str:
-    if any(key.startswith("convlstm_scene.") for key in state):
-        raise ValueError("this is Chong et al.'s ModelSpatioTemporal (model_videoatttarget.pt: "
-                         "its ConvLSTM keys convlstm_scene.*); only their ModelSpatial files "
-                         "(model_demo.pt, model_gazefollow.pt) load here so far")
-    return "chong2020_spatial"
+    if is_video_model(state) and "convlstm_scene.weight_ih_l1" not in state:
+        raise ValueError("a ModelSpatioTemporal with a one-layer ConvLSTM: their released "
+                         "model_videoatttarget.pt (and their scripts) have two layers")
+    return "chong2020_spatiotemporal" if is_video_model(state) else "chong2020_spatial"
 
 
 def chong_architecture(state: dict) -> list[str]:
@@ -56,7 +63,10 @@ def chong_architecture(state: dict) -> list[str]:
             f"model.context_dim={16 * inplanes}", "model.adm_attention_module=false",
             f"model.inout_hidden={state['compress_conv1_inout.weight'].shape[0]}",
             "data.input_size=224", "data.face_size=224", "data.output_size=64",
-            "data.head_inputs=chong", "data.head_enlarge=0.1", "data.scene_resize=pil"]
+            "data.head_inputs=chong", "data.scene_resize=pil",
+            # their VideoAttentionTarget reader crops the (smoothed) box as annotated
+            *(["model.temporal=chong", "data.head_enlarge=0.0"] if is_video_model(state)
+              else ["data.head_enlarge=0.1"])]
 
 
 def chong_to_ours(state: dict) -> tuple[dict[str, torch.Tensor], list[str]]:
@@ -64,11 +74,20 @@ def chong_to_ours(state: dict) -> tuple[dict[str, torch.Tensor], list[str]]:
     ours, dropped = {}, []
     for key, value in state.items():
         match = BACKBONE_KEY.fullmatch(key)
+        if ".bn_ds." in key:  # ModelSpatioTemporal's second shortcut BatchNorm
+            block, name = key.split(".bn_ds.")
+            if f"{block}.downsample.0.weight" not in state:
+                dropped.append(key)  # a block without a shortcut convolution never uses it
+                continue
+            key = f"{block}.downsample.2.{name}"
+            match = BACKBONE_KEY.fullmatch(key)
         inout = next((prefix for prefix in INOUT if key.startswith(prefix)), None)
         if match:
             ours[f"gaze.{match[2]}_backbone.{match[1]}{match[3]}"] = value
         elif key.startswith("attn."):
             ours["gaze." + key] = value
+        elif key.startswith("convlstm_scene."):  # their ConvLSTM: a part of the decoder here
+            ours["head." + key] = value
         elif inout:
             ours[INOUT[inout] + key[len(inout):]] = value
         elif key.startswith(DECODER):
