@@ -36,11 +36,11 @@ def test_export_overwrite_replaces_only_an_export_of_ours(predictor, tmp_path):
 
 
 def test_an_export_that_does_not_load_back_is_never_written(predictor, tmp_path, monkeypatch):
-    from gazefollow.following import export as export_module
+    from gazefollow.engine import export as export_module
     real = export_module.load_exported
 
-    def loads_other_weights(directory, overrides=()):
-        model, config = real(directory, overrides)
+    def loads_other_weights(directory, registry, overrides=()):
+        model, config = real(directory, registry, overrides)
         with torch.no_grad():
             next(model.parameters()).add_(1.0)
         return model, config

