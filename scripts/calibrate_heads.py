@@ -18,9 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from gazefollow.following.heads_found import (FACE_BACKENDS, HEAD_SCALE,  # noqa: E402
-                                              HEAD_SHIFT_UP, FaceHeadDetector, face_to_head,
-                                              match_heads, read_boxes_file)
+from gazefollow.engine.face_detector import FACE_BACKENDS  # noqa: E402
+from gazefollow.following.heads_found import (HEAD_SCALE, HEAD_SHIFT_UP,  # noqa: E402
+                                              FaceHeadDetector, face_to_head, match_heads,
+                                              read_boxes_file)
 from gazefollow.following.predict import as_rgb_image  # noqa: E402
 
 

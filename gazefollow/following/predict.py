@@ -30,6 +30,7 @@ from gazefollow.following.data.depth import depth_channels, depth_image, read_de
 from gazefollow.following.data.instances import usable_box
 from gazefollow.following.data.preprocess import model_inputs
 from gazefollow.engine.export import load_pretrained, save_exported
+from gazefollow.engine.images import as_rgb_image  # noqa: F401  (part of this API)
 from gazefollow.following.hypotheses import cluster_points
 from gazefollow.following.metrics import heatmap_argmax, upsample_heatmap
 
@@ -60,22 +61,6 @@ class Prediction:
         """The heatmap resized to an image of ``width`` x ``height`` (bilinear, as the AUC
         protocol resizes it)."""
         return upsample_heatmap(self.heatmap, width, height)
-
-
-def as_rgb_image(image, name: str = "image") -> Image.Image:
-    """A PIL image, an HxWx3 RGB array (any memory layout) or a path -> an RGB PIL image;
-    BadInput names what could not be read."""
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    if isinstance(image, np.ndarray):
-        if image.ndim != 3 or image.shape[2] != 3:
-            raise BadInput(f"{name}: an array image must be H x W x 3 RGB, got {image.shape}")
-        return Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
-    try:
-        with Image.open(image) as opened:
-            return opened.convert("RGB")
-    except (OSError, ValueError) as err:
-        raise BadInput(f"cannot read image {image}: {err}") from None
 
 
 def as_depth_image(depth, size: tuple[int, int], name: str) -> Image.Image:
