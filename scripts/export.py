@@ -1,11 +1,13 @@
-"""Export trained weights in the Hugging Face convention.
+"""Export trained weights in the Hugging Face convention, for every task.
 
     python scripts/export.py RUN_DIR OUT_DIR [--raw] [--overwrite]
 
-RUN_DIR is a run directory, a checkpoint directory or a state.pt. OUT_DIR receives
+RUN_DIR is a run directory, a checkpoint directory or a state.pt of gaze following, gaze
+estimation or Looking-At-Me (or a published gaze-following model's file). OUT_DIR receives
 model.safetensors (the EMA weights; --raw for the raw ones), config.json (the resolved
-config) and README.md (what it was trained on, and the run's test metrics when it has
-metrics.json). Load it with GazePredictor.from_pretrained(OUT_DIR).
+config, its run.task naming the task) and README.md (what it was trained on, and the run's
+test metrics when it has metrics.json). Load it with the task's predictor:
+GazePredictor, GazeEstimator or LookingPredictor .from_pretrained(OUT_DIR).
 """
 import argparse
 import json
@@ -16,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gazefollow.cli import run_command  # noqa: E402
 from gazefollow.engine.checkpoint import resolve_checkpoint, run_dir_of  # noqa: E402
-from gazefollow.following.predict import GazePredictor  # noqa: E402
+from gazefollow.tasks import predictor_class  # noqa: E402
 
 
 def main(argv: list[str]) -> None:
@@ -27,7 +29,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--raw", action="store_true", help="the raw weights, not the EMA ones")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier export")
     args = parser.parse_args(argv)
-    predictor = GazePredictor.from_pretrained(args.weights, device="cpu", ema=not args.raw)
+    predictor = predictor_class(args.weights).from_pretrained(args.weights, device="cpu",
+                                                              ema=not args.raw)
     metrics_file = run_dir_of(resolve_checkpoint(args.weights)) / "metrics.json"
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
     out = predictor.save_pretrained(args.out, overwrite=args.overwrite, metrics=metrics)

@@ -50,16 +50,15 @@ def test_an_export_that_does_not_load_back_is_never_written(predictor, tmp_path,
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_run_of_another_task_is_refused_in_one_line(straight, tmp_path):
-    """An estimation run exported as a gaze-following card would not load back."""
+def test_a_run_of_a_task_without_a_predictor_is_refused_in_one_line(straight, tmp_path):
+    """A SimCLR pretraining run predicts nothing by itself: export.py says so."""
     run_dir = tmp_path / "estimation_run"
     shutil.copytree(_run_dir(straight[0], "straight"), run_dir)
     newest = sorted((run_dir / "checkpoints").glob("step_*"))[-1]
     state = torch.load(newest / "state.pt", weights_only=True)
-    state["config"]["run"]["task"] = "estimation"
+    state["config"]["run"]["task"] = "simclr"
     torch.save(state, newest / "state.pt")
-    with pytest.raises(SystemExit, match="error: .*'estimation' task; this loader knows only "
-                                         r"\['following'\]"):
+    with pytest.raises(SystemExit, match="error: .*'simclr' task, which predicts on nothing"):
         run_script("export.py", run_dir, tmp_path / "export")
     assert not (tmp_path / "export").exists()
 

@@ -148,3 +148,23 @@ def load_pretrained(path: str | Path, registry, ema: bool = True, overrides: tup
                          "registry=gazefollow.tasks.REGISTRY")
     loaded = load_for_eval(path, [f"optim.ema_on={ema}", *overrides], registry=registry)
     return loaded["model"], loaded["config"], loaded["weights"]
+
+
+def task_of_weights(path: str | Path) -> str:
+    """The task whose model a run directory, checkpoint, export folder or file holds (its
+    stored ``run.task``); a file of another code base (a published model's) is gaze
+    following's, the one task that reads such files."""
+    from gazefollow.engine.checkpoint import (LEGACY_FILE, STATE_FILE, load_checkpoint,
+                                              resolve_checkpoint)
+
+    path = Path(path)
+    if (path / CONFIG_FILE).is_file() and (path / WEIGHTS_FILE).is_file():
+        try:
+            stored = json.loads((path / CONFIG_FILE).read_text())
+        except ValueError as err:
+            raise CheckpointError(f"{path / CONFIG_FILE} is not valid JSON: {err}") from None
+        return ((stored.get("config") or {}).get("run") or {}).get("task", "following")
+    state_file = resolve_checkpoint(path)
+    if state_file.name not in (STATE_FILE, LEGACY_FILE):
+        return "following"
+    return (load_checkpoint(state_file)["config"].get("run") or {}).get("task", "following")

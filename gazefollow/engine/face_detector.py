@@ -104,3 +104,24 @@ class FaceDetector:
         return [Face(tuple(float(v) / scale for v in box), score,
                      None if points is None else points / scale)
                 for box, score, points in self._detect(small, self.confidence)]
+
+
+class IoUTracker:
+    """Greedy matching of this frame's boxes to the last boxes of the live tracks."""
+
+    def __init__(self, threshold: float = 0.3):
+        self.threshold, self.last, self.next_id = threshold, {}, 0
+
+    def assign(self, boxes: list) -> list[int]:
+        pairs = sorted(((box_iou(box, last), i, track) for i, box in enumerate(boxes)
+                        for track, last in self.last.items()), reverse=True)
+        ids, used = [None] * len(boxes), set()
+        for iou, i, track in pairs:
+            if iou >= self.threshold and ids[i] is None and track not in used:
+                ids[i] = track
+                used.add(track)
+        for i, track in enumerate(ids):
+            if track is None:
+                ids[i], self.next_id = self.next_id, self.next_id + 1
+        self.last = {track: box for track, box in zip(ids, boxes)}
+        return ids

@@ -20,9 +20,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from gazefollow.engine.face_detector import IoUTracker  # noqa: F401  (the demo's tracker)
 from gazefollow.engine.folders import refuse_to_replace
 from gazefollow.engine.samples import BadInput
-from gazefollow.following.heads_found import box_iou
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
@@ -38,27 +38,6 @@ class DemoReport:
     undecodable_frames: list[str] = field(default_factory=list)
     bad_boxes: list[str] = field(default_factory=list)  # "<image>: <reason>" per person left out
     unmatched_names: list[str] = field(default_factory=list)  # boxes-file names never seen
-
-
-class IoUTracker:
-    """Greedy matching of this frame's boxes to the last boxes of the live tracks."""
-
-    def __init__(self, threshold: float = 0.3):
-        self.threshold, self.last, self.next_id = threshold, {}, 0
-
-    def assign(self, boxes: list) -> list[int]:
-        pairs = sorted(((box_iou(box, last), i, track) for i, box in enumerate(boxes)
-                        for track, last in self.last.items()), reverse=True)
-        ids, used = [None] * len(boxes), set()
-        for iou, i, track in pairs:
-            if iou >= self.threshold and ids[i] is None and track not in used:
-                ids[i] = track
-                used.add(track)
-        for i, track in enumerate(ids):
-            if track is None:
-                ids[i], self.next_id = self.next_id, self.next_id + 1
-        self.last = {track: box for track, box in zip(ids, boxes)}
-        return ids
 
 
 def draw(rgb: np.ndarray, people: list, ids: list[int]) -> np.ndarray:
