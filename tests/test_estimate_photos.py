@@ -166,3 +166,61 @@ def test_a_mirrored_picture_gives_the_mirrored_gaze():
     assert abs(one.pitchyaw[1]) > 1e-3  # the face is not looking straight ahead
     np.testing.assert_allclose(other.pitchyaw, [one.pitchyaw[0], -one.pitchyaw[1]], atol=1e-5)
     np.testing.assert_allclose(other.gaze, [-one.gaze[0], one.gaze[1], one.gaze[2]], atol=1e-5)
+
+
+def _write_video(path, pictures, fps: int = 10) -> None:
+    import cv2
+    height, width = pictures[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    for picture in pictures:
+        writer.write(np.ascontiguousarray(picture[:, :, ::-1]))
+    writer.release()
+
+
+def _read_back(path) -> tuple[int, int, int]:
+    import cv2
+    video = cv2.VideoCapture(str(path))
+    return (int(video.get(cv2.CAP_PROP_FRAME_COUNT)), int(video.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            int(video.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+
+
+def test_the_demo_draws_3d_gaze_on_a_folder_and_a_video(trained, tmp_path, capsys):
+    import json
+
+    from gazefollow.engine.demo import check_entries
+    from gazefollow.estimation.demo import SCHEMA
+    from tests.conftest import run_script
+    _, tmp = trained
+    run_dir = next((tmp / "out").glob("*/tiny"))
+    rng = np.random.default_rng(5)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    corners = [(10, 20), (120, 90)]
+    for name in ("a.png", "b.png"):
+        Image.fromarray(_picture_with_faces(rng, corners)[0]).save(folder / name)
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    boxes = [[x, y, x + SIZE, y + SIZE] for x, y in corners]
+    given = {"a.png": boxes, "b.png": [boxes[0], [500, 500, 520, 520]],
+             **{str(i): boxes for i in range(4)}}
+    (tmp_path / "boxes.json").write_text(json.dumps(given))
+    run_script("demo.py", "--weights", run_dir, "--input", folder, "--boxes",
+               tmp_path / "boxes.json", "--output", tmp_path / "out")
+    printed = capsys.readouterr().out
+    assert "1 unreadable" in printed and "1 given box(es) outside" in printed
+    entries = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    check_entries(entries, SCHEMA)
+    assert [len(e["people"]) for e in entries] == [2, 1]
+    assert (tmp_path / "out" / "a_gaze3d.png").is_file()
+    face = entries[0]["people"][0]
+    assert face["box_source"] == "given"
+    assert np.linalg.norm(face["gaze"]) == pytest.approx(1, abs=1e-4)
+    video = tmp_path / "clip.mp4"
+    _write_video(video, [_picture_with_faces(rng, corners)[0] for _ in range(4)])
+    run_script("demo.py", "--weights", run_dir, "--input", video, "--boxes",
+               tmp_path / "boxes.json", "--output", tmp_path / "video")
+    assert _read_back(tmp_path / "video" / "clip_gaze3d.mp4") == (4, 200, 160)
+    entries = json.loads((tmp_path / "video" / "predictions.json").read_text())
+    check_entries(entries, SCHEMA)
+    assert [[p["id"] for p in e["people"]] for e in entries] == [[0, 1]] * 4  # tracked
+    rows = (tmp_path / "video" / "predictions.csv").read_text().splitlines()
+    assert len(rows) == 1 + 8 and rows[0].startswith("image,person,box_source")

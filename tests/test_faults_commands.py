@@ -60,7 +60,7 @@ def test_demo_names_boxes_outside_the_image_and_names_matching_nothing(straight,
     run_script("demo.py", "--weights", _run_dir(straight[0], "straight"), "--input", photo,
                "--boxes", boxes, "--output", tmp_path / "out")
     printed = capsys.readouterr().out
-    assert "1 given head box(es) outside their image" in printed
+    assert "1 given box(es) outside their image" in printed
     assert "SKIPPED photo.png" in printed and "person 1 of the boxes file" in printed
     assert "1 name(s) of the boxes file match no image or frame: other.png" in printed
     [entry] = json.loads((tmp_path / "out" / "predictions.json").read_text())

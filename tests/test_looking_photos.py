@@ -85,3 +85,36 @@ def test_a_gazepose_model_with_the_head_pose_prior_is_refused(trained):
     object.__setattr__(config.lam, "model", "gazepose")
     with pytest.raises(ValueError, match="lam.gazepose_head_prior"):
         LookingPredictor(loaded.model, config, "cpu")
+
+
+def test_the_demo_colours_faces_on_a_video_and_a_folder(trained, tmp_path):
+    import json
+
+    from gazefollow.engine.demo import check_entries
+    from gazefollow.social.demo import SCHEMA
+    from tests.conftest import run_script
+    from tests.test_estimate_photos import _read_back, _write_video
+    run_dir, _ = trained
+    pictures, boxes, _ = _video(5, with_second=3)
+    video = tmp_path / "clip.mp4"
+    _write_video(video, pictures)
+    (tmp_path / "boxes.json").write_text(json.dumps({str(i): b for i, b in enumerate(boxes)}))
+    run_script("demo.py", "--weights", run_dir, "--input", video, "--boxes",
+               tmp_path / "boxes.json", "--output", tmp_path / "out")
+    assert _read_back(tmp_path / "out" / "clip_looking.mp4") == (5, 160, 120)
+    entries = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    check_entries(entries, SCHEMA)
+    assert [e["image"] for e in entries] == ["0", "1", "2", "3", "4"]
+    assert [[p["id"] for p in e["people"]] for e in entries] == [[0, 1]] * 3 + [[0]] * 2
+    assert all(0 <= p["probability"] <= 1 for e in entries for p in e["people"])
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(pictures[0]).save(folder / "0.png")
+    (folder / "bad.png").write_bytes(b"")
+    (tmp_path / "photo_boxes.json").write_text(json.dumps({"0.png": boxes[0]}))
+    run_script("demo.py", "--weights", run_dir, "--input", folder, "--boxes",
+               tmp_path / "photo_boxes.json", "--output", tmp_path / "photos_out")
+    entries = json.loads((tmp_path / "photos_out" / "predictions.json").read_text())
+    check_entries(entries, SCHEMA)
+    assert len(entries) == 1 and len(entries[0]["people"]) == 2
+    assert (tmp_path / "photos_out" / "0_looking.png").is_file()

@@ -201,7 +201,7 @@ def test_demo_on_a_folder_with_given_boxes(run, tmp_path, capsys):
     (tmp_path / "boxes.json").write_text(json.dumps(given))
     printed = _demo(run_dir, "--input", folder, "--boxes", tmp_path / "boxes.json",
                     "--num_samples", "2", "--output", tmp_path / "out", capsys=capsys)
-    assert "1 without a head found; 1 unreadable" in printed and "broken.jpg" in printed
+    assert "1 without a person found; 1 unreadable" in printed and "broken.jpg" in printed
     entries = json.loads((tmp_path / "out" / "predictions.json").read_text())
     assert [e["image"] for e in entries] == sorted(i.name for i in images[:3])
     person = next(e for e in entries if e["image"] == images[0].name)["people"][0]

@@ -1,43 +1,24 @@
-"""The demo behind ``scripts/demo.py``: predict on an image, a folder of images or a video,
-and write annotated pictures (or an annotated MP4), ``predictions.json`` and
-``predictions.csv``.
-
-Each image or frame gets its head boxes from a boxes file (``box_source: "given"``) or from
-the detector (``"detected"``); a frame where none is found is written with ``"people": []``
-and counted, never dropped. A video frame OpenCV cannot decode is written as
-``{"image": "<frame>", "skipped": reason, "people": []}`` and counted, and reading goes on;
-``--strict`` stops there instead. In a video a greedy IoU tracker keeps person ids across frames;
-``smoothing`` > 0 averages each track's predicted point exponentially (off by default).
+"""Gaze following's demo (``scripts/demo.py`` with gaze-following weights): each image or
+frame gets its head boxes from a boxes file (``box_source: "given"``) or from the detector
+(``"detected"``); the heatmap, the line to the predicted point, the in-frame probability and
+the hypotheses are drawn. In a video the IoU tracker keeps person ids across frames (a model
+with a state per track carries it along them); ``smoothing`` > 0 averages each track's
+predicted point exponentially (off by default). What every task's demo shares (reading,
+writing, the bad-input policy): ``engine/demo.py``.
 """
 from __future__ import annotations
 
-import csv
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
-from gazefollow.engine.face_detector import IoUTracker  # noqa: F401  (the demo's tracker)
-from gazefollow.engine.folders import refuse_to_replace
+from gazefollow.engine.demo import COLOURS, FrameDemo
 from gazefollow.engine.samples import BadInput
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
-COLOURS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-           (145, 30, 180), (70, 240, 240), (240, 50, 230)]  # RGB, one per person id
-
-
-@dataclass
-class DemoReport:
-    entries: list[dict] = field(default_factory=list)
-    unreadable: list[str] = field(default_factory=list)
-    without_heads: list[str] = field(default_factory=list)
-    undecodable_frames: list[str] = field(default_factory=list)
-    bad_boxes: list[str] = field(default_factory=list)  # "<image>: <reason>" per person left out
-    unmatched_names: list[str] = field(default_factory=list)  # boxes-file names never seen
+# a predictions.json entry's people (engine/demo.check_entries)
+SCHEMA = {"people": {"id": int, "head_box": list, "box_source": str, "point": list,
+                     "point_px": list, "inout": float, "samples": list, "hypotheses": list}}
 
 
 def draw(rgb: np.ndarray, people: list, ids: list[int]) -> np.ndarray:
@@ -83,23 +64,49 @@ def entry(name, width: int, height: int, people: list, sources: list, ids: list)
         for person, source, track in zip(people, sources, ids)]}
 
 
-class Demo:
+class Demo(FrameDemo):
     """Predict and draw, frame by frame (see the module docstring)."""
+
+    suffix, schema = "gaze", SCHEMA
 
     def __init__(self, predictor, boxes: dict | None, make_detector=None, num_samples: int = 1,
                  steps: int | None = None, seed: int = 0, smoothing: float = 0.0):
+        super().__init__(boxes)
         # the detector is built at the first image the boxes file does not name
-        self.predictor, self.boxes, self.make_detector = predictor, boxes, make_detector
-        self.detector = None
+        self.predictor, self.make_detector, self.detector = predictor, make_detector, None
         self.num_samples, self.steps, self.seed = num_samples, steps, seed
-        self.smoothing = smoothing
-        self.report, self.smoothed, self.seen = DemoReport(), {}, set()
+        self.smoothing, self.smoothed = smoothing, {}
         self.wants_depth = predictor.config.model.depth_branch
+        # a depth-branch model reads each image's depth map beside it, named as in its
+        # datasets
+        self.depth_suffix = predictor.config.data.depth_suffix if self.wants_depth else ""
+
+    def read_image(self, file: Path):
+        from gazefollow.following.data.depth import depth_path
+        from gazefollow.following.predict import as_depth_image
+
+        rgb, _ = super().read_image(file)
+        depth = as_depth_image(depth_path(file, self.depth_suffix),
+                               (rgb.shape[1], rgb.shape[0]), file.name) \
+            if self.depth_suffix else None
+        return rgb, depth
+
+    def skip_file(self, file: Path) -> bool:
+        return bool(self.depth_suffix) and file.name.endswith(self.depth_suffix)  # maps
+
+    def start_video(self) -> None:
+        self.predictor.forget_tracks()  # a new video's track ids start again at 0
+
+    def process(self, frames, video: bool):
+        if video and self.wants_depth:
+            raise BadInput("this model has a depth branch and a video has no depth maps; "
+                           "predict on its frames as images with a depth map beside each")
+        yield from super().process(frames, video)
 
     def _heads(self, name: str, rgb: np.ndarray) -> tuple[list, list]:
-        if self.boxes is not None and name in self.boxes:
-            self.seen.add(name)
-            usable = self._usable(name, self.boxes[name], rgb)
+        given = self.given_boxes(name)
+        if given is not None:
+            usable = self._usable(name, given, rgb)
             return usable, ["given"] * len(usable)
         if self.make_detector is None:
             return [], []
@@ -120,13 +127,7 @@ class Demo:
                 self.report.bad_boxes.append(f"{err} (person {number} of the boxes file)")
         return kept
 
-    def finish(self) -> None:
-        """Name the boxes-file entries that matched no image or frame."""
-        if self.boxes is not None:
-            self.report.unmatched_names = sorted(set(self.boxes) - self.seen)
-
-    def frame(self, name: str, rgb: np.ndarray, tracker: IoUTracker | None,
-              depth=None) -> np.ndarray:
+    def frame(self, name: str, rgb: np.ndarray, tracker, depth=None) -> np.ndarray:
         boxes, sources = self._heads(name, rgb)
         # tracks first: a model with a state per track (Chong et al.'s video model) goes on
         # from each person's previous frame
@@ -140,14 +141,17 @@ class Demo:
         if tracker and self.smoothing:
             self._smooth(people, ids, rgb.shape[1], rgb.shape[0])
         if not people:
-            self.report.without_heads.append(name)
+            self.report.without_people.append(name)
         self.report.entries.append(entry(name, rgb.shape[1], rgb.shape[0], people, sources, ids))
         return draw(rgb, people, ids)
 
-    def skip_frame(self, name: str, reason: str) -> None:
-        """A video frame that could not be decoded: kept in predictions.json, counted."""
-        self.report.undecodable_frames.append(name)
-        self.report.entries.append({"image": name, "skipped": reason, "people": []})
+    def csv_rows(self) -> tuple[list[str], list[list]]:
+        header = ["image", "person", "box_source", "x1", "y1", "x2", "y2", "point_x", "point_y",
+                  "point_px_x", "point_px_y", "inout"]
+        rows = [[item["image"], person["id"], person["box_source"], *person["head_box"],
+                 *person["point"], *person["point_px"], person["inout"]]
+                for item in self.report.entries for person in item["people"]]
+        return header, rows
 
     def _smooth(self, people: list, ids: list, width: int, height: int) -> None:
         for person, track in zip(people, ids):
@@ -157,101 +161,3 @@ class Demo:
             self.smoothed[track] = point
             person.point = (float(point[0]), float(point[1]))
             person.point_px = (person.point[0] * width, person.point[1] * height)
-
-
-def run_images(demo: Demo, files: list[Path], out: Path, strict: bool) -> None:
-    from gazefollow.following.data.depth import depth_path
-    from gazefollow.following.predict import as_depth_image, as_rgb_image
-
-    # a depth-branch model reads each image's depth map beside it, named as in its datasets
-    suffix = demo.predictor.config.data.depth_suffix if demo.wants_depth else ""
-    files = [f for f in files if not (suffix and f.name.endswith(suffix))]  # maps, not images
-    for file in tqdm(files, desc="images", unit="image"):
-        try:
-            rgb = np.asarray(as_rgb_image(file))
-            depth = as_depth_image(depth_path(file, suffix), (rgb.shape[1], rgb.shape[0]),
-                                   file.name) if suffix else None
-        except BadInput as err:
-            if strict:
-                raise
-            demo.report.unreadable.append(f"{file}: {err}")
-            continue
-        annotated = demo.frame(file.name, rgb, None, depth)
-        cv2.imwrite(str(out / f"{file.stem}_gaze.png"), annotated[:, :, ::-1])
-
-
-def run_video(demo: Demo, video: Path, out: Path, strict: bool = False) -> None:
-    """Every frame OpenCV can decode, annotated; a frame it cannot decode is recorded as
-    skipped (``--strict``: stops there) and reading goes on to the stream's end."""
-    if demo.wants_depth:
-        raise BadInput(f"{video}: this model has a depth branch and a video has no depth maps; "
-                       "predict on its frames as images with a depth map beside each")
-    capture = cv2.VideoCapture(str(video))
-    if not capture.isOpened():
-        raise BadInput(f"cannot open video {video}")
-    fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    # a failed read is the end only past the stated length (0 when the container does not
-    # say: then the first failed read ends the video)
-    length = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
-    writer, tracker, index, annotated = None, IoUTracker(), 0, None
-    demo.predictor.forget_tracks()  # a new video's track ids start again at 0
-    progress = tqdm(desc="frames", unit="frame", total=length or None)
-    while True:
-        ok, bgr = capture.read()
-        if not ok and index >= length:
-            break
-        if ok:
-            annotated = demo.frame(str(index), np.ascontiguousarray(bgr[:, :, ::-1]), tracker)
-        else:
-            if strict:
-                raise BadInput(f"{video}: frame {index} could not be decoded (--strict)")
-            demo.skip_frame(str(index), "frame could not be decoded")
-        if annotated is not None:  # a skipped frame repeats the last one: timing is kept
-            if writer is None:
-                writer = cv2.VideoWriter(str(out / f"{video.stem}_gaze.mp4"),
-                                         cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                         (annotated.shape[1], annotated.shape[0]))
-            writer.write(np.ascontiguousarray(annotated[:, :, ::-1]))
-        index += 1
-        progress.update(1)
-    progress.close()
-    capture.release()
-    if writer is None:
-        raise BadInput(f"video {video} has no frames that could be read")
-    writer.release()
-
-
-def is_demo_output(folder: Path) -> bool:
-    """Whether ``folder`` holds what the demo writes: its predictions.json, read and
-    recognised (a list of entries, each naming its image and people)."""
-    try:
-        entries = json.loads((folder / "predictions.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(entries, list) and all(
-        isinstance(item, dict) and {"image", "people"} <= set(item) for item in entries)
-
-
-def prepare_output(out: Path, overwrite: bool) -> None:
-    """Create ``out``; a non-empty folder only with ``overwrite`` and only when it holds an
-    earlier demo output: a user's folder is never written into."""
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"--output {out} is a file, not a folder")
-    refuse_to_replace(out, overwrite, is_demo_output,
-                      "choose another folder or --overwrite to replace an earlier demo output",
-                      "holds no predictions.json of this demo: it is not a demo output, so it "
-                      "is left as it is")
-    out.mkdir(parents=True, exist_ok=True)
-
-
-def write_outputs(report: DemoReport, out: Path) -> None:
-    (out / "predictions.json").write_text(json.dumps(report.entries, indent=1))
-    with (out / "predictions.csv").open("w", newline="") as handle:
-        rows = csv.writer(handle)
-        rows.writerow(["image", "person", "box_source", "x1", "y1", "x2", "y2", "point_x",
-                       "point_y", "point_px_x", "point_px_y", "inout"])
-        for item in report.entries:
-            for person in item["people"]:
-                rows.writerow([item["image"], person["id"], person["box_source"],
-                               *person["head_box"], *person["point"], *person["point_px"],
-                               person["inout"]])
