@@ -10,7 +10,10 @@ bfloat16); their encoders alone and
 one UNet call alone; as the physical reference, two plain ResNet-50 forward passes at 224 px
 built with our own ResNet class (what the classic two-branch gaze-following model costs); and
 the face detector's ms per 640x480 image. A second table times one UNet call for each
-full-size UNet shape (UNET_SHAPES): where its time goes. Weights are freshly initialised:
+full-size UNet shape (UNET_SHAPES): where its time goes. A third times the other tasks'
+predictors per face: each gaze estimator (GazeEstimator.estimate with the normalisation, and
+the model alone; the normalisation alone) and Looking-At-Me per face per frame
+(LookingPredictor.predict on 8 frames). Weights are freshly initialised:
 speed does not depend on them. Each number is the best of ``--repeats`` timed calls after one
 warm-up call, on ``--batch`` people in one image. Prints markdown tables.
 """
@@ -172,6 +175,82 @@ def detector_row(repeats: int, rng) -> tuple[str, float] | None:
                                                                     repeats)
 
 
+ESTIMATORS = {  # configs/estimation/<file>: the estimators a user predicts with
+    "GazeNet (MobileNetV2, 112 px)": ["base.yaml"],
+    "ResNet-18 (224 px)": ["base.yaml", "resnet18.yaml"],
+    "ResNet-50 (224 px)": ["base.yaml", "resnet50.yaml"],
+    "UniGaze ViT-B/16 (224 px)": ["base.yaml", "unigaze_b16.yaml"],
+    "GEFF (ResNet-18 + eyes, 224 px)": ["base.yaml", "geff.yaml"],
+}
+LOOKERS = {  # configs/lam/<file>
+    "GazeLSTM (7 x 224 px)": (["base.yaml"], []),
+    "GazePose, landmark prior only (7 x 224 px)": (["base.yaml", "gazepose.yaml"],
+                                                  ["lam.gazepose_head_prior=false"]),
+}
+
+
+def _task_config(files: list, overrides: list, task: str):
+    return build_config([ROOT / "configs" / task / f for f in files],
+                        [f"run.task={'estimation' if task == 'estimation' else 'lam'}",
+                         *overrides])
+
+
+def estimation_rows(batch: int, repeats: int, rng) -> list[tuple[str, float]]:
+    """Per face on a 640x480 picture of ``batch`` faces (given boxes and landmarks, so the
+    normalisation runs: ETH-XGaze's virtual camera): the whole estimate, the normalisation
+    alone, the model alone."""
+    import cv2
+
+    from gazefollow.estimation.models import build_estimator, estimate
+    from gazefollow.estimation.normalise import FACE_MODEL, default_camera, normalise_face
+    from gazefollow.estimation.predict import ETH_XGAZE, GazeEstimator
+
+    picture = rng.integers(0, 255, size=(480, 640, 3), dtype=np.uint8)
+    camera = default_camera(640, 480)
+    boxes, marks = [], []
+    for k in range(batch):  # faces side by side, 650 mm away, turned a little
+        rotation = cv2.Rodrigues(np.array([0.1, 0.2 * (k % 3 - 1), 0.0]))[0]
+        where = np.array([-250.0 + 500.0 * k / max(batch - 1, 1), 0.0, 650.0])
+        points = cv2.projectPoints(FACE_MODEL, cv2.Rodrigues(rotation)[0], where, camera,
+                                   np.zeros(4))[0].reshape(5, 2)
+        marks.append(points)
+        boxes.append((*(points.min(axis=0) - 20), *(points.max(axis=0) + 20)))
+    rows = [("normalisation (solvePnP + warp to 224 px), per face",
+             best_ms(lambda: [normalise_face(picture, m, camera, ETH_XGAZE) for m in marks],
+                     repeats) / batch)]
+    for name, files in ESTIMATORS.items():
+        config = _task_config(files, [], "estimation")
+        model = build_estimator(config).eval()
+        estimator = GazeEstimator(model, config, "cpu", normalisation=ETH_XGAZE)
+        size = config.data.face_size
+        faces = {"face": torch.randn(batch, 3, size, size),
+                 "eye_landmarks": torch.rand(batch, 6, 2)}
+        with torch.no_grad():
+            alone = best_ms(lambda: estimate(model, faces), repeats) / batch
+        whole = best_ms(lambda: estimator.estimate([picture], [boxes], [marks]), repeats) / batch
+        rows += [(f"{name}: estimate (normalisation included)", whole),
+                 (f"{name}: the model alone", alone)]
+    return rows
+
+
+def looking_rows(batch: int, repeats: int, rng, frames: int = 8) -> list[tuple[str, float]]:
+    """Per face per frame: ``frames`` frames of 640x480 with ``batch`` faces each (given
+    boxes), through LookingPredictor.predict (crops, windows, the model)."""
+    from gazefollow.social.predict import LookingPredictor
+    from gazefollow.social.task import build_lam_model
+
+    video = [rng.integers(0, 255, size=(480, 640, 3), dtype=np.uint8) for _ in range(frames)]
+    boxes = [[(20 + 75 * k, 200, 90 + 75 * k, 280) for k in range(batch)]] * frames
+    rows = []
+    for name, (files, overrides) in LOOKERS.items():
+        config = _task_config(files, overrides, "lam")
+        predictor = LookingPredictor(build_lam_model(config).eval(), config, "cpu")
+        rows.append((f"Looking-At-Me {name}",
+                     best_ms(lambda: predictor.predict(video, boxes), repeats)
+                     / (frames * batch)))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -193,8 +272,14 @@ def main() -> None:
     print("|---|---|")
     for name, ms in rows + ([detector] if detector else []):
         print(f"| {name} | {ms:.1f} |")
-    if args.device != "cpu":  # the UNet shapes are a CPU study
+    if args.device != "cpu":  # the UNet shapes and the face tasks are a CPU study
         return
+    print("\n| gaze estimation and Looking-At-Me (detection apart: the row above) | "
+          "ms per face (per frame) |")
+    print("|---|---|")
+    for name, ms in (estimation_rows(args.batch, args.repeats, rng)
+                     + looking_rows(args.batch, args.repeats, rng)):
+        print(f"| {name} | {ms:.1f} |")
     print("\n| full-size UNet shape | ms per person per call | UNet parameters (M) |")
     print("|---|---|---|")
     for name, ms, size in unet_shape_rows(args.batch, args.repeats, rng):

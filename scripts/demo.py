@@ -50,6 +50,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--confidence", type=float, default=0.6, help="face detector threshold")
     parser.add_argument("--detector", default="auto", choices=["auto", *FACE_BACKENDS],
                         help="the face detector's package (auto: the first installed)")
+    parser.add_argument("--normalisation", default="auto",
+                        help="gaze estimation: how faces are prepared (auto: as the model's "
+                             "training set; crop; or a training set's virtual camera, e.g. "
+                             "ethxgaze, mpiifacegaze)")
     parser.add_argument("--strict", action="store_true",
                         help="stop at an unreadable image or a video frame that cannot be decoded")
     parser.add_argument("--overwrite", action="store_true",
@@ -72,7 +76,8 @@ def build_demo(args, boxes):
         from gazefollow.estimation.demo import EstimationDemo
         from gazefollow.estimation.predict import GazeEstimator
         estimator = GazeEstimator.from_pretrained(
-            args.weights, detector=FaceDetector(args.confidence, args.detector))
+            args.weights, normalisation=args.normalisation,
+            detector=FaceDetector(args.confidence, args.detector))
         return EstimationDemo(estimator, boxes)
     if task == "lam":
         from gazefollow.social.demo import LookingDemo

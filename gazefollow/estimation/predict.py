@@ -81,8 +81,8 @@ def describe(config) -> list[str]:
 
 class GazeEstimator:
     """Trained gaze-estimation weights ready to estimate (see the module docstring).
-    ``normalisation``: "auto" (from the training set, ``VIRTUAL_CAMERAS``), "crop", or a
-    ``VirtualCamera``."""
+    ``normalisation``: "auto" (from the training set, ``VIRTUAL_CAMERAS``), "crop", a
+    training set's name in ``VIRTUAL_CAMERAS`` (e.g. "ethxgaze"), or a ``VirtualCamera``."""
 
     def __init__(self, model, config, device, weights: str = "ema", normalisation="auto",
                  detector: FaceDetector | None = None):
@@ -90,8 +90,11 @@ class GazeEstimator:
         self.weights, self.detector = weights, detector
         if normalisation == "auto":
             normalisation = VIRTUAL_CAMERAS.get(config.data.source_dataset, "crop")
+        elif isinstance(normalisation, str) and normalisation in VIRTUAL_CAMERAS:
+            normalisation = VIRTUAL_CAMERAS[normalisation]  # a training set's, by its name
         if normalisation != "crop" and not isinstance(normalisation, VirtualCamera):
-            raise ValueError(f"normalisation is 'auto', 'crop' or a VirtualCamera, got "
+            raise ValueError(f"normalisation is 'auto', 'crop', one of "
+                             f"{sorted(VIRTUAL_CAMERAS)} or a VirtualCamera, got "
                              f"{normalisation!r}")
         self.normalisation = normalisation
 
