@@ -6,6 +6,8 @@ looks at the camera (Looking-At-Me). The task is read from the weights.
         [--num_samples K] [--steps S] [--smoothing A]      (gaze following's options)
     python scripts/demo.py --weights gazelle_dinov2_vitb14_inout.pt \
         --backbone_weights facebook/dinov2-base --input PATH --output DIR
+    python scripts/demo.py --weights FOLLOWING_RUN --with_estimator ESTIMATION_RUN \
+        --input VIDEO --output DIR      (each detected face's 3D gaze drawn too)
 
 --weights takes a run directory, checkpoint, exported folder, or a published gaze-following
 model's released file (docs/zoo.md). PATH is an image, a folder of images or a video file
@@ -28,7 +30,9 @@ from gazefollow.config import ConfigError  # noqa: E402
 from gazefollow.engine.demo import prepare_output, run, summary, write_outputs  # noqa: E402
 from gazefollow.engine.export import task_of_weights  # noqa: E402
 from gazefollow.engine.face_detector import FACE_BACKENDS, FaceDetector  # noqa: E402
-from gazefollow.following.heads_found import read_boxes_file  # noqa: E402
+from gazefollow.estimation import demo as estimation_demo  # noqa: E402
+from gazefollow.following.demo import Demo  # noqa: E402
+from gazefollow.following.heads_found import face_to_head, read_boxes_file  # noqa: E402
 
 
 def main(argv: list[str]) -> None:
@@ -50,6 +54,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--confidence", type=float, default=0.6, help="face detector threshold")
     parser.add_argument("--detector", default="auto", choices=["auto", *FACE_BACKENDS],
                         help="the face detector's package (auto: the first installed)")
+    parser.add_argument("--with_estimator",
+                        help="gaze following: a gaze-estimation run or export whose 3D gaze of "
+                             "each detected face is drawn too (one detector pass serves both)")
     parser.add_argument("--normalisation", default="auto",
                         help="gaze estimation: how faces are prepared (auto: as the model's "
                              "training set; crop; or a training set's virtual camera, e.g. "
@@ -88,12 +95,52 @@ def build_demo(args, boxes):
     if task != "following":
         raise ConfigError(f"{args.weights} holds a model of the '{task}' task, which has no "
                           "demo (gaze following, estimation and Looking-At-Me have)")
-    from gazefollow.following.demo import Demo
     from gazefollow.following.heads_found import FaceHeadDetector
     from gazefollow.following.predict import GazePredictor
     predictor = GazePredictor.from_pretrained(args.weights, backbone_weights=args.backbone_weights)
-    return Demo(predictor, boxes, lambda: FaceHeadDetector(args.confidence, args.detector),
-                args.num_samples, args.steps, args.seed, args.smoothing)
+    options = (predictor, boxes, lambda: FaceHeadDetector(args.confidence, args.detector),
+               args.num_samples, args.steps, args.seed, args.smoothing)
+    if args.with_estimator is None:
+        return Demo(*options)
+    from gazefollow.estimation.predict import GazeEstimator
+    estimator = GazeEstimator.from_pretrained(args.with_estimator,
+                                              normalisation=args.normalisation)
+    return FollowingWithEstimator(*options, estimator=estimator)
+
+
+class FollowingWithEstimator(Demo):
+    """Gaze following's demo with each detected face's 3D gaze from a gaze estimator drawn
+    over it (``--with_estimator``): one detector pass per frame gives the faces (the
+    estimator's input, with their landmarks) and, unless the boxes file gives them, the head
+    boxes. Each entry of predictions.json gets ``faces``: the estimation demo's people."""
+
+    def __init__(self, *options, estimator):
+        super().__init__(*options)
+        self.estimator, self.faces = estimator, []
+
+    def _heads(self, name: str, rgb):
+        self.detector = self.detector or self.make_detector()
+        self.faces = self.detector.detect(rgb)
+        given = self.given_boxes(name)
+        if given is not None:
+            usable = self._usable(name, given, rgb)
+            return usable, ["given"] * len(usable)
+        height, width = rgb.shape[:2]
+        return ([face_to_head(f.box, width, height) for f in self.faces],
+                ["detected"] * len(self.faces))
+
+    def frame(self, name: str, rgb, tracker, depth=None):
+        annotated = super().frame(name, rgb, tracker, depth)
+        marks = [f.landmarks for f in self.faces]
+        faces = self.estimator.estimate(
+            [rgb], [[f.xyxy for f in self.faces]],
+            None if any(m is None for m in marks) else [marks])[0] if self.faces else []
+        for face in faces:
+            face.source = "detected"
+        ids = list(range(len(faces)))
+        self.report.entries[-1]["faces"] = estimation_demo.entry(
+            name, rgb.shape[1], rgb.shape[0], faces, ids)["people"]
+        return estimation_demo.draw(annotated, faces, ids)
 
 
 def check_options(args) -> None:

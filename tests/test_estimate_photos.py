@@ -224,3 +224,34 @@ def test_the_demo_draws_3d_gaze_on_a_folder_and_a_video(trained, tmp_path, capsy
     assert [[p["id"] for p in e["people"]] for e in entries] == [[0, 1]] * 4  # tracked
     rows = (tmp_path / "video" / "predictions.csv").read_text().splitlines()
     assert len(rows) == 1 + 8 and rows[0].startswith("image,person,box_source")
+
+
+def test_the_gaze_following_demo_draws_each_face_s_3d_gaze_too(trained, straight, tmp_path,
+                                                                 monkeypatch):
+    """--with_estimator: one detector pass (a stand-in backend that finds the pasted faces
+    with landmarks) gives the head boxes and the estimator's faces."""
+    import json
+
+    from gazefollow.engine import face_detector
+    from tests.conftest import _run_dir, run_script
+    _, tmp = trained
+    corners = [(10, 20), (120, 90)]
+
+    def found(rgb, confidence):
+        return [((x, y, SIZE, SIZE), 0.9, np.array([[x + 10, y + 12], [x + 22, y + 12],
+                                                     [x + 16, y + 18], [x + 11, y + 25],
+                                                     [x + 21, y + 25]], np.float64))
+                for x, y in corners]
+    monkeypatch.setitem(face_detector.FACE_BACKENDS, "yuface", found)
+    rng = np.random.default_rng(7)
+    video = tmp_path / "clip.mp4"
+    _write_video(video, [_picture_with_faces(rng, corners)[0] for _ in range(3)])
+    run_script("demo.py", "--weights", _run_dir(straight[0], "straight"), "--with_estimator",
+               next((tmp / "out").glob("*/tiny")), "--detector", "yuface", "--input", video,
+               "--output", tmp_path / "out")
+    assert _read_back(tmp_path / "out" / "clip_gaze.mp4") == (3, 200, 160)
+    entries = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert [len(e["people"]) for e in entries] == [2, 2, 2]
+    assert [len(e["faces"]) for e in entries] == [2, 2, 2]
+    face = entries[0]["faces"][1]
+    assert face["box"] == [120.0, 90.0, 152.0, 122.0] and face["landmarks"][0] == [130.0, 102.0]
