@@ -5,7 +5,8 @@
 For each reader (GazeFollow, VideoAttentionTarget, GOO) it writes the synthetic world at
 640x480 (about the size of real GazeFollow images) in that dataset's real layout, then measures
 training samples (augmentations on, 224 px scene and face, 64 px heatmap) per second:
-in the main process (num_workers=0) and through a DataLoader with 1 and 2 workers. It also
+in the main process (num_workers=0, also as ms per sample) and through a DataLoader with 1
+and 2 workers (each limited to one thread, as training's loaders are). It also
 times full-size training steps (configs/gaze.yaml, batch 32) on preloaded batches, so the
 table shows how many samples per second the model consumes. Prints a markdown table.
 """
@@ -20,11 +21,12 @@ import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from gazefollow.engine.order import EpochShuffle  # noqa: E402
-from gazefollow.engine.samples import collate_samples
+from gazefollow.engine.samples import collate_samples  # noqa: E402
+from gazefollow.engine.stopping import prepare_worker  # noqa: E402
 from gazefollow.following.data.build import build_datasets  # noqa: E402
 from gazefollow.following.data.synthetic import generate_world  # noqa: E402
-from gazefollow.following.data.synthetic_layouts import (write_goo_world,  # noqa: E402
-                                                         write_vat_world)
+from gazefollow.following.data.synthetic_layouts import write_goo_world  # noqa: E402
+from gazefollow.following.data.synthetic_layouts import write_vat_world
 from gazefollow.following.models.gaze_model import build_model  # noqa: E402
 from gazefollow.following.objective import training_losses  # noqa: E402
 from gazefollow.tasks import build_config  # noqa: E402
@@ -47,7 +49,7 @@ def loader_rate(dataset, workers: int, batch_size: int) -> float:
     start-up and the batches prefetched while the first one is made are all counted."""
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers,
                         sampler=EpochShuffle(len(dataset), 0), collate_fn=collate_samples,
-                        drop_last=True)
+                        drop_last=True, worker_init_fn=prepare_worker if workers else None)
     start = time.perf_counter()
     count = sum(len(batch["index"]) for batch in loader)
     return count / (time.perf_counter() - start)
@@ -113,12 +115,12 @@ def main() -> None:
     default_loader, default_needed = default_experiment_row(out, args.images, args.steps)
     print(f"\nmachine: {torch.get_num_threads()} torch threads, {sys.platform}; images 640x480 "
           "JPEG; augmentations on; scene and face at 224 px, heatmap 64 px\n")
-    print("| loader | samples/s, main process | samples/s, 1 worker | samples/s, 2 workers "
-          "| per worker (2 workers) | loader / model (2 workers) |")
-    print("|---|---|---|---|---|---|")
+    print("| loader | ms per sample, main process | samples/s, main process | samples/s, 1 "
+          "worker | samples/s, 2 workers | per worker (2 workers) | loader / model (2 workers) |")
+    print("|---|---|---|---|---|---|---|")
     for name, rates in rows:
-        print(f"| {name} | {rates[0]:.1f} | {rates[1]:.1f} | {rates[2]:.1f} | {rates[2] / 2:.1f} "
-              f"| {rates[2] / needed:.0f}x |")
+        print(f"| {name} | {1000 / rates[0]:.2f} | {rates[0]:.1f} | {rates[1]:.1f} | "
+              f"{rates[2]:.1f} | {rates[2] / 2:.1f} | {rates[2] / needed:.0f}x |")
     print(f"\nfull-size training step (configs/gaze.yaml, batch {batch_size}, preloaded batch): "
           f"{step:.2f} s/step = {needed:.2f} samples/s consumed by the model")
     print(f"default CPU experiment (64 px, 256x192 images, num_workers 0): loader "

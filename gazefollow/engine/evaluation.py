@@ -28,6 +28,7 @@ from tqdm import tqdm
 from gazefollow.config import ConfigError, config_changes, to_yaml
 from gazefollow.engine.reporting import log_to_wandb, write_metrics
 from gazefollow.engine.samples import BAD_KEY, collate_samples
+from gazefollow.engine.stopping import prepare_worker
 
 
 def shard_positions(size: int, shard: tuple[int, int], groups: list | None = None) -> list[int]:
@@ -102,7 +103,7 @@ def predict_split(model, dataset, predict_batch: Callable, make_rows: Callable, 
     # its own generator: evaluating never draws from the global RNG (exact training resume)
     loader = DataLoader(Subset(dataset, positions), batch_size=batch_size, shuffle=False,
                         num_workers=num_workers, collate_fn=collate_samples,
-                        generator=torch.Generator())
+                        worker_init_fn=prepare_worker, generator=torch.Generator())
     rows, bad = [], []
     progress = tqdm(total=len(positions), desc=desc, unit="sample", leave=False,
                     disable=None if shard[0] == 0 else True)

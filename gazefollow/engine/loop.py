@@ -24,12 +24,13 @@ from gazefollow.engine.order import EpochShuffle
 from gazefollow.engine.run_records import run_logs
 from gazefollow.engine.runtime import describe_setup, make_accelerator
 from gazefollow.engine.samples import BAD_KEY, collate_samples
-from gazefollow.engine.session import ProgressLog, end_session, start_trackers, timed, validate
+from gazefollow.engine.session import (ProgressLog, end_session, logs_written, start_trackers,
+                                       timed, validate, write_logs)
 from gazefollow.engine.state import (TrainParts, checkpoint_to_resume, epoch_batches,
                                      load_start_weights, plan_run, restore_rng, resume_or_start,
                                      save)
-from gazefollow.engine.step import OptimizerStep, step_logs
-from gazefollow.engine.stopping import StopRequest, ignore_signals_in_worker
+from gazefollow.engine.step import OptimizerStep, PendingLogs
+from gazefollow.engine.stopping import StopRequest, prepare_worker
 
 
 def run_dir_for(config: Config, task) -> Path:
@@ -57,7 +58,7 @@ def train_loader(dataset, config: Config) -> DataLoader:
     return DataLoader(dataset, batch_size=data.batch_size, drop_last=True, sampler=sampler,
                       collate_fn=collate_samples, num_workers=data.num_workers,
                       persistent_workers=data.num_workers > 0,
-                      worker_init_fn=ignore_signals_in_worker,
+                      worker_init_fn=prepare_worker,
                       generator=torch.Generator().manual_seed(config.run.seed))
 
 
@@ -84,7 +85,7 @@ def train(config: Config, task, log=print) -> TrainOutcome:
     load_start_weights(net, task, config, state, latest, run_dir, accelerator, log)
     if config.model.channels_last:
         net = net.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(net, config.optim)
+    optimizer = make_optimizer(net, config.optim, fused=accelerator.device.type == "cuda")
     parts = TrainParts(net, make_ema(net, config.optim), optimizer, make_lr_scheduler(
         optimizer, config.optim, state.total_steps, state.steps_per_epoch))
 
@@ -107,7 +108,8 @@ def train(config: Config, task, log=print) -> TrainOutcome:
     optimizer_step = OptimizerStep(accelerator, parts, config, state, task, run_dir, log)
     printer, clock, bad_inputs = ProgressLog(state.total_steps, log), {"data_wait": 0.0}, []
     loop_start, first_step = time.perf_counter(), state.step
-    with StopRequest(log) as stop:  # SIGINT / SIGTERM: finish the step, save, stop
+    pending = PendingLogs()  # each step's logs, on the device until a print step
+    with StopRequest(log) as stop, logs_written(pending, accelerator, step_log, printer):
         while state.step < state.stop_step:
             for batch in timed(epoch_batches(accelerator, loader, state, config), clock):
                 bad_inputs += batch.pop(BAD_KEY)  # skip mode: named, counted, reported at the end
@@ -117,16 +119,17 @@ def train(config: Config, task, log=print) -> TrainOutcome:
                 progress.update(1)
                 if result.finite:
                     epoch = (state.step - 1) // state.steps_per_epoch  # the step's own epoch
-                    logs = step_logs(result.losses, parts.optimizer, epoch, config)
-                    accelerator.log(logs, step=state.step)
-                    step_log.write(state.step, logs)
-                    printer.add(logs["loss"])
-                    progress.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
+                    pending.add(state.step, result.losses, parts.optimizer, epoch)
+                validates = state.due(config.eval.evaluate_every, config.eval.evaluate_every_epochs)
+                saves = state.due(config.run.save_every, config.run.save_every_epochs)
+                if validates or saves or state.step % config.run.print_every == 0 or \
+                        state.step >= state.stop_step:  # logs are read back only here
+                    write_logs(pending, accelerator, step_log, printer, progress)
                 printer.maybe_print(state.step, config.run.print_every, state.stop_step)
-                if state.due(config.eval.evaluate_every, config.eval.evaluate_every_epochs):
+                if validates:
                     validate(task, net, parts.ema, datasets.get("val"), config, accelerator,
                              state.step, run_dir, log, val_log)
-                if state.due(config.run.save_every, config.run.save_every_epochs):
+                if saves:
                     save(state, parts, config, run_dir, accelerator)
                 if stop.requested(accelerator):  # SIGINT / SIGTERM: end after this step
                     state.stop_step, state.interrupted_by = state.step, stop.received

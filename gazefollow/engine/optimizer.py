@@ -69,13 +69,16 @@ def _check_each_parameter_once(model: nn.Module, groups: list[dict]) -> None:
                              f"two groups {twice}, in none {left_out}, frozen {frozen}")
 
 
-def make_optimizer(net, optim) -> torch.optim.Optimizer:
+def make_optimizer(net, optim, fused: bool = False) -> torch.optim.Optimizer:
     """AdamW (decoupled weight decay), the original's Adam, or SGD with ``optim.momentum``
-    (the GazeNet recipe), one group per model part."""
+    (the GazeNet recipe), one group per model part. ``fused`` (training on a GPU): Adam's
+    fused kernel, one launch for all parameters and no host read of its step counters; on
+    a CPU the default implementation stays, so CPU runs keep their numbers bit for bit."""
     groups = optimizer_parameter_groups(net, optim)
     if optim.optimizer == "sgd":
         return torch.optim.SGD(groups, momentum=optim.momentum)
-    return (torch.optim.Adam if optim.optimizer == "adam" else torch.optim.AdamW)(groups)
+    kind = torch.optim.Adam if optim.optimizer == "adam" else torch.optim.AdamW
+    return kind(groups, fused=True) if fused else kind(groups)
 
 
 def _warmup(step: int, warmup: int) -> float:
@@ -191,7 +194,10 @@ def load_ema_state(ema: EMAModel, state: dict, net, optim) -> None:
 def make_ema(net, optim) -> EMAModel:
     """EMA of ``ema_parameters``: decay ceiling ``optim.ema_rate``; with ``optim.ema_warmup``
     the decay ramps as 1 - (1 + step)^-ema_power, else as (1 + step) / (10 + step);
-    ``optim.ema_fixed``: ema_rate from the second step on (the first copies the weights)."""
+    ``optim.ema_fixed``: ema_rate from the second step on (the first copies the weights).
+    Updated with foreach operations: a few launches for all parameters (the same numbers as
+    one update per parameter)."""
     return EMAModel(ema_parameters(net, optim), decay=optim.ema_rate,
                     min_decay=optim.ema_rate if optim.ema_fixed else 0.0,
-                    use_ema_warmup=optim.ema_warmup, inv_gamma=1.0, power=optim.ema_power)
+                    use_ema_warmup=optim.ema_warmup, inv_gamma=1.0, power=optim.ema_power,
+                    foreach=True)

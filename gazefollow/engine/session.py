@@ -3,6 +3,7 @@ data-wait clock, validation with the EMA weights, and the session's statistics a
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -52,6 +53,28 @@ class ProgressLog:
                  f"{sum(self.window) / len(self.window):.4f}  {rate:.2f} steps/s  "
                  f"{1 / rate:.3f} s/step  eta {(self.total_steps - step) / rate / 60:.1f} min")
         self.tic, self.window = time.perf_counter(), []
+
+
+def write_logs(pending, accelerator: Accelerator, step_log, printer: ProgressLog,
+               progress=None) -> None:
+    """Every pending step's logs (``step.PendingLogs``, read back at once) to the trackers,
+    ``train_log.jsonl``, the progress line and the progress bar."""
+    for step, logs in pending.flush():
+        accelerator.log(logs, step=step)
+        step_log.write(step, logs)
+        printer.add(logs["loss"])
+        if progress is not None:
+            progress.set_postfix(loss=f"{logs['loss']:.4f}", refresh=False)
+
+
+@contextmanager
+def logs_written(pending, accelerator: Accelerator, step_log, printer: ProgressLog):
+    """However the loop ends (its last step, a stop request, the NaN guard's stop, an
+    error), the steps' logs still pending are written."""
+    try:
+        yield
+    finally:
+        write_logs(pending, accelerator, step_log, printer)
 
 
 def timed(batches, clock: dict):

@@ -87,26 +87,56 @@ class OptimizerStep:
 def all_finite(accelerator: Accelerator, nonfinite_loss: torch.Tensor, net) -> bool:
     """NaN/Inf guard: were this step's losses (``nonfinite_loss``: a count over its
     micro-batches) and every gradient finite, on every process (all processes must agree to
-    skip, or DDP would hang on the next collective)? Under fp16 the gradient scaler owns
-    gradient overflow (it skips the step and lowers the scale; skipping it here would keep
-    the scale too high forever), so only the losses are checked."""
+    skip, or DDP would hang on the next collective)? The gradients' total norm (one foreach
+    reduction) is finite exactly when every gradient is. This is the step's one host read.
+    Under fp16 the gradient scaler owns gradient overflow (it skips the step and lowers the
+    scale; skipping it here would keep the scale too high forever), so only the losses are
+    checked."""
     bad = nonfinite_loss.detach().sum().reshape(1)
     grads = [p.grad for p in net.parameters() if p.grad is not None]
     if grads and accelerator.scaler is None:
-        bad = bad + (~torch.isfinite(torch.stack([g.detach().float().abs().sum()
-                                                  for g in grads]))).any().float()
+        total = torch.nn.utils.get_total_norm(grads, foreach=True).float()
+        bad = bad + (~torch.isfinite(total)).float().reshape(1)
     return accelerator.reduce(bad, reduction="sum").item() == 0
 
 
-def step_logs(losses: dict, optimizer, epoch: int, config: Config) -> dict:
-    """What one optimizer step logs: loss, each part's learning rate, every other scalar the
-    task's loss returns, and the per-quartile denoising loss where the loss gives timesteps
-    (per-sample terms are not logged). (.item() syncs with the device: once per value.)"""
-    return {"loss": losses["loss"].item(), "epoch": epoch,
-            **{f"lr/{group['name']}": group["lr"] for group in optimizer.param_groups},
-            **{key: float(value.detach() if isinstance(value, torch.Tensor) else value)
-               for key, value in losses.items() if key != "loss" and _is_scalar(value)},
-            **quartile_losses(losses)}
+class PendingLogs:
+    """What each finite optimizer step logs, kept on the device and read back for many steps
+    at once (``flush``: one host read), so a step that logs nothing in between reads nothing
+    back: the loss, each part's learning rate, every other scalar the task's loss returns,
+    and the denoising loss per quarter of the timestep range where the loss gives each
+    sample's quarter (ADM's diagnostic; per-sample terms are not logged)."""
+
+    def __init__(self):
+        self.steps: list[tuple[int, dict, dict]] = []
+
+    def add(self, step: int, losses: dict, optimizer, epoch: int) -> None:
+        known = {"epoch": epoch,
+                 **{f"lr/{group['name']}": group["lr"] for group in optimizer.param_groups}}
+        on_device = {"loss": losses["loss"].detach().float().reshape(())}
+        for key, value in losses.items():
+            if key == "loss" or not _is_scalar(value):
+                continue
+            if isinstance(value, torch.Tensor):
+                on_device[key] = value.detach().float().reshape(())
+            else:
+                known[key] = float(value)
+        if "t_quartile" in losses:  # e.g. the regression decoder has no timesteps
+            on_device.update(quartile_sums(losses))
+        self.steps.append((step, known, on_device))
+
+    def flush(self) -> list[tuple[int, dict]]:
+        """(step, logs) of every step added since the last flush, in order."""
+        if not self.steps:
+            return []
+        values = torch.cat([torch.stack(list(d.values())) for _, _, d in self.steps]).tolist()
+        out, at = [], 0
+        for step, known, on_device in self.steps:
+            read = dict(zip(on_device, values[at:at + len(on_device)]))
+            at += len(on_device)
+            out.append((step, _quartile_means({"loss": read.pop("loss"), **known, **read})))
+        self.steps = []
+        return out
 
 
 def _is_scalar(value) -> bool:
@@ -115,15 +145,23 @@ def _is_scalar(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def quartile_losses(losses: dict) -> dict:
-    """mse_q0..q3: the denoising loss per quarter of the timestep range (ADM's diagnostic),
-    where the loss gives each sample's quarter ("t_quartile")."""
-    out = {}
-    if "t_quartile" not in losses:  # e.g. the regression decoder: no timesteps
-        return out
-    quartile = losses["t_quartile"]
+def quartile_sums(losses: dict) -> dict:
+    """The in-frame samples' denoising loss summed per quarter of the timestep range, and
+    their counts, without reading anything back (``mse_sum_q*``, ``mse_count_q*``)."""
+    weights = (losses["in_frame"] > 0).float()
+    quarters = torch.nn.functional.one_hot(losses["t_quartile"].long(), 4).float()
+    quarters = quarters * weights[:, None]
+    sums = (quarters * losses["mse"].detach().float()[:, None]).sum(dim=0)
+    counts = quarters.sum(dim=0)
+    return {**{f"mse_sum_q{q}": sums[q] for q in range(4)},
+            **{f"mse_count_q{q}": counts[q] for q in range(4)}}
+
+
+def _quartile_means(logs: dict) -> dict:
+    """mse_q0..q3 from the read-back sums and counts; a quarter no sample fell in is left
+    out, as before."""
     for q in range(4):
-        mask = (quartile == q) & (losses["in_frame"] > 0)
-        if mask.any():
-            out[f"mse_q{q}"] = float(losses["mse"][mask].mean())
-    return out
+        total, count = logs.pop(f"mse_sum_q{q}", None), logs.pop(f"mse_count_q{q}", None)
+        if count:
+            logs[f"mse_q{q}"] = total / count
+    return logs

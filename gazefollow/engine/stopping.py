@@ -22,11 +22,21 @@ class TrainingInterrupted(Exception):
         self.signal_name, self.exit_code = signal_name, 128 + signal.Signals[signal_name].value
 
 
-def ignore_signals_in_worker(_worker_id: int) -> None:
+def prepare_worker(_worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: workers leave SIGINT / SIGTERM to the main process,
-    which stops the run cleanly (a worker dying on Ctrl-C would break the loader instead)."""
+    which stops the run cleanly (a worker dying on Ctrl-C would break the loader instead).
+    Each worker also computes on one thread (torch, and OpenMP for what starts in it later):
+    N workers on N cores then scale, where each one's thread pool would otherwise fight the
+    others' for the same cores. OpenCV's pool is left alone: resizing it in a forked worker
+    deadlocks, and the readers decode and resize with PIL, which uses one thread."""
+    import os
+
+    import torch
+
     for number in SIGNALS:
         signal.signal(number, signal.SIG_IGN)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 class StopRequest:
