@@ -85,3 +85,11 @@ def test_the_fused_optimizer_reads_no_step_counter():
         finally:
             torch.Tensor.item = real
     assert reads.count(False) > 0 and reads.count(True) == 0
+
+
+def test_the_gpu_benchmark_refuses_a_machine_without_a_gpu(monkeypatch):
+    from tests.conftest import run_script
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit, match="bench_gpu.py measures a CUDA GPU and this machine "
+                                         "has none"):
+        run_script("bench_gpu.py")
