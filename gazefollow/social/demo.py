@@ -13,6 +13,8 @@ import cv2
 import numpy as np
 
 from gazefollow.engine.demo import FrameDemo
+from gazefollow.engine.face_detector import given_box
+from gazefollow.engine.samples import BadInput
 
 SCHEMA = {"people": {"id": int, "box": list, "box_source": str, "probability": float,
                      "confidence": (float, type(None))}}
@@ -55,14 +57,11 @@ class LookingDemo(FrameDemo):
         height, width = rgb.shape[:2]
         kept = []
         for number, box in enumerate(given):
-            x1, y1, x2, y2 = np.clip(np.asarray(box, np.float64), 0,
-                                     [width, height, width, height])
-            if x2 - x1 >= 1 and y2 - y1 >= 1:
+            try:
+                given_box(box, width, height, f"{name}, face {number}")
                 kept.append(box)
-            else:
-                self.report.bad_boxes.append(f"{name}: the box {list(box)} is empty inside the "
-                                             f"{width}x{height} frame (face {number} of the "
-                                             "boxes file)")
+            except BadInput as err:
+                self.report.bad_boxes.append(f"{err} (of the boxes file)")
         return kept
 
     def process(self, frames, video: bool):

@@ -29,10 +29,9 @@ import torch
 from PIL import Image
 
 from gazefollow.engine.export import load_pretrained, save_exported
-from gazefollow.engine.face_detector import FaceDetector, IoUTracker
+from gazefollow.engine.face_detector import FaceDetector, IoUTracker, given_box
 from gazefollow.engine.images import as_rgb_image, to_tensor
 from gazefollow.engine.runtime import eval_device
-from gazefollow.engine.samples import BadInput
 from gazefollow.social.data.dataset import window
 from gazefollow.social.data.priors import landmark_vector
 
@@ -106,18 +105,8 @@ class LookingPredictor:
             self.detector = self.detector or FaceDetector()
             return [(face.xyxy, face.score, face.landmarks) for face in self.detector.detect(rgb)]
         height, width = rgb.shape[:2]
-        out = []
-        for j, box in enumerate(boxes):
-            values = np.asarray(box, dtype=np.float64).reshape(-1)
-            if values.shape != (4,) or not np.isfinite(values).all():
-                raise BadInput(f"{name}, face {j}: a face box is 4 finite pixel values x1, y1, "
-                               f"x2, y2; got {box}")
-            x1, y1, x2, y2 = np.clip(values, 0, [width, height, width, height])
-            if x2 - x1 < 1 or y2 - y1 < 1:
-                raise BadInput(f"{name}, face {j}: the box {values.tolist()} is empty inside "
-                               f"the {width}x{height} frame")
-            out.append(((x1, y1, x2, y2), None, None))
-        return out
+        return [(given_box(box, width, height, f"{name}, face {j}"), None, None)
+                for j, box in enumerate(boxes)]
 
     def _crop(self, rgb: np.ndarray, box) -> torch.Tensor:
         size = self.config.data.face_size
