@@ -10,19 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gazefollow.config import ConfigError
 from gazefollow.engine import evaluation, loop, runs
-from gazefollow.engine.export import task_of_weights
 from gazefollow.engine.task import Registry, Task
-from gazefollow.estimation.predict import GazeEstimator
 from gazefollow.estimation.simclr import SIMCLR
 from gazefollow.estimation.task import ESTIMATION
-from gazefollow.following.predict import GazePredictor
 from gazefollow.following.published import load_published_for_eval
 from gazefollow.following.task import FOLLOWING
 from gazefollow.original.checkpoints import ORIGINAL_SUFFIX, load_original_for_eval
 from gazefollow.original.legacy import flag_names, read_layer
-from gazefollow.social.predict import LookingPredictor
 from gazefollow.social.task import LAM
 
 # run.task -> its Task; the first is the default (python main.py)
@@ -32,22 +27,6 @@ DEFAULT_TASK = FOLLOWING.name
 REGISTRY = Registry(TASKS, read_layer=read_layer, flag_names=flag_names(),
                     foreign_checkpoints={ORIGINAL_SUFFIX: load_original_for_eval},
                     published=load_published_for_eval)
-
-
-# run.task -> the class that predicts with its trained models on pictures and video
-PREDICTORS = {FOLLOWING.name: GazePredictor, ESTIMATION.name: GazeEstimator,
-              LAM.name: LookingPredictor}
-
-
-def predictor_class(weights) -> type:
-    """The predictor of the task whose model ``weights`` (a run, checkpoint, export or
-    published model's file) holds."""
-    task = task_of_weights(weights)
-    if task not in PREDICTORS:
-        raise ConfigError(f"{weights} holds a model of the '{task}' task, which predicts on "
-                          f"nothing by itself (the predictors: {sorted(PREDICTORS)}); a SimCLR "
-                          "run starts an estimator through run.init_weights")
-    return PREDICTORS[task]
 
 
 def register(task: Task) -> None:

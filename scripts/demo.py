@@ -28,11 +28,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gazefollow.cli import run_command  # noqa: E402
 from gazefollow.config import ConfigError  # noqa: E402
 from gazefollow.engine.demo import prepare_output, run, summary, write_outputs  # noqa: E402
-from gazefollow.engine.export import task_of_weights  # noqa: E402
 from gazefollow.engine.face_detector import FACE_BACKENDS, FaceDetector  # noqa: E402
 from gazefollow.estimation import demo as estimation_demo  # noqa: E402
+from gazefollow.estimation.demo import EstimationDemo  # noqa: E402
+from gazefollow.estimation.predict import GazeEstimator  # noqa: E402
 from gazefollow.following.demo import Demo  # noqa: E402
-from gazefollow.following.heads_found import face_to_head, read_boxes_file  # noqa: E402
+from gazefollow.following.heads_found import (FaceHeadDetector, face_to_head,  # noqa: E402
+                                              read_boxes_file)
+from gazefollow.following.predict import GazePredictor  # noqa: E402
+from gazefollow.predictors import predictor_class  # noqa: E402
+from gazefollow.social.demo import LookingDemo  # noqa: E402
+from gazefollow.social.predict import LookingPredictor  # noqa: E402
 
 
 def main(argv: list[str]) -> None:
@@ -77,32 +83,22 @@ def main(argv: list[str]) -> None:
 
 
 def build_demo(args, boxes):
-    """The demo of the task whose model the weights hold."""
-    task = task_of_weights(args.weights)
-    if task == "estimation":
-        from gazefollow.estimation.demo import EstimationDemo
-        from gazefollow.estimation.predict import GazeEstimator
+    """The demo of the task whose model the weights hold (``predictors.predictor_class``)."""
+    predictor_cls = predictor_class(args.weights)
+    if predictor_cls is GazeEstimator:
         estimator = GazeEstimator.from_pretrained(
             args.weights, normalisation=args.normalisation,
             detector=FaceDetector(args.confidence, args.detector))
         return EstimationDemo(estimator, boxes)
-    if task == "lam":
-        from gazefollow.social.demo import LookingDemo
-        from gazefollow.social.predict import LookingPredictor
+    if predictor_cls is LookingPredictor:
         predictor = LookingPredictor.from_pretrained(
             args.weights, detector=FaceDetector(args.confidence, args.detector))
         return LookingDemo(predictor, boxes)
-    if task != "following":
-        raise ConfigError(f"{args.weights} holds a model of the '{task}' task, which has no "
-                          "demo (gaze following, estimation and Looking-At-Me have)")
-    from gazefollow.following.heads_found import FaceHeadDetector
-    from gazefollow.following.predict import GazePredictor
     predictor = GazePredictor.from_pretrained(args.weights, backbone_weights=args.backbone_weights)
     options = (predictor, boxes, lambda: FaceHeadDetector(args.confidence, args.detector),
                args.num_samples, args.steps, args.seed, args.smoothing)
     if args.with_estimator is None:
         return Demo(*options)
-    from gazefollow.estimation.predict import GazeEstimator
     estimator = GazeEstimator.from_pretrained(args.with_estimator,
                                               normalisation=args.normalisation)
     return FollowingWithEstimator(*options, estimator=estimator)

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gazefollow.cli import run_command  # noqa: E402
 from gazefollow.engine.checkpoint import resolve_checkpoint, run_dir_of  # noqa: E402
-from gazefollow.tasks import predictor_class  # noqa: E402
+from gazefollow.predictors import predictor_class  # noqa: E402
 
 
 def main(argv: list[str]) -> None:

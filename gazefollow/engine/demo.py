@@ -73,7 +73,9 @@ class FrameDemo:
         """A new video begins (its track ids start again)."""
 
     def frame(self, name: str, rgb: np.ndarray, tracker, extra) -> np.ndarray:
-        raise NotImplementedError
+        """Predict on one picture, record its entry, and return it annotated (a task's demo
+        defines this, or overrides ``process``)."""
+        raise NotImplementedError(f"{type(self).__name__} defines neither frame() nor process()")
 
     def skip_frame(self, name: str, reason: str) -> None:
         """A video frame that could not be decoded: kept in predictions.json, counted."""
@@ -99,8 +101,9 @@ class FrameDemo:
             self.report.unmatched_names = sorted(set(self.boxes) - self.seen)
 
     def csv_rows(self) -> tuple[list[str], list[list]]:
-        """(header, rows) of predictions.csv: one row per person."""
-        raise NotImplementedError
+        """(header, rows) of predictions.csv: one row per person (each task's demo defines
+        its columns)."""
+        raise NotImplementedError(f"{type(self).__name__} defines no predictions.csv columns")
 
 
 def check_entries(entries: list[dict], schema: dict) -> None:
