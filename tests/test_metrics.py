@@ -106,6 +106,15 @@ def test_heatmap_argmax_takes_the_first_of_tied_maxima():
     assert metrics.heatmap_argmax(heatmap) == (9 / 64, 5 / 64)
 
 
+def test_heatmap_argmaxes_of_a_batch_equal_the_argmax_of_each_map():
+    maps = np.random.default_rng(3).integers(0, 4, (3, 2, 8, 12)).astype(np.float32)
+    points = metrics.heatmap_argmaxes(torch.from_numpy(maps))
+    assert points.shape == (3, 2, 2)
+    for i in range(3):
+        for k in range(2):  # small integers: many ties, the first one wins in both
+            assert tuple(points[i, k]) == metrics.heatmap_argmax(maps[i, k])
+
+
 def _angle_reference(pred, points, eye):
     """The original research code's angular error, one annotator at a time."""
     angles = []

@@ -55,8 +55,13 @@ class SamplingConfig:
     # output rescaled to the conditional output's std (Lin et al. 2024); 0 = off
     cond_scale: float = 1.0
     rescaled_phi: float = 0.0
+    # The denoiser call of every step through torch.compile (whole graph, static shapes):
+    # none | default | reduce-overhead (CUDA graphs on a GPU) | max-autotune | eager (captured,
+    # run without code generation: checks that a step can be captured)
+    compile: str = "none"
 
-    CHOICES = {"sampler": ("ddim", "ddpm", "dpm_solver")}
+    CHOICES = {"sampler": ("ddim", "ddpm", "dpm_solver"),
+               "compile": ("none", "default", "reduce-overhead", "max-autotune", "eager")}
     # where earlier versions kept these keys
     RENAMED = {"diffusion.sampler": "sampler", "diffusion.sample_time_steps": "steps",
                "diffusion.clip_denoised": "clip_denoised",

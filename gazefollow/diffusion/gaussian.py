@@ -47,12 +47,6 @@ def zero_terminal_snr(betas: np.ndarray) -> np.ndarray:
     return 1.0 - alphas
 
 
-def _extract(values: torch.Tensor, t: torch.Tensor, ndim: int) -> torch.Tensor:
-    """values[t] shaped [B, 1, 1, ...] for broadcasting against an ndim tensor."""
-    out = values.float().to(t.device)[t]  # float first: MPS has no float64
-    return out.view(-1, *([1] * (ndim - 1)))
-
-
 def normal_kl(mean1, logvar1, mean2, logvar2) -> torch.Tensor:
     """KL(N(mean1, exp logvar1) || N(mean2, exp logvar2)), elementwise, in nats."""
     return 0.5 * (-1.0 + logvar2 - logvar1 + torch.exp(logvar1 - logvar2)
@@ -97,11 +91,26 @@ class GaussianDiffusion:
             (1.0 - prev) * np.sqrt(1.0 - self.betas) / (1.0 - alphas_cumprod))
         self.log_betas = torch.from_numpy(np.log(np.maximum(self.betas, 1e-20)))
         self.shift, self.std = 0.0, 1.0
+        self._device_tables: dict[tuple, torch.Tensor] = {}
         if diffusion_cfg.norm_std:
             if norm_stats is None:
                 raise ValueError("diffusion.norm_std needs norm_stats: (shift, std) of a "
                                  "ground-truth heatmap, from norm_std_stats()")
             self.shift, self.std = norm_stats
+
+    def device_table(self, name: str, device, dtype=torch.float32) -> torch.Tensor:
+        """The schedule's table ``name`` (e.g. "alphas_cumprod") cast and moved to ``device``
+        once and kept: a copy from host memory at every use would make a GPU wait for all the
+        work queued before it, several times per training or sampling step."""
+        key = (name, torch.device(device), dtype)
+        table = self._device_tables.get(key)
+        if table is None:  # cast first: MPS has no float64
+            table = self._device_tables[key] = getattr(self, name).to(dtype).to(device)
+        return table
+
+    def _extract(self, name: str, t: torch.Tensor, ndim: int) -> torch.Tensor:
+        """Table ``name`` at t, shaped [B, 1, 1, ...] to broadcast against an ndim tensor."""
+        return self.device_table(name, t.device)[t].view(-1, *([1] * (ndim - 1)))
 
     # --- the one mapping between heatmaps and the diffusion space ---------------------------
     def _to_x_unnormalised(self, heatmap: torch.Tensor) -> torch.Tensor:
@@ -147,8 +156,8 @@ class GaussianDiffusion:
 
     def q_sample(self, x_start: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x_t = sqrt(abar_t) x_start + sqrt(1 - abar_t) eps  (Ho et al. eq. 4)."""
-        return (_extract(self.sqrt_alphas_cumprod, t, x_start.ndim) * x_start
-                + _extract(self.sqrt_one_minus_alphas_cumprod, t, x_start.ndim) * noise)
+        return (self._extract("sqrt_alphas_cumprod", t, x_start.ndim) * x_start
+                + self._extract("sqrt_one_minus_alphas_cumprod", t, x_start.ndim) * noise)
 
     def standardize(self, x_t: torch.Tensor) -> torch.Tensor:
         """``per_sample_std`` (the original's norm_std_flag): x_t divided by its own std over
@@ -160,9 +169,9 @@ class GaussianDiffusion:
     def q_posterior(self, x_start: torch.Tensor, x_t: torch.Tensor,
                     t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, log variance) of q(x_{t-1} | x_t, x_0)  (Ho et al. eq. 6-7)."""
-        mean = (_extract(self.posterior_mean_coef1, t, x_t.ndim) * x_start
-                + _extract(self.posterior_mean_coef2, t, x_t.ndim) * x_t)
-        return mean, _extract(self.posterior_log_variance, t, x_t.ndim)
+        mean = (self._extract("posterior_mean_coef1", t, x_t.ndim) * x_start
+                + self._extract("posterior_mean_coef2", t, x_t.ndim) * x_t)
+        return mean, self._extract("posterior_log_variance", t, x_t.ndim)
 
     # --- model outputs ----------------------------------------------------------------------
     def split_output(self, model_output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -175,8 +184,8 @@ class GaussianDiffusion:
         """ADM's learned_range: the output v in [-1, 1] interpolates the log variance between
         the posterior variance (v = -1) and beta_t (v = 1)."""
         frac = (var_values.float().clamp(-1, 1) + 1) / 2
-        low = _extract(self.posterior_log_variance, t, var_values.ndim)
-        high = _extract(self.log_betas, t, var_values.ndim)
+        low = self._extract("posterior_log_variance", t, var_values.ndim)
+        high = self._extract("log_betas", t, var_values.ndim)
         return frac * high + (1 - frac) * low
 
     def training_target(self, x_start: torch.Tensor, noise: torch.Tensor,
@@ -187,14 +196,14 @@ class GaussianDiffusion:
         if self.mean_type is ModelMeanType.START_X:
             return x_start
         # v = sqrt(abar) eps - sqrt(1 - abar) x_start  (Salimans & Ho 2022)
-        return (_extract(self.sqrt_alphas_cumprod, t, x_start.ndim) * noise
-                - _extract(self.sqrt_one_minus_alphas_cumprod, t, x_start.ndim) * x_start)
+        return (self._extract("sqrt_alphas_cumprod", t, x_start.ndim) * noise
+                - self._extract("sqrt_one_minus_alphas_cumprod", t, x_start.ndim) * x_start)
 
     def pred_xstart(self, model_output: torch.Tensor, x_t: torch.Tensor,
                     t: torch.Tensor) -> torch.Tensor:
         """Predicted x_0 from the model output (mean part), whatever the prediction type."""
-        a = _extract(self.sqrt_alphas_cumprod, t, x_t.ndim)
-        b = _extract(self.sqrt_one_minus_alphas_cumprod, t, x_t.ndim)
+        a = self._extract("sqrt_alphas_cumprod", t, x_t.ndim)
+        b = self._extract("sqrt_one_minus_alphas_cumprod", t, x_t.ndim)
         if self.mean_type is ModelMeanType.EPSILON:
             return (x_t - b * model_output) / a
         if self.mean_type is ModelMeanType.START_X:
@@ -204,8 +213,8 @@ class GaussianDiffusion:
     def pred_eps(self, model_output: torch.Tensor, x_t: torch.Tensor,
                  t: torch.Tensor) -> torch.Tensor:
         """Predicted noise from the model output (mean part), whatever the prediction type."""
-        a = _extract(self.sqrt_alphas_cumprod, t, x_t.ndim)
-        b = _extract(self.sqrt_one_minus_alphas_cumprod, t, x_t.ndim)
+        a = self._extract("sqrt_alphas_cumprod", t, x_t.ndim)
+        b = self._extract("sqrt_one_minus_alphas_cumprod", t, x_t.ndim)
         if self.mean_type is ModelMeanType.EPSILON:
             return model_output
         if self.mean_type is ModelMeanType.START_X:
@@ -214,7 +223,7 @@ class GaussianDiffusion:
 
     # --- loss weights ------------------------------------------------------------------------
     def snr(self, t: torch.Tensor) -> torch.Tensor:
-        abar = self.alphas_cumprod.to(t.device)[t]
+        abar = self.device_table("alphas_cumprod", t.device, torch.float64)[t]
         return (abar / (1 - abar)).float().clamp(min=1e-8)  # zero terminal SNR stays finite
 
     def mse_weight(self, t: torch.Tensor) -> torch.Tensor | None:

@@ -38,6 +38,20 @@ def initial_noise(ids: list[int], shape: tuple, seed: int, draw: int = 0) -> tor
     return torch.stack(out)
 
 
+class CompiledDenoiser:
+    """``model.denoise`` through ``torch.compile`` with ``mode`` (see ``sampling.compile``).
+
+    The whole call is one graph (``fullgraph``: a host read or anything else that breaks the
+    graph is an error, not a silent fall-back) with static shapes, so "reduce-overhead" can
+    replay each step as a CUDA graph; a new batch size compiles once more."""
+
+    def __init__(self, model, mode: str):
+        options = {"backend": "eager"} if mode == "eager" else {
+            "mode": None if mode == "default" else mode}
+        self.model = model
+        self.denoise = torch.compile(model.denoise, fullgraph=True, dynamic=False, **options)
+
+
 def start_point(diffusion: GaussianDiffusion, noise: torch.Tensor,
                 start_picture: torch.Tensor | None = None,
                 start_timestep: int = 0) -> tuple[torch.Tensor, int]:
@@ -57,7 +71,8 @@ def _denoise(model, diffusion, x_t, t: int, cond) -> tuple[torch.Tensor, torch.T
 
 
 def _abar(diffusion, t: int, device) -> torch.Tensor:
-    return diffusion.alphas_cumprod[t].float().to(device)
+    """abar_t from the table kept on the device: a view, no copy from the host."""
+    return diffusion.device_table("alphas_cumprod", device)[t]
 
 
 def respaced_betas(diffusion: GaussianDiffusion, timesteps: list[int]) -> torch.Tensor:
@@ -88,7 +103,8 @@ def sample(model, diffusion: GaussianDiffusion, cond: dict, noise: torch.Tensor,
     if sampler == "dpm_solver":
         return _dpm_solver(model, diffusion, cond, x_t, timesteps, trajectory)
     low, high = diffusion.clip_range()
-    betas = respaced_betas(diffusion, timesteps).float().to(x_t.device)
+    betas = respaced_betas(diffusion, timesteps).float().to(x_t.device) \
+        if sampler == "ddpm" else None
     for i, t in enumerate(timesteps):
         x_t = diffusion.standardize(x_t)
         model_output, t_batch = _denoise(model, diffusion, x_t, t, cond)

@@ -110,13 +110,12 @@ def _predict_batch(model, cond, batch, steps_list, seed, num_samples, sampling,
                                                         first_draw=k)
                                      for k in range(1, num_samples)]
         mean_map = np.mean(draws, axis=0)
-        hypotheses = np.array([[metrics.heatmap_argmax(d[i]) for d in draws]
-                               for i in range(len(ids))])
+        hypotheses = metrics.heatmap_argmaxes(np.stack(draws, axis=1))
         single = mean_map
     else:
         hypotheses = np.stack([heatmap_peaks(h, num_samples, radius) for h in heatmaps[first]])
         single = heatmaps[first]
-    points = np.array([metrics.heatmap_argmax(h) for h in single])
+    points = metrics.heatmap_argmaxes(single)
     return heatmaps, mean_map, trajectory, hypotheses, points
 
 

@@ -33,6 +33,14 @@ def heatmap_argmax(heatmap) -> tuple[float, float]:
     return ix / heatmap.shape[1], iy / heatmap.shape[0]
 
 
+def heatmap_argmaxes(heatmaps) -> np.ndarray:
+    """``heatmap_argmax`` of every map of [..., H, W] at once -> [..., 2] (x, y)."""
+    heatmaps = _numpy(heatmaps)
+    height, width = heatmaps.shape[-2:]
+    flat = heatmaps.reshape(*heatmaps.shape[:-2], height * width).argmax(axis=-1)
+    return np.stack([flat % width / width, flat // width / height], axis=-1)
+
+
 def upsample_heatmap(heatmap, width: int, height: int) -> np.ndarray:
     """Bilinear resize to the original image size, half-pixel centres, no antialiasing."""
     tensor = torch.as_tensor(_numpy(heatmap).squeeze())[None, None]

@@ -24,15 +24,15 @@ import numpy as np
 import torch
 from PIL import Image
 
+from gazefollow.engine.export import load_pretrained, save_exported
+from gazefollow.engine.images import as_rgb_image  # noqa: F401  (part of this API)
 from gazefollow.engine.runtime import eval_device
 from gazefollow.engine.samples import BadInput
 from gazefollow.following.data.depth import depth_channels, depth_image, read_depth
 from gazefollow.following.data.instances import usable_box
-from gazefollow.following.data.preprocess import model_inputs
-from gazefollow.engine.export import load_pretrained, save_exported
-from gazefollow.engine.images import as_rgb_image  # noqa: F401  (part of this API)
+from gazefollow.following.data.preprocess import model_inputs, scene_tensor
 from gazefollow.following.hypotheses import cluster_points
-from gazefollow.following.metrics import heatmap_argmax, upsample_heatmap
+from gazefollow.following.metrics import heatmap_argmaxes, upsample_heatmap
 
 # Chong et al.'s demo crops the head as their dataset does, but rounds the crop box
 PREDICTOR_HEAD_INPUTS = {"ours": "ours", "chong": "chong_demo"}
@@ -158,11 +158,12 @@ class GazePredictor:
             rgb = as_rgb_image(image, name)
             extra = ({"depth": depth_channels(as_depth_image(depths[i], rgb.size, name),
                                               data.input_size)} if wants_depth else {})
+            scene = scene_tensor(rgb, data.input_size, data.scene_resize) if boxes else None
             for j, box in enumerate(boxes):
                 pixels = checked_box(box, *rgb.size, f"{name}, person {j}")
                 inputs.append({**model_inputs(rgb, pixels, data.input_size, data.face_size,
                                               data.head_enlarge, data.scene_resize,
-                                              PREDICTOR_HEAD_INPUTS[data.head_inputs]),
+                                              PREDICTOR_HEAD_INPUTS[data.head_inputs], scene),
                                **extra})
                 where.append((i, j, tuple(pixels.tolist()), rgb.size))
         return inputs, where
@@ -214,15 +215,18 @@ class GazePredictor:
         inout = torch.sigmoid(cond["inout_logit"].float()).cpu().numpy()
         draws = [self.model.head.predict(cond, ids, seed, sampling.steps, sampling,
                                          first_draw=k) for k in range(num_samples)]
+        # the whole batch at once: mean of the draws, argmax points; then one record per person
+        heatmaps = draws[0] if num_samples == 1 else np.mean(draws, axis=0)
+        points = heatmap_argmaxes(heatmaps)
+        sample_points = heatmap_argmaxes(np.stack(draws, axis=1)) if num_samples > 1 else None
         people, radius = [], self.config.eval.hypothesis_radius
         for i, (_, _, box, (width, height)) in enumerate(where):
-            maps = [draw[i] for draw in draws]
-            heatmap = maps[0] if num_samples == 1 else np.mean(maps, axis=0)
-            x, y = heatmap_argmax(heatmap)
-            points = [heatmap_argmax(m) for m in maps] if num_samples > 1 else []
+            x, y = (float(v) for v in points[i])
+            samples = [tuple(map(float, p)) for p in sample_points[i]] if num_samples > 1 else []
             people.append(Prediction(
-                heatmap=heatmap, point=(x, y), point_px=(x * width, y * height),
+                heatmap=heatmaps[i], point=(x, y), point_px=(x * width, y * height),
                 inout=float(inout[i]), head_box=box,
-                samples=maps if num_samples > 1 else [], sample_points=points,
-                hypotheses=cluster_points(points, radius) if points else []))
+                samples=[draw[i] for draw in draws] if num_samples > 1 else [],
+                sample_points=samples,
+                hypotheses=cluster_points(samples, radius) if samples else []))
         return people

@@ -59,17 +59,19 @@ def _head_crop_and_channel(image: Image.Image, head_box: np.ndarray, input_size:
 
 
 def model_inputs(image: Image.Image, head_box: np.ndarray, input_size: int, face_size: int,
-                 head_enlarge: float, scene_resize: str = "pil", head_inputs: str = "ours") -> dict:
+                 head_enlarge: float, scene_resize: str = "pil", head_inputs: str = "ours",
+                 scene: torch.Tensor | None = None) -> dict:
     """An RGB image and one person's head box (pixels xyxy, inside the image) -> the encoder's
     inputs: ``image`` [3, S, S] (ImageNet-normalised, ``scene_tensor``), ``head_channel``
     [1, S, S], ``face`` [3, F, F] (with ``head_inputs="ours"`` the box enlarged by
     ``head_enlarge`` per side, clamped, resized; "chong" / "chong_demo": ``chong_box``) and
-    ``head_box`` [4] (normalised xyxy, as given)."""
+    ``head_box`` [4] (normalised xyxy, as given). ``scene``: the image's ``scene_tensor``
+    when the caller already has it (the people of one image share it)."""
     width, height = image.size
     face, channel = _head_crop_and_channel(image, head_box, input_size, head_enlarge,
                                            head_inputs)
     return {
-        "image": scene_tensor(image, input_size, scene_resize),
+        "image": scene_tensor(image, input_size, scene_resize) if scene is None else scene,
         "head_channel": channel,
         "face": to_tensor(face.resize((face_size, face_size), Image.BILINEAR)),
         "head_box": torch.tensor(head_box / [width, height, width, height], dtype=torch.float32),

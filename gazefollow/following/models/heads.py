@@ -19,7 +19,7 @@ from torch import nn
 
 from gazefollow.diffusion.gaussian import GaussianDiffusion, norm_std_stats
 from gazefollow.diffusion.losses import denoising_losses
-from gazefollow.diffusion.sampling import initial_noise, sample
+from gazefollow.diffusion.sampling import CompiledDenoiser, initial_noise, sample
 from gazefollow.following.data.heatmap import center_prior_heatmap, gaussian_heatmap
 from gazefollow.following.models.conditioning import (PREDICTED_HEATMAP, Conditioning,
                                                       ConditioningWidths, conditioning_maps)
@@ -46,6 +46,7 @@ class DiffusionHead(nn.Module):
         self.diffusion = build_diffusion(config)
         self.output_size = config.data.output_size
         self.cond_drop_prob = config.diffusion.cond_drop_prob
+        self.compiled: dict[tuple, CompiledDenoiser] = {}  # sampling.compile's, by settings
         if self.cond_drop_prob > 0:  # the learned null context of classifier-free guidance
             self.null_context = nn.Parameter(torch.randn(1, 1, widths.context))
 
@@ -104,7 +105,7 @@ class DiffusionHead(nn.Module):
         draw's predicted x_0 after each step."""
         size, device = self.output_size, cond["context"].device
         picture = center_prior_heatmap(size) if sampling.start_from_picture else None
-        model = self if sampling.cond_scale == 1 else GuidedDenoiser(self, sampling)
+        model = self.sampling_model(sampling)
         total = None
         for draw in range(first_draw, first_draw + draws):
             x_T = initial_noise(ids, (1, size, size), seed, draw).to(device)
@@ -117,6 +118,21 @@ class DiffusionHead(nn.Module):
                              start_timestep=sampling.start_timestep)[:, 0].cpu().numpy()
             total = heatmap if total is None else total + heatmap
         return total / draws
+
+    def __getstate__(self) -> dict:
+        # compiled graphs belong to this object: a copy (the EMA's) compiles its own
+        return {**self.__dict__, "compiled": {}}
+
+    def sampling_model(self, sampling):
+        """What the sampler calls: this head, or its guided form, compiled with
+        ``sampling.compile`` (kept, so later batches reuse the compiled graphs)."""
+        model = self if sampling.cond_scale == 1 else GuidedDenoiser(self, sampling)
+        if sampling.compile == "none":
+            return model
+        key = (sampling.compile, sampling.cond_scale, sampling.rescaled_phi)
+        if key not in self.compiled:
+            self.compiled[key] = CompiledDenoiser(model, sampling.compile)
+        return self.compiled[key]
 
     @staticmethod
     def step_counts(config) -> list[int]:
@@ -201,6 +217,21 @@ class RegressionHead(nn.Module):
     def predict(self, cond: Conditioning, ids: list[int], seed: int, steps: int, sampling,
                 draws: int = 1, first_draw: int = 0, trajectory: list | None = None) -> np.ndarray:
         return self.decoder(cond)[:, 0].float().cpu().numpy()
+
+    def __getstate__(self) -> dict:
+        # compiled graphs belong to this object: a copy (the EMA's) compiles its own
+        return {**self.__dict__, "compiled": {}}
+
+    def sampling_model(self, sampling):
+        """What the sampler calls: this head, or its guided form, compiled with
+        ``sampling.compile`` (kept, so later batches reuse the compiled graphs)."""
+        model = self if sampling.cond_scale == 1 else GuidedDenoiser(self, sampling)
+        if sampling.compile == "none":
+            return model
+        key = (sampling.compile, sampling.cond_scale, sampling.rescaled_phi)
+        if key not in self.compiled:
+            self.compiled[key] = CompiledDenoiser(model, sampling.compile)
+        return self.compiled[key]
 
     @staticmethod
     def step_counts(config) -> list[int]:
