@@ -11,8 +11,9 @@ On a machine with a CUDA GPU it measures, in this order:
    loader workers), in bf16 and in fp32, with each run's data-wait share and peak memory
    (from its ``train_stats.json``); beside two ResNet-50 forward + backward passes at 224 px
    with AdamW (batch 32), in bf16 autocast and in fp32;
-2. the predictor's ms per person at 1, 4 and 10 DDIM steps (batch 32, fp32) beside two
-   ResNet-50 forward passes;
+2. the predictor's ms per person at 1, 4 and 10 DDIM steps (batch 32, fp32), eager and with
+   ``sampling.compile=reduce-overhead`` (CUDA graphs; a failed capture is reported in its
+   row), and its input preparation alone, beside two ResNet-50 forward passes;
 3. the evaluation's wall time (``main.py --eval_weights``) on a test split of
    ``--test_images`` images (GazeFollow's test set has 4,782) at 1 and 10 steps.
 
@@ -98,17 +99,31 @@ def prediction_rows() -> list[tuple[str, str]]:
     from gazefollow.following.models.gaze_model import build_model
     from gazefollow.following.predict import GazePredictor
     from gazefollow.tasks import build_config
-    config = build_config([ROOT / "configs" / "diffusion.yaml", ROOT / "configs" / "gaze.yaml"],
-                          [f"eval.batch_size={BATCH}", "run.device=cuda"])
-    torch.manual_seed(0)
-    predictor = GazePredictor(build_model(config).cuda(), config, "cuda", "raw")
     image, boxes = people(BATCH, np.random.default_rng(0))
     name, reference = reference_row(BATCH, 5, "cuda")
     rows = [(f"{name}, ms per person", f"{reference:.2f}")]
-    for steps in (1, 4, 10):
-        ms = best_ms(lambda: predictor.predict([image], [boxes], steps=steps), 5) / BATCH
-        rows.append((f"predictor, full size, {steps} step(s), ms per person (x reference)",
-                     f"{ms:.2f} ({ms / reference:.1f}x)"))
+    for mode in ("none", "reduce-overhead"):
+        config = build_config([ROOT / "configs" / "diffusion.yaml",
+                               ROOT / "configs" / "gaze.yaml"],
+                              [f"eval.batch_size={BATCH}", "run.device=cuda",
+                               f"sampling.compile={mode}"])
+        torch.manual_seed(0)
+        predictor = GazePredictor(build_model(config).cuda(), config, "cuda", "raw")
+        label = "" if mode == "none" else f", sampling.compile={mode}"
+        for steps in (1, 4, 10):
+            try:  # the compiled rows report a failure of capture instead of ending the run
+                ms = best_ms(lambda: predictor.predict([image], [boxes], steps=steps),
+                             5) / BATCH
+            except Exception as err:  # noqa: BLE001
+                if mode == "none":
+                    raise
+                rows.append((f"predictor{label}", f"failed: {type(err).__name__}: {err}"[:200]))
+                break
+            rows.append((f"predictor, full size{label}, {steps} step(s), ms per person "
+                         "(x reference)", f"{ms:.2f} ({ms / reference:.1f}x)"))
+        ms = best_ms(lambda: predictor._inputs([image], [boxes]), 5) / BATCH
+        rows.append((f"predictor{label}: preparing the inputs only, ms per person",
+                     f"{ms:.2f}"))
     return rows
 
 

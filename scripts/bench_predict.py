@@ -9,7 +9,10 @@ our diffusion head on DINOv2 ViT-B/14 (448 px; with ``--device cuda`` also with 
 bfloat16); their encoders alone and
 one UNet call alone; as the physical reference, two plain ResNet-50 forward passes at 224 px
 built with our own ResNet class (what the classic two-branch gaze-following model costs); and
-the face detector's ms per 640x480 image. A second table times one UNet call for each
+the face detector's ms per 640x480 image; for every model also the preparation of its inputs
+alone (images read, scenes resized, faces cropped). ``--only`` keeps the model rows whose
+name holds it; ``--compile MODE`` adds each diffusion model sampled with
+``sampling.compile=MODE`` (its compilation falls in the warm-up call). A second table times one UNet call for each
 full-size UNet shape (UNET_SHAPES): where its time goes. A third times the other tasks'
 predictors per face: each gaze estimator (GazeEstimator.estimate with the normalisation, and
 the model alone; the normalisation alone) and Looking-At-Me per face per frame
@@ -74,18 +77,25 @@ def people(batch: int, rng) -> tuple[np.ndarray, list]:
     return image, boxes
 
 
-def model_settings(device: str):
-    """(row name, YAML layers, overrides) of every model row on this device."""
+def model_settings(device: str, only: str = "", compile_mode: str = "none"):
+    """(row name, YAML layers, overrides) of every model row on this device (those whose
+    name holds ``only``); with a ``compile_mode``, each diffusion model again with it."""
     for name, (layers, overrides) in MODELS.items():
+        if only not in name:
+            continue
         yield name, layers, overrides
         if device == "cuda" and name in BF16:
             yield f"{name}, bf16 DINOv2", layers, [*overrides, "model.dinov2_bf16=true"]
+        if compile_mode != "none" and "regression" not in name and "Gaze-LLE" not in name:
+            yield (f"{name}, sampling.compile={compile_mode}", layers,
+                   [*overrides, f"sampling.compile={compile_mode}"])
 
 
-def model_rows(batch: int, repeats: int, rng, device: str) -> list[tuple[str, float]]:
+def model_rows(batch: int, repeats: int, rng, device: str, only: str = "",
+               compile_mode: str = "none") -> list[tuple[str, float]]:
     rows = []
     image, boxes = people(batch, rng)
-    for name, layers, overrides in model_settings(device):
+    for name, layers, overrides in model_settings(device, only, compile_mode):
         config = build_config(layers, [*overrides, f"eval.batch_size={batch}",
                                        f"run.device={device}"])
         torch.manual_seed(0)
@@ -95,6 +105,10 @@ def model_rows(batch: int, repeats: int, rng, device: str) -> list[tuple[str, fl
             ms = best_ms(lambda: predictor.predict([image], [boxes], steps=count), repeats)
             label = "" if config.model.head != "diffusion" else f", {count} step(s)"
             rows.append((f"{name}{label}", ms / batch))
+        ms = best_ms(lambda: predictor._inputs([image], [boxes]), repeats)
+        rows.append((f"{name}: preparing the inputs only", ms / batch))
+        if "sampling.compile" in name:
+            continue
         stacked = stacked_inputs(predictor, image, boxes)
         with torch.no_grad():
             ms = best_ms(lambda: predictor.model.encode(stacked), repeats)
@@ -258,10 +272,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--only", default="", help="only the model rows whose name holds this")
+    parser.add_argument("--compile", default="none", help="also each diffusion model with "
+                        "this sampling.compile mode (default, reduce-overhead, ...)")
+    parser.add_argument("--no_other_tables", action="store_true",
+                        help="the first table only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
-    rows = (model_rows(args.batch, args.repeats, rng, args.device)
+    rows = (model_rows(args.batch, args.repeats, rng, args.device, args.only, args.compile)
             + [reference_row(args.batch, args.repeats, args.device)])
     detector = detector_row(args.repeats, rng)
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
@@ -272,7 +291,7 @@ def main() -> None:
     print("|---|---|")
     for name, ms in rows + ([detector] if detector else []):
         print(f"| {name} | {ms:.1f} |")
-    if args.device != "cpu":  # the UNet shapes and the face tasks are a CPU study
+    if args.device != "cpu" or args.no_other_tables:  # the other tables are a CPU study
         return
     print("\n| gaze estimation and Looking-At-Me (detection apart: the row above) | "
           "ms per face (per frame) |")
