@@ -5,20 +5,26 @@
 For each reader (GazeFollow, VideoAttentionTarget, GOO) it writes the synthetic world at
 640x480 (about the size of real GazeFollow images) in that dataset's real layout, then measures
 training samples (augmentations on, 224 px scene and face, 64 px heatmap) per second:
-in the main process (num_workers=0, also as ms per sample) and through a DataLoader with 1
-and 2 workers (each limited to one thread, as training's loaders are). It also
-times full-size training steps (configs/gaze.yaml, batch 32) on preloaded batches, so the
-table shows how many samples per second the model consumes. Prints a markdown table.
+in the main process (num_workers=0, also as ms per sample) and through a DataLoader with 1,
+2 and, where the machine has the cores, 4 to 16 workers (each limited to one thread, as
+training's loaders are). It also times full-size training steps (configs/gaze.yaml, batch 32)
+on preloaded batches, so the table shows how many samples per second the model consumes, and
+trains the default experiment through the engine for ``--wait_steps`` steps for the share of
+its loop spent waiting for data. Prints a markdown table.
 """
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
+
+from bench_training import launch  # noqa: E402
 
 from gazefollow.engine.order import EpochShuffle  # noqa: E402
 from gazefollow.engine.samples import collate_samples  # noqa: E402
@@ -32,6 +38,8 @@ from gazefollow.following.objective import training_losses  # noqa: E402
 from gazefollow.tasks import build_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+# 1 and 2 workers, and more when the machine has the cores for them
+WORKERS = [0, 1, 2] + [w for w in (4, 8, 12, 16) if w <= (os.cpu_count() or 1)]
 WRITERS = {
     "gazefollow": lambda cfg, root: generate_world(cfg, root, log=lambda *_: None),
     "videoattentiontarget": lambda cfg, root: write_vat_world(cfg, root, frames_per_clip=8),
@@ -90,6 +98,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=320, help="train images per dataset")
     parser.add_argument("--steps", type=int, default=2, help="timed training steps")
+    parser.add_argument("--wait_steps", type=int, default=40,
+                        help="steps of the default experiment timed for the data-wait share")
     parser.add_argument("--out", default="outputs/bench_loading")
     args = parser.parse_args()
     out, batch_size, rows = Path(args.out), 32, []
@@ -105,7 +115,7 @@ def main() -> None:
         if len(dataset) < 8 * batch_size:
             sys.exit(f"--images {args.images} gives {len(dataset)} train samples: use at least "
                      f"{8 * batch_size} so prefetching does not dominate the timing")
-        rates = {w: loader_rate(dataset, w, batch_size) for w in (0, 1, 2)}
+        rates = {w: loader_rate(dataset, w, batch_size) for w in WORKERS}
         rows.append((name, rates))
         print(f"{name}: {rates}", flush=True)
     step = train_step_seconds(full_size_config(
@@ -113,19 +123,26 @@ def main() -> None:
         args.steps)
     needed = batch_size / step
     default_loader, default_needed = default_experiment_row(out, args.images, args.steps)
+    engine = launch(1, args.wait_steps, out / "engine")
     print(f"\nmachine: {torch.get_num_threads()} torch threads, {sys.platform}; images 640x480 "
           "JPEG; augmentations on; scene and face at 224 px, heatmap 64 px\n")
-    print("| loader | ms per sample, main process | samples/s, main process | samples/s, 1 "
-          "worker | samples/s, 2 workers | per worker (2 workers) | loader / model (2 workers) |")
-    print("|---|---|---|---|---|---|---|")
+    more = [w for w in WORKERS if w > 0]
+    print("| loader | ms per sample, main process | samples/s, main process | "
+          + " | ".join(f"samples/s, {w} worker{'s' if w > 1 else ''}" for w in more)
+          + " | per worker (2 workers) | loader / model (2 workers) |")
+    print("|---|---|---|" + "---|" * len(more) + "---|---|")
     for name, rates in rows:
-        print(f"| {name} | {1000 / rates[0]:.2f} | {rates[0]:.1f} | {rates[1]:.1f} | "
-              f"{rates[2]:.1f} | {rates[2] / 2:.1f} | {rates[2] / needed:.0f}x |")
+        print(f"| {name} | {1000 / rates[0]:.2f} | {rates[0]:.1f} | "
+              + " | ".join(f"{rates[w]:.1f}" for w in more)
+              + f" | {rates[2] / 2:.1f} | {rates[2] / needed:.0f}x |")
     print(f"\nfull-size training step (configs/gaze.yaml, batch {batch_size}, preloaded batch): "
           f"{step:.2f} s/step = {needed:.2f} samples/s consumed by the model")
     print(f"default CPU experiment (64 px, 256x192 images, num_workers 0): loader "
           f"{default_loader:.1f} samples/s in the main process, model {default_needed:.1f} "
           f"samples/s (loader / model {default_loader / default_needed:.1f}x)")
+    print(f"default CPU experiment through the engine ({args.wait_steps} steps, 1 process, "
+          f"its train_stats.json): {engine['samples_per_second']:.1f} samples/s, "
+          f"{100 * engine['data_wait_share']:.1f}% of the loop waiting for data")
 
 
 if __name__ == "__main__":

@@ -71,3 +71,40 @@ def test_validation_and_test_are_never_augmented(tiny_world, tmp_path):
     datasets = build_datasets(config, log=lambda *_: None)
     assert datasets["train"].augment is not None
     assert datasets["val"].augment is None and datasets["test"].augment is None
+
+
+def test_color_jitter_is_pil_image_enhance_in_order():
+    from PIL import Image, ImageEnhance
+
+    from gazefollow.engine.images import color_jitter
+    rng = np.random.default_rng(4)
+    for _ in range(5):
+        image = Image.fromarray(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8))
+        seed = int(rng.integers(1 << 30))
+        draws, expected = np.random.default_rng(seed), image
+        for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+            expected = enhancer(expected).enhance(draws.uniform(0.5, 1.5))
+        jittered = color_jitter(image, np.random.default_rng(seed), 0.5)
+        assert np.array_equal(np.asarray(jittered), np.asarray(expected))
+
+
+def test_jitter_after_the_resizes_stays_close_to_jittering_the_whole_image(tiny_world):
+    """The training view jitters its resized scene and face (cheaper) with the contrast of
+    the whole view: within about a grey level of jittering the image first."""
+    from PIL import Image
+
+    from gazefollow.engine.images import IMAGENET_STD, ColorJitter
+    from gazefollow.following.data.preprocess import model_inputs
+    root, _ = tiny_world
+    image = Image.open(next(iter(sorted(root.rglob("*.jpg"))))).convert("RGB")
+    image = image.resize((320, 240), Image.BILINEAR)
+    box, rng = np.array([100.0, 60.0, 160.0, 130.0]), np.random.default_rng(1)
+    for _ in range(4):
+        color = ColorJitter.draw(rng, 0.5)
+        later = model_inputs(image, box, 64, 32, 0.1, color=color)
+        first = model_inputs(color.apply(image), box, 64, 32, 0.1)
+        for key in ("image", "face"):
+            levels = ((later[key] - first[key]) * IMAGENET_STD * 255).abs()
+            assert levels.mean() < 1.5, key
+        unjittered = model_inputs(image, box, 64, 32, 0.1)
+        assert not torch.equal(later["image"], unjittered["image"])

@@ -2,11 +2,12 @@
 ImageNet normalisation and colour jitter."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageEnhance
+from PIL import Image, ImageEnhance, ImageStat
 
 from gazefollow.engine.samples import BadInput
 
@@ -42,10 +43,42 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
     return pixels.float().div_(255.0).sub_(IMAGENET_MEAN).div_(IMAGENET_STD)
 
 
+@dataclass(frozen=True)
+class ColorJitter:
+    """Brightness, contrast and saturation factors, drawn once per view and applied as PIL's
+    ImageEnhance applies them, in that order, to any of the view's pictures."""
+
+    brightness: float
+    contrast: float
+    saturation: float
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, spread: float) -> ColorJitter:
+        """Three factors from [1 - spread, 1 + spread], in that order."""
+        return cls(*(rng.uniform(1 - spread, 1 + spread) for _ in range(3)))
+
+    def brighten(self, image: Image.Image) -> Image.Image:
+        return ImageEnhance.Brightness(image).enhance(self.brightness)
+
+    @staticmethod
+    def grey_mean(image: Image.Image) -> int:
+        """The grey level contrast blends towards: the mean of the picture's luminance."""
+        return int(ImageStat.Stat(image.convert("L")).mean[0] + 0.5)
+
+    def apply(self, image: Image.Image, grey_mean: int | None = None,
+              brightened: bool = False) -> Image.Image:
+        """The jittered RGB picture. Contrast blends towards ``grey_mean`` when given (the
+        whole view's, for a crop of it), else towards the picture's own mean after the
+        brightness; ``brightened``: the brightness factor is already applied."""
+        image = image if brightened else self.brighten(image)
+        mean = self.grey_mean(image) if grey_mean is None else grey_mean
+        image = Image.blend(Image.new("RGB", image.size, (mean,) * 3), image, self.contrast)
+        return ImageEnhance.Color(image).enhance(self.saturation)
+
+
 def color_jitter(image: Image.Image, rng: np.random.Generator, spread: float) -> Image.Image:
-    for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
-        image = enhancer(image).enhance(rng.uniform(1 - spread, 1 + spread))
-    return image
+    """``image`` with brightness, contrast and saturation jittered (``ColorJitter``)."""
+    return ColorJitter.draw(rng, spread).apply(image)
 
 
 def as_rgb_image(image, name: str = "image") -> Image.Image:

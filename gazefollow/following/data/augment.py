@@ -1,6 +1,7 @@
 """Training augmentations of the published gaze-following recipes (Chong et al. 2020):
-head-box jitter, a random crop that keeps the head and the gaze target, horizontal flip and
-colour jitter, applied to the image, the head box and every gaze point together.
+head-box jitter, a random crop that keeps the head and the gaze target and a horizontal flip,
+applied to the image, the head box and every gaze point together, and colour jitter, drawn
+here and applied to the resized scene and face (``preprocess.model_inputs``).
 
 Everything works in pixels of the current image. Each call draws from the generator it is
 given (the dataset seeds one per (seed, epoch, sample)), so results are reproducible and the
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from gazefollow.engine.images import color_jitter
+from gazefollow.engine.images import ColorJitter
 
 
 @dataclass
@@ -64,9 +65,11 @@ def flip(image: Image.Image, box: np.ndarray,
 
 def augment(image: Image.Image, box: np.ndarray, points: np.ndarray, rng: np.random.Generator,
             settings: AugmentSettings, depth: Image.Image | None = None) -> tuple:
-    """One training view: (image, head box xyxy, in-frame gaze points [N, 2], depth), in
-    pixels; a ``depth`` map of the image's size is cropped and flipped with it (never
-    colour-jittered), else None.
+    """One training view: (image, head box xyxy, in-frame gaze points [N, 2], depth, colour
+    jitter), in pixels; a ``depth`` map of the image's size is cropped and flipped with it
+    (never colour-jittered), else None. The colour jitter (``ColorJitter`` or None) is drawn
+    here and applied by ``model_inputs`` to the resized scene and face: jittering the whole
+    image cost more than the rest of the augmentations together.
 
     An out-of-frame person has no points: the crop then only keeps the head, and the person
     stays out of frame. Which augmentations apply is drawn first, in a fixed order, so changing
@@ -89,6 +92,5 @@ def augment(image: Image.Image, box: np.ndarray, points: np.ndarray, rng: np.ran
     if draws[2] < settings.flip:
         image, box, points = flip(image, box, points)
         depth = None if depth is None else depth.transpose(Image.FLIP_LEFT_RIGHT)
-    if draws[3] < settings.color:
-        image = color_jitter(image, rng, settings.color_range)
-    return image, box, points, depth
+    color = ColorJitter.draw(rng, settings.color_range) if draws[3] < settings.color else None
+    return image, box, points, depth, color

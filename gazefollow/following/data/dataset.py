@@ -60,7 +60,8 @@ class HeadDataset(Dataset):
         file = self.root / instance.path
         try:
             with Image.open(file) as image:
-                return image.convert("RGB")
+                image.load()  # an RGB file is used as read, not copied by convert
+                return image if image.mode == "RGB" else image.convert("RGB")
         except (OSError, ValueError) as err:
             raise BadInput(f"cannot read image {file} (annotation rows {instance.rows}): "
                            f"{err}") from None
@@ -100,8 +101,10 @@ class HeadDataset(Dataset):
             depth = read_depth(depth_path(self.root / instance.path, self.depth_suffix),
                                image.size, instance.rows)
         rng = np.random.default_rng([self.seed, epoch, instance.index if view is None else view])
+        color = None
         if self.augment is not None:
-            image, box, points, depth = augment(image, box, points, rng, self.augment, depth)
+            image, box, points, depth, color = augment(image, box, points, rng, self.augment,
+                                                       depth)
         # random target widths per view (drawn after the augmentations, so switching them does
         # not change those)
         sigma = self.heatmap_sigma * (rng.uniform(0.5, 1.5) if self.random_sigma else 1.0)
@@ -112,7 +115,7 @@ class HeadDataset(Dataset):
         extra = {} if depth is None else {"depth": depth_channels(depth, self.input_size)}
         return {
             **model_inputs(image, box, self.input_size, self.face_size, self.head_enlarge,
-                            self.scene_resize, self.head_inputs),
+                            self.scene_resize, self.head_inputs, color=color),
             **extra,
             "heatmap": gaussian_heatmap(points, self.output_size, sigma),
             "gaze_points": pad_points(points),

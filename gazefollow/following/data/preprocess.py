@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from gazefollow.engine.images import to_tensor
+from gazefollow.engine.images import ColorJitter, to_tensor
 from gazefollow.following.data.heatmap import enlarge_box, head_channel
 
 
@@ -60,19 +60,33 @@ def _head_crop_and_channel(image: Image.Image, head_box: np.ndarray, input_size:
 
 def model_inputs(image: Image.Image, head_box: np.ndarray, input_size: int, face_size: int,
                  head_enlarge: float, scene_resize: str = "pil", head_inputs: str = "ours",
-                 scene: torch.Tensor | None = None) -> dict:
+                 scene: torch.Tensor | None = None, color: ColorJitter | None = None) -> dict:
     """An RGB image and one person's head box (pixels xyxy, inside the image) -> the encoder's
     inputs: ``image`` [3, S, S] (ImageNet-normalised, ``scene_tensor``), ``head_channel``
     [1, S, S], ``face`` [3, F, F] (with ``head_inputs="ours"`` the box enlarged by
     ``head_enlarge`` per side, clamped, resized; "chong" / "chong_demo": ``chong_box``) and
     ``head_box`` [4] (normalised xyxy, as given). ``scene``: the image's ``scene_tensor``
-    when the caller already has it (the people of one image share it)."""
+    when the caller already has it (the people of one image share it). ``color``: a training
+    view's colour jitter, applied to the resized scene and face (``pil`` resize; the float
+    resize takes the jittered whole image)."""
     width, height = image.size
-    face, channel = _head_crop_and_channel(image, head_box, input_size, head_enlarge,
+    if color is not None and scene_resize != "pil":
+        image, color = color.apply(image), None
+    crop, channel = _head_crop_and_channel(image, head_box, input_size, head_enlarge,
                                            head_inputs)
+    face = crop.resize((face_size, face_size), Image.BILINEAR)
+    if color is not None:
+        # jittered after the resizes: two small pictures instead of the whole image, the
+        # contrast of both towards the mean grey of the view (its resized scene)
+        resized = color.brighten(image.resize((input_size, input_size), Image.BILINEAR))
+        mean = color.grey_mean(resized)
+        scene, face = to_tensor(color.apply(resized, mean, brightened=True)), \
+            color.apply(face, mean)
+    elif scene is None:
+        scene = scene_tensor(image, input_size, scene_resize)
     return {
-        "image": scene_tensor(image, input_size, scene_resize) if scene is None else scene,
+        "image": scene,
         "head_channel": channel,
-        "face": to_tensor(face.resize((face_size, face_size), Image.BILINEAR)),
+        "face": to_tensor(face),
         "head_box": torch.tensor(head_box / [width, height, width, height], dtype=torch.float32),
     }
