@@ -13,7 +13,8 @@ On a machine with a CUDA GPU it measures, in this order:
    with AdamW (batch 32), in bf16 autocast and in fp32;
 2. the predictor's ms per person at 1, 4 and 10 DDIM steps (batch 32, fp32), eager and with
    ``sampling.compile=reduce-overhead`` (CUDA graphs; a failed capture is reported in its
-   row), and its input preparation alone, beside two ResNet-50 forward passes;
+   row), and its input preparation alone, beside two ResNet-50 forward passes; and the
+   initial noise of a batch with each ``sampling.noise``;
 3. the evaluation's wall time (``main.py --eval_weights``) on a test split of
    ``--test_images`` images (GazeFollow's test set has 4,782) at 1 and 10 steps.
 
@@ -96,6 +97,7 @@ def prediction_rows() -> list[tuple[str, str]]:
     import numpy as np
     from bench_predict import best_ms, people, reference_row
 
+    from gazefollow.diffusion.sampling import NOISES
     from gazefollow.following.models.gaze_model import build_model
     from gazefollow.following.predict import GazePredictor
     from gazefollow.tasks import build_config
@@ -124,6 +126,10 @@ def prediction_rows() -> list[tuple[str, str]]:
         ms = best_ms(lambda: predictor._inputs([image], [boxes]), 5) / BATCH
         rows.append((f"predictor{label}: preparing the inputs only, ms per person",
                      f"{ms:.2f}"))
+    size = config.data.output_size
+    for name, noise in NOISES.items():
+        ms = best_ms(lambda: noise(list(range(BATCH)), (1, size, size), 0, 0, "cuda"), 20)
+        rows.append((f"x_T of {BATCH} people, sampling.noise={name}, ms", f"{ms:.3f}"))
     return rows
 
 

@@ -1,9 +1,11 @@
+import math
+
 import pytest
 import torch
 
 from gazefollow.diffusion.config import DiffusionConfig
 from gazefollow.diffusion.gaussian import GaussianDiffusion, get_betas
-from gazefollow.diffusion.sampling import initial_noise, sample, trailing_timesteps
+from gazefollow.diffusion.sampling import initial_noise, keyed_noise, sample, trailing_timesteps
 
 
 @pytest.mark.parametrize("prediction", ["eps", "x0", "v"])
@@ -81,3 +83,41 @@ def test_initial_noise_depends_on_id_not_batch():
     alone = initial_noise([9], (1, 4, 4), seed=2)
     assert torch.equal(together[1], alone[0])
     assert not torch.equal(together[0], together[1])
+
+
+def _keyed_reference(seed: int, sample_id: int, draw: int, count: int) -> list[float]:
+    """keyed_noise written out in Python integers and math, one element at a time."""
+    low = 0xFFFFFFFF
+
+    def mix(x):
+        x &= low
+        x = ((x ^ (x >> 16)) * 0x21F0AAAD) & low
+        x = ((x ^ (x >> 15)) * 0x735A2D97) & low
+        return x ^ (x >> 15)
+    key = mix(mix(mix(seed & low) + (sample_id & low)) + (draw & low))
+    uniform = [((mix(mix(key + c * 0x9E3779B9) ^ key) >> 8) + 0.5) / 2 ** 24
+               for c in range(2 * count)]
+    return [math.sqrt(-2 * math.log(uniform[c])) * math.cos(2 * math.pi * uniform[count + c])
+            for c in range(count)]
+
+
+def test_keyed_noise_is_the_written_out_hash_and_depends_on_id_not_batch():
+    together = keyed_noise([5, 9, 11], (1, 4, 4), seed=2, draw=3)
+    assert torch.equal(together[1], keyed_noise([9], (1, 4, 4), seed=2, draw=3)[0])
+    reference = torch.tensor(_keyed_reference(2, 9, 3, 16)).view(1, 4, 4)
+    assert torch.allclose(together[1], reference.float(), atol=1e-5)
+    assert not torch.equal(together[0], together[1])
+    assert not torch.equal(keyed_noise([9], (1, 4, 4), 2, draw=4), together[1:2])
+    assert not torch.equal(keyed_noise([9], (1, 4, 4), 3, draw=3), together[1:2])
+
+
+def test_keyed_noise_is_standard_normal_and_uncorrelated():
+    from scipy.stats import kstest
+
+    noise = keyed_noise(list(range(64)), (1, 32, 32), seed=0).view(64, -1)
+    assert kstest(noise.flatten().double().numpy(), "norm").pvalue > 1e-3
+    correlation = torch.corrcoef(noise)
+    off_diagonal = correlation[~torch.eye(64, dtype=torch.bool)]
+    assert off_diagonal.abs().max() < 0.15  # 1,024 values each: chance alone stays below
+    neighbours = torch.corrcoef(torch.stack([noise[:, :-1].flatten(), noise[:, 1:].flatten()]))
+    assert abs(float(neighbours[0, 1])) < 0.02

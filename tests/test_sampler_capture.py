@@ -81,3 +81,14 @@ def test_the_predictor_compiles_through_the_config(tiny_head):
     for a, b in zip(eager[0], compiled[0]):
         np.testing.assert_allclose(a.heatmap, b.heatmap, atol=1e-6)
         assert a.point == b.point
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_keyed_noise_samples_a_person_the_same_in_any_batch(tiny_head, sampler):
+    model, config, cond = tiny_head
+    sampling = replace(config.sampling, sampler=sampler, noise="keyed")
+    together = model.head.predict(cond, [4, 7, 9], 1, 3, sampling)
+    alone = model.head.predict({k: v[1:2] for k, v in cond.items()}, [7], 1, 3, sampling)
+    np.testing.assert_allclose(together[1], alone[0], atol=1e-6)
+    generator = model.head.predict(cond, [4, 7, 9], 1, 3, replace(sampling, noise="generator"))
+    assert not np.allclose(together, generator)

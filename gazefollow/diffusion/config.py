@@ -59,9 +59,14 @@ class SamplingConfig:
     # none | default | reduce-overhead (CUDA graphs on a GPU) | max-autotune | eager (captured,
     # run without code generation: checks that a step can be captured)
     compile: str = "none"
+    # x_T (and DDPM's step noise), set by (seed, sample id, draw) alone either way: generator
+    # (one torch generator per sample on the host: the stream the documented results used) |
+    # keyed (counter-based, the whole batch in a few operations on the device)
+    noise: str = "generator"
 
     CHOICES = {"sampler": ("ddim", "ddpm", "dpm_solver"),
-               "compile": ("none", "default", "reduce-overhead", "max-autotune", "eager")}
+               "compile": ("none", "default", "reduce-overhead", "max-autotune", "eager"),
+               "noise": ("generator", "keyed")}
     # where earlier versions kept these keys
     RENAMED = {"diffusion.sampler": "sampler", "diffusion.sample_time_steps": "steps",
                "diffusion.clip_denoised": "clip_denoised",

@@ -8,6 +8,8 @@ timestep when starting from a noised picture), never at t = 0.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -26,16 +28,50 @@ def trailing_timesteps(num_steps: int, start: int) -> list[int]:
     return (np.round(np.arange(span, 0, -span / num_steps)).astype(int) - 1).tolist()
 
 
-def initial_noise(ids: list[int], shape: tuple, seed: int, draw: int = 0) -> torch.Tensor:
+def initial_noise(ids: list[int], shape: tuple, seed: int, draw: int = 0,
+                  device=None) -> torch.Tensor:
     """x_T for each sample from a generator seeded by (seed, sample id, draw), so results do not
     depend on batch size, worker count or process count; ``draw`` numbers the extra samples
-    of ``eval.num_samples``. -> [B, *shape]"""
+    of ``eval.num_samples``. Drawn on the host, one generator per sample
+    (``sampling.noise=generator``). -> [B, *shape] on ``device``"""
     out = []
     for sample_id in ids:
         generator = torch.Generator().manual_seed(
             seed * 1_000_003 + int(sample_id) + draw * 1_000_000_007)
         out.append(torch.randn(shape, generator=generator))
-    return torch.stack(out)
+    return torch.stack(out).to(device)
+
+
+_LOW32 = 0xFFFFFFFF
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash (xor-shift-multiply, two rounds) on int64 tensors holding values
+    below 2^32; the multipliers are below 2^31, so no product leaves int64."""
+    x = x & _LOW32
+    x = ((x ^ (x >> 16)) * 0x21F0AAAD) & _LOW32
+    x = ((x ^ (x >> 15)) * 0x735A2D97) & _LOW32
+    return x ^ (x >> 15)
+
+
+def keyed_noise(ids, shape: tuple, seed: int, draw: int = 0, device=None) -> torch.Tensor:
+    """The same contract as ``initial_noise`` (noise set by seed, sample id and draw alone), but
+    counter-based: element c of sample i is a hash of (seed, id_i, draw, c), turned into a
+    normal by Box-Muller, all in a few tensor operations for the whole batch on ``device``
+    (``sampling.noise=keyed``): no loop over samples, no copy from the host but the ids.
+    -> [B, *shape] float32"""
+    ids = torch.as_tensor(ids, dtype=torch.int64).to(device)
+    key = _mix32(_mix32(_mix32(torch.full_like(ids, seed & _LOW32)) + (ids & _LOW32))
+                 + (draw & _LOW32))
+    count = math.prod(shape)
+    counters = torch.arange(2 * count, dtype=torch.int64, device=ids.device)
+    bits = _mix32(_mix32(key[:, None] + counters[None] * 0x9E3779B9) ^ key[:, None])
+    uniform = ((bits >> 8).float() + 0.5) * 2.0 ** -24  # in (0, 1), never 0
+    radius = torch.sqrt(-2.0 * torch.log(uniform[:, :count]))
+    return (radius * torch.cos(2 * math.pi * uniform[:, count:])).view(len(ids), *shape)
+
+
+NOISES = {"generator": initial_noise, "keyed": keyed_noise}
 
 
 class CompiledDenoiser:

@@ -19,7 +19,7 @@ from torch import nn
 
 from gazefollow.diffusion.gaussian import GaussianDiffusion, norm_std_stats
 from gazefollow.diffusion.losses import denoising_losses
-from gazefollow.diffusion.sampling import CompiledDenoiser, initial_noise, sample
+from gazefollow.diffusion.sampling import NOISES, CompiledDenoiser, sample
 from gazefollow.following.data.heatmap import center_prior_heatmap, gaussian_heatmap
 from gazefollow.following.models.conditioning import (PREDICTED_HEATMAP, Conditioning,
                                                       ConditioningWidths, conditioning_maps)
@@ -107,11 +107,12 @@ class DiffusionHead(nn.Module):
         picture = center_prior_heatmap(size) if sampling.start_from_picture else None
         model = self.sampling_model(sampling)
         total = None
+        noise = NOISES[sampling.noise]
         for draw in range(first_draw, first_draw + draws):
-            x_T = initial_noise(ids, (1, size, size), seed, draw).to(device)
+            x_T = noise(ids, (1, size, size), seed, draw, device)
             # ancestral DDPM: the noise of step i is seeded by sample id too
-            step_noise = (lambda i, d=draw: initial_noise(ids, (1, size, size), seed,
-                                                          d + 1000 * (i + 1)))
+            step_noise = (lambda i, d=draw: noise(ids, (1, size, size), seed,
+                                                  d + 1000 * (i + 1), device))
             heatmap = sample(model, self.diffusion, cond, x_T, steps, sampling.sampler,
                              trajectory if draw == first_draw else None, step_noise,
                              clip_denoised=sampling.clip_denoised, start_picture=picture,
