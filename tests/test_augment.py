@@ -108,3 +108,33 @@ def test_jitter_after_the_resizes_stays_close_to_jittering_the_whole_image(tiny_
             assert levels.mean() < 1.5, key
         unjittered = model_inputs(image, box, 64, 32, 0.1)
         assert not torch.equal(later["image"], unjittered["image"])
+
+
+@pytest.mark.parametrize("shape", [(480, 640), (72, 96), (300, 200)])
+def test_the_torch_scene_resize_is_pil_within_one_grey_level(shape):
+    from PIL import Image
+
+    from gazefollow.following.data.preprocess import resized_scene
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (*shape, 3),
+                                                              dtype=np.uint8))
+    for size in (224, 64):
+        pil = np.asarray(resized_scene(image, size, "pil")).astype(int)
+        fast = np.asarray(resized_scene(image, size, "torch")).astype(int)
+        assert fast.shape == (size, size, 3) and np.abs(fast - pil).max() <= 1
+
+
+def test_a_torch_resized_training_view_matches_the_pil_one(tiny_world):
+    from PIL import Image
+
+    from gazefollow.engine.images import IMAGENET_STD, ColorJitter
+    from gazefollow.following.data.preprocess import model_inputs
+    root, _ = tiny_world
+    image = Image.open(next(iter(sorted(root.rglob("*.jpg"))))).convert("RGB")
+    box = np.array([30.0, 20.0, 50.0, 40.0])
+    # a grey level of the resize, grown by the jitter's factors (and its mean grey, by one)
+    for jitter, scene_levels, face_levels in ((None, 1, 0), (ColorJitter(1.2, 0.8, 1.1), 3, 1)):
+        pil = model_inputs(image, box, 64, 32, 0.1, "pil", color=jitter)
+        fast = model_inputs(image, box, 64, 32, 0.1, "torch", color=jitter)
+        for key, bound in (("image", scene_levels), ("face", face_levels)):
+            levels = ((pil[key] - fast[key]) * IMAGENET_STD * 255).abs()
+            assert levels.max() <= bound + 0.01, key
