@@ -4,9 +4,9 @@
 
 For each reader (GazeFollow, VideoAttentionTarget, GOO) it writes the synthetic world at
 640x480 (about the size of real GazeFollow images) in that dataset's real layout, then measures,
-for each ``--scene_resize`` (default: PIL's, and torch's on the bytes),
-training samples (augmentations on, 224 px scene and face, 64 px heatmap) per second:
-in the main process (num_workers=0, also as ms per sample; the best of 3 epochs) and through a DataLoader with 1,
+for each ``--scene_resize`` (default: PIL's, and torch's on the bytes), training samples
+(augmentations on, 224 px scene and face, 64 px heatmap) per second: in the main process
+(num_workers=0, also as ms per sample; the best of 3 epochs) and through a DataLoader with 1,
 2 and, where the machine has the cores, 4 to 16 workers (each limited to one thread, as
 training's loaders are). It also times full-size training steps (configs/gaze.yaml, batch 32)
 on preloaded batches, so the table shows how many samples per second the model consumes, and
