@@ -12,8 +12,8 @@ built with our own ResNet class (what the classic two-branch gaze-following mode
 the face detector's ms per 640x480 image; for every model also the preparation of its inputs
 alone (images read, scenes resized, faces cropped). ``--only`` keeps the model rows whose
 name holds it; ``--compile MODE`` adds each diffusion model sampled with
-``sampling.compile=MODE`` (its compilation falls in the warm-up call). A second table times one UNet call for each
-full-size UNet shape (UNET_SHAPES): where its time goes. A third times the other tasks'
+``sampling.compile=MODE`` (its compilation falls in the warm-up call). A second table
+times one UNet call for each full-size UNet shape (UNET_SHAPES): where its time goes. A third times the other tasks'
 predictors per face: each gaze estimator (GazeEstimator.estimate with the normalisation, and
 the model alone; the normalisation alone) and Looking-At-Me per face per frame
 (LookingPredictor.predict on 8 frames). Weights are freshly initialised:
