@@ -15,9 +15,9 @@ name holds it; ``--compile MODE`` adds each diffusion model sampled with
 ``sampling.compile=MODE`` (its compilation falls in the warm-up call). A second table
 times one UNet call for each full-size UNet shape (UNET_SHAPES): where its time goes. A
 third times the other tasks' predictors per face: each gaze estimator
-(GazeEstimator.estimate with the normalisation, and the model alone; the normalisation alone) and Looking-At-Me per face per frame
-(LookingPredictor.predict on 8 frames). Weights are freshly initialised:
-speed does not depend on them. Each number is the best of ``--repeats`` timed calls after one
+(GazeEstimator.estimate with the normalisation, and the model alone; the normalisation
+alone) and Looking-At-Me per face per frame (LookingPredictor.predict on 8 frames). Weights
+are freshly initialised: speed does not depend on them. Each number is the best of ``--repeats`` timed calls after one
 warm-up call, on ``--batch`` people in one image. Prints markdown tables.
 """
 import argparse
