@@ -17,8 +17,9 @@ times one UNet call for each full-size UNet shape (UNET_SHAPES): where its time 
 third times the other tasks' predictors per face: each gaze estimator
 (GazeEstimator.estimate with the normalisation, and the model alone; the normalisation
 alone) and Looking-At-Me per face per frame (LookingPredictor.predict on 8 frames). Weights
-are freshly initialised: speed does not depend on them. Each number is the best of ``--repeats`` timed calls after one
-warm-up call, on ``--batch`` people in one image. Prints markdown tables.
+are freshly initialised: speed does not depend on them. Each number is the best of
+``--repeats`` timed calls after one warm-up call, on ``--batch`` people in one image. Prints
+markdown tables.
 """
 import argparse
 import os
