@@ -15,8 +15,8 @@ On a machine with a CUDA GPU it measures, in this order:
    ``sampling.compile=reduce-overhead`` (CUDA graphs; a failed capture is reported in its
    row), and its input preparation alone, beside two ResNet-50 forward passes; and the
    initial noise of a batch with each ``sampling.noise``;
-3. the evaluation's wall time (``main.py --eval_weights``) on a test split of
-   ``--test_images`` images (GazeFollow's test set has 4,782) at 1 and 10 steps.
+3. the evaluation's wall time (``main.py --eval_weights``, ``--workers`` loader workers) on
+   a test split of ``--test_images`` images (GazeFollow's test set has 4,782) at 1 and 10 steps.
 
 It prints a markdown table and writes it to ``<out>/bench_gpu.md``. On a machine without a GPU
 it stops at once with one line.
@@ -133,7 +133,7 @@ def prediction_rows() -> list[tuple[str, str]]:
     return rows
 
 
-def evaluation_rows(test_images: int, out: Path) -> list[tuple[str, str]]:
+def evaluation_rows(test_images: int, workers: int, out: Path) -> list[tuple[str, str]]:
     rows, world = [], f"data.dataset_dir={out / 'test_world'}"
     run_main(["--tag", "eval_source", world, f"synthetic.num_test={test_images}",
               "synthetic.num_train=64", "run.halt_at_step=1", "run.resume=false"], out)
@@ -141,7 +141,7 @@ def evaluation_rows(test_images: int, out: Path) -> list[tuple[str, str]]:
     for steps in (1, 10):
         seconds, _ = run_main(["--eval_weights", str(run_dir), world,
                                f"synthetic.num_test={test_images}", f"sampling.steps={steps}",
-                               f"eval.batch_size={BATCH}"], out)
+                               f"eval.batch_size={BATCH}", f"data.num_workers={workers}"], out)
         rows.append((f"evaluation of {test_images} test images, {steps} step(s): wall s "
                      "(start-up included)", f"{seconds:.1f}"))
     return rows
@@ -165,7 +165,7 @@ def main() -> None:
     for bf16 in (True, False):
         rows.append((f"reference: two ResNet-50 forward + backward, AdamW, "
                      f"{'bf16' if bf16 else 'fp32'}: samples/s", f"{reference_training(bf16):.1f}"))
-    rows += prediction_rows() + evaluation_rows(args.test_images, out)
+    rows += prediction_rows() + evaluation_rows(args.test_images, args.workers, out)
     table = "\n".join([
         f"machine: {torch.cuda.get_device_name()}, {os.cpu_count()} CPU cores, "
         f"{platform.machine()}, torch {torch.__version__}; batch {BATCH}", "",
