@@ -30,7 +30,7 @@ from gazefollow.engine.state import (TrainParts, checkpoint_to_resume, epoch_bat
                                      load_start_weights, plan_run, restore_rng, resume_or_start,
                                      save)
 from gazefollow.engine.step import OptimizerStep, PendingLogs
-from gazefollow.engine.stopping import StopRequest, prepare_worker
+from gazefollow.engine.stopping import prepare_worker
 
 
 def run_dir_for(config: Config, task) -> Path:
@@ -109,7 +109,7 @@ def train(config: Config, task, log=print) -> TrainOutcome:
     printer, clock, bad_inputs = ProgressLog(state.total_steps, log), {"data_wait": 0.0}, []
     loop_start, first_step = time.perf_counter(), state.step
     pending = PendingLogs()  # each step's logs, on the device until a print step
-    with StopRequest(log) as stop, logs_written(pending, accelerator, step_log, printer):
+    with optimizer_step.stop as stop, logs_written(pending, accelerator, step_log, printer):
         while state.step < state.stop_step:
             for batch in timed(epoch_batches(accelerator, loader, state, config), clock):
                 bad_inputs += batch.pop(BAD_KEY)  # skip mode: named, counted, reported at the end
@@ -131,7 +131,7 @@ def train(config: Config, task, log=print) -> TrainOutcome:
                              state.step, run_dir, log, val_log)
                 if saves:
                     save(state, parts, config, run_dir, accelerator)
-                if stop.requested(accelerator):  # SIGINT / SIGTERM: end after this step
+                if stop.requested(accelerator, result.stop_anywhere):  # SIGINT / SIGTERM
                     state.stop_step, state.interrupted_by = state.step, stop.received
                 if state.step >= state.stop_step:
                     break

@@ -12,12 +12,14 @@ from gazefollow.config import Config
 from gazefollow.engine.checkpoint import CHECKPOINTS_DIR
 from gazefollow.engine.optimizer import ema_parameters
 from gazefollow.engine.state import RunState, TrainParts, save
+from gazefollow.engine.stopping import StopRequest
 
 
 @dataclass
 class StepResult:
     finite: bool  # False: the update was skipped (NaN/Inf loss or gradient on any process)
     losses: dict  # the last micro-batch's losses
+    stop_anywhere: bool = False  # a stop signal had reached some process by the guard
 
 
 class OptimizerStep:
@@ -35,6 +37,8 @@ class OptimizerStep:
         self.loss_fn, self.run_dir, self.log, self.in_a_row = task.training_losses, run_dir, log, 0
         self.loss_cfg = getattr(config, task.loss_section)  # the section the loss reads
         self.nonfinite_loss = torch.zeros(1, device=accelerator.device)
+        # Ctrl-C / SIGTERM, asked across processes in the guard's own collective
+        self.stop = StopRequest(log)
 
     def __call__(self, batch: dict) -> StepResult | None:
         """-> None for a micro-batch inside a step, the step's result at its last one."""
@@ -44,8 +48,9 @@ class OptimizerStep:
             accelerator.backward(losses["loss"])
             # every micro-batch's loss is checked, not only the last one's
             self.nonfinite_loss += (~torch.isfinite(losses["loss"].detach())).float()
-            finite = accelerator.sync_gradients and all_finite(accelerator, self.nonfinite_loss,
-                                                               parts.net)
+            finite, stop_anywhere = all_finite(
+                accelerator, self.nonfinite_loss, parts.net, self.stop.received is not None) \
+                if accelerator.sync_gradients else (False, False)
             if finite:
                 if optim.grad_clip > 0:
                     accelerator.clip_grad_norm_(parts.model.parameters(), optim.grad_clip)
@@ -64,7 +69,7 @@ class OptimizerStep:
                 parts.ema.step(ema_parameters(parts.net, self.config.optim))
         else:
             self._skipped()
-        return StepResult(finite, losses)
+        return StepResult(finite, losses, stop_anywhere)
 
     def _skipped(self) -> None:
         state, counters = self.state, self.state.counters
@@ -84,20 +89,26 @@ class OptimizerStep:
                 "then resume.")
 
 
-def all_finite(accelerator: Accelerator, nonfinite_loss: torch.Tensor, net) -> bool:
+def all_finite(accelerator: Accelerator, nonfinite_loss: torch.Tensor, net,
+               stop_here: bool = False) -> tuple[bool, bool]:
     """NaN/Inf guard: were this step's losses (``nonfinite_loss``: a count over its
     micro-batches) and every gradient finite, on every process (all processes must agree to
     skip, or DDP would hang on the next collective)? The gradients' total norm (one foreach
-    reduction) is finite exactly when every gradient is. This is the step's one host read.
-    Under fp16 the gradient scaler owns gradient overflow (it skips the step and lowers the
-    scale; skipping it here would keep the scale too high forever), so only the losses are
-    checked."""
+    reduction) is finite exactly when every gradient is. Under fp16 the gradient scaler owns
+    gradient overflow (it skips the step and lowers the scale; skipping it here would keep
+    the scale too high forever), so only the losses are checked.
+
+    The same collective carries ``stop_here`` (this process received a stop signal), so with
+    several processes the stop request costs no collective of its own. -> (finite, a stop
+    was asked on some process); this is the step's one host read."""
     bad = nonfinite_loss.detach().sum().reshape(1)
     grads = [p.grad for p in net.parameters() if p.grad is not None]
     if grads and accelerator.scaler is None:
         total = torch.nn.utils.get_total_norm(grads, foreach=True).float()
         bad = bad + (~torch.isfinite(total)).float().reshape(1)
-    return accelerator.reduce(bad, reduction="sum").item() == 0
+    flags = torch.cat([bad, torch.full_like(bad, float(stop_here))])
+    bad_sum, stops = accelerator.reduce(flags, reduction="sum").tolist()
+    return bad_sum == 0, stops > 0
 
 
 class PendingLogs:

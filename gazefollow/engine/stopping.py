@@ -63,13 +63,16 @@ class StopRequest:
         self.log(f"\n{self.received} received: finishing the current step, then saving "
                  "(Ctrl-C again aborts at once)")
 
-    def requested(self, accelerator) -> bool:
-        """Did any process receive a signal? (A collective with several processes, so they
-        all stop after the same step.)"""
+    def requested(self, accelerator, anywhere: bool | None = None) -> bool:
+        """Did any process receive a signal? With several processes all must answer alike, so
+        they stop after the same step: ``anywhere`` is the answer a collective already carried
+        (the NaN guard's, taken the same step on every process), else one is made here."""
         asked = self.received is not None
         if accelerator.num_processes > 1:
-            flag = torch.tensor([float(asked)], device=accelerator.device)
-            asked = accelerator.reduce(flag, reduction="sum").item() > 0
+            if anywhere is None:
+                flag = torch.tensor([float(asked)], device=accelerator.device)
+                anywhere = accelerator.reduce(flag, reduction="sum").item() > 0
+            asked = anywhere
             if asked and self.received is None:
                 self.received = "SIGTERM"  # another process's signal: the same stop
         return asked
