@@ -24,9 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from torch.utils.data import DataLoader  # noqa: E402
-
 from bench_training import launch  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
 
 from gazefollow.engine.order import EpochShuffle  # noqa: E402
 from gazefollow.engine.samples import collate_samples  # noqa: E402
