@@ -78,6 +78,29 @@ def test_windows_follow_each_track_as_in_training(trained, tmp_path):
                                                                 for p in people[3]], abs=1e-6)
 
 
+def test_a_gazepose_model_encodes_each_crop_once_and_predicts_as_on_windows(trained):
+    """The predictor encodes every crop once and reuses it in each window it falls in; that
+    equals GazePose run on the window of crops (the landmark prior is zero for given boxes)."""
+    from dataclasses import replace
+
+    from gazefollow.social.models.gazepose import GazePose
+    run_dir, _ = trained
+    config = LookingPredictor.from_pretrained(run_dir, device="cpu").config
+    config = replace(config, lam=replace(config.lam, model="gazepose",
+                                         gazepose_head_prior=False))
+    torch.manual_seed(0)
+    predictor = LookingPredictor(GazePose(config.model, config.lam), config, "cpu")
+    calls = []
+    predictor.model.base_model.register_forward_hook(lambda _m, args, _o: calls.append(
+        len(args[0])))
+    pictures, boxes, crops = _video(6, with_second=2)
+    people = predictor.predict(pictures, boxes)
+    assert sum(calls) == 8  # six crops of one face, two of the other: each once
+    for frame, positions in ((0, [0, 0, 0, 0, 1, 2, 3]), (4, [1, 2, 3, 4, 5, 5, 5])):
+        assert people[frame][0].probability == pytest.approx(
+            _direct(predictor, crops[0], positions), abs=1e-6)
+
+
 def test_a_gazepose_model_with_the_head_pose_prior_is_refused(trained):
     run_dir, _ = trained
     loaded = LookingPredictor.from_pretrained(run_dir, device="cpu")

@@ -113,6 +113,16 @@ class LookingPredictor:
         crop = Image.fromarray(rgb).crop(tuple(int(round(v)) for v in box))
         return to_tensor(crop.resize((size, size), Image.BILINEAR))
 
+    @torch.no_grad()
+    def _encode(self, rgb: np.ndarray, boxes: list) -> tuple:
+        """Each face crop of a frame through the frame encoder, once: a crop falls in the
+        windows of ``clip_length`` frames, and in eval mode its encoding does not depend on
+        them. -> (features [N, F], maps [N, C, h, w])"""
+        if not boxes:
+            return [], []
+        crops = torch.stack([self._crop(rgb, box) for box in boxes]).to(self.device)
+        return self.model.base_model(crops)
+
     def stream(self, frames, face_boxes=None):
         """(frame index, the frame as an RGB array, [Looking, ...]) for every frame, in order,
         ``clip_length // 2`` frames behind the input. ``frames``: an iterable of images
@@ -124,9 +134,10 @@ class LookingPredictor:
             rgb = np.asarray(as_rgb_image(image, name))
             faces = self._faces(rgb, None if face_boxes is None else face_boxes[index], name)
             ids = tracker.assign([box for box, _, _ in faces])
-            for track, (box, _, landmarks) in zip(ids, faces):
+            features, maps = self._encode(rgb, [box for box, _, _ in faces])
+            for k, (track, (box, _, landmarks)) in enumerate(zip(ids, faces)):
                 history.setdefault(track, []).append(
-                    (index, self._crop(rgb, box), landmark_prior(landmarks, box)))
+                    (index, (features[k], maps[k]), landmark_prior(landmarks, box)))
             pending.append((index, rgb, list(zip(ids, faces))))
             if len(pending) > self.half:
                 yield self._finish(pending.popleft(), history)
@@ -140,16 +151,17 @@ class LookingPredictor:
     @torch.no_grad()
     def _finish(self, entry, history: dict) -> tuple:
         index, rgb, faces = entry
-        windows, priors = [], []
+        windows, key_maps, priors = [], [], []
         for track, _ in faces:
             observed = history[track]
             position = next(k for k, (frame, _, _) in enumerate(observed) if frame == index)
             positions, _ = window(_Track(len(observed)), position, self.config.data.clip_length)
-            windows.append(torch.stack([observed[int(k)][1] for k in positions]))
+            windows.append(torch.stack([observed[int(k)][1][0] for k in positions]))
+            key_maps.append(observed[position][1][1])
             priors.append(observed[position][2])
         people = []
         if faces:
-            batch = {"faces": torch.stack(windows).to(self.device),
+            batch = {"frame_features": torch.stack(windows), "key_maps": torch.stack(key_maps),
                      "landmarks": torch.tensor(np.stack(priors), dtype=torch.float32,
                                                device=self.device),
                      "head_pose": torch.full((len(faces), 3), float("nan"), device=self.device)}

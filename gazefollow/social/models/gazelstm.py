@@ -57,12 +57,26 @@ class GazeLSTM(nn.Module):
         """(the LSTM's output at the middle frame [B, 2F], the middle frame's map)."""
         b, t = faces.shape[:2]
         features, maps = self.base_model(faces.flatten(0, 1))
-        out, _ = self.lstm(features.view(b, t, -1))
-        middle = t // 2
-        return out[:, middle].float(), maps.view(b, t, *maps.shape[1:])[:, middle]
+        key_maps = maps.view(b, t, *maps.shape[1:])[:, t // 2]
+        return self.temporal_from_frames(features.view(b, t, -1), key_maps)
+
+    def temporal_from_frames(self, features: torch.Tensor,
+                             key_maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``temporal_features`` from frames already encoded by ``base_model``: features
+        [B, T, F] and the middle frames' maps (a predictor on a video encodes each crop once,
+        not once per window it falls in)."""
+        out, _ = self.lstm(features)
+        return out[:, features.shape[1] // 2].float(), key_maps
+
+    def temporal(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """From ``batch["faces"]`` [B, T, 3, S, S], or from encoded frames when the batch holds
+        ``frame_features`` and ``key_maps``."""
+        if "frame_features" in batch:
+            return self.temporal_from_frames(batch["frame_features"], batch["key_maps"])
+        return self.temporal_features(batch["faces"])
 
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.last_layer(self.temporal_features(batch["faces"])[0])
+        return self.last_layer(self.temporal(batch)[0])
 
     def trainable_parts(self) -> dict:
         return {"backbone": [p for p in self.base_model.parameters() if p.requires_grad],

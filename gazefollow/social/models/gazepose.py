@@ -103,7 +103,7 @@ class GazePose(GazeLSTM):
         return torch.cat([head, marks], dim=1) + self.target
 
     def forward(self, batch: dict) -> torch.Tensor:
-        temporal, key_map = self.temporal_features(batch["faces"])
+        temporal, key_map = self.temporal(batch)
         memory = self.input_proj(key_map)
         b, d, h, w = memory.shape
         memory = memory.flatten(2).transpose(1, 2) + sine_positions(h, w, d, memory.device)
