@@ -114,13 +114,17 @@ def test_jitter_after_the_resizes_stays_close_to_jittering_the_whole_image(tiny_
 def test_the_torch_scene_resize_is_pil_within_one_grey_level(shape):
     from PIL import Image
 
-    from gazefollow.following.data.preprocess import resized_scene
+    from gazefollow.engine.images import to_tensor
+    from gazefollow.following.data.preprocess import resized_scene, scene_tensor
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (*shape, 3),
                                                               dtype=np.uint8))
     for size in (224, 64):
         pil = np.asarray(resized_scene(image, size, "pil")).astype(int)
         fast = np.asarray(resized_scene(image, size, "torch")).astype(int)
         assert fast.shape == (size, size, 3) and np.abs(fast - pil).max() <= 1
+        # the tensor path (no jitter) normalises the same bytes without a PIL round trip
+        assert torch.equal(scene_tensor(image, size, "torch"),
+                           to_tensor(resized_scene(image, size, "torch")))
 
 
 def test_a_torch_resized_training_view_matches_the_pil_one(tiny_world):

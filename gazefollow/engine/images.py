@@ -35,12 +35,16 @@ def image_size(file: Path, decode: bool) -> tuple[tuple[int, int] | None, str, s
 
 
 def to_tensor(image: Image.Image) -> torch.Tensor:
-    """PIL RGB -> ImageNet-normalised float tensor [3, H, W], contiguous. The channels are
-    moved while the pixels are still bytes and the arithmetic runs in place: the same
+    """PIL RGB -> ImageNet-normalised float tensor [3, H, W], contiguous (``normalise``)."""
+    return normalise(torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1))
+
+
+def normalise(pixels: torch.Tensor) -> torch.Tensor:
+    """8-bit RGB [3, H, W] -> ImageNet-normalised float, contiguous. The channels are made
+    contiguous while the pixels are still bytes and the arithmetic runs in place: the same
     float32 operations as (x / 255 - mean) / std, without the float64 copy and three
     temporaries (several times faster per image)."""
-    pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).contiguous()
-    return pixels.float().div_(255.0).sub_(IMAGENET_MEAN).div_(IMAGENET_STD)
+    return pixels.contiguous().float().div_(255.0).sub_(IMAGENET_MEAN).div_(IMAGENET_STD)
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,15 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from gazefollow.engine.images import ColorJitter, to_tensor
+from gazefollow.engine.images import ColorJitter, normalise, to_tensor
 from gazefollow.following.data.heatmap import enlarge_box, head_channel
+
+
+def _torch_resized(image: Image.Image, size: int) -> torch.Tensor:
+    """8-bit [3, S, S]: torch's antialiased bilinear filter on the image's bytes."""
+    pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None]
+    return F.interpolate(pixels.contiguous(memory_format=torch.channels_last), size=(size, size),
+                         mode="bilinear", antialias=True, align_corners=False)[0]
 
 
 def resized_scene(image: Image.Image, size: int, resize: str = "pil") -> Image.Image:
@@ -18,18 +25,17 @@ def resized_scene(image: Image.Image, size: int, resize: str = "pil") -> Image.I
     image is reduced, more when a small one is enlarged; about 5x faster)."""
     if resize != "torch":
         return image.resize((size, size), Image.BILINEAR)
-    pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None]
-    out = F.interpolate(pixels.contiguous(memory_format=torch.channels_last), size=(size, size),
-                        mode="bilinear", antialias=True, align_corners=False)
-    return Image.fromarray(out[0].permute(1, 2, 0).numpy())
+    return Image.fromarray(_torch_resized(image, size).permute(1, 2, 0).numpy())
 
 
 def scene_tensor(image: Image.Image, size: int, resize: str = "pil") -> torch.Tensor:
     """The scene as the model's input [3, S, S]: ``pil`` and ``torch`` resize the 8-bit image
-    (``resized_scene``), then normalise; ``antialias`` normalises the full image in float32,
-    then resizes it (bilinear with antialiasing: torchvision's ToTensor, Normalize, Resize on
-    a tensor, as Gaze-LLE prepares its input)."""
-    if resize != "antialias":
+    (``resized_scene``; ``torch`` stays a tensor), then normalise; ``antialias`` normalises
+    the full image in float32, then resizes it (bilinear with antialiasing: torchvision's
+    ToTensor, Normalize, Resize on a tensor, as Gaze-LLE prepares its input)."""
+    if resize == "torch":
+        return normalise(_torch_resized(image, size))
+    if resize == "pil":
         return to_tensor(resized_scene(image, size, resize))
     full = to_tensor(image).unsqueeze(0)
     return F.interpolate(full, size=(size, size), mode="bilinear", align_corners=False,
