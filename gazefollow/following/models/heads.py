@@ -219,21 +219,6 @@ class RegressionHead(nn.Module):
                 draws: int = 1, first_draw: int = 0, trajectory: list | None = None) -> np.ndarray:
         return self.decoder(cond)[:, 0].float().cpu().numpy()
 
-    def __getstate__(self) -> dict:
-        # compiled graphs belong to this object: a copy (the EMA's) compiles its own
-        return {**self.__dict__, "compiled": {}}
-
-    def sampling_model(self, sampling):
-        """What the sampler calls: this head, or its guided form, compiled with
-        ``sampling.compile`` (kept, so later batches reuse the compiled graphs)."""
-        model = self if sampling.cond_scale == 1 else GuidedDenoiser(self, sampling)
-        if sampling.compile == "none":
-            return model
-        key = (sampling.compile, sampling.cond_scale, sampling.rescaled_phi)
-        if key not in self.compiled:
-            self.compiled[key] = CompiledDenoiser(model, sampling.compile)
-        return self.compiled[key]
-
     @staticmethod
     def step_counts(config) -> list[int]:
         return [1]
