@@ -84,7 +84,6 @@ class CompiledDenoiser:
     def __init__(self, model, mode: str):
         options = {"backend": "eager"} if mode == "eager" else {
             "mode": None if mode == "default" else mode}
-        self.model = model
         self.denoise = torch.compile(model.denoise, fullgraph=True, dynamic=False, **options)
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import signal
 import threading
 
-import torch
-
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -63,15 +61,12 @@ class StopRequest:
         self.log(f"\n{self.received} received: finishing the current step, then saving "
                  "(Ctrl-C again aborts at once)")
 
-    def requested(self, accelerator, anywhere: bool | None = None) -> bool:
+    def requested(self, accelerator, anywhere: bool) -> bool:
         """Did any process receive a signal? With several processes all must answer alike, so
-        they stop after the same step: ``anywhere`` is the answer a collective already carried
-        (the NaN guard's, taken the same step on every process), else one is made here."""
+        they stop after the same step: ``anywhere`` is the answer the NaN guard's collective
+        carried (``step.all_finite``, taken the same step on every process)."""
         asked = self.received is not None
         if accelerator.num_processes > 1:
-            if anywhere is None:
-                flag = torch.tensor([float(asked)], device=accelerator.device)
-                anywhere = accelerator.reduce(flag, reduction="sum").item() > 0
             asked = anywhere
             if asked and self.received is None:
                 self.received = "SIGTERM"  # another process's signal: the same stop

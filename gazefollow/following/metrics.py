@@ -28,9 +28,8 @@ def heatmap_argmax(heatmap) -> tuple[float, float]:
     Protocol: Chong et al. 2020 / GazeFollow evaluation (argmax of the 64x64 output map).
     Ties go to the first pixel in row-major order.
     """
-    heatmap = _numpy(heatmap).squeeze()
-    iy, ix = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
-    return ix / heatmap.shape[1], iy / heatmap.shape[0]
+    x, y = heatmap_argmaxes(_numpy(heatmap).squeeze())
+    return float(x), float(y)
 
 
 def heatmap_argmaxes(heatmaps) -> np.ndarray:
