@@ -45,7 +45,7 @@ def test_flip_mirrors_image_box_and_point(tiny_world):
     flipped = _train_dataset(tiny_world, AugmentSettings(box_jitter=0, crop=0, flip=1, color=0))
     position = next(k for k, i in enumerate(plain.instances) if i.inout == 1)
     a, b = plain[position], flipped[(position, 0)]
-    assert torch.allclose(a["image"].flip(-1), b["image"], atol=1e-5)
+    assert torch.equal(a["image"].flip(-1), b["image"]) and a["image"].dtype == torch.uint8
     assert b["gaze_points"][0, 0] == pytest.approx(1 - a["gaze_points"][0, 0])
     x0, _, x1, _ = a["head_box"].tolist()
     assert b["head_box"][[0, 2]].tolist() == pytest.approx([1 - x1, 1 - x0], abs=1e-6)
@@ -93,7 +93,7 @@ def test_jitter_after_the_resizes_stays_close_to_jittering_the_whole_image(tiny_
     the whole view: within about a grey level of jittering the image first."""
     from PIL import Image
 
-    from gazefollow.engine.images import IMAGENET_STD, ColorJitter
+    from gazefollow.engine.images import ColorJitter
     from gazefollow.following.data.preprocess import model_inputs
     root, _ = tiny_world
     image = Image.open(next(iter(sorted(root.rglob("*.jpg"))))).convert("RGB")
@@ -104,7 +104,7 @@ def test_jitter_after_the_resizes_stays_close_to_jittering_the_whole_image(tiny_
         later = model_inputs(image, box, 64, 32, 0.1, color=color)
         first = model_inputs(color.apply(image), box, 64, 32, 0.1)
         for key in ("image", "face"):
-            levels = ((later[key] - first[key]) * IMAGENET_STD * 255).abs()
+            levels = (later[key].int() - first[key].int()).abs().float()
             assert levels.mean() < 1.5, key
         unjittered = model_inputs(image, box, 64, 32, 0.1)
         assert not torch.equal(later["image"], unjittered["image"])
@@ -114,7 +114,7 @@ def test_jitter_after_the_resizes_stays_close_to_jittering_the_whole_image(tiny_
 def test_the_torch_scene_resize_is_pil_within_one_grey_level(shape):
     from PIL import Image
 
-    from gazefollow.engine.images import to_tensor
+    from gazefollow.engine.images import pixels
     from gazefollow.following.data.preprocess import resized_scene, scene_tensor
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (*shape, 3),
                                                               dtype=np.uint8))
@@ -122,23 +122,65 @@ def test_the_torch_scene_resize_is_pil_within_one_grey_level(shape):
         pil = np.asarray(resized_scene(image, size, "pil")).astype(int)
         fast = np.asarray(resized_scene(image, size, "torch")).astype(int)
         assert fast.shape == (size, size, 3) and np.abs(fast - pil).max() <= 1
-        # the tensor path (no jitter) normalises the same bytes without a PIL round trip
+        # the tensor path (no jitter) gives the same bytes without a PIL round trip
         assert torch.equal(scene_tensor(image, size, "torch"),
-                           to_tensor(resized_scene(image, size, "torch")))
+                           pixels(resized_scene(image, size, "torch")))
 
 
 def test_a_torch_resized_training_view_matches_the_pil_one(tiny_world):
     from PIL import Image
 
-    from gazefollow.engine.images import IMAGENET_STD, ColorJitter
+    from gazefollow.engine.images import ColorJitter
     from gazefollow.following.data.preprocess import model_inputs
     root, _ = tiny_world
     image = Image.open(next(iter(sorted(root.rglob("*.jpg"))))).convert("RGB")
     box = np.array([30.0, 20.0, 50.0, 40.0])
     # a grey level of the resize, grown by the jitter's factors (and its mean grey, by one)
-    for jitter, scene_levels, face_levels in ((None, 1, 0), (ColorJitter(1.2, 0.8, 1.1), 3, 1)):
+    for jitter, scene_levels, face_levels in ((None, 1, 1), (ColorJitter(1.2, 0.8, 1.1), 3, 3)):
         pil = model_inputs(image, box, 64, 32, 0.1, "pil", color=jitter)
         fast = model_inputs(image, box, 64, 32, 0.1, "torch", color=jitter)
         for key, bound in (("image", scene_levels), ("face", face_levels)):
-            levels = ((pil[key] - fast[key]) * IMAGENET_STD * 255).abs()
-            assert levels.max() <= bound + 0.01, key
+            assert (pil[key].int() - fast[key].int()).abs().max() <= bound, key
+
+
+@pytest.mark.parametrize("scene_resize", ["pil", "torch", "antialias"])
+@pytest.mark.parametrize("head_inputs", ["ours", "chong", "chong_demo"])
+def test_a_mirrored_view_is_the_mirrored_image_byte_for_byte(scene_resize, head_inputs):
+    """model_inputs mirrors the resized scene and face instead of the whole image: the bytes
+    must be those of the mirrored image, for odd and even widths, enlarged and reduced."""
+    from PIL import Image
+
+    from gazefollow.engine.images import ColorJitter
+    from gazefollow.following.data.augment import mirror
+    from gazefollow.following.data.preprocess import model_inputs
+    rng = np.random.default_rng(3)
+    for width, height in ((640, 480), (97, 61), (301, 200), (40, 90)):
+        image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+        for _ in range(6):
+            x0, y0 = rng.uniform(0, width - 8), rng.uniform(0, height - 8)
+            box = np.array([x0, y0, rng.uniform(x0 + 4, width), rng.uniform(y0 + 4, height)])
+            color = ColorJitter.draw(rng, 0.5) if rng.uniform() < 0.5 else None
+            seen, _ = mirror(box, np.zeros((0, 2)), width)
+            expected = model_inputs(image.transpose(Image.FLIP_LEFT_RIGHT), seen, 64, 32, 0.1,
+                                    scene_resize, head_inputs, color=color)
+            got = model_inputs(image, seen, 64, 32, 0.1, scene_resize, head_inputs,
+                               color=color, mirrored=True)
+            for key in expected:
+                assert torch.equal(got[key], expected[key]), (key, width, box)
+
+
+def test_a_batch_of_bytes_is_normalised_as_its_samples_were(tiny_world):
+    """The datasets give 8-bit pictures; GazeModel.encode normalises the batch at once, to the
+    float inputs each sample had before."""
+    from gazefollow.engine.images import to_tensor
+    from gazefollow.engine.samples import collate_samples
+    from gazefollow.following.models.gaze_model import normalised_pictures
+    from PIL import Image
+    dataset = _train_dataset(tiny_world, None)
+    samples = [dataset[p] for p in range(3)]
+    batch = normalised_pictures(collate_samples(samples))
+    for k, sample in enumerate(samples):
+        for key in ("image", "face"):
+            picture = Image.fromarray(sample[key].permute(1, 2, 0).numpy())
+            assert torch.equal(batch[key][k], to_tensor(picture))
+    assert normalised_pictures(batch)["image"] is batch["image"]  # floats pass as given

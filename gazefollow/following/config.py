@@ -10,10 +10,11 @@ from typing import Optional
 @dataclass
 class FollowingData:
     input_size: int = 224  # scene input (px)
-    # pil: the 8-bit image resized by PIL, then normalised | torch: the same filter by torch
-    # on the bytes, within one grey level of PIL's, about 5x faster (a choice for new runs:
-    # a model is best evaluated with the resize it was trained with) | antialias: normalised,
-    # then resized in float (torchvision's tensor Resize: Gaze-LLE's preprocessing)
+    # pil: the 8-bit scene and face resized by PIL | torch: the same filter by torch on the
+    # bytes, for the scene and the face, within one grey level of PIL's, about 5x faster (a
+    # choice for new runs: a model is best evaluated with the resize it was trained with) |
+    # antialias: the scene normalised, then resized in float (torchvision's tensor Resize:
+    # Gaze-LLE's preprocessing), the face by PIL
     scene_resize: str = "pil"
     output_size: int = 64  # heatmap (px)
     heatmap_sigma: float = 3.0  # Gaussian sigma at a 64 px heatmap; scaled to output_size

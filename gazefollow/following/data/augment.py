@@ -53,23 +53,38 @@ def random_crop(image: Image.Image, box: np.ndarray, points: np.ndarray,
             points - offset if len(points) else points)
 
 
-def flip(image: Image.Image, box: np.ndarray,
-         points: np.ndarray) -> tuple[Image.Image, np.ndarray, np.ndarray]:
-    """Mirror left-right: x -> W - x (continuous pixel coordinates)."""
-    width = image.size[0]
+def mirror(box: np.ndarray, points: np.ndarray,
+           width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The box and points of the left-right mirror of an image ``width`` wide: x -> W - x
+    (continuous pixel coordinates)."""
     box = np.array([width - box[2], box[1], width - box[0], box[3]])
     if len(points):
         points = np.column_stack([width - points[:, 0], points[:, 1]])
-    return image.transpose(Image.FLIP_LEFT_RIGHT), box, points
+    return box, points
+
+
+@dataclass
+class View:
+    """One training view of an image. ``image`` and ``depth`` are as cropped; when ``mirrored``
+    the view is their left-right mirror, and ``box`` and ``points`` are already in its pixels:
+    ``model_inputs`` mirrors the resized scene and face, which gives the same bytes as
+    mirroring the whole image first. ``color``: the view's colour jitter, or None."""
+
+    image: Image.Image
+    box: np.ndarray
+    points: np.ndarray
+    depth: Image.Image | None = None
+    color: ColorJitter | None = None
+    mirrored: bool = False
 
 
 def augment(image: Image.Image, box: np.ndarray, points: np.ndarray, rng: np.random.Generator,
-            settings: AugmentSettings, depth: Image.Image | None = None) -> tuple:
-    """One training view: (image, head box xyxy, in-frame gaze points [N, 2], depth, colour
-    jitter), in pixels; a ``depth`` map of the image's size is cropped and flipped with it
-    (never colour-jittered), else None. The colour jitter (``ColorJitter`` or None) is drawn
-    here and applied by ``model_inputs`` to the resized scene and face: jittering the whole
-    image cost more than the rest of the augmentations together.
+            settings: AugmentSettings, depth: Image.Image | None = None) -> View:
+    """One training view (``View``): head box xyxy and in-frame gaze points [N, 2] in pixels;
+    a ``depth`` map of the image's size is cropped and mirrored with it (never
+    colour-jittered). The colour jitter is drawn here and applied by ``model_inputs`` to the
+    resized scene and face: jittering the whole image cost more than the rest of the
+    augmentations together.
 
     An out-of-frame person has no points: the crop then only keeps the head, and the person
     stays out of frame. Which augmentations apply is drawn first, in a fixed order, so changing
@@ -89,8 +104,8 @@ def augment(image: Image.Image, box: np.ndarray, points: np.ndarray, rng: np.ran
             depth = depth.crop((int(x0), int(y0), int(x0) + image.size[0],
                                                int(y0) + image.size[1]))
         box = cropped_box
-    if draws[2] < settings.flip:
-        image, box, points = flip(image, box, points)
-        depth = None if depth is None else depth.transpose(Image.FLIP_LEFT_RIGHT)
+    mirrored = bool(draws[2] < settings.flip)
+    if mirrored:
+        box, points = mirror(box, points, image.size[0])
     color = ColorJitter.draw(rng, settings.color_range) if draws[3] < settings.color else None
-    return image, box, points, depth, color
+    return View(image, box, points, depth, color, mirrored)

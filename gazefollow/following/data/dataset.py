@@ -1,6 +1,7 @@
 """The dataset shared by every reader: head instances -> documented sample dicts."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from gazefollow.engine.samples import BAD_KEY, BadInput
-from gazefollow.following.data.augment import AugmentSettings, augment
+from gazefollow.following.data.augment import AugmentSettings, View, augment
 from gazefollow.following.data.depth import depth_channels, depth_path, read_depth
 from gazefollow.following.data.heatmap import gaussian_heatmap, pad_points
 from gazefollow.following.data.instances import HeadInstance, pixel_box, usable_box
@@ -19,8 +20,8 @@ from gazefollow.following.data.preprocess import model_inputs
 class HeadDataset(Dataset):
     """Head instances of one split, as sample dicts.
 
-    Sample keys: ``image`` [3, S, S] (ImageNet-normalised), ``head_channel`` [1, S, S],
-    ``face`` [3, F, F], ``heatmap`` [1, O, O] (Gaussian, peak 1; zeros out of frame),
+    Sample keys: ``image`` [3, S, S] and ``face`` [3, F, F] (8-bit pixels, which the model
+    normalises; ``preprocess.model_inputs``), ``head_channel`` [1, S, S], ``heatmap`` [1, O, O] (Gaussian, peak 1; zeros out of frame),
     ``gaze_points`` [20, 2] (normalised, -1 padding), ``inout`` (1 in frame, 0 out),
     ``head_box`` [4] (normalised xyxy, after quirk fixes), ``index`` (sample id), ``position``
     (in this dataset), ``path``,
@@ -59,7 +60,8 @@ class HeadDataset(Dataset):
     def _load_image(self, instance: HeadInstance) -> Image.Image:
         file = self.root / instance.path
         try:
-            with Image.open(file) as image:
+            # read in one call: PIL reading the file piece by piece took longer than the read
+            with Image.open(io.BytesIO(file.read_bytes())) as image:
                 image.load()  # an RGB file is used as read, not copied by convert
                 return image if image.mode == "RGB" else image.convert("RGB")
         except (OSError, ValueError) as err:
@@ -101,21 +103,23 @@ class HeadDataset(Dataset):
             depth = read_depth(depth_path(self.root / instance.path, self.depth_suffix),
                                image.size, instance.rows)
         rng = np.random.default_rng([self.seed, epoch, instance.index if view is None else view])
-        color = None
+        shown = View(image, box, points, depth)
         if self.augment is not None:
-            image, box, points, depth, color = augment(image, box, points, rng, self.augment,
-                                                       depth)
+            shown = augment(image, box, points, rng, self.augment, depth)
         # random target widths per view (drawn after the augmentations, so switching them does
         # not change those)
         sigma = self.heatmap_sigma * (rng.uniform(0.5, 1.5) if self.random_sigma else 1.0)
         if self.sigma_randint:
             sigma = float(rng.integers(self.sigma_randint[0], self.sigma_randint[1] + 1))
-        view_w, view_h = image.size
-        points = points / [view_w, view_h]
-        extra = {} if depth is None else {"depth": depth_channels(depth, self.input_size)}
+        points = shown.points / shown.image.size
+        extra = {}
+        if shown.depth is not None:
+            extra["depth"] = depth_channels(shown.depth, self.input_size)
+            extra["depth"] = extra["depth"].flip(-1) if shown.mirrored else extra["depth"]
         return {
-            **model_inputs(image, box, self.input_size, self.face_size, self.head_enlarge,
-                            self.scene_resize, self.head_inputs, color=color),
+            **model_inputs(shown.image, shown.box, self.input_size, self.face_size,
+                           self.head_enlarge, self.scene_resize, self.head_inputs,
+                           color=shown.color, mirrored=shown.mirrored),
             **extra,
             "heatmap": gaussian_heatmap(points, self.output_size, sigma),
             "gaze_points": pad_points(points),

@@ -7,15 +7,20 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from gazefollow.engine.images import ColorJitter, normalise, to_tensor
+from gazefollow.engine.images import ColorJitter, pixels, to_tensor
 from gazefollow.following.data.heatmap import enlarge_box, head_channel
 
 
-def _torch_resized(image: Image.Image, size: int) -> torch.Tensor:
-    """8-bit [3, S, S]: torch's antialiased bilinear filter on the image's bytes."""
-    pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None]
+def _torch_resized(array: np.ndarray, size: int) -> torch.Tensor:
+    """8-bit [H, W, 3] -> 8-bit [3, S, S], contiguous: torch's antialiased bilinear filter."""
+    pixels = torch.from_numpy(array).permute(2, 0, 1)[None]
     return F.interpolate(pixels.contiguous(memory_format=torch.channels_last), size=(size, size),
-                         mode="bilinear", antialias=True, align_corners=False)[0]
+                         mode="bilinear", antialias=True, align_corners=False)[0].contiguous()
+
+
+def as_picture(pixels: torch.Tensor) -> Image.Image:
+    """8-bit [3, H, W] -> a PIL RGB image."""
+    return Image.fromarray(pixels.permute(1, 2, 0).numpy())
 
 
 def resized_scene(image: Image.Image, size: int, resize: str = "pil") -> Image.Image:
@@ -25,18 +30,34 @@ def resized_scene(image: Image.Image, size: int, resize: str = "pil") -> Image.I
     image is reduced, more when a small one is enlarged; about 5x faster)."""
     if resize != "torch":
         return image.resize((size, size), Image.BILINEAR)
-    return Image.fromarray(_torch_resized(image, size).permute(1, 2, 0).numpy())
+    return as_picture(_torch_resized(np.array(image), size))
+
+
+def resized_face(image: Image.Image, window: tuple, size: int, resize: str = "pil",
+                 array: np.ndarray | None = None) -> torch.Tensor:
+    """The face: the integer ``window`` (xyxy; black outside the image, as PIL crops) as 8-bit
+    [3, F, F], by PIL's bilinear filter, or with ``resize="torch"`` by torch's (within one grey
+    level of PIL's), cut from ``array`` (the image's bytes, when the caller has them) without
+    a copy."""
+    if resize != "torch":
+        return pixels(image.crop(window).resize((size, size), Image.BILINEAR))
+    x0, y0, x1, y1 = window
+    inside = 0 <= x0 < x1 <= image.size[0] and 0 <= y0 < y1 <= image.size[1]
+    if array is None or not inside:
+        return _torch_resized(np.array(image.crop(window)), size)
+    return _torch_resized(array[y0:y1, x0:x1], size)
 
 
 def scene_tensor(image: Image.Image, size: int, resize: str = "pil") -> torch.Tensor:
-    """The scene as the model's input [3, S, S]: ``pil`` and ``torch`` resize the 8-bit image
-    (``resized_scene``; ``torch`` stays a tensor), then normalise; ``antialias`` normalises
-    the full image in float32, then resizes it (bilinear with antialiasing: torchvision's
-    ToTensor, Normalize, Resize on a tensor, as Gaze-LLE prepares its input)."""
+    """The scene input [3, S, S]: ``pil`` and ``torch`` give the resized image's 8-bit pixels
+    (``resized_scene``; ``torch`` stays a tensor), which the model normalises on its device
+    (``GazeModel.encode``); ``antialias`` normalises the full image in float32, then resizes
+    it (bilinear with antialiasing: torchvision's ToTensor, Normalize, Resize on a tensor, as
+    Gaze-LLE prepares its input)."""
     if resize == "torch":
-        return normalise(_torch_resized(image, size))
+        return _torch_resized(np.array(image), size)
     if resize == "pil":
-        return to_tensor(resized_scene(image, size, resize))
+        return pixels(resized_scene(image, size, resize))
     full = to_tensor(image).unsqueeze(0)
     return F.interpolate(full, size=(size, size), mode="bilinear", align_corners=False,
                          antialias=True)[0]
@@ -64,48 +85,74 @@ def chong_head_channel(box: np.ndarray, width: int, height: int, size: int) -> t
     return mask
 
 
-def _head_crop_and_channel(image: Image.Image, head_box: np.ndarray, input_size: int,
-                           head_enlarge: float, head_inputs: str) -> tuple:
+def _face_window_and_channel(image: Image.Image, head_box: np.ndarray, input_size: int,
+                             head_enlarge: float, head_inputs: str, mirrored: bool) -> tuple:
+    """(the face's integer crop window in ``image``, the head channel)."""
     width, height = image.size
     if head_inputs == "ours":
         face_box = enlarge_box(head_box, head_enlarge, width, height)
-        crop = tuple(int(round(v)) for v in face_box)
-        return image.crop(crop), head_channel(head_box, width, height, input_size)
-    box = chong_box(head_box, head_enlarge)
-    # their dataset crops at int() of the box; their demo hands PIL the floats (rounded)
-    crop = tuple(int(v) for v in box) if head_inputs == "chong" else tuple(box.tolist())
-    return image.crop(crop), chong_head_channel(box, width, height, input_size)
+        window = tuple(int(round(v)) for v in face_box)
+        channel = head_channel(head_box, width, height, input_size)
+    else:
+        box = chong_box(head_box, head_enlarge)
+        # their dataset crops at int() of the box; their demo hands PIL the floats, which
+        # PIL rounds
+        window = tuple(int(v) if head_inputs == "chong" else int(round(v)) for v in box)
+        channel = chong_head_channel(box, width, height, input_size)
+    if mirrored:  # the same window of the mirrored image, found in the image itself
+        window = (width - window[2], window[1], width - window[0], window[3])
+    return window, channel
+
+
+def _jittered(color: ColorJitter, scene: Image.Image, face: torch.Tensor) -> tuple:
+    """The resized scene and face jittered (two small pictures instead of the whole image),
+    the contrast of both towards the mean grey of the view (its resized scene)."""
+    scene = color.brighten(scene)
+    mean = color.grey_mean(scene)
+    return (pixels(color.apply(scene, mean, brightened=True)),
+            pixels(color.apply(as_picture(face), mean)))
 
 
 def model_inputs(image: Image.Image, head_box: np.ndarray, input_size: int, face_size: int,
                  head_enlarge: float, scene_resize: str = "pil", head_inputs: str = "ours",
-                 scene: torch.Tensor | None = None, color: ColorJitter | None = None) -> dict:
+                 scene: torch.Tensor | None = None, color: ColorJitter | None = None,
+                 mirrored: bool = False) -> dict:
     """An RGB image and one person's head box (pixels xyxy, inside the image) -> the encoder's
-    inputs: ``image`` [3, S, S] (ImageNet-normalised, ``scene_tensor``), ``head_channel``
-    [1, S, S], ``face`` [3, F, F] (with ``head_inputs="ours"`` the box enlarged by
-    ``head_enlarge`` per side, clamped, resized; "chong" / "chong_demo": ``chong_box``) and
-    ``head_box`` [4] (normalised xyxy, as given). ``scene``: the image's ``scene_tensor``
-    when the caller already has it (the people of one image share it). ``color``: a training
-    view's colour jitter, applied to the resized scene and face (the float ``antialias``
-    resize takes the jittered whole image)."""
+    inputs: ``image`` [3, S, S] (``scene_tensor``: 8-bit pixels, or normalised floats with
+    ``antialias``), ``head_channel`` [1, S, S], ``face`` [3, F, F] (8-bit pixels,
+    ``resized_face``; with ``head_inputs="ours"`` the box enlarged by ``head_enlarge`` per
+    side, clamped; "chong" / "chong_demo": ``chong_box``) and ``head_box`` [4] (normalised
+    xyxy, as given). ``GazeModel.encode`` normalises 8-bit pictures on the model's device: a
+    batch of bytes is a quarter of the floats to stack and to copy to a GPU.
+
+    ``scene``: the image's ``scene_tensor`` when the caller already has it (the people of one
+    image share it). ``color``: a training view's colour jitter, applied to the resized scene
+    and face. ``mirrored``: the view is the left-right mirror of ``image`` (``head_box`` is in
+    the view's pixels); the scene and face are mirrored after their resizes, which gives the
+    same bytes as resizing the mirrored image (the filters are symmetric; tested) without
+    copying the whole image once more. The float ``antialias`` resize takes the mirrored and
+    jittered whole image."""
     width, height = image.size
-    if color is not None and scene_resize == "antialias":
-        image, color = color.apply(image), None
-    crop, channel = _head_crop_and_channel(image, head_box, input_size, head_enlarge,
-                                           head_inputs)
-    face = crop.resize((face_size, face_size), Image.BILINEAR)
+    if scene_resize == "antialias" and (color is not None or mirrored):
+        image = image.transpose(Image.FLIP_LEFT_RIGHT) if mirrored else image
+        image, color, mirrored = color.apply(image) if color else image, None, False
+    window, channel = _face_window_and_channel(image, head_box, input_size, head_enlarge,
+                                               head_inputs, mirrored)
+    # torch resizes the scene and the face from one copy of the bytes
+    array = np.array(image) if scene_resize == "torch" and scene is None else None
+    face = resized_face(image, window, face_size, scene_resize, array)
     if color is not None:
-        # jittered after the resizes: two small pictures instead of the whole image, the
-        # contrast of both towards the mean grey of the view (its resized scene)
-        resized = color.brighten(resized_scene(image, input_size, scene_resize))
-        mean = color.grey_mean(resized)
-        scene, face = to_tensor(color.apply(resized, mean, brightened=True)), \
-            color.apply(face, mean)
+        resized = (as_picture(_torch_resized(array, input_size)) if array is not None
+                   else resized_scene(image, input_size, scene_resize))
+        scene, face = _jittered(color, resized, face)
     elif scene is None:
-        scene = scene_tensor(image, input_size, scene_resize)
+        scene = (_torch_resized(array, input_size) if array is not None
+                 else scene_tensor(image, input_size, scene_resize))
+    if mirrored:
+        scene, face = scene.flip(-1), face.flip(-1)
     return {
         "image": scene,
         "head_channel": channel,
-        "face": to_tensor(face),
+        "face": face,
         "head_box": torch.tensor(head_box / [width, height, width, height], dtype=torch.float32),
     }

@@ -6,11 +6,23 @@ import torch
 from torch import nn
 
 from gazefollow.backbones.resnet import ResNet
+from gazefollow.engine.images import normalise
 from gazefollow.following.config import frozen_parts
 from gazefollow.following.encoders import build_encoder
 from gazefollow.following.models.conditioning import Conditioning
 from gazefollow.following.models.heads import build_head
 from gazefollow.following.models.temporal import TemporalFusion, clip_inputs
+
+
+PICTURE_KEYS = ("image", "face", "clip_image", "clip_face")
+
+
+def normalised_pictures(batch: dict) -> dict:
+    """The batch with its 8-bit pictures (``PICTURE_KEYS``, as the datasets and the predictor
+    give them) ImageNet-normalised where they are; float ones are used as given."""
+    changed = {key: normalise(batch[key]) for key in PICTURE_KEYS
+               if key in batch and batch[key].dtype == torch.uint8}
+    return {**batch, **changed} if changed else batch
 
 
 class InOutHead(nn.Module):
@@ -88,7 +100,9 @@ class GazeModel(nn.Module):
 
     def encode(self, batch: dict) -> Conditioning:
         """The encoder's Conditioning with the in/out logit [B] added. A temporal model
-        encodes each frame of the clip (``clip_*`` inputs) once, then fuses them over time."""
+        encodes each frame of the clip (``clip_*`` inputs) once, then fuses them over time.
+        8-bit pictures are normalised here, on the model's device (``normalised_pictures``)."""
+        batch = normalised_pictures(batch)
         if self.streams is not None:
             cond = self._encode_recurrent(batch)
         elif self.temporal is None:
