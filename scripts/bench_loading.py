@@ -1,6 +1,7 @@
 """Data-loading speed: samples/second per loader at 224 px, against the training step.
 
-    python scripts/bench_loading.py [--images 320] [--steps 2] [--out outputs/bench_loading]
+    python scripts/bench_loading.py [--images 320] [--steps 2] [--wait_steps 40]
+        [--workers 0 1 2 ...] [--scene_resize pil torch] [--out outputs/bench_loading]
 
 For each reader (GazeFollow, VideoAttentionTarget, GOO) it writes the synthetic world at
 640x480 (about the size of real GazeFollow images) in that dataset's real layout, then measures,
@@ -12,6 +13,9 @@ training's loaders are). It also times full-size training steps (configs/gaze.ya
 on preloaded batches, so the table shows how many samples per second the model consumes, and
 trains the default experiment through the engine for ``--wait_steps`` steps for the share of
 its loop spent waiting for data. Prints a markdown table.
+
+For a quick comparison of two versions of the code (the script copied into each checkout):
+``--workers 0 --steps 0 --wait_steps 0`` times the main process only.
 """
 import argparse
 import itertools
@@ -103,8 +107,11 @@ def main() -> None:
                         help="steps of the default experiment timed for the data-wait share")
     parser.add_argument("--scene_resize", nargs="+", default=["pil", "torch"],
                         help="data.scene_resize values timed for every reader")
+    parser.add_argument("--workers", type=int, nargs="+", default=WORKERS,
+                        help="loader workers timed (0: the main process, always timed)")
     parser.add_argument("--out", default="outputs/bench_loading")
     args = parser.parse_args()
+    workers = sorted({0, *args.workers})
     out, batch_size, rows = Path(args.out), 32, []
     world = ["synthetic.width=640", "synthetic.height=480", f"synthetic.num_train={args.images}",
              "synthetic.num_test=16"]
@@ -120,35 +127,44 @@ def main() -> None:
                      f"{8 * batch_size} so prefetching does not dominate the timing")
         # the main process's rate, the one ms per sample comes from: the best of 3 epochs
         rates = {w: max(loader_rate(dataset, w, batch_size) for _ in range(3 if w == 0 else 1))
-                 for w in WORKERS}
+                 for w in workers}
         label = name if resize == "pil" else f"{name}, data.scene_resize={resize}"
         rows.append((label, rates))
         print(f"{label}: {rates}", flush=True)
-    step = train_step_seconds(full_size_config(
-        "data.source_dataset=gazefollow", f"data.dataset_dir={out / 'gazefollow'}", *world),
-        args.steps)
-    needed = batch_size / step
-    default_loader, default_needed = default_experiment_row(out, args.images, args.steps)
-    engine = launch(1, args.wait_steps, out / "engine")
     print(f"\nmachine: {torch.get_num_threads()} torch threads, {sys.platform}; images 640x480 "
           "JPEG; augmentations on; scene and face at 224 px, heatmap 64 px\n")
-    more = [w for w in WORKERS if w > 0]
+    print_loader_table(rows, workers)
+    if args.steps:
+        step = train_step_seconds(full_size_config(
+            "data.source_dataset=gazefollow", f"data.dataset_dir={out / 'gazefollow'}", *world),
+            args.steps)
+        default_loader, default_needed = default_experiment_row(out, args.images, args.steps)
+        print(f"\nfull-size training step (configs/gaze.yaml, batch {batch_size}, preloaded "
+              f"batch): {step:.2f} s/step = {batch_size / step:.2f} samples/s consumed by the "
+              f"model; loader with 2 workers / model: "
+              + ", ".join(f"{name} {rates.get(2, 0) * step / batch_size:.0f}x"
+                          for name, rates in rows))
+        print(f"default CPU experiment (64 px, 256x192 images, num_workers 0): loader "
+              f"{default_loader:.1f} samples/s in the main process, model "
+              f"{default_needed:.1f} samples/s (loader / model "
+              f"{default_loader / default_needed:.1f}x)")
+    if args.wait_steps:
+        engine = launch(1, args.wait_steps, out / "engine")
+        print(f"default CPU experiment through the engine ({args.wait_steps} steps, 1 process, "
+              f"its train_stats.json): {engine['samples_per_second']:.1f} samples/s, "
+              f"{100 * engine['data_wait_share']:.1f}% of the loop waiting for data")
+
+
+def print_loader_table(rows: list, workers: list[int]) -> None:
+    more = [w for w in workers if w > 0]
     print("| loader | ms per sample, main process | samples/s, main process | "
-          + " | ".join(f"samples/s, {w} worker{'s' if w > 1 else ''}" for w in more)
-          + " | per worker (2 workers) | loader / model (2 workers) |")
-    print("|---|---|---|" + "---|" * len(more) + "---|---|")
+          + "".join(f"samples/s, {w} worker{'s' if w > 1 else ''} | " for w in more)
+          + "per worker (2 workers) |")
+    print("|---|---|---|" + "---|" * len(more) + "---|")
     for name, rates in rows:
+        per_worker = f"{rates[2] / 2:.1f}" if 2 in rates else "-"
         print(f"| {name} | {1000 / rates[0]:.2f} | {rates[0]:.1f} | "
-              + " | ".join(f"{rates[w]:.1f}" for w in more)
-              + f" | {rates[2] / 2:.1f} | {rates[2] / needed:.0f}x |")
-    print(f"\nfull-size training step (configs/gaze.yaml, batch {batch_size}, preloaded batch): "
-          f"{step:.2f} s/step = {needed:.2f} samples/s consumed by the model")
-    print(f"default CPU experiment (64 px, 256x192 images, num_workers 0): loader "
-          f"{default_loader:.1f} samples/s in the main process, model {default_needed:.1f} "
-          f"samples/s (loader / model {default_loader / default_needed:.1f}x)")
-    print(f"default CPU experiment through the engine ({args.wait_steps} steps, 1 process, "
-          f"its train_stats.json): {engine['samples_per_second']:.1f} samples/s, "
-          f"{100 * engine['data_wait_share']:.1f}% of the loop waiting for data")
+              + "".join(f"{rates[w]:.1f} | " for w in more) + f"{per_worker} |")
 
 
 if __name__ == "__main__":

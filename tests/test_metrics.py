@@ -151,3 +151,18 @@ def test_angular_errors_and_heatmap_ap_match_the_original_formulas():
     large = torch.nn.functional.interpolate(torch.as_tensor(small)[None, None], size=(64, 64),
                                             mode="bilinear", align_corners=False)[0, 0].numpy()
     assert heatmap_ap(small, point) == heatmap_ap(large, point)
+
+
+def test_average_precision_is_scikit_learns_to_the_last_bit():
+    """heatmap_ap's own AP: the same value as average_precision_score, ties included."""
+    from gazefollow.following.metrics import average_precision
+    rng = np.random.default_rng(5)
+    for trial in range(60):
+        size = int(rng.integers(2, 5000))
+        scores = rng.random(size)
+        if trial % 3 == 0:  # many ties: a few distinct values, or a flat map
+            scores = np.round(scores * int(rng.integers(1, 6))) / 5
+        positive = rng.random(size) < rng.choice([0.001, 0.05, 0.5])
+        positive[int(rng.integers(size))] = True
+        assert average_precision(scores, positive) == average_precision_score(positive, scores)
+    assert np.isnan(average_precision(rng.random(10), np.zeros(10, dtype=bool)))

@@ -260,3 +260,36 @@ def test_frozen_weights_from_a_file_come_back_from_that_file(tmp_path):
     shutil.move(file, tmp_path / "elsewhere.pth")
     with pytest.raises(FrozenWeightsError, match="which is not there"):
         tasks.load_for_eval(run_dir)
+
+
+def test_rows_are_made_beside_the_next_prediction_in_order_and_errors_surface():
+    """predict_split makes a batch's rows on a second thread while the next batch is
+    predicted: the first batch's rows wait here until the second prediction has started
+    (they would wait forever if the two ran one after the other), the rows still come in
+    dataset order, and an error raised while making rows reaches the caller."""
+    import threading
+
+    second_started = threading.Event()
+    calls = []
+
+    def predict(model, batch):
+        calls.append(int(batch["position"][0]))
+        if len(calls) == 2:
+            second_started.set()
+        return {"y": model(batch["x"])}
+
+    def rows(batch, outputs):
+        if int(batch["position"][0]) == 0:
+            assert second_started.wait(timeout=30), "rows were not made beside the next batch"
+        return [{"position": int(p)} for p in batch["position"]]
+
+    model, dataset = Linear(), Points(12, 0)
+    predicted = predict_split(model, dataset, predict, rows, batch_size=4, device="cpu")
+    assert [r["position"] for r in predicted.rows] == list(range(12)) and calls == [0, 4, 8]
+
+    def failing(batch, outputs):
+        raise ValueError(f"no rows for position {int(batch['position'][0])}")
+
+    with pytest.raises(ValueError, match="no rows for position 4"):
+        predict_split(model, dataset, predict, lambda b, o: failing(b, o) if int(
+            b["position"][0]) == 4 else rows(b, o), batch_size=4, device="cpu")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -95,7 +96,9 @@ def predict_split(model, dataset, predict_batch: Callable, make_rows: Callable, 
                   num_workers: int = 0, desc: str = "eval",
                   groups: list | None = None) -> Predictions:
     """``predict_batch(model, batch)`` -> {name: [B, ...] outputs}, each checked finite;
-    ``make_rows(batch, outputs)`` -> a row per sample, each with its ``position``. With
+    ``make_rows(batch, outputs)`` -> a row per sample, each with its ``position``, given the
+    batch as loaded (on the host) and run on a second thread while the next batch is
+    predicted: it must only read its arguments (and keep its own state in order). With
     ``shard`` = (process index, process count) each process takes its share (whole
     ``groups`` when given) and every process gets the merged rows (a collective call)."""
     model.eval()
@@ -104,16 +107,22 @@ def predict_split(model, dataset, predict_batch: Callable, make_rows: Callable, 
     loader = DataLoader(Subset(dataset, positions), batch_size=batch_size, shuffle=False,
                         num_workers=num_workers, collate_fn=collate_samples,
                         worker_init_fn=prepare_worker, generator=torch.Generator())
-    rows, bad = [], []
+    rows, bad, scored = [], [], None
     progress = tqdm(total=len(positions), desc=desc, unit="sample", leave=False,
                     disable=None if shard[0] == 0 else True)
-    for batch in loader:
-        bad += batch.pop(BAD_KEY)
-        batch = to_device(batch, device)
-        outputs = predict_batch(model, batch)
-        check_finite(batch, outputs)
-        rows += make_rows(batch, outputs)
-        progress.update(len(batch["position"]))
+    # a batch's rows are made on a second thread, from the loader's copy of the batch on the
+    # host, while the next batch is predicted (a GPU would otherwise wait for the host's
+    # scoring); one batch at a time, in order
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rows") as scorer:
+        for host_batch in loader:
+            bad += host_batch.pop(BAD_KEY)
+            batch = to_device(host_batch, device)
+            outputs = predict_batch(model, batch)
+            check_finite(batch, outputs)
+            rows += scored.result() if scored is not None else []
+            scored = scorer.submit(make_rows, host_batch, outputs)
+            progress.update(len(batch["position"]))
+        rows += scored.result() if scored is not None else []
     progress.close()
     rows = sorted(gather_shards(rows, shard), key=lambda row: row["position"])
     return Predictions(rows, gather_shards(bad, shard))

@@ -139,7 +139,24 @@ def heatmap_ap(heatmap, points, size: int = HEATMAP_AP_SIZE) -> float:
     cols = np.minimum((points[:, 0] * size).astype(int), size - 1)
     rows = np.minimum((points[:, 1] * size).astype(int), size - 1)
     target[rows, cols] = True
-    return float(average_precision_score(target.ravel(), scores.ravel()))
+    return average_precision(scores.ravel(), target.ravel())
+
+
+def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
+    """scikit-learn's ``average_precision_score`` of one binary ranking, computed as it
+    computes it (the same arrays and operations: equal to the last bit, tested) without its
+    input checks, which took ten times the arithmetic on a 64x64 map: the sum over the
+    distinct score values, highest first, of (recall gained) x precision."""
+    order = np.argsort(scores, kind="mergesort")[::-1]
+    ranked, hits = scores[order], positive[order]
+    last = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]  # each value's last rank
+    tps = np.cumsum(hits, dtype=np.float64)[last]
+    if tps[-1] == 0:
+        return float("nan")
+    fps = 1 + last - tps
+    precision = np.r_[(tps / (tps + fps))[::-1], 1.0]
+    recall = np.r_[(tps / tps[-1])[::-1], 0.0]
+    return float(max(0.0, -np.sum(np.diff(recall) * precision[:-1])))
 
 
 VAT_SIGMA = 3  # the reference code draws a sigma-3 Gaussian in a (6 sigma + 1)^2 window
