@@ -21,11 +21,11 @@ class HeadDataset(Dataset):
     """Head instances of one split, as sample dicts.
 
     Sample keys: ``image`` [3, S, S] and ``face`` [3, F, F] (8-bit pixels, which the model
-    normalises; ``preprocess.model_inputs``), ``head_channel`` [1, S, S], ``heatmap`` [1, O, O] (Gaussian, peak 1; zeros out of frame),
-    ``gaze_points`` [20, 2] (normalised, -1 padding), ``inout`` (1 in frame, 0 out),
-    ``head_box`` [4] (normalised xyxy, after quirk fixes), ``index`` (sample id), ``position``
-    (in this dataset), ``path``,
-    ``width`` and ``height`` (original image size); with a ``depth_suffix``, ``depth``
+    normalises; ``preprocess.model_inputs``), ``head_channel`` [1, S, S], ``heatmap``
+    [1, O, O] (Gaussian, peak 1; zeros out of frame), ``gaze_points`` [20, 2] (normalised, -1
+    padding), ``inout`` (1 in frame, 0 out), ``head_box`` [4] (normalised xyxy, after quirk
+    fixes), ``index`` (sample id), ``position`` (in this dataset), ``path``, ``width`` and
+    ``height`` (original image size); with a ``depth_suffix``, ``depth``
     [3, S, S] (``gazefollow/following/data/depth.py``).
 
     An item is a position, or (position, epoch) from the training sampler: with ``augment``
