@@ -293,3 +293,14 @@ def test_rows_are_made_beside_the_next_prediction_in_order_and_errors_surface():
     with pytest.raises(ValueError, match="no rows for position 4"):
         predict_split(model, dataset, predict, lambda b, o: failing(b, o) if int(
             b["position"][0]) == 4 else rows(b, o), batch_size=4, device="cpu")
+
+
+def test_batches_are_pinned_for_a_gpu_only(tmp_path, monkeypatch):
+    """A GPU run's loader pins its batches (copies to the device then run beside the host);
+    a CPU run's does not."""
+    from gazefollow.engine import loop
+
+    config = tiny_config(tmp_path)
+    assert not loop.train_loader(Points(8, 0), config).pin_memory  # this machine: a CPU run
+    monkeypatch.setattr(loop, "runs_on_cpu", lambda config: False)
+    assert loop.train_loader(Points(8, 0), config).pin_memory

@@ -51,8 +51,9 @@ def gather_shards(items: list, shard: tuple[int, int]) -> list:
     return gather_object(items)
 
 
-def to_device(batch: dict, device) -> dict:
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+def to_device(batch: dict, device, non_blocking: bool = False) -> dict:
+    return {k: v.to(device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v
+            for k, v in batch.items()}
 
 
 SAMPLE_NAME_KEYS = ("path", "uid", "subject", "index", "frame")
@@ -104,9 +105,11 @@ def predict_split(model, dataset, predict_batch: Callable, make_rows: Callable, 
     model.eval()
     positions = shard_positions(len(dataset), shard, groups)
     # its own generator: evaluating never draws from the global RNG (exact training resume)
+    pinned = torch.device(device).type == "cuda"  # copies to the GPU beside the host
     loader = DataLoader(Subset(dataset, positions), batch_size=batch_size, shuffle=False,
                         num_workers=num_workers, collate_fn=collate_samples,
-                        worker_init_fn=prepare_worker, generator=torch.Generator())
+                        worker_init_fn=prepare_worker, generator=torch.Generator(),
+                        pin_memory=pinned)
     rows, bad, scored = [], [], None
     progress = tqdm(total=len(positions), desc=desc, unit="sample", leave=False,
                     disable=None if shard[0] == 0 else True)
@@ -116,7 +119,7 @@ def predict_split(model, dataset, predict_batch: Callable, make_rows: Callable, 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rows") as scorer:
         for host_batch in loader:
             bad += host_batch.pop(BAD_KEY)
-            batch = to_device(host_batch, device)
+            batch = to_device(host_batch, device, non_blocking=pinned)
             outputs = predict_batch(model, batch)
             check_finite(batch, outputs)
             rows += scored.result() if scored is not None else []

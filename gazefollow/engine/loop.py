@@ -22,7 +22,7 @@ from gazefollow.config import Config
 from gazefollow.engine.optimizer import make_ema, make_lr_scheduler, make_optimizer
 from gazefollow.engine.order import EpochShuffle
 from gazefollow.engine.run_records import run_logs
-from gazefollow.engine.runtime import describe_setup, make_accelerator
+from gazefollow.engine.runtime import describe_setup, make_accelerator, runs_on_cpu
 from gazefollow.engine.samples import BAD_KEY, collate_samples
 from gazefollow.engine.session import (ProgressLog, end_session, logs_written, start_trackers,
                                        timed, validate, write_logs)
@@ -55,10 +55,11 @@ def train_loader(dataset, config: Config) -> DataLoader:
     # a dataset with its own draws (a weighted joint mix) gives its sampler
     sampler = (dataset.sampler(config.run.seed) if hasattr(dataset, "sampler") else
                EpochShuffle(len(dataset), config.run.seed))
+    # pinned (page-locked) batches on a GPU: their copies to the device run beside the host
     return DataLoader(dataset, batch_size=data.batch_size, drop_last=True, sampler=sampler,
                       collate_fn=collate_samples, num_workers=data.num_workers,
                       persistent_workers=data.num_workers > 0,
-                      worker_init_fn=prepare_worker,
+                      worker_init_fn=prepare_worker, pin_memory=not runs_on_cpu(config),
                       generator=torch.Generator().manual_seed(config.run.seed))
 
 

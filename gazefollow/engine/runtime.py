@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, PartialState
+from accelerate.utils import DataLoaderConfiguration
 
 from gazefollow.config import Config, ConfigError
 
@@ -33,9 +34,12 @@ def make_accelerator(config: Config, run_dir: Path) -> Accelerator:
               "apex and CUDA", file=sys.stderr)
         precision = "no"
     log_with = None if config.logging.wandb == "disabled" else "wandb"
+    # on a GPU the batches come from pinned memory (train_loader), so their copies to the
+    # device need not wait for the host
     return Accelerator(cpu=cpu, mixed_precision=precision, log_with=log_with,
                        gradient_accumulation_steps=config.optim.grad_accumulation,
-                       project_dir=str(run_dir))
+                       project_dir=str(run_dir),
+                       dataloader_config=DataLoaderConfiguration(non_blocking=not cpu))
 
 
 def describe_setup(accelerator: Accelerator, config: Config) -> str:
