@@ -184,3 +184,20 @@ def test_a_batch_of_bytes_is_normalised_as_its_samples_were(tiny_world):
             picture = Image.fromarray(sample[key].permute(1, 2, 0).numpy())
             assert torch.equal(batch[key][k], to_tensor(picture))
     assert normalised_pictures(batch)["image"] is batch["image"]  # floats pass as given
+
+
+def test_the_scene_and_face_jittered_as_one_picture_are_each_jittered_alone():
+    from PIL import Image
+
+    from gazefollow.engine.images import ColorJitter, pixels
+    from gazefollow.following.data.preprocess import _jittered
+    rng = np.random.default_rng(7)
+    for scene_size, face_size in ((64, 32), (48, 48), (32, 56)):
+        scene = Image.fromarray(rng.integers(0, 256, (scene_size, scene_size, 3), np.uint8))
+        face = Image.fromarray(rng.integers(0, 256, (face_size, face_size, 3), np.uint8))
+        color = ColorJitter.draw(rng, 0.5)
+        brightened = color.brighten(scene)
+        mean = color.grey_mean(brightened)
+        got_scene, got_face = _jittered(color, scene, face)
+        assert torch.equal(got_scene, pixels(color.apply(brightened, mean, brightened=True)))
+        assert torch.equal(got_face, pixels(color.apply(face, mean)))

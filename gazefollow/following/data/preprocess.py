@@ -20,7 +20,7 @@ def _torch_resized(array: np.ndarray, size: int) -> torch.Tensor:
 
 def as_picture(pixels: torch.Tensor) -> Image.Image:
     """8-bit [3, H, W] -> a PIL RGB image."""
-    return Image.fromarray(pixels.permute(1, 2, 0).numpy())
+    return Image.fromarray(pixels.permute(1, 2, 0).contiguous().numpy())
 
 
 def resized_scene(image: Image.Image, size: int, resize: str = "pil") -> Image.Image:
@@ -33,6 +33,10 @@ def resized_scene(image: Image.Image, size: int, resize: str = "pil") -> Image.I
     return as_picture(_torch_resized(np.array(image), size))
 
 
+def _pil_face(image: Image.Image, window: tuple, size: int) -> Image.Image:
+    return image.crop(window).resize((size, size), Image.BILINEAR)
+
+
 def resized_face(image: Image.Image, window: tuple, size: int, resize: str = "pil",
                  array: np.ndarray | None = None) -> torch.Tensor:
     """The face: the integer ``window`` (xyxy; black outside the image, as PIL crops) as 8-bit
@@ -40,7 +44,7 @@ def resized_face(image: Image.Image, window: tuple, size: int, resize: str = "pi
     level of PIL's), cut from ``array`` (the image's bytes, when the caller has them) without
     a copy."""
     if resize != "torch":
-        return pixels(image.crop(window).resize((size, size), Image.BILINEAR))
+        return pixels(_pil_face(image, window, size))
     x0, y0, x1, y1 = window
     inside = 0 <= x0 < x1 <= image.size[0] and 0 <= y0 < y1 <= image.size[1]
     if array is None or not inside:
@@ -104,13 +108,19 @@ def _face_window_and_channel(image: Image.Image, head_box: np.ndarray, input_siz
     return window, channel
 
 
-def _jittered(color: ColorJitter, scene: Image.Image, face: torch.Tensor) -> tuple:
+def _jittered(color: ColorJitter, scene: Image.Image, face: Image.Image) -> tuple:
     """The resized scene and face jittered (two small pictures instead of the whole image),
-    the contrast of both towards the mean grey of the view (its resized scene)."""
-    scene = color.brighten(scene)
-    mean = color.grey_mean(scene)
-    return (pixels(color.apply(scene, mean, brightened=True)),
-            pixels(color.apply(as_picture(face), mean)))
+    the contrast of both towards the mean grey of the view (its resized scene). They are
+    jittered as one picture, the face below the scene: every step of the jitter acts pixel by
+    pixel (given the mean grey), so each comes out as if jittered alone (tested), with half
+    the calls."""
+    both = Image.new("RGB", (max(scene.width, face.width), scene.height + face.height))
+    both.paste(scene, (0, 0))
+    both.paste(face, (0, scene.height))
+    both = color.brighten(both)
+    mean = color.grey_mean(both.crop((0, 0, scene.width, scene.height)))
+    both = pixels(color.apply(both, mean, brightened=True))
+    return both[:, :scene.height, :scene.width], both[:, scene.height:, :face.width]
 
 
 def model_inputs(image: Image.Image, head_box: np.ndarray, input_size: int, face_size: int,
@@ -140,14 +150,17 @@ def model_inputs(image: Image.Image, head_box: np.ndarray, input_size: int, face
                                                head_inputs, mirrored)
     # torch resizes the scene and the face from one copy of the bytes
     array = np.array(image) if scene_resize == "torch" and scene is None else None
-    face = resized_face(image, window, face_size, scene_resize, array)
-    if color is not None:
-        resized = (as_picture(_torch_resized(array, input_size)) if array is not None
-                   else resized_scene(image, input_size, scene_resize))
-        scene, face = _jittered(color, resized, face)
-    elif scene is None:
-        scene = (_torch_resized(array, input_size) if array is not None
-                 else scene_tensor(image, input_size, scene_resize))
+    if color is not None and array is not None:
+        scene, face = _jittered(color, as_picture(_torch_resized(array, input_size)),
+                                as_picture(resized_face(image, window, face_size, "torch", array)))
+    elif color is not None:
+        scene, face = _jittered(color, resized_scene(image, input_size, scene_resize),
+                                _pil_face(image, window, face_size))
+    else:
+        face = resized_face(image, window, face_size, scene_resize, array)
+        if scene is None:
+            scene = (_torch_resized(array, input_size) if array is not None
+                     else scene_tensor(image, input_size, scene_resize))
     if mirrored:
         scene, face = scene.flip(-1), face.flip(-1)
     return {
