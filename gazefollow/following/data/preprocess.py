@@ -1,5 +1,6 @@
 """The one (image, head box) -> model-input function, shared by the datasets, the predictor
-and the tests: scene resize, head-position channel, enlarged face crop, normalisation."""
+and the tests: scene resize, head-position channel, enlarged face crop, as 8-bit pixels
+(``GazeModel.encode`` normalises them on the model's device)."""
 from __future__ import annotations
 
 import numpy as np
