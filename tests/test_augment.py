@@ -201,3 +201,14 @@ def test_the_scene_and_face_jittered_as_one_picture_are_each_jittered_alone():
         got_scene, got_face = _jittered(color, scene, face)
         assert torch.equal(got_scene, pixels(color.apply(brightened, mean, brightened=True)))
         assert torch.equal(got_face, pixels(color.apply(face, mean)))
+
+
+def test_an_empty_face_window_gives_pils_black_face_with_either_resize():
+    from PIL import Image
+
+    from gazefollow.following.data.preprocess import resized_face
+    image = Image.fromarray(np.full((40, 60, 3), 200, dtype=np.uint8))
+    for window in ((5, 5, 5, 20), (10, 30, 30, 30)):
+        pil = resized_face(image, window, 16, "pil")
+        fast = resized_face(image, window, 16, "torch", np.array(image))
+        assert pil.shape == (3, 16, 16) and torch.equal(pil, fast) and pil.max() == 0

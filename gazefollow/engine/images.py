@@ -46,18 +46,22 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=None)
-def _imagenet_stats(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    # kept per device: copying them from the host at every batch would wait on the device
-    return IMAGENET_MEAN.to(device), IMAGENET_STD.to(device)
+def _imagenet_stats(device: torch.device) -> tuple[torch.Tensor, ...]:
+    # kept per device: copying them from the host at every batch would wait on the device.
+    # 255 is a tensor too: CUDA divides by a number as a product with its reciprocal, which
+    # rounds differently from the host's division
+    return (torch.tensor(255.0, device=device), IMAGENET_MEAN.to(device),
+            IMAGENET_STD.to(device))
 
 
 def normalise(pixels: torch.Tensor) -> torch.Tensor:
     """8-bit RGB [..., 3, H, W] on any device -> ImageNet-normalised float32, contiguous. The
     channels are made contiguous while the pixels are still bytes and the arithmetic runs in
-    place: the same float32 operations as (x / 255 - mean) / std, element by element, so a
-    batch normalised at once equals its samples normalised one by one, on any device."""
-    mean, std = _imagenet_stats(pixels.device)
-    return pixels.contiguous().float().div_(255.0).sub_(mean).div_(std)
+    place: the same float32 operations as (x / 255 - mean) / std, element by element and as
+    true divisions, so a batch normalised at once equals its samples normalised one by one on
+    the host."""
+    full, mean, std = _imagenet_stats(pixels.device)
+    return pixels.contiguous().float().div_(full).sub_(mean).div_(std)
 
 
 @dataclass(frozen=True)

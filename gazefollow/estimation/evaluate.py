@@ -39,7 +39,7 @@ def predict_split(model, dataset, *, batch_size: int, device, num_workers: int =
         pred = outputs["predicted gaze"]
         return [{"position": position, "index": int(batch["index"][i]),
                  "subject": batch["subject"][i], "pred": pred[i],
-                 "true": batch["gaze"][i].cpu().numpy(),
+                 "true": batch["gaze"][i].cpu().numpy().copy(),  # not a view of the batch
                  "dataset": batch["dataset"][i] if "dataset" in batch else None}
                 for i, position in enumerate(batch["position"].tolist())]
 

@@ -11,8 +11,9 @@ from typing import Optional
 class FollowingData:
     input_size: int = 224  # scene input (px)
     # pil: the 8-bit scene and face resized by PIL | torch: the same filter by torch on the
-    # bytes, for the scene and the face, within one grey level of PIL's, about 5x faster (a
-    # choice for new runs: a model is best evaluated with the resize it was trained with) |
+    # bytes, for the scene and (since 2026-12-06) the face, within one grey level of PIL's,
+    # about 5x faster (a choice for new runs: a model is best evaluated with the resize it
+    # was trained with) |
     # antialias: the scene normalised, then resized in float (torchvision's tensor Resize:
     # Gaze-LLE's preprocessing), the face by PIL
     scene_resize: str = "pil"

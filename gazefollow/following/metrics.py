@@ -151,11 +151,10 @@ def average_precision(scores: np.ndarray, positive: np.ndarray) -> float:
     ranked, hits = scores[order], positive[order]
     last = np.r_[np.flatnonzero(np.diff(ranked)), ranked.size - 1]  # each value's last rank
     tps = np.cumsum(hits, dtype=np.float64)[last]
-    if tps[-1] == 0:
-        return float("nan")
     fps = 1 + last - tps
     precision = np.r_[(tps / (tps + fps))[::-1], 1.0]
-    recall = np.r_[(tps / tps[-1])[::-1], 0.0]
+    # no positive at all: scikit-learn takes every recall as 1 (and warns), which gives 0
+    recall = np.r_[(tps / tps[-1] if tps[-1] else np.ones_like(tps))[::-1], 0.0]
     return float(max(0.0, -np.sum(np.diff(recall) * precision[:-1])))
 
 

@@ -47,7 +47,9 @@ def resized_face(image: Image.Image, window: tuple, size: int, resize: str = "pi
     if resize != "torch":
         return pixels(_pil_face(image, window, size))
     x0, y0, x1, y1 = window
-    inside = 0 <= x0 < x1 <= image.size[0] and 0 <= y0 < y1 <= image.size[1]
+    if x1 <= x0 or y1 <= y0:  # an empty window: PIL's black face (torch has no empty resize)
+        return pixels(_pil_face(image, window, size))
+    inside = 0 <= x0 and x1 <= image.size[0] and 0 <= y0 and y1 <= image.size[1]
     if array is None or not inside:
         return _torch_resized(np.array(image.crop(window)), size)
     return _torch_resized(array[y0:y1, x0:x1], size)
