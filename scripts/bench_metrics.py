@@ -24,8 +24,8 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import average_precision_score, roc_auc_score  # noqa: E402
 
 from gazefollow.following.evaluate import score_instance  # noqa: E402
-from gazefollow.following.metrics import gazefollow_auc, heatmap_ap  # noqa: E402
 from gazefollow.following.metrics import upsample_heatmap  # noqa: E402
+from gazefollow.following.metrics import gazefollow_auc, heatmap_ap  # noqa: E402
 
 
 def make_instances(count: int, seed: int) -> list[tuple]:

@@ -172,10 +172,11 @@ def test_a_mirrored_view_is_the_mirrored_image_byte_for_byte(scene_resize, head_
 def test_a_batch_of_bytes_is_normalised_as_its_samples_were(tiny_world):
     """The datasets give 8-bit pictures; GazeModel.encode normalises the batch at once, to the
     float inputs each sample had before."""
+    from PIL import Image
+
     from gazefollow.engine.images import to_tensor
     from gazefollow.engine.samples import collate_samples
     from gazefollow.following.models.gaze_model import normalised_pictures
-    from PIL import Image
     dataset = _train_dataset(tiny_world, None)
     samples = [dataset[p] for p in range(3)]
     batch = normalised_pictures(collate_samples(samples))

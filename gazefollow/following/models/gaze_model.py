@@ -13,7 +13,6 @@ from gazefollow.following.models.conditioning import Conditioning
 from gazefollow.following.models.heads import build_head
 from gazefollow.following.models.temporal import TemporalFusion, clip_inputs
 
-
 PICTURE_KEYS = ("image", "face", "clip_image", "clip_face")
 
 
