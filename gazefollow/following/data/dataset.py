@@ -114,8 +114,8 @@ class HeadDataset(Dataset):
         points = shown.points / shown.image.size
         extra = {}
         if shown.depth is not None:
-            extra["depth"] = depth_channels(shown.depth, self.input_size)
-            extra["depth"] = extra["depth"].flip(-1) if shown.mirrored else extra["depth"]
+            depth = depth_channels(shown.depth, self.input_size)
+            extra["depth"] = depth.flip(-1) if shown.mirrored else depth
         return {
             **model_inputs(shown.image, shown.box, self.input_size, self.face_size,
                            self.head_enlarge, self.scene_resize, self.head_inputs,

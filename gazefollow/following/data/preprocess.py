@@ -14,24 +14,27 @@ from gazefollow.following.data.heatmap import enlarge_box, head_channel
 
 def _torch_resized(array: np.ndarray, size: int) -> torch.Tensor:
     """8-bit [H, W, 3] -> 8-bit [3, S, S], contiguous: torch's antialiased bilinear filter."""
-    pixels = torch.from_numpy(array).permute(2, 0, 1)[None]
-    return F.interpolate(pixels.contiguous(memory_format=torch.channels_last), size=(size, size),
-                         mode="bilinear", antialias=True, align_corners=False)[0].contiguous()
+    channels_first = torch.from_numpy(array).permute(2, 0, 1)[None]
+    return F.interpolate(channels_first.contiguous(memory_format=torch.channels_last),
+                         size=(size, size), mode="bilinear", antialias=True,
+                         align_corners=False)[0].contiguous()
 
 
-def as_picture(pixels: torch.Tensor) -> Image.Image:
+def as_picture(channels_first: torch.Tensor) -> Image.Image:
     """8-bit [3, H, W] -> a PIL RGB image."""
-    return Image.fromarray(pixels.permute(1, 2, 0).contiguous().numpy())
+    return Image.fromarray(channels_first.permute(1, 2, 0).contiguous().numpy())
 
 
-def resized_scene(image: Image.Image, size: int, resize: str = "pil") -> Image.Image:
+def resized_scene(image: Image.Image, size: int, resize: str = "pil",
+                  array: np.ndarray | None = None) -> Image.Image:
     """The scene as 8-bit pixels at S x S: PIL's bilinear filter (``pil``), or torch's
     antialiased bilinear filter on the bytes (``torch``: the same filter, rounded differently:
     values differ from PIL's by one grey level at most, about 0.2% of them when a 640x480
-    image is reduced, more when a small one is enlarged; about 5x faster)."""
+    image is reduced, more when a small one is enlarged; about 5x faster). ``array``: the
+    image's bytes, when the caller has them."""
     if resize != "torch":
         return image.resize((size, size), Image.BILINEAR)
-    return as_picture(_torch_resized(np.array(image), size))
+    return as_picture(_torch_resized(np.array(image) if array is None else array, size))
 
 
 def _pil_face(image: Image.Image, window: tuple, size: int) -> Image.Image:
@@ -55,14 +58,15 @@ def resized_face(image: Image.Image, window: tuple, size: int, resize: str = "pi
     return _torch_resized(array[y0:y1, x0:x1], size)
 
 
-def scene_tensor(image: Image.Image, size: int, resize: str = "pil") -> torch.Tensor:
+def scene_tensor(image: Image.Image, size: int, resize: str = "pil",
+                 array: np.ndarray | None = None) -> torch.Tensor:
     """The scene input [3, S, S]: ``pil`` and ``torch`` give the resized image's 8-bit pixels
-    (``resized_scene``; ``torch`` stays a tensor), which the model normalises on its device
-    (``GazeModel.encode``); ``antialias`` normalises the full image in float32, then resizes
-    it (bilinear with antialiasing: torchvision's ToTensor, Normalize, Resize on a tensor, as
-    Gaze-LLE prepares its input)."""
+    (``resized_scene``; ``torch`` stays a tensor, from ``array`` when given), which the model
+    normalises on its device (``GazeModel.encode``); ``antialias`` normalises the full image
+    in float32, then resizes it (bilinear with antialiasing: torchvision's ToTensor,
+    Normalize, Resize on a tensor, as Gaze-LLE prepares its input)."""
     if resize == "torch":
-        return _torch_resized(np.array(image), size)
+        return _torch_resized(np.array(image) if array is None else array, size)
     if resize == "pil":
         return pixels(resized_scene(image, size, resize))
     full = to_tensor(image).unsqueeze(0)
@@ -153,17 +157,15 @@ def model_inputs(image: Image.Image, head_box: np.ndarray, input_size: int, face
                                                head_inputs, mirrored)
     # torch resizes the scene and the face from one copy of the bytes
     array = np.array(image) if scene_resize == "torch" and scene is None else None
-    if color is not None and array is not None:
-        scene, face = _jittered(color, as_picture(_torch_resized(array, input_size)),
-                                as_picture(resized_face(image, window, face_size, "torch", array)))
-    elif color is not None:
-        scene, face = _jittered(color, resized_scene(image, input_size, scene_resize),
-                                _pil_face(image, window, face_size))
+    if color is not None:  # jittered as pictures
+        face = (as_picture(resized_face(image, window, face_size, "torch", array))
+                if array is not None else _pil_face(image, window, face_size))
+        scene, face = _jittered(color, resized_scene(image, input_size, scene_resize, array),
+                                face)
     else:
         face = resized_face(image, window, face_size, scene_resize, array)
         if scene is None:
-            scene = (_torch_resized(array, input_size) if array is not None
-                     else scene_tensor(image, input_size, scene_resize))
+            scene = scene_tensor(image, input_size, scene_resize, array)
     if mirrored:
         scene, face = scene.flip(-1), face.flip(-1)
     return {
